@@ -1,0 +1,262 @@
+//! Shared pieces of the hosting API: names and labels, node pools, deletion policy, condition
+//! types, the night window, and the DNS-name rules used by several kinds.
+//!
+//! Conventions of the whole crate: every CEL message starts with the path of the field it is
+//! about (`spec.hostnames: ...`) and says what is allowed; lists and strings that CEL reads are
+//! bounded (`maxItems`, `maxLength`) to keep the API server's cost estimate low; enums carry
+//! `#[schemars(description = "")]` because kube's schema rewrite of `Option<enum>` would
+//! otherwise replace the field's doc (what `kubectl explain` shows) with the enum's.
+
+use std::fmt;
+use std::str::FromStr;
+
+use kube::KubeSchema;
+use schemars::{JsonSchema, Schema, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// API group of every mutu kind.
+pub const GROUP: &str = "hosting.imio.be";
+/// API version of every mutu kind.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of every mutu object (`GROUP/VERSION`).
+pub const API_VERSION: &str = "hosting.imio.be/v1alpha1";
+
+/// Node label naming the pool a node belongs to (`frontend` or `physical`).
+pub const POOL_LABEL: &str = "hosting.imio.be/pool";
+/// Label set on every object mutu creates and on every pod of its workloads.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY`] on everything mutu creates.
+pub const MANAGED_BY_VALUE: &str = "mutu";
+/// Label holding the name of the resource that owns an object mutu created.
+pub const INSTANCE: &str = "app.kubernetes.io/instance";
+/// Label naming the part an object plays (e.g. `zeo`, `instance`, `backup`).
+pub const COMPONENT: &str = "app.kubernetes.io/component";
+/// Label on tenant namespaces and their objects naming the MemberTenant.
+pub const TENANT_LABEL: &str = "hosting.imio.be/tenant";
+/// Label on PloneSites and their children naming the Product the site is an instance of.
+pub const PRODUCT_LABEL: &str = "hosting.imio.be/product";
+
+/// Pool of the new virtualised frontend nodes, where new sites go by default.
+pub const POOL_FRONTEND: &str = "frontend";
+/// Pool of the legacy physical servers being retired.
+pub const POOL_PHYSICAL: &str = "physical";
+
+/// Prefix of the namespace mutu creates for each MemberTenant (`tenant-<name>`).
+pub const TENANT_NAMESPACE_PREFIX: &str = "tenant-";
+
+/// The namespace mutu creates for the MemberTenant named `tenant`.
+pub fn tenant_namespace(tenant: &str) -> String {
+    format!("{TENANT_NAMESPACE_PREFIX}{tenant}")
+}
+
+/// Condition type every kind reports: the object is in the state its spec asks for.
+pub const CONDITION_READY: &str = "Ready";
+/// Condition type of finished runs (Backup, Restore, MigrationPlan, ReleaseRollout).
+pub const CONDITION_COMPLETE: &str = "Complete";
+/// Condition type of runs that gave up (Backup, Restore, waves over their failure threshold).
+pub const CONDITION_FAILED: &str = "Failed";
+/// Condition type of work under way (a certificate being issued, a wave moving).
+pub const CONDITION_PROGRESSING: &str = "Progressing";
+
+/// A node pool: the value of the [`POOL_LABEL`] node label.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+#[schemars(description = "")] // keep the field's doc in the CRD: see the `common` module doc
+pub enum Pool {
+    /// The new virtualised frontend nodes.
+    Frontend,
+    /// The legacy physical servers being retired.
+    Physical,
+}
+
+impl Pool {
+    /// The label value of this pool.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pool::Frontend => POOL_FRONTEND,
+            Pool::Physical => POOL_PHYSICAL,
+        }
+    }
+}
+
+impl fmt::Display for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A pool name that is not one of mutu's pools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownPool(pub String);
+
+impl fmt::Display for UnknownPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown node pool {:?}: use {POOL_FRONTEND} or {POOL_PHYSICAL}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownPool {}
+
+impl FromStr for Pool {
+    type Err = UnknownPool;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            POOL_FRONTEND => Ok(Pool::Frontend),
+            POOL_PHYSICAL => Ok(Pool::Physical),
+            other => Err(UnknownPool(other.to_string())),
+        }
+    }
+}
+
+/// What happens to the data when the object is deleted.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[schemars(description = "")] // keep the field's doc in the CRD: see the `common` module doc
+pub enum DeletionPolicy {
+    /// Keep volumes, databases, indexes and backups; only the workloads go.
+    #[default]
+    Retain,
+    /// Delete the data with the object.
+    Delete,
+}
+
+/// A daily time window (typically the night), in a named time zone.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.start != self.end").message(
+    "spec.window: start and end must differ; a window that crosses midnight is written start 22:00, end 05:00"
+))]
+pub struct Window {
+    /// Local time the window opens, 24-hour HH:MM (e.g. `22:00`).
+    #[schemars(length(max = 5))]
+    #[x_kube(validation = Rule::new(HH_MM_RULE).message(
+        "spec.window.start: must be a 24-hour time HH:MM between 00:00 and 23:59, e.g. 22:00"
+    ))]
+    pub start: String,
+    /// Local time the window closes, 24-hour HH:MM (e.g. `05:00`). When it is earlier than
+    /// `start`, the window ends the next day.
+    #[schemars(length(max = 5))]
+    #[x_kube(validation = Rule::new(HH_MM_RULE).message(
+        "spec.window.end: must be a 24-hour time HH:MM between 00:00 and 23:59, e.g. 05:00"
+    ))]
+    pub end: String,
+    /// IANA time zone that `start` and `end` are read in, e.g. `Europe/Brussels` (the default).
+    /// Summer and winter time follow the zone.
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(TIME_ZONE_RULE).message(
+        "spec.window.timeZone: must be an IANA time zone name such as Europe/Brussels or UTC"
+    ))]
+    pub time_zone: String,
+}
+
+/// The time zone of the cooperative and its members.
+pub const DEFAULT_TIME_ZONE: &str = "Europe/Brussels";
+
+fn default_time_zone() -> String {
+    DEFAULT_TIME_ZONE.to_string()
+}
+
+/// CEL rule: a 24-hour `HH:MM` time.
+pub(crate) const HH_MM_RULE: &str = "self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')";
+/// CEL rule: an IANA time zone name (shape only: `Area/Location` or `UTC`).
+pub(crate) const TIME_ZONE_RULE: &str =
+    "self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')";
+/// CEL rule: a container image tag (the release of a product).
+pub(crate) const RELEASE_RULE: &str = "self.matches('^[A-Za-z0-9_][A-Za-z0-9_.-]*$')";
+/// CEL rule: a Go-style duration such as `2160h` or `1h30m`.
+pub(crate) const DURATION_RULE: &str = "self.matches('^([0-9]+(h|m|s|ms))+$')";
+
+/// RE2 expression of a lower-case RFC 1123 DNS name: dot-separated labels of `a-z`, `0-9` and
+/// `-`, each 1 to 63 characters, not starting or ending with `-`.
+pub const DNS_NAME_PATTERN: &str =
+    "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?([.][a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$";
+/// [`DNS_NAME_PATTERN`] with an optional leading `*.` wildcard label.
+pub const WILDCARD_DNS_NAME_PATTERN: &str =
+    "^([*][.])?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?([.][a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$";
+
+/// Longest DNS name (RFC 1123).
+pub const MAX_DNS_NAME_LENGTH: usize = 253;
+
+/// Whether `name` is a lower-case RFC 1123 DNS name, the rule the API server applies to
+/// hostnames, domains and certificate names (without the wildcard).
+pub fn is_dns_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_DNS_NAME_LENGTH && name.split('.').all(is_dns_label)
+}
+
+/// Whether `name` is a DNS label: 1 to 63 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
+pub fn is_dns_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
+}
+
+/// Whether `hostname` is `domain` itself or a name under it (`deliberations.mons.be` is under
+/// `mons.be`; `notmons.be` is not).
+pub fn is_within_domain(hostname: &str, domain: &str) -> bool {
+    hostname == domain
+        || hostname
+            .strip_suffix(domain)
+            .is_some_and(|prefix| prefix.ends_with('.'))
+}
+
+/// Schema of a list of DNS names whose every item is checked by CEL, with messages naming
+/// `field`. Bounded (`maxItems`, `maxLength`) so the API server's CEL cost estimate stays low.
+/// With `required`, an empty list is refused too.
+pub(crate) fn dns_name_list(
+    field: &str,
+    example: &str,
+    wildcard: bool,
+    required: bool,
+    max_items: u32,
+) -> Schema {
+    let (pattern, wildcard_note) = if wildcard {
+        (
+            WILDCARD_DNS_NAME_PATTERN,
+            "; the first label may be * for a wildcard",
+        )
+    } else {
+        (DNS_NAME_PATTERN, "")
+    };
+    let mut schema = json_schema!({
+        "type": "array",
+        "maxItems": max_items,
+        "x-kubernetes-list-type": "set",
+        "items": {
+            "type": "string",
+            "maxLength": MAX_DNS_NAME_LENGTH,
+            "x-kubernetes-validations": [{
+                "rule": format!("self.matches('{pattern}')"),
+                "message": format!(
+                    "{field}: each name must be a lower-case DNS name (RFC 1123): letters a-z, digits and '-' in dot-separated labels{wildcard_note}, e.g. {example}"
+                ),
+            }],
+        },
+    });
+    if required {
+        schema.insert(
+            "x-kubernetes-validations".into(),
+            serde_json::json!([{
+                "rule": "size(self) > 0",
+                "message": format!("{field}: at least one name is required, e.g. {example}"),
+            }]),
+        );
+    }
+    schema
+}
+
+/// A reference to a Secret by name.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(length(max = 253))]
+    pub name: String,
+}
