@@ -1,0 +1,40 @@
+# mutu — the two commands a newcomer needs: `make demo` and `make test`.
+# Everything slow to build is cached outside the work tree, under $(MUTU_CACHE).
+
+SHELL := /bin/bash
+MUTU_CACHE ?= $(HOME)/.cache/mutu
+export MUTU_CACHE
+export CARGO_TARGET_DIR ?= $(MUTU_CACHE)/target
+MUTU := $(CARGO_TARGET_DIR)/debug/mutu
+
+.PHONY: all build demo demo-down test unit-test e2e-test lint crds fmt
+
+all: build
+
+## build: the mutu binary (debug profile, cached target directory)
+build:
+	cargo build --locked --bin mutu
+
+## demo: start the local control plane, apply the examples, show them
+demo: build
+	tests/demo.sh "$(MUTU)"
+
+## demo-down: stop the demo's control plane and remove its state
+demo-down: build
+	$(MUTU) dev down
+
+## test: the whole test suite (unit tests, then end-to-end tests on a fresh local control plane)
+test: build
+	tests/run.sh "$(MUTU)"
+
+## lint: formatting and clippy, as required before every commit
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+## crds: regenerate crds/ from crates/api
+crds: build
+	$(MUTU) crds --dir crds
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,71 @@
+//! `mutu crds`: the CustomResourceDefinitions generated from crates/api.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Args)]
+pub struct CrdsArgs {
+    /// Write one YAML file per kind into this directory (e.g. `crds/`) instead of
+    /// printing them all to standard output.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+pub fn run(args: CrdsArgs) -> anyhow::Result<()> {
+    let crds = mutu_api::crds();
+    match args.dir {
+        None => {
+            for crd in &crds {
+                print!("---\n{}", mutu_api::crd_yaml(crd)?);
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for crd in &crds {
+                let path = dir.join(mutu_api::crd_file_name(crd));
+                std::fs::write(&path, mutu_api::crd_yaml(crd)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            eprintln!("wrote {} CRDs to {}", crds.len(), dir.display());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// crds/ is generated from crates/api by `make crds`; it must never drift.
+    #[test]
+    fn committed_crds_match_the_types() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+        let mut expected = BTreeSet::new();
+        for crd in mutu_api::crds() {
+            let file = mutu_api::crd_file_name(&crd);
+            let path = dir.join(&file);
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                Some(committed) == mutu_api::crd_yaml(&crd).ok(),
+                "crds/{file} differs from crates/api; run `make crds` and commit the result"
+            );
+            expected.insert(file);
+        }
+        let present: BTreeSet<String> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".yaml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            present, expected,
+            "crds/ holds files that no kind generates (or misses some); run `make crds`"
+        );
+    }
+}

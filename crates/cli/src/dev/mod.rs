@@ -1,0 +1,395 @@
+//! `mutu dev up|down|env`: a real Kubernetes control plane on 127.0.0.1 for the
+//! demo and the tests: etcd, kube-apiserver, kube-controller-manager and
+//! kube-scheduler (built from the upstream Go modules by tests/cluster), kwok
+//! for simulated nodes, the node pools, a default StorageClass and the CRDs.
+
+mod bootstrap;
+mod pki;
+mod process;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use process::Processes;
+
+#[derive(Args)]
+pub struct DevArgs {
+    #[command(subcommand)]
+    command: DevCommand,
+    /// State directory (PKI, etcd data, logs, kubeconfig).
+    #[arg(long, global = true, env = "MUTU_DEV_DIR", default_value = ".mutu/dev")]
+    dir: PathBuf,
+    /// Port of the API server; etcd, the controller-manager and the scheduler use
+    /// the four ports after it.
+    #[arg(long, global = true, env = "MUTU_DEV_API_PORT", default_value_t = 6443)]
+    api_port: u16,
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Build (once, cached) and start the local control plane, create the node
+    /// pools and the default StorageClass, install the CRDs. Running it again is harmless.
+    Up,
+    /// Stop everything `up` started and remove its state directory.
+    Down,
+    /// Print the `export KUBECONFIG=...` line for this control plane.
+    Env,
+}
+
+/// Names of the control plane's processes, in start order.
+const COMPONENTS: [&str; 5] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+];
+
+/// Where one local control plane keeps its state and which ports it uses.
+pub struct Layout {
+    root: PathBuf,
+    state: PathBuf,
+    api_port: u16,
+}
+
+impl Layout {
+    fn new(args: &DevArgs) -> anyhow::Result<Self> {
+        let cwd = std::env::current_dir()?;
+        let root = project_root(&cwd)?;
+        let state = if args.dir.is_absolute() {
+            args.dir.clone()
+        } else {
+            root.join(&args.dir)
+        };
+        Ok(Self {
+            root,
+            state,
+            api_port: args.api_port,
+        })
+    }
+
+    fn pki(&self) -> PathBuf {
+        self.state.join("pki")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state.join("kubeconfig")
+    }
+
+    fn component_kubeconfig(&self, stem: &str) -> PathBuf {
+        self.state
+            .join("kubeconfigs")
+            .join(format!("{stem}.kubeconfig"))
+    }
+
+    fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api_port)
+    }
+
+    fn etcd_port(&self) -> u16 {
+        self.api_port + 1
+    }
+}
+
+/// The directory holding tests/cluster (the project checkout), from `MUTU_ROOT`
+/// or the nearest parent of the current directory.
+fn project_root(cwd: &Path) -> anyhow::Result<PathBuf> {
+    if let Ok(root) = std::env::var("MUTU_ROOT") {
+        return Ok(PathBuf::from(root));
+    }
+    cwd.ancestors()
+        .find(|d| d.join("tests/cluster/build.sh").is_file())
+        .map(Path::to_path_buf)
+        .context(
+            "cannot find the mutu checkout (tests/cluster/build.sh) above the current directory; \
+             run from the checkout or set MUTU_ROOT",
+        )
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let layout = Layout::new(&args)?;
+    match args.command {
+        DevCommand::Up => up(&layout).await,
+        DevCommand::Down => down(&layout).await,
+        DevCommand::Env => {
+            println!("export KUBECONFIG={}", layout.kubeconfig().display());
+            Ok(())
+        }
+    }
+}
+
+fn step(started: Instant, message: &str) {
+    eprintln!("[{:>5.1}s] {message}", started.elapsed().as_secs_f64());
+}
+
+async fn up(layout: &Layout) -> anyhow::Result<()> {
+    let started = Instant::now();
+    step(started, &format!("state in {}", layout.state.display()));
+    let bin = build(layout)?;
+    step(
+        started,
+        &format!("control-plane binaries ready in {}", bin.display()),
+    );
+
+    pki::ensure(&layout.pki())?;
+    write_kubeconfigs(layout)?;
+
+    let procs = Processes::new(&layout.state);
+    let cluster_bin = bin.join("mutu-cluster");
+    let mut crds_installed = false;
+    for name in COMPONENTS {
+        if let Some(pid) = procs.running(name) {
+            step(started, &format!("{name} already running (pid {pid})"));
+            continue;
+        }
+        let (program, args) = if name == "kwok" {
+            (bin.join("kwok"), kwok_args(layout, &bin))
+        } else {
+            let mut args = vec![name.to_string()];
+            args.extend(component_args(layout, name));
+            (cluster_bin.clone(), args)
+        };
+        let pid = procs.start(name, &program, &args)?;
+        step(started, &format!("started {name} (pid {pid})"));
+        match name {
+            "etcd" => wait_port(&procs, name, layout.etcd_port(), Duration::from_secs(30)).await?,
+            "kube-apiserver" => {}
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+        if name == "kube-apiserver" {
+            wait_apiserver(layout, &procs, started).await?;
+            // Before the controller-manager starts, so that its quota
+            // controller finds mutu's kinds on its first discovery.
+            let client = bootstrap::client(&layout.kubeconfig()).await?;
+            bootstrap::install_crds(&client, started).await?;
+            crds_installed = true;
+        }
+    }
+    for name in COMPONENTS {
+        if procs.running(name).is_none() {
+            bail!(
+                "{name} exited during start-up; last lines of {}:\n{}",
+                procs.log_file(name).display(),
+                procs.log_tail(name, 20)
+            );
+        }
+    }
+
+    let client = bootstrap::client(&layout.kubeconfig()).await?;
+    if !crds_installed {
+        bootstrap::install_crds(&client, started).await?;
+    }
+    bootstrap::apply(&client, started).await?;
+    step(started, "control plane ready");
+    eprintln!();
+    println!("export KUBECONFIG={}", layout.kubeconfig().display());
+    Ok(())
+}
+
+async fn down(layout: &Layout) -> anyhow::Result<()> {
+    let procs = Processes::new(&layout.state);
+    for name in COMPONENTS.iter().rev() {
+        if procs.stop(name, Duration::from_secs(10)).await {
+            eprintln!("stopped {name}");
+        }
+    }
+    if layout.state.exists() {
+        std::fs::remove_dir_all(&layout.state)
+            .with_context(|| format!("cannot remove {}", layout.state.display()))?;
+        eprintln!("removed {}", layout.state.display());
+    }
+    Ok(())
+}
+
+/// Runs tests/cluster/build.sh, which builds once and caches by a hash of its
+/// inputs; returns the directory holding the binaries.
+fn build(layout: &Layout) -> anyhow::Result<PathBuf> {
+    let script = layout.root.join("tests/cluster/build.sh");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed ({}); its output is above",
+            script.display(),
+            output.status
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let dir = stdout
+        .lines()
+        .last()
+        .context("build.sh printed no directory")?;
+    Ok(PathBuf::from(dir.trim()))
+}
+
+fn write_kubeconfigs(layout: &Layout) -> anyhow::Result<()> {
+    let pki = layout.pki();
+    std::fs::create_dir_all(layout.state.join("kubeconfigs"))?;
+    for id in pki::IDENTITIES {
+        let text = pki::kubeconfig(&pki, &layout.server(), id.stem)?;
+        std::fs::write(layout.component_kubeconfig(id.stem), &text)?;
+        if id.stem == "admin" {
+            std::fs::write(layout.kubeconfig(), &text)?;
+        }
+    }
+    Ok(())
+}
+
+fn component_args(layout: &Layout, name: &str) -> Vec<String> {
+    let pki = layout.pki();
+    let p = |f: &str| pki.join(f).display().to_string();
+    let kc = |stem: &str| layout.component_kubeconfig(stem).display().to_string();
+    let port = layout.api_port;
+    let flags: Vec<String> = match name {
+        "etcd" => {
+            let client = format!("http://127.0.0.1:{}", port + 1);
+            let peer = format!("http://127.0.0.1:{}", port + 2);
+            vec![
+                format!("--data-dir={}", layout.state.join("etcd").display()),
+                "--name=mutu-dev".into(),
+                format!("--listen-client-urls={client}"),
+                format!("--advertise-client-urls={client}"),
+                format!("--listen-peer-urls={peer}"),
+                format!("--initial-advertise-peer-urls={peer}"),
+                format!("--initial-cluster=mutu-dev={peer}"),
+                "--unsafe-no-fsync=true".into(),
+                "--quota-backend-bytes=8589934592".into(),
+                "--log-level=warn".into(),
+            ]
+        }
+        "kube-apiserver" => vec![
+            format!("--etcd-servers=http://127.0.0.1:{}", port + 1),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--tls-cert-file={}", p("apiserver.crt")),
+            format!("--tls-private-key-file={}", p("apiserver.key")),
+            format!("--client-ca-file={}", p("ca.crt")),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", p("sa.pub")),
+            format!("--service-account-signing-key-file={}", p("sa.key")),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--authorization-mode=Node,RBAC".into(),
+            "--endpoint-reconciler-type=none".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            format!(
+                "--cert-dir={}",
+                layout.state.join("apiserver-certs").display()
+            ),
+        ],
+        "kube-controller-manager" => vec![
+            format!("--kubeconfig={}", kc("controller-manager")),
+            format!("--authentication-kubeconfig={}", kc("controller-manager")),
+            format!("--authorization-kubeconfig={}", kc("controller-manager")),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={}", port + 3),
+            format!("--cert-dir={}", layout.state.join("kcm-certs").display()),
+            format!("--service-account-private-key-file={}", p("sa.key")),
+            format!("--root-ca-file={}", p("ca.crt")),
+            format!("--cluster-signing-cert-file={}", p("ca.crt")),
+            format!("--cluster-signing-key-file={}", p("ca.key")),
+            "--use-service-account-credentials=true".into(),
+            "--leader-elect=false".into(),
+            "--enable-hostpath-provisioner=true".into(),
+            "--concurrent-deployment-syncs=10".into(),
+            "--concurrent-replicaset-syncs=10".into(),
+            "--kube-api-qps=200".into(),
+            "--kube-api-burst=400".into(),
+        ],
+        "kube-scheduler" => vec![
+            format!("--kubeconfig={}", kc("scheduler")),
+            format!("--authentication-kubeconfig={}", kc("scheduler")),
+            format!("--authorization-kubeconfig={}", kc("scheduler")),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={}", port + 4),
+            format!(
+                "--cert-dir={}",
+                layout.state.join("scheduler-certs").display()
+            ),
+            "--leader-elect=false".into(),
+            "--kube-api-qps=200".into(),
+            "--kube-api-burst=400".into(),
+        ],
+        _ => Vec::new(),
+    };
+    flags
+}
+
+fn kwok_args(layout: &Layout, bin: &Path) -> Vec<String> {
+    vec![
+        format!(
+            "--kubeconfig={}",
+            layout.component_kubeconfig("kwok").display()
+        ),
+        format!("--config={}", bin.join("kwok-stages.yaml").display()),
+        format!(
+            "--manage-nodes-with-annotation-selector={}=fake",
+            bootstrap::KWOK_ANNOTATION
+        ),
+        "--cidr=10.244.0.0/16".into(),
+        "--node-ip=127.0.0.1".into(),
+        "--node-lease-duration-seconds=40".into(),
+    ]
+}
+
+async fn wait_port(
+    procs: &Processes,
+    name: &str,
+    port: u16,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if procs.running(name).is_none() || Instant::now() > deadline {
+            bail!(
+                "{name} did not start listening on 127.0.0.1:{port}; last lines of {}:\n{}",
+                procs.log_file(name).display(),
+                procs.log_tail(name, 20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_apiserver(
+    layout: &Layout,
+    procs: &Processes,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let client = bootstrap::client(&layout.kubeconfig()).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_report = Instant::now();
+    loop {
+        match bootstrap::readyz(&client).await {
+            Ok(()) => {
+                step(started, "kube-apiserver is ready (/readyz)");
+                return Ok(());
+            }
+            Err(e) => {
+                if procs.running("kube-apiserver").is_none() || Instant::now() > deadline {
+                    bail!(
+                        "kube-apiserver did not become ready ({e}); last lines of {}:\n{}",
+                        procs.log_file("kube-apiserver").display(),
+                        procs.log_tail("kube-apiserver", 30)
+                    );
+                }
+                if last_report.elapsed() > Duration::from_secs(5) {
+                    step(started, "waiting for kube-apiserver /readyz ...");
+                    last_report = Instant::now();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

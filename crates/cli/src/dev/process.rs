@@ -1,0 +1,106 @@
+//! The control plane's processes: started detached in their own process group
+//! (they outlive `mutu dev up`), each with a pid file and a log file in the
+//! state directory, and recognised again by their command line.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Where the pid and log files of one state directory live.
+pub struct Processes {
+    state: PathBuf,
+}
+
+impl Processes {
+    pub fn new(state: &Path) -> Self {
+        Self {
+            state: state.to_path_buf(),
+        }
+    }
+
+    fn pid_file(&self, name: &str) -> PathBuf {
+        self.state.join("pids").join(format!("{name}.pid"))
+    }
+
+    pub fn log_file(&self, name: &str) -> PathBuf {
+        self.state.join("logs").join(format!("{name}.log"))
+    }
+
+    /// The pid of `name` if it is running and is ours (its command line names the
+    /// state directory, so a recycled pid is never mistaken for it).
+    pub fn running(&self, name: &str) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.pid_file(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let state = self.state.to_string_lossy();
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| !stat.contains(") Z "))
+            .unwrap_or(false);
+        (alive && cmdline.contains(state.as_ref())).then_some(pid)
+    }
+
+    /// Starts `program args` as `name`, detached, appending to its log file.
+    pub fn start(&self, name: &str, program: &Path, args: &[String]) -> anyhow::Result<i32> {
+        for dir in ["pids", "logs"] {
+            std::fs::create_dir_all(self.state.join(dir))?;
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file(name))
+            .with_context(|| format!("cannot open the log of {name}"))?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({})", program.display()))?;
+        let pid = i32::try_from(child.id()).context("pid out of range")?;
+        std::fs::write(self.pid_file(name), format!("{pid}\n"))?;
+        Ok(pid)
+    }
+
+    /// Stops `name` (SIGTERM, then SIGKILL after `grace`). Returns whether it was running.
+    pub async fn stop(&self, name: &str, grace: Duration) -> bool {
+        let Some(pid) = self.running(name) else {
+            let _ = std::fs::remove_file(self.pid_file(name));
+            return false;
+        };
+        let target = Pid::from_raw(pid);
+        let _ = kill(target, Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.running(name).is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if self.running(name).is_some() {
+            let _ = kill(target, Signal::SIGKILL);
+            while self.running(name).is_some() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let _ = std::fs::remove_file(self.pid_file(name));
+        true
+    }
+
+    /// The last lines of `name`'s log, for error messages.
+    pub fn log_tail(&self, name: &str, lines: usize) -> String {
+        let Ok(file) = File::open(self.log_file(name)) else {
+            return String::from("(no log)");
+        };
+        let text = std::io::read_to_string(file).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}

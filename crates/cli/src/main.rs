@@ -1,0 +1,81 @@
+//! `mutu`: the one binary of the hosting control plane. It runs the operators,
+//! prints the CRDs, and starts the local control plane used by the demo and tests.
+
+mod crds;
+mod dev;
+mod operator;
+mod tenant;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// mutu: declarative hosting for the cooperative's Plone fleet on Kubernetes.
+#[derive(Parser)]
+#[command(name = "mutu", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start, stop or use the local control plane (etcd, kube-apiserver,
+    /// controller-manager, scheduler and simulated nodes on 127.0.0.1).
+    Dev(dev::DevArgs),
+    /// Print the CustomResourceDefinitions of every mutu kind, or write them to a directory.
+    Crds(crds::CrdsArgs),
+    /// Run mutu's operators against the cluster of the current kubeconfig.
+    Operator(operator::OperatorArgs),
+    /// Member tenants: import a member register.
+    Tenant(tenant::TenantArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The dev commands poll the API server while it starts; the client's own
+    // connection errors are expected there and would only be noise.
+    let default_filter = match cli.command {
+        Command::Dev(_) => "warn,kube_client=off",
+        _ => "info",
+    };
+    init_logging(default_filter);
+    // One TLS stack, one crypto provider, chosen here for the whole process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Crds(args) => crds::run(args),
+            Command::Operator(args) => operator::run(args).await,
+            Command::Tenant(args) => tenant::run(args),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default_filter: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUTU_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,161 @@
+//! `mutu operator run`: connects to the cluster, serves health and metrics, and
+//! runs the controllers until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use mutu_runtime::{Health, Metrics, Settings};
+use tracing::info;
+
+#[derive(Args)]
+pub struct OperatorArgs {
+    #[command(subcommand)]
+    command: OperatorCommand,
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Run the operators in the foreground until SIGTERM or Ctrl-C.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Address of the health (`/healthz`, `/readyz`) and metrics (`/metrics`) endpoints.
+    #[arg(long, env = "MUTU_METRICS_ADDR", default_value = "127.0.0.1:9090")]
+    metrics_addr: SocketAddr,
+    /// Run only these controllers (comma-separated); all of them when absent.
+    #[arg(long, value_delimiter = ',', value_name = "CONTROLLER")]
+    only: Vec<String>,
+    /// Node pool that new sites are placed on (node label `hosting.imio.be/pool`).
+    #[arg(long, env = "MUTU_DEFAULT_POOL", default_value = "frontend")]
+    default_pool: String,
+    /// Take a coordination Lease so that only one replica reconciles at a time.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the ingress controller, allowed through the tenants' network policies.
+    #[arg(long, env = "MUTU_INGRESS_NAMESPACE", default_value = "ingress-nginx")]
+    ingress_namespace: String,
+    /// Reconciles running at once, per controller.
+    #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+}
+
+/// Every controller `mutu operator run` knows, for `--only`.
+const CONTROLLERS: &[&str] = &[mutu_tenant::NAME];
+
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    match args.command {
+        OperatorCommand::Run(args) => run_operators(args).await,
+    }
+}
+
+async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
+    if let Some(unknown) = args
+        .only
+        .iter()
+        .find(|c| !CONTROLLERS.contains(&c.as_str()))
+    {
+        anyhow::bail!(
+            "--only: unknown controller {unknown:?}; known controllers: {}",
+            CONTROLLERS.join(", ")
+        );
+    }
+    let enabled = |name: &str| args.only.is_empty() || args.only.iter().any(|c| c == name);
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot connect to Kubernetes (set KUBECONFIG, or run `mutu dev up`)")?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("the Kubernetes API server does not answer")?;
+    info!(
+        server = %version.git_version,
+        default_pool = %args.default_pool,
+        leader_elect = args.leader_elect,
+        only = ?args.only,
+        "connected"
+    );
+
+    let health = Health::default();
+    let metrics = Metrics::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let (bound, server) = mutu_runtime::serve(
+        args.metrics_addr,
+        health.clone(),
+        metrics.clone(),
+        stopped(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+    info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+
+    let settings = Settings {
+        concurrency: args.concurrency,
+        ..Settings::default()
+    };
+    let mut controllers = tokio::task::JoinSet::new();
+    if enabled(mutu_tenant::NAME) {
+        let config = mutu_tenant::Config {
+            ingress_namespace: args.ingress_namespace.clone(),
+        };
+        let run = mutu_tenant::run(
+            client.clone(),
+            metrics.clone(),
+            health.clone(),
+            config,
+            settings.clone(),
+            stopped(),
+        );
+        controllers.spawn(async move { run.await.map_err(anyhow::Error::from) });
+    }
+    health.set_ready(true);
+    info!(controllers = controllers.len(), "controllers started");
+
+    tokio::select! {
+        () = shutdown_signal() => {}
+        Some(result) = controllers.join_next() => {
+            match result {
+                Ok(Ok(())) => anyhow::bail!("a controller stopped unexpectedly"),
+                Ok(Err(e)) => return Err(e.context("a controller could not start")),
+                Err(e) => anyhow::bail!("a controller panicked: {e}"),
+            }
+        }
+    }
+    health.set_ready(false);
+    let _ = stop_tx.send(true);
+    while let Some(result) = controllers.join_next().await {
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %e, "controller stopped with an error");
+        }
+    }
+    let _ = server.await;
+    info!("stopped cleanly");
+    Ok(())
+}
+
+/// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => info!("Ctrl-C received, stopping"),
+        () = term => info!("SIGTERM received, stopping"),
+    }
+}

@@ -1,0 +1,396 @@
+//! Running a controller the same way everywhere: one malformed object is
+//! reported and skipped (never fatal), concurrency is bounded, triggers are
+//! debounced, failures back off per object (exponentially, reset on success),
+//! periodic requeues are jittered, and every reconcile is measured.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Config, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::{Applier, Health, Metrics};
+
+/// An error a controller can report: its reason is used as the Event reason
+/// and as the `reason` label of `mutu_reconcile_errors_total`.
+pub trait Reason: std::error::Error + Send + Sync + 'static {
+    /// A short PascalCase reason, e.g. `DomainConflict`.
+    fn reason(&self) -> &'static str;
+}
+
+/// Tuning of one controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Triggers of one object closer together than this are merged.
+    pub debounce: Duration,
+    /// Periodic re-check of an object that is fine (jittered by ±20 %).
+    pub requeue: Duration,
+    /// First retry after a failure; doubles with each further failure.
+    pub backoff_base: Duration,
+    /// Longest wait between retries.
+    pub backoff_cap: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            debounce: Duration::from_millis(500),
+            requeue: Duration::from_secs(600),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything a reconcile gets besides its object: the shared plumbing and the
+/// operator's own `data`.
+pub struct Context<T> {
+    pub name: &'static str,
+    pub applier: Applier,
+    pub metrics: Metrics,
+    pub health: Health,
+    pub settings: Settings,
+    pub data: T,
+    recorder: Recorder,
+    backoff: Backoff,
+    reported_invalid: Mutex<HashSet<String>>,
+}
+
+impl<T> Context<T> {
+    pub fn new(
+        name: &'static str,
+        client: Client,
+        metrics: Metrics,
+        health: Health,
+        settings: Settings,
+        data: T,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: format!("mutu-{name}"),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            name,
+            applier: Applier::new(client.clone(), name, metrics.clone()),
+            recorder: Recorder::new(client, reporter),
+            metrics,
+            health,
+            backoff: Backoff::new(settings.backoff_base, settings.backoff_cap),
+            settings,
+            data,
+            reported_invalid: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        self.applier.client()
+    }
+
+    /// The periodic requeue of an object that is fine, jittered by ±20 % so a
+    /// whole fleet does not re-check in the same second.
+    pub fn requeue(&self) -> Action {
+        Action::requeue(jitter(self.settings.requeue, 0.2))
+    }
+
+    /// Publishes a Kubernetes Event about `obj` (best effort: a failure is logged).
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        self.event_ref(&obj.object_ref(&()), warning, reason, note)
+            .await;
+    }
+
+    async fn event_ref(
+        &self,
+        reference: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(truncate(&note, 1000)),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        match self.recorder.publish(&event, reference).await {
+            Ok(()) => self.metrics.write(self.name, "event", "Event"),
+            Err(e) => tracing::warn!(controller = self.name, error = %e, "cannot publish event"),
+        }
+    }
+
+    /// Failures in a row of the object `key` (`namespace/name`).
+    pub fn failures(&self, key: &str) -> u32 {
+        self.backoff.failures(key)
+    }
+}
+
+/// Per-object exponential backoff: `base`, doubling with each failure in a row
+/// up to `cap`, ±10 % jitter; a success resets it.
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            base,
+            cap,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a failure of `key` and returns how long to wait before retrying.
+    pub fn fail(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(20));
+        jitter(self.base.saturating_mul(factor).min(self.cap), 0.1)
+    }
+
+    /// Forgets the failures of `key`.
+    pub fn reset(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(key);
+    }
+
+    /// Failures in a row of `key`.
+    pub fn failures(&self, key: &str) -> u32 {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.get(key).copied().unwrap_or(0)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// `base` moved by a random fraction of up to `spread` either way.
+pub fn jitter(base: Duration, spread: f64) -> Duration {
+    let factor = 1.0 + spread * (fastrand::f64() * 2.0 - 1.0);
+    base.mul_f64(factor.max(0.0))
+}
+
+fn key_of<K: Resource>(obj: &K) -> String {
+    match obj.meta().namespace.as_deref() {
+        Some(ns) => format!("{ns}/{}", obj.name_any()),
+        None => obj.name_any(),
+    }
+}
+
+fn labels(controller: &str, extra: Option<(&'static str, &str)>) -> Vec<(&'static str, String)> {
+    let mut l = vec![("controller", controller.to_string())];
+    if let Some((k, v)) = extra {
+        l.push((k, v.to_string()));
+    }
+    l
+}
+
+/// Runs `controller` with `reconcile` until the controller's shutdown trigger fires.
+pub async fn run<K, T, F, Fut, E>(
+    controller: Controller<DeserializeGuard<K>>,
+    ctx: Arc<Context<T>>,
+    reconcile: F,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<Context<T>>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, E>> + Send + 'static,
+    E: Reason,
+{
+    let name = ctx.name;
+    let config = Config::default()
+        .concurrency(ctx.settings.concurrency)
+        .debounce(ctx.settings.debounce);
+    let reconcile = Arc::new(reconcile);
+    let guarded = move |guard: Arc<DeserializeGuard<K>>, ctx: Arc<Context<T>>| {
+        let reconcile = reconcile.clone();
+        async move {
+            let in_flight = ctx
+                .metrics
+                .in_flight
+                .get_or_create(&labels(ctx.name, None))
+                .clone();
+            match &guard.0 {
+                Err(invalid) => {
+                    let key = format!(
+                        "{}/{}@{}",
+                        invalid.metadata.namespace.as_deref().unwrap_or_default(),
+                        invalid.metadata.name.as_deref().unwrap_or_default(),
+                        invalid
+                            .metadata
+                            .resource_version
+                            .as_deref()
+                            .unwrap_or_default()
+                    );
+                    tracing::warn!(controller = ctx.name, object = %key, error = %invalid.error, "malformed object skipped");
+                    ctx.metrics
+                        .reconciles
+                        .get_or_create(&labels(ctx.name, Some(("result", "invalid"))))
+                        .inc();
+                    let first = ctx
+                        .reported_invalid
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key);
+                    if first {
+                        let reference = ObjectReference {
+                            api_version: Some(K::api_version(&()).into_owned()),
+                            kind: Some(K::kind(&()).into_owned()),
+                            name: invalid.metadata.name.clone(),
+                            namespace: invalid.metadata.namespace.clone(),
+                            uid: invalid.metadata.uid.clone(),
+                            ..Default::default()
+                        };
+                        ctx.event_ref(
+                            &reference,
+                            true,
+                            "InvalidObject",
+                            format!("mutu cannot read this object: {}", invalid.error),
+                        )
+                        .await;
+                    }
+                    Ok::<Action, ControllerError<E>>(Action::await_change())
+                }
+                Ok(obj) => {
+                    let key = key_of(obj);
+                    in_flight.inc();
+                    let started = Instant::now();
+                    let result = reconcile(Arc::new(obj.clone()), ctx.clone()).await;
+                    in_flight.dec();
+                    ctx.metrics
+                        .durations
+                        .get_or_create(&labels(ctx.name, None))
+                        .observe(started.elapsed().as_secs_f64());
+                    match result {
+                        Ok(action) => {
+                            ctx.metrics
+                                .reconciles
+                                .get_or_create(&labels(ctx.name, Some(("result", "ok"))))
+                                .inc();
+                            ctx.backoff.reset(&key);
+                            Ok(action)
+                        }
+                        Err(error) => {
+                            ctx.metrics
+                                .reconciles
+                                .get_or_create(&labels(ctx.name, Some(("result", "error"))))
+                                .inc();
+                            ctx.metrics
+                                .errors
+                                .get_or_create(&labels(ctx.name, Some(("reason", error.reason()))))
+                                .inc();
+                            Err(ControllerError { key, error })
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let error_policy =
+        |_obj: Arc<DeserializeGuard<K>>, err: &ControllerError<E>, ctx: Arc<Context<T>>| {
+            let delay = ctx.backoff.fail(&err.key);
+            tracing::warn!(
+                controller = ctx.name,
+                object = %err.key,
+                reason = err.error.reason(),
+                error = %err.error,
+                retry_in = ?delay,
+                "reconcile failed"
+            );
+            Action::requeue(delay)
+        };
+    controller
+        .with_config(config)
+        .run(guarded, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(controller = name, error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+/// A failed reconcile of the object `key`.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {error}")]
+pub struct ControllerError<E: std::error::Error + 'static> {
+    key: String,
+    #[source]
+    error: E,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets_on_success() {
+        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        let secs: Vec<f64> = (0..8)
+            .map(|_| backoff.fail("ns/site").as_secs_f64())
+            .collect();
+        let expected = [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0];
+        for (got, want) in secs.iter().zip(expected) {
+            assert!((got - want).abs() <= want * 0.1 + 1e-9, "{secs:?}");
+        }
+        assert_eq!(backoff.failures("ns/site"), 8);
+        assert_eq!(backoff.failures("ns/other"), 0, "backoff is per object");
+        backoff.reset("ns/site");
+        assert_eq!(backoff.failures("ns/site"), 0);
+        assert!(backoff.fail("ns/site") <= Duration::from_millis(1100));
+    }
+
+    #[test]
+    fn jitter_stays_within_its_spread() {
+        for _ in 0..1000 {
+            let d = jitter(Duration::from_secs(100), 0.2);
+            assert!(
+                d >= Duration::from_secs(80) && d <= Duration::from_secs(120),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jittered_requeues_spread_out() {
+        let values: HashSet<u128> = (0..50)
+            .map(|_| jitter(Duration::from_secs(600), 0.2).as_millis())
+            .collect();
+        assert!(
+            values.len() > 40,
+            "requeues are not spread: {}",
+            values.len()
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! Watches that feed the controllers. Every watch reports to [`Health`] (a
+//! watch broken for too long makes `/readyz` fail) and to the metrics, and
+//! keeps its cache small: managed fields are dropped, and children are watched
+//! as metadata only, limited to objects mutu manages.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::{FutureExt, Stream, StreamExt};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::{WatchStreamExt, reflector::reflector};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::labels::managed_selector;
+use crate::{Health, Metrics};
+
+/// Page size of the initial lists: bounds the memory of a relist at fleet scale.
+const PAGE_SIZE: u32 = 500;
+
+fn track<E, S, T>(
+    stream: S,
+    name: String,
+    health: Health,
+    metrics: Metrics,
+) -> impl Stream<Item = Result<T, E>>
+where
+    S: Stream<Item = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    stream.inspect(move |event| match event {
+        Ok(_) => health.watch_ok(&name),
+        Err(e) => {
+            tracing::warn!(watch = %name, error = %e, "watch failed; retrying with backoff");
+            health.watch_failed(&name);
+            metrics
+                .watch_errors
+                .get_or_create(&vec![("watch", name.clone())])
+                .inc();
+        }
+    })
+}
+
+/// A cached, tracked watch of every object of kind `K` (the kind a controller
+/// reconciles), for `Controller::for_stream`.
+pub fn main_watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    health: &Health,
+    metrics: &Metrics,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let name = K::plural(&()).into_owned();
+    let stream = watcher(api, config.page_size(PAGE_SIZE))
+        .default_backoff()
+        .modify(|obj| obj.managed_fields_mut().clear());
+    let stream =
+        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects();
+    (reader, stream)
+}
+
+/// A cached, tracked, metadata-only watch of the objects of kind `K` that mutu
+/// manages (label `app.kubernetes.io/managed-by=mutu`), in every namespace.
+pub fn children_watch<K>(
+    client: &Client,
+    health: &Health,
+    metrics: &Metrics,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let api: Api<PartialObjectMeta<K>> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let config = watcher::Config::default()
+        .labels(&managed_selector())
+        .page_size(PAGE_SIZE);
+    let name = K::plural(&()).into_owned();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|obj| obj.managed_fields_mut().clear());
+    let stream =
+        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects();
+    let stream = after_initial_list(stream, reader.clone());
+    (reader, stream)
+}
+
+/// Drops the events of `stream` until `store` has its first full list. On
+/// start-up every owner is reconciled once anyway; letting each child of the
+/// initial list trigger its owner again would only repeat that work.
+pub fn after_initial_list<K, T, E>(
+    stream: impl Stream<Item = Result<T, E>> + Send + 'static,
+    store: Store<K>,
+) -> impl Stream<Item = Result<T, E>> + Send + 'static
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    stream.filter(move |event| {
+        let listed = store.wait_until_ready().now_or_never().is_some();
+        std::future::ready(listed || event.is_err())
+    })
+}
+
+/// The objects of `store` labelled with `label=value`.
+pub fn with_label<K>(store: &Store<K>, label: &str, value: &str) -> Vec<Arc<K>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.labels().get(label).is_some_and(|v| v == value))
+        .collect()
+}

@@ -1,0 +1,156 @@
+//! Helpers for mutu's end-to-end tests: the checkout's paths and `kubectl`
+//! invocations against the control plane named by `KUBECONFIG`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kube::Client;
+use kube::api::{Api, PostParams};
+use mutu_api::MemberTenant;
+use mutu_runtime::conditions;
+use mutu_runtime::testing::wait_for;
+use serde_json::json;
+
+/// The root of the mutu checkout.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Result of one kubectl run.
+pub struct Kubectl {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `kubectl ARGS` against the cluster of `KUBECONFIG`.
+pub fn kubectl<I, S>(args: I) -> Kubectl
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out: Output = match Command::new("kubectl").args(args).output() {
+        Ok(out) => out,
+        Err(e) => {
+            return Kubectl {
+                success: false,
+                stdout: String::new(),
+                stderr: format!("cannot run kubectl: {e}"),
+            };
+        }
+    };
+    Kubectl {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every `*.yaml` file directly under `dir`, sorted.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// `kubectl auth can-i VERB RESOURCE -n NS --as USER`: whether the API server allows it.
+pub fn can_i(user: &str, verb: &str, resource: &str, namespace: Option<&str>) -> bool {
+    let mut args = vec![
+        "auth".to_string(),
+        "can-i".to_string(),
+        verb.to_string(),
+        resource.to_string(),
+        format!("--as={user}"),
+    ];
+    if let Some(ns) = namespace {
+        args.push(format!("--namespace={ns}"));
+    }
+    let out = kubectl(&args);
+    out.stdout.trim() == "yes"
+}
+
+/// The `/metrics` text of the operator that `make test` runs (`MUTU_OPERATOR_METRICS`).
+pub async fn operator_metrics() -> anyhow::Result<String> {
+    let url = std::env::var("MUTU_OPERATOR_METRICS").map_err(|_| {
+        anyhow::anyhow!("MUTU_OPERATOR_METRICS is not set; run the tests through `make test`")
+    })?;
+    scrape(&url).await
+}
+
+/// A plain HTTP GET of a local `http://127.0.0.1:PORT/PATH` URL.
+pub async fn scrape(url: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("only http:// URLs: {url}"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    Ok(body
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(body))
+}
+
+const TENANT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A MemberTenant entitled to delib 2 and web 1, with one admin user and group.
+pub fn tenant_json(name: &str, domains: &[String], policy: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "hosting.imio.be/v1alpha1",
+        "kind": "MemberTenant",
+        "metadata": {"name": name},
+        "spec": {
+            "displayName": format!("Commune de {name}"),
+            "category": "commune",
+            "province": "namur",
+            "population": 12000,
+            "domains": domains,
+            "admins": {"users": [format!("agent@{name}.test")], "groups": [format!("{name}-admins")]},
+            "entitlements": {"delib": 2, "web": 1},
+            "deletionPolicy": policy,
+        },
+    })
+}
+
+/// Creates the tenant of [`tenant_json`].
+pub async fn create_tenant(
+    client: &Client,
+    name: &str,
+    domains: &[String],
+    policy: &str,
+) -> anyhow::Result<()> {
+    let api: Api<MemberTenant> = Api::all(client.clone());
+    let body = serde_json::from_value(tenant_json(name, domains, policy))?;
+    api.create(&PostParams::default(), &body).await?;
+    Ok(())
+}
+
+/// Waits until the tenant `name` is Ready.
+pub async fn wait_ready(client: &Client, name: &str) -> anyhow::Result<MemberTenant> {
+    let api: Api<MemberTenant> = Api::all(client.clone());
+    Ok(wait_for(
+        &api,
+        name,
+        TENANT_TIMEOUT,
+        "the tenant to be Ready",
+        |t: Option<&MemberTenant>| {
+            t.and_then(|t| t.status.as_ref())
+                .is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))
+        },
+    )
+    .await?)
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests against the real local control plane (`make test` starts it
+//! and sets KUBECONFIG). Each test works in a namespace of its own.
+
+mod api;
+mod control_plane;
+mod tenant;
