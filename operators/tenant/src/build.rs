@@ -1,0 +1,481 @@
+//! The children a MemberTenant wants, as pure functions of its spec and the
+//! product catalog: its namespace, ResourceQuota, LimitRange, NetworkPolicies
+//! and the RoleBinding of its admins. No client here; unit-tested from YAML.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+use mutu_api::{MemberTenant, ProductSpec, TENANT_LABEL, tenant_namespace};
+use mutu_runtime::labels;
+
+use crate::quantity;
+
+/// Name of the ClusterRole that a tenant's admins are bound to in their namespace.
+pub const ADMIN_ROLE: &str = "mutu:tenant-admin";
+/// Resource counted by the API server's object-count quota for sites.
+pub const SITE_COUNT: &str = "count/plonesites.hosting.imio.be";
+
+/// Operator-wide settings the children depend on.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Namespace of the ingress controller, allowed to reach the tenant's pods.
+    pub ingress_namespace: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ingress_namespace: "ingress-nginx".to_string(),
+        }
+    }
+}
+
+/// Everything one tenant wants to exist.
+#[derive(Clone, Debug)]
+pub struct Desired {
+    pub namespace: Namespace,
+    pub quota: ResourceQuota,
+    pub limits: LimitRange,
+    pub policies: Vec<NetworkPolicy>,
+    pub admins: RoleBinding,
+    /// Entitled products missing from the catalog (left out of the quota).
+    pub unknown_products: Vec<String>,
+}
+
+fn meta(
+    tenant: &MemberTenant,
+    name: &str,
+    component: &str,
+    namespace: Option<&str>,
+    owned: bool,
+) -> ObjectMeta {
+    let tenant_name = tenant.name_any();
+    let uid = tenant.uid().unwrap_or_default();
+    let mut labels = labels::standard(&tenant_name, &uid, component);
+    labels.insert(TENANT_LABEL.to_string(), tenant_name);
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(str::to_string),
+        labels: Some(labels),
+        owner_references: owned.then(|| tenant.controller_owner_ref(&()).into_iter().collect()),
+        ..Default::default()
+    }
+}
+
+/// Builds every child of `tenant` from its spec and the `catalog` (products by name).
+pub fn build(
+    tenant: &MemberTenant,
+    catalog: &BTreeMap<String, ProductSpec>,
+    config: &Config,
+) -> Desired {
+    let ns = tenant_namespace(&tenant.name_any());
+    let (quota, unknown_products) = quota(tenant, catalog, &ns);
+    Desired {
+        namespace: namespace(tenant, &ns),
+        quota,
+        limits: limit_range(tenant, &ns),
+        policies: network_policies(tenant, &ns, config),
+        admins: admin_binding(tenant, &ns),
+        unknown_products,
+    }
+}
+
+fn namespace(tenant: &MemberTenant, ns: &str) -> Namespace {
+    // No owner reference: deleting the tenant must never let the garbage
+    // collector take the namespace; the finalizer decides (deletionPolicy).
+    let mut metadata = meta(tenant, ns, "namespace", None, false);
+    let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
+    let category = serde_json::to_value(tenant.spec.category).ok();
+    if let Some(category) = category.as_ref().and_then(|v| v.as_str()) {
+        labels.insert("hosting.imio.be/category".to_string(), category.to_string());
+    }
+    let province = tenant
+        .spec
+        .province
+        .and_then(|p| serde_json::to_value(p).ok());
+    if let Some(province) = province.as_ref().and_then(|v| v.as_str()) {
+        labels.insert("hosting.imio.be/province".to_string(), province.to_string());
+    }
+    Namespace {
+        metadata,
+        ..Default::default()
+    }
+}
+
+/// The tenant's quota: the number of sites is the sum of its entitlements (or
+/// `spec.quota.sites`), CPU, memory and storage the sum over its entitlements
+/// of each product's per-instance quota, unless `spec.quota` overrides them.
+fn quota(
+    tenant: &MemberTenant,
+    catalog: &BTreeMap<String, ProductSpec>,
+    ns: &str,
+) -> (ResourceQuota, Vec<String>) {
+    let entitled: i64 = tenant
+        .spec
+        .entitlements
+        .values()
+        .map(|n| i64::from((*n).max(0)))
+        .sum();
+    let (mut cpu, mut memory, mut storage) = (0.0, 0.0, 0.0);
+    let mut unknown = Vec::new();
+    for (product, count) in &tenant.spec.entitlements {
+        let Some(spec) = catalog.get(product) else {
+            unknown.push(product.clone());
+            continue;
+        };
+        let n = f64::from((*count).max(0));
+        if let Some(q) = &spec.quota {
+            cpu += q.cpu.as_ref().and_then(quantity::parse).unwrap_or(0.0) * n;
+            memory += q.memory.as_ref().and_then(quantity::parse).unwrap_or(0.0) * n;
+            storage += q.storage.as_ref().and_then(quantity::parse).unwrap_or(0.0) * n;
+        }
+    }
+    let overrides = tenant.spec.quota.clone().unwrap_or_default();
+    let sites = overrides.sites.map(i64::from).unwrap_or(entitled);
+    let mut hard = BTreeMap::from([(SITE_COUNT.to_string(), Quantity(sites.to_string()))]);
+    let mut put =
+        |key: &str, explicit: Option<Quantity>, computed: f64, fmt: fn(f64) -> Quantity| {
+            match explicit {
+                Some(q) => {
+                    hard.insert(key.to_string(), q);
+                }
+                None if computed > 0.0 => {
+                    hard.insert(key.to_string(), fmt(computed));
+                }
+                None => {}
+            }
+        };
+    put("requests.cpu", overrides.cpu, cpu, quantity::cpu);
+    put("requests.memory", overrides.memory, memory, quantity::bytes);
+    put(
+        "requests.storage",
+        overrides.storage,
+        storage,
+        quantity::bytes,
+    );
+    let quota = ResourceQuota {
+        metadata: meta(tenant, "tenant-quota", "quota", Some(ns), true),
+        spec: Some(ResourceQuotaSpec {
+            hard: Some(hard),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    (quota, unknown)
+}
+
+fn limit_range(tenant: &MemberTenant, ns: &str) -> LimitRange {
+    let q = |s: &str| Quantity(s.to_string());
+    LimitRange {
+        metadata: meta(tenant, "tenant-limits", "limits", Some(ns), true),
+        spec: Some(LimitRangeSpec {
+            limits: vec![LimitRangeItem {
+                type_: "Container".to_string(),
+                default_request: Some(BTreeMap::from([
+                    ("cpu".to_string(), q("100m")),
+                    ("memory".to_string(), q("256Mi")),
+                ])),
+                default: Some(BTreeMap::from([("memory".to_string(), q("1Gi"))])),
+                max: Some(BTreeMap::from([
+                    ("cpu".to_string(), q("4")),
+                    ("memory".to_string(), q("8Gi")),
+                ])),
+                ..Default::default()
+            }],
+        }),
+    }
+}
+
+fn namespace_peer(name: &str) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_string(),
+                name.to_string(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn same_namespace() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector::default()),
+        ..Default::default()
+    }
+}
+
+/// Deny by default; allow traffic within the namespace, from the ingress
+/// controller, and DNS lookups.
+fn network_policies(tenant: &MemberTenant, ns: &str, config: &Config) -> Vec<NetworkPolicy> {
+    let deny = NetworkPolicy {
+        metadata: meta(tenant, "default-deny", "network-policy", Some(ns), true),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Ingress".to_string(), "Egress".to_string()]),
+            ..Default::default()
+        }),
+    };
+    let dns_ports = ["UDP", "TCP"]
+        .into_iter()
+        .map(|protocol| NetworkPolicyPort {
+            protocol: Some(protocol.to_string()),
+            port: Some(IntOrString::Int(53)),
+            ..Default::default()
+        })
+        .collect();
+    let allow = NetworkPolicy {
+        metadata: meta(
+            tenant,
+            "allow-tenant-traffic",
+            "network-policy",
+            Some(ns),
+            true,
+        ),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Ingress".to_string(), "Egress".to_string()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![
+                    same_namespace(),
+                    namespace_peer(&config.ingress_namespace),
+                ]),
+                ..Default::default()
+            }]),
+            egress: Some(vec![
+                NetworkPolicyEgressRule {
+                    to: Some(vec![same_namespace()]),
+                    ..Default::default()
+                },
+                NetworkPolicyEgressRule {
+                    to: Some(vec![namespace_peer("kube-system")]),
+                    ports: Some(dns_ports),
+                },
+            ]),
+        }),
+    };
+    vec![deny, allow]
+}
+
+fn admin_binding(tenant: &MemberTenant, ns: &str) -> RoleBinding {
+    let admins = &tenant.spec.admins;
+    let groups = admins.groups.iter().map(|g| Subject {
+        kind: "Group".to_string(),
+        name: g.clone(),
+        api_group: Some("rbac.authorization.k8s.io".to_string()),
+        namespace: None,
+    });
+    let users = admins.users.iter().map(|u| Subject {
+        kind: "User".to_string(),
+        name: u.clone(),
+        api_group: Some("rbac.authorization.k8s.io".to_string()),
+        namespace: None,
+    });
+    RoleBinding {
+        metadata: meta(tenant, "tenant-admins", "rbac", Some(ns), true),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_string()),
+            kind: "ClusterRole".to_string(),
+            name: ADMIN_ROLE.to_string(),
+        },
+        subjects: Some(groups.chain(users).collect()),
+    }
+}
+
+/// What a tenant admin may do, granted only inside the tenant's namespace by a
+/// RoleBinding: manage sites, requests, backups and restores; read the
+/// certificates, search indexes, secrets and events of the namespace.
+pub fn admin_cluster_role() -> ClusterRole {
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
+        api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let manage = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    let read = ["get", "list", "watch"];
+    let mut labels = BTreeMap::new();
+    labels.insert(
+        labels::MANAGED_BY.to_string(),
+        labels::MANAGED_BY_VALUE.to_string(),
+    );
+    labels.insert(labels::COMPONENT.to_string(), "rbac".to_string());
+    labels.insert(labels::INSTANCE.to_string(), "tenant-admin".to_string());
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(ADMIN_ROLE.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        rules: Some(vec![
+            rule(
+                &[mutu_api::GROUP],
+                &["plonesites", "provisioningrequests", "backups", "restores"],
+                &manage,
+            ),
+            rule(&[mutu_api::GROUP], &["certificates", "solrindexes"], &read),
+            rule(&[""], &["secrets", "events"], &read),
+        ]),
+        aggregation_rule: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mutu_api::product::Product;
+
+    fn tenant(yaml: &str) -> MemberTenant {
+        serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("bad test tenant: {e}"))
+    }
+
+    fn catalog() -> BTreeMap<String, ProductSpec> {
+        let products: Vec<Product> = ["delib", "web"]
+            .iter()
+            .map(|name| {
+                let yaml = format!(
+                    r#"
+apiVersion: hosting.imio.be/v1alpha1
+kind: Product
+metadata: {{name: {name}}}
+spec:
+  displayName: {name}
+  engine: plone
+  image: registry.imio.be/imio/{name}
+  release: "1.0"
+  quota: {{cpu: 500m, memory: 1Gi, storage: 10Gi}}
+"#
+                );
+                serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("bad test product: {e}"))
+            })
+            .collect();
+        products
+            .into_iter()
+            .map(|p| (p.name_any(), p.spec))
+            .collect()
+    }
+
+    const MONS: &str = r#"
+apiVersion: hosting.imio.be/v1alpha1
+kind: MemberTenant
+metadata: {name: mons, uid: 0b5e-mons}
+spec:
+  displayName: Ville de Mons
+  category: commune
+  province: hainaut
+  domains: [mons.be]
+  admins: {groups: [mons-admins], users: [jdupont@mons.be]}
+  entitlements: {delib: 1, web: 2, atal: 1}
+"#;
+
+    #[test]
+    fn namespace_is_labelled_with_category_and_province_and_not_owned() {
+        let d = build(&tenant(MONS), &catalog(), &Config::default());
+        let labels = d.namespace.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(d.namespace.metadata.name.as_deref(), Some("tenant-mons"));
+        assert_eq!(labels["hosting.imio.be/category"], "commune");
+        assert_eq!(labels["hosting.imio.be/province"], "hainaut");
+        assert_eq!(labels[TENANT_LABEL], "mons");
+        assert_eq!(labels[labels::MANAGED_BY], "mutu");
+        assert!(
+            d.namespace.metadata.owner_references.is_none(),
+            "an owner reference would let the garbage collector delete a retained namespace"
+        );
+    }
+
+    #[test]
+    fn quota_counts_sites_and_sums_product_quotas() {
+        let d = build(&tenant(MONS), &catalog(), &Config::default());
+        let hard = d.quota.spec.and_then(|s| s.hard).unwrap_or_default();
+        assert_eq!(hard[SITE_COUNT].0, "4", "delib 1 + web 2 + atal 1");
+        assert_eq!(hard["requests.cpu"].0, "1500m", "3 known instances x 500m");
+        assert_eq!(hard["requests.memory"].0, "3Gi");
+        assert_eq!(hard["requests.storage"].0, "30Gi");
+        assert_eq!(d.unknown_products, vec!["atal".to_string()]);
+        assert_eq!(d.quota.metadata.namespace.as_deref(), Some("tenant-mons"));
+    }
+
+    #[test]
+    fn explicit_quota_overrides_the_computed_one() {
+        let yaml = format!("{MONS}  quota: {{cpu: \"8\", sites: 10}}\n");
+        let d = build(&tenant(&yaml), &catalog(), &Config::default());
+        let hard = d.quota.spec.and_then(|s| s.hard).unwrap_or_default();
+        assert_eq!(hard["requests.cpu"].0, "8");
+        assert_eq!(hard[SITE_COUNT].0, "10");
+        assert_eq!(
+            hard["requests.memory"].0, "3Gi",
+            "not overridden, still computed"
+        );
+    }
+
+    #[test]
+    fn admins_are_bound_in_their_namespace_only() {
+        let d = build(&tenant(MONS), &catalog(), &Config::default());
+        assert_eq!(d.admins.metadata.namespace.as_deref(), Some("tenant-mons"));
+        assert_eq!(d.admins.role_ref.name, ADMIN_ROLE);
+        let subjects = d.admins.subjects.unwrap_or_default();
+        let names: Vec<(&str, &str)> = subjects
+            .iter()
+            .map(|s| (s.kind.as_str(), s.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("Group", "mons-admins"), ("User", "jdupont@mons.be")]
+        );
+    }
+
+    #[test]
+    fn network_policies_deny_by_default_and_allow_ingress_controller_and_dns() {
+        let config = Config {
+            ingress_namespace: "ingress-system".to_string(),
+        };
+        let d = build(&tenant(MONS), &catalog(), &config);
+        assert_eq!(d.policies.len(), 2);
+        let deny = d.policies[0].spec.clone().unwrap_or_default();
+        assert!(deny.ingress.is_none() && deny.egress.is_none());
+        let allow = serde_json::to_string(&d.policies[1]).unwrap_or_default();
+        assert!(allow.contains("ingress-system"));
+        assert!(allow.contains("\"port\":53"));
+    }
+
+    #[test]
+    fn namespaced_children_are_owned_by_the_tenant() {
+        let d = build(&tenant(MONS), &catalog(), &Config::default());
+        for meta in [
+            &d.quota.metadata,
+            &d.limits.metadata,
+            &d.admins.metadata,
+            &d.policies[0].metadata,
+        ] {
+            let owners = meta.owner_references.clone().unwrap_or_default();
+            assert_eq!(owners.len(), 1);
+            assert_eq!(owners[0].kind, "MemberTenant");
+            assert_eq!(owners[0].uid, "0b5e-mons");
+            assert_eq!(
+                meta.labels.as_ref().map(|l| l[labels::OWNER_UID].as_str()),
+                Some("0b5e-mons")
+            );
+        }
+    }
+
+    #[test]
+    fn admin_role_grants_nothing_cluster_wide_or_on_tenants() {
+        let role = serde_json::to_string(&admin_cluster_role()).unwrap_or_default();
+        assert!(!role.contains("membertenants"));
+        assert!(!role.contains("\"*\""), "no wildcards");
+    }
+}

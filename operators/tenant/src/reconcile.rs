@@ -1,0 +1,401 @@
+//! One reconcile of a MemberTenant: validate against all tenants (pure), build
+//! the children (pure), apply what changed, prune what is no longer wanted,
+//! then write the status from what was applied. Deletion goes through a
+//! finalizer that honours `deletionPolicy`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{self, Event as Finalizing};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use mutu_api::common::DeletionPolicy;
+use mutu_api::tenant::MemberTenantStatus;
+use mutu_api::{MemberTenant, PloneSite, Product, ProductSpec, TENANT_LABEL, tenant_namespace};
+use mutu_runtime::conditions::{self, Desired as Cond};
+use mutu_runtime::{ApplyError, Context, Reason, status};
+use serde_json::json;
+
+use crate::build::{self, Config};
+use crate::validate::{self, Refusal};
+
+/// Finalizer that lets mutu honour `deletionPolicy` before a tenant goes.
+pub const FINALIZER: &str = "hosting.imio.be/tenant";
+/// Annotation put on a namespace kept after its tenant was deleted.
+pub const RETAINED: &str = "hosting.imio.be/retained-from-tenant";
+
+/// The caches and settings of the tenant controller.
+pub struct Data {
+    pub config: Config,
+    /// Asks the controller to reconcile other tenants (domain claims changed).
+    pub recheck: futures::channel::mpsc::UnboundedSender<ObjectRef<DeserializeGuard<MemberTenant>>>,
+    pub tenants: Store<DeserializeGuard<MemberTenant>>,
+    pub products: Store<DeserializeGuard<Product>>,
+    pub sites: Store<DeserializeGuard<PloneSite>>,
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub quotas: Store<PartialObjectMeta<ResourceQuota>>,
+    pub limits: Store<PartialObjectMeta<LimitRange>>,
+    pub policies: Store<PartialObjectMeta<NetworkPolicy>>,
+    pub bindings: Store<PartialObjectMeta<RoleBinding>>,
+}
+
+/// Why a tenant reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("cannot write the MemberTenant status: {0}")]
+    Status(#[source] kube::Error),
+    #[error("cannot read or change the namespace {namespace}: {source}")]
+    Namespace {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("namespace {namespace} is still being deleted; the MemberTenant goes when it is gone")]
+    Terminating { namespace: String },
+    #[error("{0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+impl Reason for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Apply(_) => "ApplyFailed",
+            Error::Status(_) => "StatusFailed",
+            Error::Namespace { .. } => "NamespaceFailed",
+            Error::Terminating { .. } => "NamespaceTerminating",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerFailed",
+            },
+        }
+    }
+}
+
+type Ctx = Context<Data>;
+
+impl Data {
+    /// Waits until every cache has its first full list, so that a reconcile
+    /// never mistakes a not-yet-listed child for a missing one (which would
+    /// write after every restart).
+    async fn ready(&self) {
+        let _ = self.tenants.wait_until_ready().await;
+        let _ = self.products.wait_until_ready().await;
+        let _ = self.sites.wait_until_ready().await;
+        let _ = self.namespaces.wait_until_ready().await;
+        let _ = self.quotas.wait_until_ready().await;
+        let _ = self.limits.wait_until_ready().await;
+        let _ = self.policies.wait_until_ready().await;
+        let _ = self.bindings.wait_until_ready().await;
+    }
+
+    fn tenants(&self) -> Vec<MemberTenant> {
+        self.tenants
+            .state()
+            .iter()
+            .filter_map(|t| t.0.as_ref().ok().cloned())
+            .collect()
+    }
+
+    /// Asks for the tenants that `tenant`'s domain claims may affect to be
+    /// checked again: those overlapping its domains, and those refused for a
+    /// domain conflict. Only when its spec changed (or it goes), so two
+    /// tenants never re-trigger each other forever.
+    fn recheck_neighbours(&self, tenant: &MemberTenant) {
+        let spec_changed =
+            tenant.status.as_ref().and_then(|s| s.observed_generation) != tenant.meta().generation;
+        if !spec_changed && tenant.meta().deletion_timestamp.is_none() {
+            return;
+        }
+        let all = self.tenants();
+        let mut names = validate::overlapping(tenant, &all);
+        names.extend(all.iter().filter_map(|t| {
+            let ready =
+                conditions::find(&t.status.as_ref()?.conditions, mutu_api::CONDITION_READY)?;
+            (ready.reason == "DomainConflict").then(|| t.name_any())
+        }));
+        names.sort();
+        names.dedup();
+        for name in names.into_iter().filter(|n| *n != tenant.name_any()) {
+            let _ = self.recheck.unbounded_send(ObjectRef::new(&name));
+        }
+    }
+}
+
+pub async fn reconcile(tenant: Arc<MemberTenant>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    ctx.data.ready().await;
+    ctx.data.recheck_neighbours(&tenant);
+    let api: Api<MemberTenant> = Api::all(ctx.client().clone());
+    let had_finalizer = tenant.finalizers().iter().any(|f| f == FINALIZER);
+    if !had_finalizer && tenant.meta().deletion_timestamp.is_none() {
+        ctx.metrics.write(ctx.name, "finalizer", "MemberTenant");
+    }
+    finalizer::finalizer(&api, FINALIZER, tenant, |event| async {
+        match event {
+            Finalizing::Apply(tenant) => provision(&tenant, &ctx, &api).await,
+            Finalizing::Cleanup(tenant) => release(&tenant, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn catalog(store: &Store<DeserializeGuard<Product>>) -> BTreeMap<String, ProductSpec> {
+    store
+        .state()
+        .iter()
+        .filter_map(|p| p.0.as_ref().ok())
+        .map(|p| (p.name_any(), p.spec.clone()))
+        .collect()
+}
+
+/// Sites of the namespace `ns`, counted per product.
+fn sites_per_product(
+    store: &Store<DeserializeGuard<PloneSite>>,
+    ns: &str,
+) -> BTreeMap<String, i32> {
+    let mut counts = BTreeMap::new();
+    for site in store.state() {
+        if let Ok(site) = &site.0
+            && site.namespace().as_deref() == Some(ns)
+        {
+            *counts.entry(site.spec.product.clone()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Checks the namespace `ns` is free or already this tenant's.
+async fn namespace_refusal(
+    tenant: &MemberTenant,
+    ns: &str,
+    ctx: &Ctx,
+) -> Result<Option<Refusal>, Error> {
+    let name = tenant.name_any();
+    let owner_of = |labels: &BTreeMap<String, String>| labels.get(TENANT_LABEL).cloned();
+    if let Some(cached) = ctx.data.namespaces.get(&ObjectRef::new(ns)) {
+        return Ok(match owner_of(cached.labels()) {
+            Some(owner) if owner == name => None,
+            other => Some(Refusal::NamespaceTaken {
+                namespace: ns.to_string(),
+                owner: other,
+            }),
+        });
+    }
+    let api: Api<Namespace> = Api::all(ctx.client().clone());
+    let existing = api
+        .get_metadata_opt(ns)
+        .await
+        .map_err(|source| Error::Namespace {
+            namespace: ns.to_string(),
+            source,
+        })?;
+    Ok(existing.and_then(|found| match owner_of(found.labels()) {
+        Some(owner) if owner == name => None,
+        other => Some(Refusal::NamespaceTaken {
+            namespace: ns.to_string(),
+            owner: other,
+        }),
+    }))
+}
+
+async fn provision(
+    tenant: &MemberTenant,
+    ctx: &Ctx,
+    api: &Api<MemberTenant>,
+) -> Result<Action, Error> {
+    let name = tenant.name_any();
+    let ns = tenant_namespace(&name);
+    let all = ctx.data.tenants();
+    let mut refusals = validate::refusals(tenant, &all);
+    if refusals.is_empty()
+        && let Some(taken) = namespace_refusal(tenant, &ns, ctx).await?
+    {
+        refusals.push(taken);
+    }
+
+    let current = tenant.status.clone().unwrap_or_default();
+    let mut desired_status = MemberTenantStatus {
+        observed_generation: tenant.meta().generation,
+        namespace: current.namespace.clone(),
+        sites: sites_per_product(&ctx.data.sites, &ns),
+        ..current.clone()
+    };
+    let mut conds = Vec::new();
+    let suspended = tenant.spec.suspended;
+    conds.push(Cond::new(
+        "Suspended",
+        suspended,
+        if suspended { "Suspended" } else { "Active" },
+        if suspended {
+            "spec.suspended is true: the member's sites are scaled to zero and serve nothing; no data is deleted"
+        } else {
+            "the member's sites are served"
+        },
+    ));
+
+    if let Some(first) = refusals.first() {
+        let message = refusals
+            .iter()
+            .map(Refusal::message)
+            .collect::<Vec<_>>()
+            .join("; ");
+        conds.push(Cond::new(
+            mutu_api::CONDITION_READY,
+            false,
+            first.reason(),
+            message.clone(),
+        ));
+        let changed = write_status(tenant, ctx, api, &current, desired_status, &conds).await?;
+        if changed {
+            ctx.event(tenant, true, first.reason(), message).await;
+        }
+        return Ok(ctx.requeue());
+    }
+
+    let desired = build::build(tenant, &catalog(&ctx.data.products), &ctx.data.config);
+    let applier = &ctx.applier;
+    applier
+        .apply(&ctx.data.namespaces, desired.namespace)
+        .await?;
+    applier.apply(&ctx.data.quotas, desired.quota).await?;
+    applier.apply(&ctx.data.limits, desired.limits).await?;
+    applier.apply(&ctx.data.bindings, desired.admins).await?;
+    let mut keep = BTreeSet::new();
+    for policy in desired.policies {
+        keep.insert((policy.namespace(), policy.name_any()));
+        applier.apply(&ctx.data.policies, policy).await?;
+    }
+    let uid = tenant.uid().unwrap_or_default();
+    applier.prune(&ctx.data.policies, &uid, &keep).await?;
+
+    desired_status.namespace = Some(ns.clone());
+    let usage: Vec<String> = tenant
+        .spec
+        .entitlements
+        .iter()
+        .map(|(p, n)| {
+            format!(
+                "{p} {}/{n}",
+                desired_status.sites.get(p).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    let mut message = format!(
+        "namespace {ns} with quota, network policies and admin access in place; sites: {}",
+        if usage.is_empty() {
+            "none entitled".to_string()
+        } else {
+            usage.join(", ")
+        }
+    );
+    if !desired.unknown_products.is_empty() {
+        message.push_str(&format!(
+            "; entitled products not in the catalog, left out of the quota: {}",
+            desired.unknown_products.join(", ")
+        ));
+    }
+    conds.push(Cond::new(
+        mutu_api::CONDITION_READY,
+        true,
+        "Provisioned",
+        message,
+    ));
+    let was_ready = conditions::is_true(&current.conditions, mutu_api::CONDITION_READY);
+    write_status(tenant, ctx, api, &current, desired_status, &conds).await?;
+    if !was_ready {
+        ctx.event(
+            tenant,
+            false,
+            "Provisioned",
+            format!("namespace {ns} is ready for the member's sites"),
+        )
+        .await;
+    }
+    Ok(ctx.requeue())
+}
+
+async fn write_status(
+    tenant: &MemberTenant,
+    ctx: &Ctx,
+    api: &Api<MemberTenant>,
+    current: &MemberTenantStatus,
+    mut desired: MemberTenantStatus,
+    conds: &[Cond<'_>],
+) -> Result<bool, Error> {
+    desired.conditions = conditions::merge(
+        &current.conditions,
+        conds,
+        tenant.meta().generation,
+        status::now(),
+    );
+    status::apply_status(
+        api,
+        tenant,
+        tenant.status.as_ref(),
+        &desired,
+        ctx.applier.field_manager(),
+        &ctx.metrics,
+        ctx.name,
+    )
+    .await
+    .map_err(Error::Status)
+}
+
+/// Deletion: `Retain` keeps the namespace and everything in it (only mutu's
+/// hold goes); `Delete` deletes the namespace and waits until it is gone.
+async fn release(tenant: &MemberTenant, ctx: &Ctx) -> Result<Action, Error> {
+    let name = tenant.name_any();
+    let ns = tenant_namespace(&name);
+    let api: Api<Namespace> = Api::all(ctx.client().clone());
+    let err = |source| Error::Namespace {
+        namespace: ns.clone(),
+        source,
+    };
+    let existing = api.get_metadata_opt(&ns).await.map_err(err)?;
+    let ours = existing
+        .as_ref()
+        .is_some_and(|n| n.labels().get(TENANT_LABEL) == Some(&name));
+    match (tenant.spec.deletion_policy, existing) {
+        (_, None) => Ok(Action::await_change()),
+        (_, Some(_)) if !ours => Ok(Action::await_change()),
+        (DeletionPolicy::Retain, Some(found)) => {
+            if !found.annotations().contains_key(RETAINED) {
+                let patch = json!({"metadata": {"annotations": {RETAINED: name}}});
+                api.patch_metadata(&ns, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(err)?;
+                ctx.metrics.write(ctx.name, "patch", "Namespace");
+                ctx.event(
+                    tenant,
+                    false,
+                    "Retained",
+                    format!("deletionPolicy Retain: namespace {ns} and all its data are kept; delete it by hand when no longer needed"),
+                )
+                .await;
+            }
+            Ok(Action::await_change())
+        }
+        (DeletionPolicy::Delete, Some(found)) => {
+            if found.meta().deletion_timestamp.is_none() {
+                ctx.applier.delete::<Namespace>(None, &ns).await?;
+                ctx.event(
+                    tenant,
+                    false,
+                    "Deleting",
+                    format!("deletionPolicy Delete: deleting namespace {ns}"),
+                )
+                .await;
+            }
+            // The finalizer stays until a later reconcile finds the namespace gone.
+            Err(Error::Terminating { namespace: ns })
+        }
+    }
+}

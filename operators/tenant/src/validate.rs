@@ -1,0 +1,203 @@
+//! What a tenant may not claim, decided from all tenants at once: a domain
+//! suffix belongs to the first tenant that claimed it, and a tenant's name must
+//! leave room for its namespace name.
+
+use kube::Resource;
+use kube::ResourceExt;
+use mutu_api::MemberTenant;
+use mutu_api::common::TENANT_NAMESPACE_PREFIX;
+
+/// Longest tenant name whose namespace name (`tenant-<name>`) is still valid.
+pub const MAX_NAME: usize = 63 - TENANT_NAMESPACE_PREFIX.len();
+
+/// A reason a tenant cannot be provisioned, with what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    NameTooLong {
+        name: String,
+    },
+    DomainConflict {
+        domain: String,
+        other: String,
+        other_domain: String,
+    },
+    NamespaceTaken {
+        namespace: String,
+        owner: Option<String>,
+    },
+}
+
+impl Refusal {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::NameTooLong { .. } => "NameTooLong",
+            Refusal::DomainConflict { .. } => "DomainConflict",
+            Refusal::NamespaceTaken { .. } => "NamespaceTaken",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::NameTooLong { name } => format!(
+                "the name {name:?} is {} characters long; a MemberTenant name may have at most {MAX_NAME} so that its namespace {TENANT_NAMESPACE_PREFIX}{name} is a valid name. Recreate it with a shorter name",
+                name.len()
+            ),
+            Refusal::NamespaceTaken {
+                namespace,
+                owner: Some(owner),
+            } => format!(
+                "namespace {namespace} belongs to MemberTenant {owner}; this tenant cannot use it. Rename this tenant"
+            ),
+            Refusal::NamespaceTaken {
+                namespace,
+                owner: None,
+            } => format!(
+                "namespace {namespace} already exists and was not created by mutu for this tenant; mutu will not take it over. Rename this tenant, or move that namespace's content away and delete it"
+            ),
+            Refusal::DomainConflict {
+                domain,
+                other,
+                other_domain,
+            } => {
+                if domain == other_domain {
+                    format!(
+                        "spec.domains: {domain} is already claimed by MemberTenant {other}; remove it from this tenant, or from {other} first"
+                    )
+                } else {
+                    format!(
+                        "spec.domains: {domain} overlaps {other_domain}, already claimed by MemberTenant {other}; remove it from this tenant, or from {other} first"
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Whether one domain is the other or a name under it.
+pub fn overlaps(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_end_matches('.'), b.trim_end_matches('.'));
+    a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
+}
+
+/// Order of claims: the older tenant (by creation time, then name) wins.
+fn claimed_before(a: &MemberTenant, b: &MemberTenant) -> bool {
+    let key = |t: &MemberTenant| (t.creation_timestamp().map(|t| t.0), t.name_any());
+    key(a) < key(b)
+}
+
+/// Every refusal of `tenant`, given every tenant of the cluster (`tenant` may be among them).
+pub fn refusals<'a>(
+    tenant: &MemberTenant,
+    all: impl IntoIterator<Item = &'a MemberTenant>,
+) -> Vec<Refusal> {
+    let name = tenant.name_any();
+    let mut out = Vec::new();
+    if name.len() > MAX_NAME {
+        out.push(Refusal::NameTooLong { name: name.clone() });
+    }
+    let others: Vec<&MemberTenant> = all
+        .into_iter()
+        .filter(|o| o.name_any() != name && o.meta().deletion_timestamp.is_none())
+        .filter(|o| claimed_before(o, tenant))
+        .collect();
+    for domain in &tenant.spec.domains {
+        let conflict = others.iter().find_map(|o| {
+            o.spec
+                .domains
+                .iter()
+                .find(|d| overlaps(domain, d))
+                .map(|d| (o.name_any(), d.clone()))
+        });
+        if let Some((other, other_domain)) = conflict {
+            out.push(Refusal::DomainConflict {
+                domain: domain.clone(),
+                other,
+                other_domain,
+            });
+        }
+    }
+    out
+}
+
+/// Tenants whose domains overlap any of `tenant`'s (to re-check them when it changes).
+pub fn overlapping<'a>(
+    tenant: &MemberTenant,
+    all: impl IntoIterator<Item = &'a MemberTenant>,
+) -> Vec<String> {
+    let name = tenant.name_any();
+    all.into_iter()
+        .filter(|o| o.name_any() != name)
+        .filter(|o| {
+            o.spec
+                .domains
+                .iter()
+                .any(|d| tenant.spec.domains.iter().any(|m| overlaps(d, m)))
+        })
+        .map(|o| o.name_any())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(name: &str, created: &str, domains: &[&str]) -> MemberTenant {
+        let yaml = format!(
+            "apiVersion: hosting.imio.be/v1alpha1\nkind: MemberTenant\nmetadata: {{name: {name}, creationTimestamp: \"{created}\"}}\nspec:\n  displayName: {name}\n  category: commune\n  domains: [{}]\n",
+            domains.join(", ")
+        );
+        serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("bad test tenant: {e}"))
+    }
+
+    #[test]
+    fn domain_overlap_covers_equal_and_nested_names_only() {
+        assert!(overlaps("mons.be", "mons.be"));
+        assert!(overlaps("deliberations.mons.be", "mons.be"));
+        assert!(overlaps("mons.be", "www.mons.be"));
+        assert!(
+            !overlaps("mons.be", "simons.be"),
+            "a suffix must match whole labels"
+        );
+        assert!(!overlaps("mons.be", "ans.be"));
+    }
+
+    #[test]
+    fn the_later_claimant_of_a_domain_is_refused_naming_the_earlier() {
+        let mons = tenant("mons", "2019-01-01T00:00:00Z", &["mons.be"]);
+        let usurper = tenant("usurper", "2020-01-01T00:00:00Z", &["ans.be", "mons.be"]);
+        let all = [mons.clone(), usurper.clone()];
+        assert!(
+            refusals(&mons, &all).is_empty(),
+            "the first claimant keeps its domain"
+        );
+        let refused = refusals(&usurper, &all);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].reason(), "DomainConflict");
+        let message = refused[0].message();
+        assert!(
+            message.contains("mons.be") && message.contains("MemberTenant mons"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_subdomain_of_another_tenants_domain_is_refused() {
+        let mons = tenant("mons", "2019-01-01T00:00:00Z", &["mons.be"]);
+        let cpas = tenant("cpas-mons", "2020-01-01T00:00:00Z", &["cpas.mons.be"]);
+        let refused = refusals(&cpas, &[mons, cpas.clone()]);
+        assert!(
+            refused[0].message().contains("overlaps mons.be"),
+            "{}",
+            refused[0].message()
+        );
+    }
+
+    #[test]
+    fn names_too_long_for_a_namespace_are_refused() {
+        let long = "a".repeat(MAX_NAME + 1);
+        let t = tenant(&long, "2019-01-01T00:00:00Z", &[]);
+        assert_eq!(refusals(&t, [&t])[0].reason(), "NameTooLong");
+        let ok = tenant(&"a".repeat(MAX_NAME), "2019-01-01T00:00:00Z", &[]);
+        assert!(refusals(&ok, [&ok]).is_empty());
+    }
+}
