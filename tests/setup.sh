@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need that is not on a fresh machine.
-# Idempotent and quiet when everything is there.
+# Idempotent and quiet when everything is there. kubectl is not needed: the
+# control plane's build brings a kubectl of its own release.
 set -euo pipefail
 missing=()
 command -v go >/dev/null || missing+=(golang-go)
-command -v kubectl >/dev/null || missing+=(kubectl)
+command -v curl >/dev/null || missing+=(curl)
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} with apt-get" >&2
