@@ -15,13 +15,13 @@ all: build
 build:
 	cargo build --locked --bin mutu
 
-## demo: start the local control plane, apply the examples, show them
+## demo: start the local control plane and the operators, apply the examples, show them
 demo: build
-	tests/demo.sh "$(MUTU)"
+	tests/demo.sh "$(MUTU)" up
 
-## demo-down: stop the demo's control plane and remove its state
+## demo-down: stop the demo's operators and control plane, and remove its state
 demo-down: build
-	$(MUTU) dev down
+	tests/demo.sh "$(MUTU)" down
 
 ## test: the whole test suite (unit tests, then end-to-end tests on a fresh local control plane)
 test: build

@@ -1,31 +1,60 @@
 #!/usr/bin/env bash
-# `make demo`: the local control plane with the example resources applied.
+# `make demo`: the local control plane, mutu's operators, and the example
+# fleet; `make demo-down` stops them all.
 #
-#   tests/demo.sh PATH/TO/mutu
+#   tests/demo.sh PATH/TO/mutu [up|down]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 mutu="$1"
+state="$root/.mutu/dev"
+pidfile="$state/pids/operator.pid"
+metrics_addr="127.0.0.1:9090"
+
+stop_operator() {
+  if [ -f "$pidfile" ]; then
+    kill "$(cat "$pidfile")" 2>/dev/null || true
+    rm -f "$pidfile"
+  fi
+}
+
+if [ "${2:-up}" = down ]; then
+  stop_operator
+  "$mutu" dev down
+  exit 0
+fi
 
 tests/setup.sh
 "$mutu" dev up
-export KUBECONFIG="$root/.mutu/dev/kubeconfig"
+export KUBECONFIG="$state/kubeconfig"
 PATH="$(bash tests/cluster/build.sh 2>/dev/null | tail -n 1):$PATH"
 
-# The examples name tenant namespaces; create them until the tenant operator does.
-grep -h '^ *namespace:' examples/*.yaml | awk '{print $2}' | sort -u | while read -r ns; do
+stop_operator
+mkdir -p "$state/pids" "$state/logs"
+nohup "$mutu" operator run --metrics-addr "$metrics_addr" >"$state/logs/operator.log" 2>&1 &
+echo $! >"$pidfile"
+echo "operators started (log: $state/logs/operator.log, metrics: http://$metrics_addr/metrics)"
+
+kubectl apply --server-side --field-manager=mutu-demo -f examples/catalog.yaml -f examples/tenants.yaml >/dev/null
+echo "waiting for the members' namespaces ..."
+kubectl wait --for=condition=Ready membertenants --all --timeout=120s >/dev/null
+# Namespaces the examples use that are not members' (e.g. solr): created here.
+grep -h '^ *namespace:' examples/*.yaml | awk '{print $2}' | grep -v '^tenant-' | sort -u | while read -r ns; do
   kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
 done
-kubectl apply --server-side --field-manager=mutu-demo -f examples/
+kubectl apply --server-side --field-manager=mutu-demo -f examples/ >/dev/null
 echo
 kubectl get nodes -L hosting.imio.be/pool
 echo
-kubectl get membertenants,products
+kubectl get products
+echo
+kubectl get membertenants
 echo
 kubectl get plonesites,certificates -A
 echo
-echo "The local control plane keeps running. Look around with:"
-echo "  export KUBECONFIG=$root/.mutu/dev/kubeconfig"
+echo "The control plane and the operators keep running. Look around with:"
+echo "  export KUBECONFIG=$state/kubeconfig"
+echo "  kubectl get membertenants"
 echo "  kubectl get plonesites -A"
 echo "  kubectl explain plonesites.spec"
-echo "Stop it with: make demo-down"
+echo "Stop everything with: make demo-down"

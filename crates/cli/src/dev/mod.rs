@@ -156,12 +156,21 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
         let pid = procs.start(name, &program, &args)?;
         step(started, &format!("started {name} (pid {pid})"));
         match name {
-            "etcd" => wait_port(&procs, name, layout.etcd_port(), Duration::from_secs(30)).await?,
+            "etcd" => {
+                wait_port(
+                    &procs,
+                    name,
+                    pid,
+                    layout.etcd_port(),
+                    Duration::from_secs(30),
+                )
+                .await?
+            }
             "kube-apiserver" => {}
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
         if name == "kube-apiserver" {
-            wait_apiserver(layout, &procs, started).await?;
+            wait_apiserver(layout, &procs, pid, started).await?;
             // Before the controller-manager starts, so that its quota
             // controller finds mutu's kinds on its first discovery.
             let client = bootstrap::client(&layout.kubeconfig()).await?;
@@ -343,6 +352,7 @@ fn kwok_args(layout: &Layout, bin: &Path) -> Vec<String> {
 async fn wait_port(
     procs: &Processes,
     name: &str,
+    pid: i32,
     port: u16,
     timeout: Duration,
 ) -> anyhow::Result<()> {
@@ -351,7 +361,7 @@ async fn wait_port(
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(());
         }
-        if procs.running(name).is_none() || Instant::now() > deadline {
+        if !procs.started_alive(pid) || Instant::now() > deadline {
             bail!(
                 "{name} did not start listening on 127.0.0.1:{port}; last lines of {}:\n{}",
                 procs.log_file(name).display(),
@@ -365,6 +375,7 @@ async fn wait_port(
 async fn wait_apiserver(
     layout: &Layout,
     procs: &Processes,
+    pid: i32,
     started: Instant,
 ) -> anyhow::Result<()> {
     let client = bootstrap::client(&layout.kubeconfig()).await?;
@@ -377,7 +388,7 @@ async fn wait_apiserver(
                 return Ok(());
             }
             Err(e) => {
-                if procs.running("kube-apiserver").is_none() || Instant::now() > deadline {
+                if !procs.started_alive(pid) || Instant::now() > deadline {
                     bail!(
                         "kube-apiserver did not become ready ({e}); last lines of {}:\n{}",
                         procs.log_file("kube-apiserver").display(),

@@ -43,10 +43,12 @@ impl Processes {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let cmdline = String::from_utf8_lossy(&cmdline);
         let state = self.state.to_string_lossy();
-        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|stat| !stat.contains(") Z "))
-            .unwrap_or(false);
-        (alive && cmdline.contains(state.as_ref())).then_some(pid)
+        (alive(pid) && cmdline.contains(state.as_ref())).then_some(pid)
+    }
+
+    /// Whether a process this invocation started is still running.
+    pub fn started_alive(&self, pid: i32) -> bool {
+        alive(pid)
     }
 
     /// Starts `program args` as `name`, detached, appending to its log file.
@@ -103,4 +105,12 @@ impl Processes {
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
+}
+
+/// Whether `pid` exists and is not a zombie (a child that exited but that
+/// nobody reaped yet).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
 }
