@@ -10,7 +10,7 @@ cd "$here"
 source ./versions.env
 
 cache="${MUTU_CACHE:-$HOME/.cache/mutu}"
-key=$( { cat go.mod go.sum main.go versions.env build.sh; go version; } | sha256sum | cut -c1-16)
+key=$( { cat go.mod go.sum main.go versions.env build.sh kwok-test-stages.yaml; go version; } | sha256sum | cut -c1-16)
 out="$cache/cluster/$key"
 if [ -x "$out/mutu-cluster" ] && [ -x "$out/kwok" ] && [ -x "$out/kubectl" ] && [ -f "$out/kwok-stages.yaml" ]; then
   echo "$out"
@@ -49,6 +49,7 @@ for stage in node/fast node/heartbeat-with-lease pod/fast; do
     cat "$f"
   done
 done > "$out.partial/kwok-stages.yaml"
+{ echo "---"; cat kwok-test-stages.yaml; } >> "$out.partial/kwok-stages.yaml"
 chmod -R u+w "$out.partial"
 
 rm -rf "$out"

@@ -37,13 +37,26 @@ struct RunArgs {
     /// Namespace of the ingress controller, allowed through the tenants' network policies.
     #[arg(long, env = "MUTU_INGRESS_NAMESPACE", default_value = "ingress-nginx")]
     ingress_namespace: String,
+    /// CertificateIssuer of sites whose spec.tls names none.
+    #[arg(long, env = "MUTU_DEFAULT_ISSUER", default_value = "letsencrypt")]
+    default_issuer: String,
+    /// IngressClass of the sites' Ingresses.
+    #[arg(long, env = "MUTU_INGRESS_CLASS", default_value = "nginx")]
+    ingress_class: String,
+    /// Base URL of the shared Solr that the sites' instances query.
+    #[arg(
+        long,
+        env = "MUTU_SOLR_URL",
+        default_value = "http://solr.solr.svc:8983/solr"
+    )]
+    solr_url: String,
     /// Reconciles running at once, per controller.
     #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
 }
 
 /// Every controller `mutu operator run` knows, for `--only`.
-const CONTROLLERS: &[&str] = &[mutu_tenant::NAME];
+const CONTROLLERS: &[&str] = &[mutu_tenant::NAME, mutu_site::NAME];
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     match args.command {
@@ -115,6 +128,26 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             stopped(),
         );
         controllers.spawn(async move { run.await.map_err(anyhow::Error::from) });
+    }
+    if enabled(mutu_site::NAME) {
+        let config = mutu_site::Config {
+            default_pool: args.default_pool.clone(),
+            default_issuer: args.default_issuer.clone(),
+            ingress_class: args.ingress_class.clone(),
+            solr_url: args.solr_url.clone(),
+        };
+        let run = mutu_site::run(
+            client.clone(),
+            metrics.clone(),
+            health.clone(),
+            config,
+            settings.clone(),
+            stopped(),
+        );
+        controllers.spawn(async move {
+            run.await;
+            Ok(())
+        });
     }
     health.set_ready(true);
     info!(controllers = controllers.len(), "controllers started");

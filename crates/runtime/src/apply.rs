@@ -121,14 +121,12 @@ impl Applier {
         &self.manager
     }
 
-    /// Applies `desired` unless `cache` shows the object already has its hash.
-    pub async fn apply<K>(
-        &self,
-        cache: &Store<PartialObjectMeta<K>>,
-        mut desired: K,
-    ) -> Result<Outcome, ApplyError>
+    /// Applies `desired` unless `cache` (a cache of objects of the same kind,
+    /// full or metadata only) shows the object already has its hash.
+    pub async fn apply<K, S>(&self, cache: &Store<S>, mut desired: K) -> Result<Outcome, ApplyError>
     where
         K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+        S: Resource<DynamicType = ()> + Clone + 'static,
     {
         let kind = K::kind(&()).into_owned();
         let name = desired.name_any();
@@ -139,7 +137,7 @@ impl Applier {
             name: name.clone(),
             source,
         })?;
-        let mut key = ObjectRef::<PartialObjectMeta<K>>::new(&name);
+        let mut key = ObjectRef::<S>::new(&name);
         if let Some(ns) = &namespace {
             key = key.within(ns);
         }
@@ -177,6 +175,20 @@ impl Applier {
     ) -> Result<usize, ApplyError>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    {
+        self.prune_in::<K, _>(cache, owner_uid, keep).await
+    }
+
+    /// [`Applier::prune`] over any cache of `K` (full objects or metadata).
+    pub async fn prune_in<K, S>(
+        &self,
+        cache: &Store<S>,
+        owner_uid: &str,
+        keep: &BTreeSet<(Option<String>, String)>,
+    ) -> Result<usize, ApplyError>
+    where
+        K: Resource<DynamicType = ()>,
+        S: Resource<DynamicType = ()> + Clone + 'static,
     {
         let mut deleted = 0;
         for child in cache.state() {

@@ -154,3 +154,119 @@ pub async fn wait_ready(client: &Client, name: &str) -> anyhow::Result<MemberTen
     )
     .await?)
 }
+
+/// Creates a MemberTenant with these domains and entitlements (deletion policy Delete).
+pub async fn create_tenant_with(
+    client: &Client,
+    name: &str,
+    domains: &[String],
+    entitlements: serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut body = tenant_json(name, domains, "Delete");
+    body["spec"]["entitlements"] = entitlements;
+    let api: Api<MemberTenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    Ok(())
+}
+
+/// Creates a Plone Product named `name` (ZEO, 2 replicas, release 1.0, site
+/// creation and upgrade commands), with `overrides` merged into its spec.
+pub async fn create_product(
+    client: &Client,
+    name: &str,
+    overrides: serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut spec = json!({
+        "displayName": format!("Product {name}"),
+        "engine": "plone",
+        "image": format!("registry.imio.be/e2e/{name}"),
+        "release": "1.0",
+        "replicas": 2,
+        "storage": {"mode": "zeo", "size": "1Gi"},
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+        "siteCreationCommand": ["zconsole", "run", "/app/etc/zope.conf"],
+        "upgradeCommand": ["zconsole", "run", "/app/etc/zope.conf"],
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), overrides.as_object()) {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    let body = json!({
+        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "Product",
+        "metadata": {"name": name}, "spec": spec,
+    });
+    let api: Api<mutu_api::Product> = Api::all(client.clone());
+    api.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    Ok(())
+}
+
+/// A PloneSite of `product` in `namespace` answering on `hostnames`.
+pub fn site_json(
+    namespace: &str,
+    name: &str,
+    product: &str,
+    hostnames: &[String],
+) -> serde_json::Value {
+    json!({
+        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "PloneSite",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"product": product, "hostnames": hostnames},
+    })
+}
+
+/// Creates a site, retrying while the quota controller has not yet counted
+/// the namespace's first usage ("status unknown for quota").
+pub async fn create_site(
+    client: &Client,
+    site: serde_json::Value,
+) -> anyhow::Result<mutu_api::PloneSite> {
+    let ns = site["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let api: Api<mutu_api::PloneSite> = Api::namespaced(client.clone(), &ns);
+    let body: mutu_api::PloneSite = serde_json::from_value(site)?;
+    let deadline = tokio::time::Instant::now() + TENANT_TIMEOUT;
+    loop {
+        match api.create(&PostParams::default(), &body).await {
+            Ok(created) => return Ok(created),
+            Err(kube::Error::Api(s))
+                if s.message.contains("status unknown for quota")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Waits until the site's condition `type_` has `status` ("True"/"False") and,
+/// if given, `reason`; returns the site.
+pub async fn wait_site_condition(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<mutu_api::PloneSite> {
+    let api: Api<mutu_api::PloneSite> = Api::namespaced(client.clone(), namespace);
+    let what = format!("site condition {type_}={status} {}", reason.unwrap_or(""));
+    Ok(wait_for(
+        &api,
+        name,
+        timeout,
+        &what,
+        |s: Option<&mutu_api::PloneSite>| {
+            s.and_then(|s| s.status.as_ref())
+                .and_then(|st| conditions::find(&st.conditions, type_).cloned())
+                .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
+        },
+    )
+    .await?)
+}

@@ -3,4 +3,5 @@
 
 mod api;
 mod control_plane;
+mod site;
 mod tenant;

@@ -1,6 +1,6 @@
 //! End-to-end tests that need the cluster to themselves, run after the others
 //! one at a time: a malformed object (stored before a schema change) does not
-//! stop the controller, and an unchanged fleet sees no writes, neither over a
+//! stop the controller, and an unchanged fleet of tenants and sites sees no writes, neither over a
 //! quiet period nor from a freshly restarted operator.
 
 use std::time::Duration;
@@ -18,8 +18,9 @@ use serde_json::json;
 const TIMEOUT: Duration = Duration::from_secs(60);
 const QUIET: Duration = Duration::from_secs(15);
 
-fn tenant_writes(metrics: &str) -> u64 {
-    sum_samples(metrics, "mutu_api_writes_total", "controller=\"tenant\"")
+/// Writes of every controller (tenants, sites, ...).
+fn writes(metrics: &str) -> u64 {
+    sum_samples(metrics, "mutu_api_writes_total", "controller=")
 }
 
 #[tokio::test]
@@ -111,32 +112,28 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     let tenants = Api::<MemberTenant>::all(client.clone())
         .list_metadata(&ListParams::default())
         .await?;
-    let count = tenants.items.len() as u64;
+    let sites = Api::<mutu_api::PloneSite>::all(client.clone())
+        .list_metadata(&ListParams::default())
+        .await?;
+    let count = (tenants.items.len() + sites.items.len()) as u64;
 
     // Let the last reconciles triggered by the new tenant's children settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = tenant_writes(&operator_metrics().await?);
+    let before = writes(&operator_metrics().await?);
     tokio::time::sleep(QUIET).await;
-    let after = tenant_writes(&operator_metrics().await?);
+    let after = writes(&operator_metrics().await?);
     assert_eq!(
         after, before,
         "writes during a {QUIET:?} quiet period with {count} unchanged tenants"
     );
 
     // A second operator process starting from scratch reconciles every tenant
-    // and must find nothing to write.
+    // and site, and must find nothing to write.
     let bin = std::env::var("MUTU_BIN")
         .map_err(|_| anyhow::anyhow!("MUTU_BIN is not set; run through `make test`"))?;
     let addr = "127.0.0.1:19098";
     let mut restarted = tokio::process::Command::new(bin)
-        .args([
-            "operator",
-            "run",
-            "--only",
-            "tenant",
-            "--metrics-addr",
-            addr,
-        ])
+        .args(["operator", "run", "--metrics-addr", addr])
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -144,11 +141,10 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     let url = format!("http://{addr}/metrics");
     let metrics = eventually(
         TIMEOUT,
-        "the restarted operator to reconcile every tenant",
+        "the restarted operator to reconcile every tenant and site",
         || async {
             let text = scrape(&url).await.ok()?;
-            (sum_samples(&text, "mutu_reconciles_total", "controller=\"tenant\"") >= count)
-                .then_some(text)
+            (sum_samples(&text, "mutu_reconciles_total", "controller=") >= count).then_some(text)
         },
     )
     .await?;
@@ -156,19 +152,15 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     let metrics_later = scrape(&url).await.unwrap_or(metrics);
     let _ = restarted.kill().await;
     assert_eq!(
-        tenant_writes(&metrics_later),
+        writes(&metrics_later),
         0,
         "writes after a restart:\n{metrics_later}"
     );
-    let reconciles = sum_samples(
-        &metrics_later,
-        "mutu_reconciles_total",
-        "controller=\"tenant\"",
-    );
+    let reconciles = sum_samples(&metrics_later, "mutu_reconciles_total", "controller=");
     let per_object = reconciles as f64 / count as f64;
     assert!(
         per_object <= 1.2,
-        "{reconciles} reconciles for {count} tenants after a restart"
+        "{reconciles} reconciles for {count} tenants and sites after a restart"
     );
     Ok(())
 }

@@ -1,0 +1,772 @@
+//! The children a PloneSite wants, as pure functions of the site, its product,
+//! and the decisions the reconcile took (pool, release, suspension, upgrade).
+//! No client here; unit-tested from YAML.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use mutu_api::product::{Engine, StorageMode};
+use mutu_api::{Certificate, PloneSite, ProductSpec, SolrIndex};
+use mutu_runtime::labels;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Label on every pod of a site, naming the site (for spreading and selection).
+pub const SITE_LABEL: &str = "hosting.imio.be/site";
+/// Where the scripts ConfigMap is mounted in the site's containers.
+pub const SCRIPTS_DIR: &str = "/opt/mutu";
+/// Port of the ZEO server.
+pub const ZEO_PORT: i32 = 8100;
+
+const CREATE_SITE: &str = include_str!("../scripts/create_site.py");
+const UPGRADE_SITE: &str = include_str!("../scripts/upgrade_site.py");
+
+/// What the reconcile decided, on top of the spec.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Product name (the catalog key).
+    pub product: String,
+    /// The release the instances run.
+    pub release: String,
+    /// A release to upgrade to (an upgrade Job runs first), if any.
+    pub upgrade_to: Option<String>,
+    /// Node pool of the site's pods.
+    pub pool: String,
+    /// The member is suspended: nothing runs.
+    pub suspended: bool,
+    /// CertificateIssuer of the site's certificate.
+    pub issuer: String,
+    /// IngressClass of the site's Ingress.
+    pub ingress_class: String,
+    /// Solr settings for the instances (`COLLECTIVE_SOLR_*`), when the site has an index.
+    pub solr_env: BTreeMap<String, String>,
+    /// The Plone site still has to be created (the creation Job is wanted).
+    pub create_site: bool,
+}
+
+/// Everything one site wants to exist.
+#[derive(Clone, Debug, Default)]
+pub struct Desired {
+    pub config: Option<ConfigMap>,
+    pub zeo: Option<StatefulSet>,
+    pub services: Vec<Service>,
+    pub data: Option<PersistentVolumeClaim>,
+    pub deployment: Option<Deployment>,
+    pub pdb: Option<PodDisruptionBudget>,
+    pub ingress: Option<Ingress>,
+    pub certificate: Option<Certificate>,
+    pub solr_index: Option<SolrIndex>,
+    pub jobs: Vec<Job>,
+}
+
+/// A child written as JSON, as its Kubernetes type. The JSON below is written
+/// to match the types; the unit tests catch any mismatch.
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
+    serde_json::from_value(value)
+}
+
+fn meta(site: &PloneSite, name: &str, component: &str, owned: bool) -> ObjectMeta {
+    let uid = site.uid().unwrap_or_default();
+    let mut l = labels::standard(&site.name_any(), &uid, component);
+    l.insert(SITE_LABEL.to_string(), site.name_any());
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: site.namespace(),
+        labels: Some(l),
+        owner_references: owned.then(|| site.controller_owner_ref(&()).into_iter().collect()),
+        ..Default::default()
+    }
+}
+
+fn pod_labels(
+    site: &PloneSite,
+    component: &str,
+    product: &str,
+    pool: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            labels::MANAGED_BY.to_string(),
+            labels::MANAGED_BY_VALUE.to_string(),
+        ),
+        (labels::INSTANCE.to_string(), site.name_any()),
+        (labels::COMPONENT.to_string(), component.to_string()),
+        (SITE_LABEL.to_string(), site.name_any()),
+        (mutu_api::PRODUCT_LABEL.to_string(), product.to_string()),
+        (mutu_api::POOL_LABEL.to_string(), pool.to_string()),
+    ])
+}
+
+fn selector(site: &PloneSite, component: &str) -> Value {
+    json!({"matchLabels": {SITE_LABEL: site.name_any(), labels::COMPONENT: component}})
+}
+
+/// Pods of the site run only on nodes of its pool, and replicas of one site on
+/// different nodes.
+fn placement(site: &PloneSite, component: &str, pool: &str) -> (Value, Value) {
+    let affinity = json!({
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+            "matchExpressions": [{"key": mutu_api::POOL_LABEL, "operator": "In", "values": [pool]}],
+        }]}},
+    });
+    let spread = json!([{
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": selector(site, component),
+        "nodeAffinityPolicy": "Honor",
+    }]);
+    (affinity, spread)
+}
+
+fn replicas(site: &PloneSite, product: &ProductSpec, suspended: bool) -> i32 {
+    if suspended {
+        0
+    } else {
+        site.spec.replicas.unwrap_or(product.replicas).max(0)
+    }
+}
+
+fn storage_mode(site: &PloneSite, product: &ProductSpec) -> Option<StorageMode> {
+    match product.engine {
+        Engine::Generic => None,
+        Engine::Plone => Some(
+            site.spec
+                .storage
+                .as_ref()
+                .and_then(|s| s.mode)
+                .or_else(|| product.storage.as_ref().and_then(|s| s.mode))
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+fn storage_size(site: &PloneSite, product: &ProductSpec) -> String {
+    site.spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.size.clone())
+        .or_else(|| product.storage.as_ref().and_then(|s| s.size.clone()))
+        .map(|q| q.0)
+        .unwrap_or_else(|| "10Gi".to_string())
+}
+
+fn storage_class(site: &PloneSite, product: &ProductSpec) -> Option<String> {
+    site.spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+        .or_else(|| {
+            product
+                .storage
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone())
+        })
+}
+
+fn image(product: &ProductSpec, release: &str) -> String {
+    format!("{}:{release}", product.image)
+}
+
+/// The ZEO server's configuration: filestorage and blobs on the data volume.
+pub fn zeo_conf() -> String {
+    format!(
+        "<zeo>\n  address 0.0.0.0:{ZEO_PORT}\n</zeo>\n<filestorage 1>\n  path /data/filestorage/Data.fs\n  blob-dir /data/blobstorage\n</filestorage>\n"
+    )
+}
+
+/// Builds every child of `site`.
+pub fn build(
+    site: &PloneSite,
+    product: &ProductSpec,
+    plan: &Plan,
+) -> Result<Desired, serde_json::Error> {
+    let name = site.name_any();
+    let mode = storage_mode(site, product);
+    let replicas = replicas(site, product, plan.suspended);
+    let mut env = vec![json!({"name": "SITE_ID", "value": "Plone"})];
+    let mut desired = Desired::default();
+
+    if product.engine == Engine::Plone {
+        desired.config = Some(typed(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": meta(site, &format!("{name}-mutu"), "scripts", true),
+            "data": {
+                "create_site.py": CREATE_SITE,
+                "upgrade_site.py": UPGRADE_SITE,
+                "zeo.conf": zeo_conf(),
+            },
+        }))?);
+    }
+    let scripts_volume = json!({"name": "mutu", "configMap": {"name": format!("{name}-mutu")}});
+    let scripts_mount = json!({"name": "mutu", "mountPath": SCRIPTS_DIR, "readOnly": true});
+
+    match mode {
+        Some(StorageMode::Zeo) => {
+            let zeo_name = format!("{name}-zeo");
+            let (affinity, spread) = placement(site, "zeo", &plan.pool);
+            let mut claim = json!({
+                "metadata": {"name": "data", "labels": {
+                    labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
+                    labels::INSTANCE: name,
+                    labels::COMPONENT: "data",
+                    SITE_LABEL: name,
+                    labels::OWNER_UID: site.uid().unwrap_or_default(),
+                }},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size(site, product)}}},
+            });
+            if let Some(class) = storage_class(site, product) {
+                claim["spec"]["storageClassName"] = json!(class);
+            }
+            desired.zeo = Some(typed(json!({
+                "apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": meta(site, &zeo_name, "zeo", true),
+                "spec": {
+                    "replicas": if plan.suspended { 0 } else { 1 },
+                    "serviceName": zeo_name,
+                    "selector": selector(site, "zeo"),
+                    // The data outlives the StatefulSet: only deletionPolicy Delete removes it.
+                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                    "template": {
+                        "metadata": {"labels": pod_labels(site, "zeo", &plan.product, &plan.pool)},
+                        "spec": {
+                            "affinity": affinity,
+                            "topologySpreadConstraints": spread,
+                            "containers": [{
+                                "name": "zeo",
+                                "image": image(product, &plan.release),
+                                "command": ["runzeo", "-C", format!("{SCRIPTS_DIR}/zeo.conf")],
+                                "ports": [{"name": "zeo", "containerPort": ZEO_PORT}],
+                                "readinessProbe": {"tcpSocket": {"port": ZEO_PORT}},
+                                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}, scripts_mount],
+                            }],
+                            "volumes": [scripts_volume],
+                        },
+                    },
+                    "volumeClaimTemplates": [claim],
+                },
+            }))?);
+            desired.services.push(typed(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": meta(site, &zeo_name, "zeo", true),
+                "spec": {"selector": selector(site, "zeo")["matchLabels"], "ports": [{"name": "zeo", "port": ZEO_PORT}]},
+            }))?);
+            env.push(json!({"name": "ZEO_ADDRESS", "value": format!("{zeo_name}:{ZEO_PORT}")}));
+        }
+        Some(StorageMode::Relstorage) => {
+            let secret = site
+                .spec
+                .storage
+                .as_ref()
+                .and_then(|s| s.secret_ref.as_ref())
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| format!("{name}-postgresql"));
+            env.push(json!({"name": "RELSTORAGE_DSN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "dsn"}}}));
+        }
+        None => {
+            if product
+                .storage
+                .as_ref()
+                .and_then(|s| s.size.as_ref())
+                .is_some()
+                || site
+                    .spec
+                    .storage
+                    .as_ref()
+                    .and_then(|s| s.size.as_ref())
+                    .is_some()
+            {
+                // No owner reference: the data outlives the site unless deletionPolicy says Delete.
+                let mut claim = json!({
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": meta(site, &format!("{name}-data"), "data", false),
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size(site, product)}}},
+                });
+                if let Some(class) = storage_class(site, product) {
+                    claim["spec"]["storageClassName"] = json!(class);
+                }
+                desired.data = Some(typed(claim)?);
+            }
+        }
+    }
+
+    for (k, v) in &plan.solr_env {
+        env.push(json!({"name": k, "value": v}));
+    }
+    let (affinity, spread) = placement(site, "instance", &plan.pool);
+    let probe = json!({"httpGet": {"path": product.health_path, "port": product.port}, "periodSeconds": 10});
+    let mut volumes = vec![];
+    let mut mounts = vec![];
+    if product.engine == Engine::Plone {
+        volumes.push(scripts_volume.clone());
+        mounts.push(scripts_mount.clone());
+    }
+    if let Some(data) = &desired.data {
+        volumes
+            .push(json!({"name": "data", "persistentVolumeClaim": {"claimName": data.name_any()}}));
+        mounts.push(json!({"name": "data", "mountPath": "/data"}));
+    }
+    let resources = product
+        .resources
+        .as_ref()
+        .map(|r| serde_json::to_value(r.to_requirements()).unwrap_or_default())
+        .unwrap_or_else(|| json!({}));
+    desired.deployment = Some(typed(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": meta(site, &name, "instance", true),
+        "spec": {
+            "replicas": replicas,
+            "selector": selector(site, "instance"),
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": pod_labels(site, "instance", &plan.product, &plan.pool)},
+                "spec": {
+                    "affinity": affinity,
+                    "topologySpreadConstraints": spread,
+                    "containers": [{
+                        "name": "instance",
+                        "image": image(product, &plan.release),
+                        "ports": [{"name": "http", "containerPort": product.port}],
+                        "env": env,
+                        "readinessProbe": probe,
+                        "livenessProbe": {"httpGet": {"path": product.health_path, "port": product.port}, "periodSeconds": 30, "failureThreshold": 6},
+                        "resources": resources,
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }))?);
+    if replicas > 1 {
+        desired.pdb = Some(typed(json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": meta(site, &name, "instance", true),
+            "spec": {"minAvailable": 1, "selector": selector(site, "instance")},
+        }))?);
+    }
+    desired.services.push(typed(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": meta(site, &name, "instance", true),
+        "spec": {
+            "selector": selector(site, "instance")["matchLabels"],
+            "ports": [{"name": "http", "port": 80, "targetPort": product.port}],
+        },
+    }))?);
+
+    let tls_secret = format!("{name}-tls");
+    let rules: Vec<Value> = site
+        .spec
+        .hostnames
+        .iter()
+        .map(|host| {
+            json!({"host": host, "http": {"paths": [{
+                "path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": name, "port": {"name": "http"}}},
+            }]}})
+        })
+        .collect();
+    desired.ingress = Some(typed(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": meta(site, &name, "ingress", true),
+        "spec": {
+            "ingressClassName": plan.ingress_class,
+            "tls": [{"hosts": site.spec.hostnames, "secretName": tls_secret}],
+            "rules": rules,
+        },
+    }))?);
+    // Not owned: with deletionPolicy Retain the certificate (and its key) outlive
+    // the site; only Delete removes them, through the finalizer.
+    desired.certificate = Some(typed(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": "Certificate",
+        "metadata": meta(site, &tls_secret, "certificate", false),
+        "spec": {
+            "dnsNames": site.spec.hostnames,
+            "secretName": tls_secret,
+            "issuerRef": {"name": plan.issuer, "kind": "CertificateIssuer"},
+        },
+    }))?);
+
+    let solr_wanted = product.engine == Engine::Plone
+        && product.solr.as_ref().is_some_and(|s| s.enabled)
+        && site.spec.solr.as_ref().and_then(|s| s.enabled) != Some(false);
+    if solr_wanted {
+        let mut spec = json!({"site": name});
+        let version = site
+            .spec
+            .solr
+            .as_ref()
+            .and_then(|s| s.configset_version.clone())
+            .or_else(|| {
+                product
+                    .solr
+                    .as_ref()
+                    .and_then(|s| s.configset_version.clone())
+            });
+        if let Some(v) = version {
+            spec["configsetVersion"] = json!(v);
+        }
+        if let Some(c) = product.solr.as_ref().and_then(|s| s.configset.clone()) {
+            spec["configset"] = json!(c);
+        }
+        desired.solr_index = Some(typed(json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "SolrIndex",
+            "metadata": meta(site, &name, "search", true),
+            "spec": spec,
+        }))?);
+    }
+
+    if product.engine == Engine::Plone && !plan.suspended {
+        if plan.create_site && !product.site_creation_command.is_empty() {
+            let mut command = product.site_creation_command.clone();
+            command.push(format!("{SCRIPTS_DIR}/create_site.py"));
+            command.extend(["Plone".to_string(), site_title(site)]);
+            desired.jobs.push(job(
+                site,
+                &format!("{name}-create"),
+                "create-site",
+                product,
+                &plan.release,
+                command,
+                plan,
+            )?);
+        }
+        if let Some(target) = &plan.upgrade_to
+            && !product.upgrade_command.is_empty()
+        {
+            let mut command = product.upgrade_command.clone();
+            command.push(format!("{SCRIPTS_DIR}/upgrade_site.py"));
+            command.push("Plone".to_string());
+            desired.jobs.push(job(
+                site,
+                &upgrade_job_name(&name, target),
+                "upgrade",
+                product,
+                target,
+                command,
+                plan,
+            )?);
+        }
+    }
+    Ok(desired)
+}
+
+/// Name of the Job that upgrades `site` to `release`.
+pub fn upgrade_job_name(site: &str, release: &str) -> String {
+    let release: String = release
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = format!("{site}-upgrade-{release}");
+    name.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+fn site_title(site: &PloneSite) -> String {
+    site.annotations()
+        .get("hosting.imio.be/title")
+        .cloned()
+        .unwrap_or_else(|| {
+            site.spec
+                .hostnames
+                .first()
+                .cloned()
+                .unwrap_or_else(|| site.name_any())
+        })
+}
+
+fn job(
+    site: &PloneSite,
+    name: &str,
+    component: &str,
+    product: &ProductSpec,
+    release: &str,
+    command: Vec<String>,
+    plan: &Plan,
+) -> Result<Job, serde_json::Error> {
+    let mut env = vec![json!({"name": "SITE_ID", "value": "Plone"})];
+    match storage_mode(site, product) {
+        Some(StorageMode::Zeo) => env.push(
+            json!({"name": "ZEO_ADDRESS", "value": format!("{}-zeo:{ZEO_PORT}", site.name_any())}),
+        ),
+        Some(StorageMode::Relstorage) => {
+            let secret = site
+                .spec
+                .storage
+                .as_ref()
+                .and_then(|s| s.secret_ref.as_ref())
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| format!("{}-postgresql", site.name_any()));
+            env.push(json!({"name": "RELSTORAGE_DSN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "dsn"}}}));
+        }
+        None => {}
+    }
+    let (affinity, _) = placement(site, component, &plan.pool);
+    typed(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": meta(site, name, component, true),
+        "spec": {
+            "backoffLimit": 1,
+            "template": {
+                "metadata": {"labels": pod_labels(site, component, &plan.product, &plan.pool)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "affinity": affinity,
+                    "containers": [{
+                        "name": component,
+                        "image": image(product, release),
+                        "command": command,
+                        "env": env,
+                        "volumeMounts": [{"name": "mutu", "mountPath": SCRIPTS_DIR, "readOnly": true}],
+                    }],
+                    "volumes": [{"name": "mutu", "configMap": {"name": format!("{}-mutu", site.name_any())}}],
+                },
+            },
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mutu_api::Product;
+
+    fn site(extra: &str) -> PloneSite {
+        serde_saphyr::from_str(&format!(
+            "apiVersion: hosting.imio.be/v1alpha1\nkind: PloneSite\nmetadata: {{name: delib, namespace: tenant-mons, uid: 5173-delib}}\nspec:\n  product: delib\n  hostnames: [deliberations.mons.be, conseil.mons.be]\n{extra}"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn product(yaml: &str) -> ProductSpec {
+        let p: Product = serde_saphyr::from_str(&format!(
+            "apiVersion: hosting.imio.be/v1alpha1\nkind: Product\nmetadata: {{name: delib}}\nspec:\n{yaml}"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        p.spec
+    }
+
+    fn delib() -> ProductSpec {
+        product(
+            "  displayName: ia.Délib\n  engine: plone\n  image: registry.imio.be/imio/delib\n  release: \"4.2.18\"\n  replicas: 2\n  storage: {mode: zeo, size: 20Gi}\n  solr: {enabled: true, configset: delib, configsetVersion: \"3\"}\n  upgradeCommand: [zconsole, run, /app/etc/zope.conf]\n  siteCreationCommand: [zconsole, run, /app/etc/zope.conf]\n",
+        )
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            product: "delib".into(),
+            release: "4.2.18".into(),
+            upgrade_to: None,
+            pool: "frontend".into(),
+            suspended: false,
+            issuer: "letsencrypt".into(),
+            ingress_class: "nginx".into(),
+            solr_env: BTreeMap::from([("COLLECTIVE_SOLR_HOST".into(), "solr".into())]),
+            create_site: true,
+        }
+    }
+
+    fn build_ok(site: &PloneSite, product: &ProductSpec, plan: &Plan) -> Desired {
+        build(site, product, plan).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn json_of<T: serde::Serialize>(t: &T) -> Value {
+        serde_json::to_value(t).unwrap_or_default()
+    }
+
+    #[test]
+    fn ingress_and_certificate_carry_exactly_the_sites_hostnames() {
+        let d = build_ok(&site(""), &delib(), &plan());
+        let ingress = json_of(&d.ingress);
+        let hosts: Vec<&str> = ingress["spec"]["rules"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|r| r["host"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(hosts, vec!["deliberations.mons.be", "conseil.mons.be"]);
+        assert_eq!(
+            ingress["spec"]["tls"][0]["hosts"],
+            json!(["deliberations.mons.be", "conseil.mons.be"])
+        );
+        assert_eq!(ingress["spec"]["tls"][0]["secretName"], "delib-tls");
+        let cert = d.certificate.unwrap_or_else(|| panic!("no certificate"));
+        assert_eq!(
+            cert.spec.dns_names,
+            vec!["deliberations.mons.be", "conseil.mons.be"]
+        );
+        assert_eq!(cert.spec.secret_name, "delib-tls");
+        assert_eq!(cert.spec.issuer_ref.name, "letsencrypt");
+        assert!(
+            cert.metadata.owner_references.is_none(),
+            "Retain must keep the certificate"
+        );
+    }
+
+    #[test]
+    fn instances_run_the_release_only_on_the_pool_spread_over_nodes() {
+        let d = build_ok(&site(""), &delib(), &plan());
+        let dep = json_of(&d.deployment);
+        let pod = &dep["spec"]["template"]["spec"];
+        assert_eq!(dep["spec"]["replicas"], 2, "the product's default replicas");
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "registry.imio.be/imio/delib:4.2.18"
+        );
+        let term = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"][0];
+        assert_eq!(term["key"], mutu_api::POOL_LABEL);
+        assert_eq!(term["values"], json!(["frontend"]));
+        assert_eq!(
+            pod["topologySpreadConstraints"][0]["topologyKey"],
+            "kubernetes.io/hostname"
+        );
+        assert_eq!(
+            pod["topologySpreadConstraints"][0]["whenUnsatisfiable"],
+            "DoNotSchedule"
+        );
+        let env = pod["containers"][0]["env"].to_string();
+        assert!(
+            env.contains("ZEO_ADDRESS") && env.contains("delib-zeo:8100"),
+            "{env}"
+        );
+        assert!(env.contains("COLLECTIVE_SOLR_HOST"), "{env}");
+        assert_eq!(
+            pod["containers"][0]["readinessProbe"]["httpGet"]["path"],
+            "/ok"
+        );
+        assert!(d.pdb.is_some(), "2 replicas get a PodDisruptionBudget");
+        let labels = &dep["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(labels[labels::MANAGED_BY], "mutu");
+        assert_eq!(labels[labels::INSTANCE], "delib");
+        assert_eq!(labels[labels::COMPONENT], "instance");
+    }
+
+    #[test]
+    fn zeo_keeps_its_data_on_a_volume_that_outlives_the_statefulset() {
+        let d = build_ok(&site(""), &delib(), &plan());
+        let zeo = json_of(&d.zeo);
+        assert_eq!(
+            zeo["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
+            "Retain"
+        );
+        let claim = &zeo["spec"]["volumeClaimTemplates"][0];
+        assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "20Gi");
+        assert_eq!(claim["metadata"]["labels"][labels::OWNER_UID], "5173-delib");
+        assert!(
+            d.config
+                .is_some_and(|c| c.data.unwrap_or_default()["zeo.conf"].contains("blob-dir"))
+        );
+    }
+
+    #[test]
+    fn one_replica_gets_no_disruption_budget_and_a_suspended_member_runs_nothing() {
+        let d = build_ok(&site("  replicas: 1\n"), &delib(), &plan());
+        assert!(d.pdb.is_none());
+        let suspended = Plan {
+            suspended: true,
+            ..plan()
+        };
+        let d = build_ok(&site(""), &delib(), &suspended);
+        assert_eq!(json_of(&d.deployment)["spec"]["replicas"], 0);
+        assert_eq!(json_of(&d.zeo)["spec"]["replicas"], 0);
+        assert!(d.jobs.is_empty(), "no job runs for a suspended member");
+        assert!(d.zeo.is_some(), "suspension deletes nothing");
+    }
+
+    #[test]
+    fn an_upgrade_job_runs_the_new_release_while_instances_stay_on_the_old() {
+        let upgrading = Plan {
+            upgrade_to: Some("4.3.0".into()),
+            ..plan()
+        };
+        let d = build_ok(&site(""), &delib(), &upgrading);
+        assert_eq!(
+            json_of(&d.deployment)["spec"]["template"]["spec"]["containers"][0]["image"],
+            "registry.imio.be/imio/delib:4.2.18"
+        );
+        let upgrade = d
+            .jobs
+            .iter()
+            .find(|j| j.name_any() == "delib-upgrade-4-3-0")
+            .unwrap_or_else(|| panic!("no upgrade job"));
+        let container = &json_of(upgrade)["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], "registry.imio.be/imio/delib:4.3.0");
+        assert_eq!(
+            container["command"]
+                .as_array()
+                .and_then(|c| c.last())
+                .cloned(),
+            Some(json!("Plone"))
+        );
+        assert!(container["command"].to_string().contains("upgrade_site.py"));
+    }
+
+    #[test]
+    fn search_index_follows_the_product_and_can_be_turned_off() {
+        let d = build_ok(&site(""), &delib(), &plan());
+        let index = d.solr_index.unwrap_or_else(|| panic!("no index"));
+        assert_eq!(index.spec.configset_version.as_deref(), Some("3"));
+        let d = build_ok(&site("  solr: {enabled: false}\n"), &delib(), &plan());
+        assert!(d.solr_index.is_none());
+    }
+
+    #[test]
+    fn a_generic_product_gets_its_own_volume_and_no_plone_jobs() {
+        let atal = product(
+            "  displayName: ATAL\n  engine: generic\n  image: registry.imio.be/atal/atal\n  release: \"7.3\"\n  storage: {size: 5Gi}\n  siteCreationCommand: [init]\n",
+        );
+        let d = build_ok(&site(""), &atal, &plan());
+        assert!(d.zeo.is_none() && d.config.is_none() && d.solr_index.is_none());
+        assert!(d.jobs.is_empty());
+        let data = d.data.unwrap_or_else(|| panic!("no data volume"));
+        assert!(
+            data.metadata.owner_references.is_none(),
+            "Retain must keep the volume"
+        );
+        assert_eq!(
+            json_of(&data)["spec"]["resources"]["requests"]["storage"],
+            "5Gi"
+        );
+    }
+
+    #[test]
+    fn a_created_site_wants_no_creation_job_any_more() {
+        let d = build_ok(
+            &site(""),
+            &delib(),
+            &Plan {
+                create_site: false,
+                ..plan()
+            },
+        );
+        assert!(
+            d.jobs.is_empty(),
+            "a finished creation Job is immutable and must not be re-applied"
+        );
+        let d = build_ok(&site(""), &delib(), &plan());
+        assert_eq!(d.jobs.len(), 1);
+        assert_eq!(d.jobs[0].name_any(), "delib-create");
+    }
+
+    #[test]
+    fn upgrade_job_names_are_valid_and_bounded() {
+        assert_eq!(upgrade_job_name("delib", "4.2.18"), "delib-upgrade-4-2-18");
+        let long = upgrade_job_name(&"s".repeat(60), "1.0");
+        assert!(long.len() <= 63 && !long.ends_with('-'));
+    }
+}

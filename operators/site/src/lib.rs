@@ -1,0 +1,189 @@
+//! The PloneSite operator: for each hosted instance of a catalog product, its
+//! storage (ZEO on a volume, or RelStorage), its instances spread over its
+//! pool's nodes, Service, Ingress and Certificate for exactly its hostnames,
+//! its search index, the site-creation Job and, on a release change, the
+//! upgrade Job that must succeed before the instances move to the new release.
+//! This crate exposes its controller and nothing else.
+
+mod admission;
+mod build;
+mod reconcile;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Pod, PodSpec, PodStatus, Service,
+};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use mutu_api::{Certificate, MemberTenant, PloneSite, Product, SolrIndex};
+use mutu_runtime::labels::managed_selector;
+use mutu_runtime::watch::{after_initial_list, children_watch, main_watch};
+use mutu_runtime::{Context, Health, Metrics, Settings};
+
+pub use reconcile::Config;
+
+/// Name of this controller in metrics, events and its field manager (`mutu-site`).
+pub const NAME: &str = "site";
+
+/// The site a child or pod belongs to, from its labels.
+fn owning_site<K: Resource>(obj: &K) -> Option<ObjectRef<DeserializeGuard<PloneSite>>> {
+    let ns = obj.meta().namespace.as_deref()?;
+    let site = obj.meta().labels.as_ref()?.get(build::SITE_LABEL)?;
+    Some(ObjectRef::new(site).within(ns))
+}
+
+/// Keeps only what the site controller reads of a pod: labels, node, readiness.
+fn slim_pod(pod: &mut Pod) {
+    pod.meta_mut().managed_fields = None;
+    pod.meta_mut().annotations = None;
+    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    pod.spec = Some(PodSpec {
+        node_name,
+        containers: Vec::new(),
+        ..Default::default()
+    });
+    let status = pod.status.take().unwrap_or_default();
+    pod.status = Some(PodStatus {
+        phase: status.phase,
+        conditions: status.conditions,
+        ..Default::default()
+    });
+}
+
+/// Keeps only a Job's identity and outcome.
+fn slim_job(job: &mut Job) {
+    job.meta_mut().managed_fields = None;
+    job.spec = None;
+}
+
+/// Runs the site controller until `shutdown` completes.
+pub async fn run(
+    client: Client,
+    metrics: Metrics,
+    health: Health,
+    config: Config,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (sites, site_stream) = main_watch(
+        Api::<DeserializeGuard<PloneSite>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+    let (tenants, tenant_stream) = main_watch(
+        Api::<DeserializeGuard<MemberTenant>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+    let (products, product_stream) = main_watch(
+        Api::<DeserializeGuard<Product>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+
+    let managed = watcher::Config::default()
+        .labels(&managed_selector())
+        .page_size(500);
+    let (pods, pod_writer) = reflector::store();
+    let pod_health = health.clone();
+    let pod_stream = reflector::reflector(
+        pod_writer,
+        watcher(Api::<Pod>::all(client.clone()), managed.clone())
+            .default_backoff()
+            .modify(slim_pod)
+            .inspect(move |e| match e {
+                Ok(_) => pod_health.watch_ok("pods"),
+                Err(_) => pod_health.watch_failed("pods"),
+            }),
+    )
+    .touched_objects();
+    let pod_stream = after_initial_list(pod_stream, pods.clone());
+    let (jobs, job_writer) = reflector::store();
+    let job_health = health.clone();
+    let job_stream = reflector::reflector(
+        job_writer,
+        watcher(Api::<Job>::all(client.clone()), managed)
+            .default_backoff()
+            .modify(slim_job)
+            .inspect(move |e| match e {
+                Ok(_) => job_health.watch_ok("jobs"),
+                Err(_) => job_health.watch_failed("jobs"),
+            }),
+    )
+    .touched_objects();
+    let job_stream = after_initial_list(job_stream, jobs.clone());
+
+    let (configs, config_stream) = children_watch::<ConfigMap>(&client, &health, &metrics);
+    let (statefulsets, sts_stream) = children_watch::<StatefulSet>(&client, &health, &metrics);
+    let (services, svc_stream) = children_watch::<Service>(&client, &health, &metrics);
+    let (claims, claim_stream) =
+        children_watch::<PersistentVolumeClaim>(&client, &health, &metrics);
+    let (deployments, dep_stream) = children_watch::<Deployment>(&client, &health, &metrics);
+    let (pdbs, pdb_stream) = children_watch::<PodDisruptionBudget>(&client, &health, &metrics);
+    let (ingresses, ing_stream) = children_watch::<Ingress>(&client, &health, &metrics);
+    let (certificates, cert_stream) = children_watch::<Certificate>(&client, &health, &metrics);
+    let (indexes, idx_stream) = children_watch::<SolrIndex>(&client, &health, &metrics);
+
+    let data = reconcile::Data {
+        config,
+        sites: sites.clone(),
+        tenants: tenants.clone(),
+        products: products.clone(),
+        pods,
+        jobs,
+        configs,
+        statefulsets,
+        services,
+        claims,
+        deployments,
+        pdbs,
+        ingresses,
+        certificates,
+        indexes,
+    };
+    let ctx = Arc::new(Context::new(NAME, client, metrics, health, settings, data));
+
+    // A tenant change (suspension, entitlements, domains) re-checks its sites.
+    let sites_of_tenant = sites.clone();
+    let controller = Controller::for_stream(site_stream, sites)
+        .watches_stream(pod_stream, |p| owning_site(&p))
+        .watches_stream(job_stream, |j| owning_site(&j))
+        .watches_stream(config_stream, |o| owning_site(&o))
+        .watches_stream(sts_stream, |o| owning_site(&o))
+        .watches_stream(svc_stream, |o| owning_site(&o))
+        .watches_stream(claim_stream, |o| owning_site(&o))
+        .watches_stream(dep_stream, |o| owning_site(&o))
+        .watches_stream(pdb_stream, |o| owning_site(&o))
+        .watches_stream(ing_stream, |o| owning_site(&o))
+        .watches_stream(cert_stream, |o| owning_site(&o))
+        .watches_stream(idx_stream, |o| owning_site(&o))
+        .watches_stream(
+            after_initial_list(tenant_stream, tenants),
+            move |t: DeserializeGuard<MemberTenant>| {
+                let ns = mutu_api::tenant_namespace(&t.name_any());
+                sites_of_tenant
+                    .state()
+                    .into_iter()
+                    .filter(|s| s.meta().namespace.as_deref() == Some(ns.as_str()))
+                    .map(|s| ObjectRef::from_obj(&*s))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .reconcile_all_on(after_initial_list(product_stream, products).map(|_| ()))
+        .graceful_shutdown_on(shutdown);
+    mutu_runtime::controller::run(controller, ctx, reconcile::reconcile).await;
+}

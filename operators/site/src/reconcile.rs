@@ -1,0 +1,618 @@
+//! One reconcile of a PloneSite: admission against the whole fleet (pure),
+//! the release and placement decisions, the children (pure), apply what
+//! changed, prune what is no longer wanted, then the status from what runs.
+//! Deletion goes through a finalizer that honours `deletionPolicy`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{self, Event as Finalizing};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use mutu_api::common::DeletionPolicy;
+use mutu_api::site::PloneSiteStatus;
+use mutu_api::{Certificate, MemberTenant, PloneSite, Product, ProductSpec, SolrIndex};
+use mutu_runtime::conditions::{self, Desired as Cond};
+use mutu_runtime::labels::OWNER_UID;
+use mutu_runtime::{ApplyError, Context, Reason, status};
+
+use crate::admission::{self, Refusal};
+use crate::build::{self, Plan, SITE_LABEL};
+
+/// Finalizer that lets mutu honour `deletionPolicy` before a site goes.
+pub const FINALIZER: &str = "hosting.imio.be/site";
+/// Condition recording that the Plone site exists in its database.
+pub const SITE_CREATED: &str = "SiteCreated";
+
+fn storage_is_zeo(site: &PloneSite, product: &ProductSpec) -> bool {
+    product.engine == mutu_api::product::Engine::Plone
+        && site
+            .spec
+            .storage
+            .as_ref()
+            .and_then(|s| s.mode)
+            .or_else(|| product.storage.as_ref().and_then(|s| s.mode))
+            .unwrap_or_default()
+            == mutu_api::product::StorageMode::Zeo
+}
+
+/// Operator-wide settings of the site controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Pool new sites are placed on.
+    pub default_pool: String,
+    /// CertificateIssuer of sites that name none.
+    pub default_issuer: String,
+    /// IngressClass of the sites' Ingresses.
+    pub ingress_class: String,
+    /// Base URL of the shared Solr, e.g. `http://solr.solr.svc:8983/solr`.
+    pub solr_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            default_pool: mutu_api::POOL_FRONTEND.to_string(),
+            default_issuer: "letsencrypt".to_string(),
+            ingress_class: "nginx".to_string(),
+            solr_url: "http://solr.solr.svc:8983/solr".to_string(),
+        }
+    }
+}
+
+/// The caches and settings of the site controller.
+pub struct Data {
+    pub config: Config,
+    pub sites: Store<DeserializeGuard<PloneSite>>,
+    pub tenants: Store<DeserializeGuard<MemberTenant>>,
+    pub products: Store<DeserializeGuard<Product>>,
+    pub pods: Store<Pod>,
+    pub jobs: Store<Job>,
+    pub configs: Store<PartialObjectMeta<ConfigMap>>,
+    pub statefulsets: Store<PartialObjectMeta<StatefulSet>>,
+    pub services: Store<PartialObjectMeta<Service>>,
+    pub claims: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+    pub deployments: Store<PartialObjectMeta<Deployment>>,
+    pub pdbs: Store<PartialObjectMeta<PodDisruptionBudget>>,
+    pub ingresses: Store<PartialObjectMeta<Ingress>>,
+    pub certificates: Store<PartialObjectMeta<Certificate>>,
+    pub indexes: Store<PartialObjectMeta<SolrIndex>>,
+}
+
+impl Data {
+    /// Waits until every cache has its first full list (see the tenant controller).
+    async fn ready(&self) {
+        let _ = self.sites.wait_until_ready().await;
+        let _ = self.tenants.wait_until_ready().await;
+        let _ = self.products.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
+        let _ = self.jobs.wait_until_ready().await;
+        let _ = self.configs.wait_until_ready().await;
+        let _ = self.statefulsets.wait_until_ready().await;
+        let _ = self.services.wait_until_ready().await;
+        let _ = self.claims.wait_until_ready().await;
+        let _ = self.deployments.wait_until_ready().await;
+        let _ = self.pdbs.wait_until_ready().await;
+        let _ = self.ingresses.wait_until_ready().await;
+        let _ = self.certificates.wait_until_ready().await;
+        let _ = self.indexes.wait_until_ready().await;
+    }
+
+    fn catalog(&self) -> BTreeMap<String, ProductSpec> {
+        self.products
+            .state()
+            .iter()
+            .filter_map(|p| p.0.as_ref().ok())
+            .map(|p| (p.name_any(), p.spec.clone()))
+            .collect()
+    }
+}
+
+/// Why a site reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("cannot write the PloneSite status: {0}")]
+    Status(#[source] kube::Error),
+    #[error("cannot build the site's children: {0}")]
+    Build(#[source] serde_json::Error),
+    #[error("{0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+impl Reason for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Apply(_) => "ApplyFailed",
+            Error::Status(_) => "StatusFailed",
+            Error::Build(_) => "BuildFailed",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerFailed",
+            },
+        }
+    }
+}
+
+type Ctx = Context<Data>;
+
+pub async fn reconcile(site: Arc<PloneSite>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    ctx.data.ready().await;
+    let ns = site.namespace().unwrap_or_default();
+    let api: Api<PloneSite> = Api::namespaced(ctx.client().clone(), &ns);
+    if !site.finalizers().iter().any(|f| f == FINALIZER) && site.meta().deletion_timestamp.is_none()
+    {
+        ctx.metrics.write(ctx.name, "finalizer", "PloneSite");
+    }
+    finalizer::finalizer(&api, FINALIZER, site, |event| async {
+        match event {
+            Finalizing::Apply(site) => provision(&site, &ctx, &api).await,
+            Finalizing::Cleanup(site) => release(&site, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The state of the site's upgrade Job towards `release`, if it exists.
+enum JobState {
+    Running,
+    Succeeded,
+    Failed(String),
+}
+
+fn job_state(jobs: &Store<Job>, ns: &str, name: &str) -> Option<JobState> {
+    let job = jobs.get(&ObjectRef::new(name).within(ns))?;
+    let status = job.status.clone().unwrap_or_default();
+    let conds = status.conditions.unwrap_or_default();
+    if conds
+        .iter()
+        .any(|c| c.type_ == "Complete" && c.status == "True")
+    {
+        Some(JobState::Succeeded)
+    } else if let Some(failed) = conds
+        .iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True")
+    {
+        Some(JobState::Failed(
+            failed
+                .message
+                .clone()
+                .unwrap_or_else(|| "the Job failed".to_string()),
+        ))
+    } else {
+        Some(JobState::Running)
+    }
+}
+
+/// Environment of the instances for collective.solr, pointing at the site's alias.
+fn solr_env(config: &Config, ns: &str, site: &str) -> BTreeMap<String, String> {
+    let url = config.solr_url.trim_end_matches('/');
+    let without_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let (authority, base) = without_scheme
+        .split_once('/')
+        .unwrap_or((without_scheme, "solr"));
+    let (host, port) = authority.split_once(':').unwrap_or((authority, "8983"));
+    BTreeMap::from([
+        ("COLLECTIVE_SOLR_HOST".to_string(), host.to_string()),
+        ("COLLECTIVE_SOLR_PORT".to_string(), port.to_string()),
+        (
+            "COLLECTIVE_SOLR_BASE".to_string(),
+            format!("/{base}/{}", alias_name(ns, site)),
+        ),
+        ("COLLECTIVE_SOLR_ACTIVE".to_string(), "true".to_string()),
+    ])
+}
+
+/// The Solr alias a site's instances talk to.
+pub fn alias_name(ns: &str, site: &str) -> String {
+    format!("{ns}.{site}")
+}
+
+async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<Action, Error> {
+    let ns = site.namespace().unwrap_or_default();
+    let name = site.name_any();
+    let data = &ctx.data;
+    let tenant = admission::tenant_name(&ns)
+        .and_then(|t| data.tenants.get(&ObjectRef::new(t)))
+        .and_then(|t| t.0.as_ref().ok().cloned());
+    let catalog = data.catalog();
+    let all: Vec<PloneSite> = data
+        .sites
+        .state()
+        .iter()
+        .filter_map(|s| s.0.as_ref().ok().cloned())
+        .collect();
+    let current = site.status.clone().unwrap_or_default();
+    let refusals = admission::refusals(site, tenant.as_ref(), &catalog, &all);
+    let admitted_before = current.release.is_some();
+    if let Some(first) = refusals.first().filter(|_| !admitted_before) {
+        let message = refusals
+            .iter()
+            .map(|r: &Refusal| r.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let conds = [
+            Cond::new(
+                mutu_api::CONDITION_READY,
+                false,
+                first.reason,
+                message.clone(),
+            ),
+            Cond::new(
+                mutu_api::CONDITION_PROGRESSING,
+                false,
+                first.reason,
+                "not admitted: nothing is served",
+            ),
+        ];
+        let desired = PloneSiteStatus {
+            observed_generation: site.meta().generation,
+            ..current.clone()
+        };
+        if write_status(site, ctx, api, &current, desired, &conds).await? {
+            ctx.event(site, true, first.reason, message).await;
+        }
+        return Ok(ctx.requeue());
+    }
+    let (Some(tenant), Some(product)) = (tenant, catalog.get(&site.spec.product)) else {
+        // Admitted earlier, but its tenant or product is gone now: keep
+        // everything as it is and say so.
+        let conds = [Cond::new(
+            mutu_api::CONDITION_READY,
+            false,
+            "CatalogOrTenantMissing",
+            "the site's MemberTenant or Product no longer exists; mutu leaves the site as it is",
+        )];
+        write_status(site, ctx, api, &current, current.clone(), &conds).await?;
+        return Ok(ctx.requeue());
+    };
+
+    let pool = current
+        .pool
+        .clone()
+        .unwrap_or_else(|| data.config.default_pool.clone());
+    let wanted = site
+        .spec
+        .release
+        .clone()
+        .unwrap_or_else(|| product.release.clone());
+    let mut status = PloneSiteStatus {
+        observed_generation: site.meta().generation,
+        url: site.spec.hostnames.first().map(|h| format!("https://{h}")),
+        pool: Some(pool.clone()),
+        ..current.clone()
+    };
+    let mut upgrade_to = None;
+    let mut upgrade_failure = None;
+    let release = match current.release.clone() {
+        None => wanted.clone(),
+        Some(running) if running == wanted => running,
+        Some(running) if product.upgrade_command.is_empty() => {
+            status.previous_release = Some(running);
+            wanted.clone()
+        }
+        Some(running) => match job_state(&data.jobs, &ns, &build::upgrade_job_name(&name, &wanted))
+        {
+            Some(JobState::Succeeded) => {
+                status.previous_release = Some(running);
+                wanted.clone()
+            }
+            Some(JobState::Failed(message)) => {
+                upgrade_to = Some(wanted.clone());
+                upgrade_failure = Some(message);
+                running
+            }
+            _ => {
+                upgrade_to = Some(wanted.clone());
+                running
+            }
+        },
+    };
+    status.release = Some(release.clone());
+    // Once the Plone site exists (recorded in the SiteCreated condition) its
+    // creation Job is not wanted any more: Job specs are immutable, and a
+    // finished Job has nothing left to do.
+    let needs_creation = product.engine == mutu_api::product::Engine::Plone
+        && !product.site_creation_command.is_empty();
+    let created = !needs_creation
+        || conditions::is_true(&current.conditions, SITE_CREATED)
+        || matches!(
+            job_state(&data.jobs, &ns, &format!("{name}-create")),
+            Some(JobState::Succeeded)
+        );
+    let solr = product.solr.as_ref().is_some_and(|s| s.enabled);
+    let plan = Plan {
+        product: site.spec.product.clone(),
+        release: release.clone(),
+        upgrade_to: upgrade_to.clone(),
+        pool,
+        suspended: tenant.spec.suspended,
+        issuer: site
+            .spec
+            .tls
+            .as_ref()
+            .and_then(|t| t.issuer.clone())
+            .unwrap_or_else(|| data.config.default_issuer.clone()),
+        ingress_class: data.config.ingress_class.clone(),
+        solr_env: if solr {
+            solr_env(&data.config, &ns, &name)
+        } else {
+            BTreeMap::new()
+        },
+        create_site: !created,
+    };
+    let desired = build::build(site, product, &plan).map_err(Error::Build)?;
+    apply_all(site, ctx, desired).await?;
+
+    // Status from what runs.
+    let pods: Vec<Arc<Pod>> = data
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(ns.as_str())
+                && p.labels().get(SITE_LABEL) == Some(&name)
+        })
+        .collect();
+    let instance_pods: Vec<&Arc<Pod>> = pods
+        .iter()
+        .filter(|p| p.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("instance"))
+        .collect();
+    let ready = instance_pods.iter().filter(|p| pod_ready(p)).count() as i32;
+    let zeo_ready = !storage_is_zeo(site, product)
+        || pods.iter().any(|p| {
+            p.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("zeo") && pod_ready(p)
+        });
+    let mut nodes: Vec<String> = pods
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.labels().get(mutu_api::COMPONENT).map(String::as_str),
+                Some("instance" | "zeo")
+            )
+        })
+        .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    status.nodes = nodes;
+    status.ready_replicas = Some(ready);
+    let want = if tenant.spec.suspended {
+        0
+    } else {
+        site.spec.replicas.unwrap_or(product.replicas).max(0)
+    };
+    let mut conds = vec![Cond::new(
+        SITE_CREATED,
+        created,
+        if created { "Created" } else { "Creating" },
+        if created {
+            "the site exists in its database"
+        } else {
+            "the site-creation Job has not finished yet"
+        },
+    )];
+    if tenant.spec.suspended {
+        conds.push(Cond::new(mutu_api::CONDITION_READY, false, "Suspended", "the member is suspended: the site is scaled to zero and serves nothing; its data is kept"));
+        conds.push(Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            false,
+            "Suspended",
+            "nothing runs while the member is suspended",
+        ));
+    } else if ready >= want && created && zeo_ready {
+        conds.push(Cond::new(
+            mutu_api::CONDITION_READY,
+            true,
+            "Serving",
+            format!("{ready}/{want} instances ready on release {release}"),
+        ));
+        conds.push(Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            upgrade_to.is_some() && upgrade_failure.is_none(),
+            if upgrade_to.is_some() && upgrade_failure.is_none() {
+                "Upgrading"
+            } else {
+                "Stable"
+            },
+            match (&upgrade_to, &upgrade_failure) {
+                (Some(target), None) => format!(
+                    "upgrade Job to release {target} is running; release {release} keeps serving"
+                ),
+                _ => format!("running release {release}"),
+            },
+        ));
+    } else {
+        let why = if !zeo_ready {
+            "waiting for the ZEO server".to_string()
+        } else if created {
+            format!("{ready}/{want} instances ready")
+        } else {
+            "waiting for the site-creation Job".to_string()
+        };
+        conds.push(Cond::new(
+            mutu_api::CONDITION_READY,
+            false,
+            "Starting",
+            why.clone(),
+        ));
+        conds.push(Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            true,
+            "Starting",
+            why,
+        ));
+    }
+    match (&upgrade_to, &upgrade_failure) {
+        (Some(target), Some(message)) => conds.push(Cond::new(
+            "Degraded",
+            true,
+            "UpgradeFailed",
+            format!(
+                "the upgrade to release {target} failed ({message}); release {release} keeps serving with its data untouched. Fix the release and set spec.release again, or set it back to {release}"
+            ),
+        )),
+        _ => conds.push(Cond::new("Degraded", false, "AsExpected", "no failure")),
+    }
+    let was_degraded = conditions::is_true(&current.conditions, "Degraded");
+    write_status(site, ctx, api, &current, status, &conds).await?;
+    if let (Some(target), Some(message), false) = (&upgrade_to, &upgrade_failure, was_degraded) {
+        ctx.event(
+            site,
+            true,
+            "UpgradeFailed",
+            format!("upgrade to {target} failed: {message}; staying on {release}"),
+        )
+        .await;
+    }
+    Ok(ctx.requeue())
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn apply_all(site: &PloneSite, ctx: &Ctx, desired: build::Desired) -> Result<(), Error> {
+    let a = &ctx.applier;
+    let d = &ctx.data;
+    let uid = site.uid().unwrap_or_default();
+    macro_rules! keep {
+        ($objs:expr) => {
+            $objs
+                .iter()
+                .map(|o| (o.namespace(), o.name_any()))
+                .collect::<BTreeSet<_>>()
+        };
+    }
+    let configs: Vec<ConfigMap> = desired.config.into_iter().collect();
+    let zeos: Vec<StatefulSet> = desired.zeo.into_iter().collect();
+    let deployments: Vec<Deployment> = desired.deployment.into_iter().collect();
+    let pdbs: Vec<PodDisruptionBudget> = desired.pdb.into_iter().collect();
+    let ingresses: Vec<Ingress> = desired.ingress.into_iter().collect();
+    let certificates: Vec<Certificate> = desired.certificate.into_iter().collect();
+    let indexes: Vec<SolrIndex> = desired.solr_index.into_iter().collect();
+    let (k_cfg, k_zeo, k_svc, k_dep, k_pdb, k_ing, k_job, k_idx) = (
+        keep!(configs),
+        keep!(zeos),
+        keep!(desired.services),
+        keep!(deployments),
+        keep!(pdbs),
+        keep!(ingresses),
+        keep!(desired.jobs),
+        keep!(indexes),
+    );
+    for o in configs {
+        a.apply(&d.configs, o).await?;
+    }
+    for o in zeos {
+        a.apply(&d.statefulsets, o).await?;
+    }
+    for o in desired.services {
+        a.apply(&d.services, o).await?;
+    }
+    if let Some(o) = desired.data {
+        a.apply(&d.claims, o).await?;
+    }
+    for o in deployments {
+        a.apply(&d.deployments, o).await?;
+    }
+    for o in pdbs {
+        a.apply(&d.pdbs, o).await?;
+    }
+    for o in certificates {
+        a.apply(&d.certificates, o).await?;
+    }
+    for o in ingresses {
+        a.apply(&d.ingresses, o).await?;
+    }
+    for o in indexes {
+        a.apply(&d.indexes, o).await?;
+    }
+    for o in desired.jobs {
+        a.apply(&d.jobs, o).await?;
+    }
+    a.prune(&d.configs, &uid, &k_cfg).await?;
+    a.prune(&d.statefulsets, &uid, &k_zeo).await?;
+    a.prune(&d.services, &uid, &k_svc).await?;
+    a.prune(&d.deployments, &uid, &k_dep).await?;
+    a.prune(&d.pdbs, &uid, &k_pdb).await?;
+    a.prune(&d.ingresses, &uid, &k_ing).await?;
+    a.prune(&d.indexes, &uid, &k_idx).await?;
+    a.prune_in::<Job, _>(&d.jobs, &uid, &k_job).await?;
+    Ok(())
+}
+
+async fn write_status(
+    site: &PloneSite,
+    ctx: &Ctx,
+    api: &Api<PloneSite>,
+    current: &PloneSiteStatus,
+    mut desired: PloneSiteStatus,
+    conds: &[Cond<'_>],
+) -> Result<bool, Error> {
+    desired.conditions = conditions::merge(
+        &current.conditions,
+        conds,
+        site.meta().generation,
+        status::now(),
+    );
+    status::apply_status(
+        api,
+        site,
+        site.status.as_ref(),
+        &desired,
+        ctx.applier.field_manager(),
+        &ctx.metrics,
+        ctx.name,
+    )
+    .await
+    .map_err(Error::Status)
+}
+
+/// Deletion: the workloads go with the site (owner references). `Retain` keeps
+/// the data volumes and the certificate; `Delete` removes them too.
+async fn release(site: &PloneSite, ctx: &Ctx) -> Result<Action, Error> {
+    let uid = site.uid().unwrap_or_default();
+    let ns = site.namespace();
+    match site.spec.deletion_policy {
+        DeletionPolicy::Retain => {
+            ctx.event(
+                site,
+                false,
+                "Retained",
+                "deletionPolicy Retain: the site's volumes and certificate are kept".to_string(),
+            )
+            .await;
+        }
+        DeletionPolicy::Delete => {
+            for claim in ctx.data.claims.state() {
+                if claim.labels().get(OWNER_UID) == Some(&uid) {
+                    ctx.applier
+                        .delete::<PersistentVolumeClaim>(ns.as_deref(), &claim.name_any())
+                        .await?;
+                }
+            }
+            for cert in ctx.data.certificates.state() {
+                if cert.labels().get(OWNER_UID) == Some(&uid) {
+                    ctx.applier
+                        .delete::<Certificate>(ns.as_deref(), &cert.name_any())
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(Action::await_change())
+}
