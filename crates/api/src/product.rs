@@ -100,14 +100,17 @@ pub struct ProductSpec {
     ))]
     pub health_path: String,
 
-    /// Command run once in the new release's image before the instances restart on it
-    /// (e.g. the Plone upgrade steps). Empty: no upgrade step.
+    /// Command run once in the new release's image before the instances restart on it, e.g.
+    /// `[/app/bin/zconsole, run, /app/etc/zope.conf]`. For engine plone, mutu appends its
+    /// upgrade script and the site id (`/opt/mutu/upgrade_site.py Plone`), which runs the core
+    /// and add-on upgrade steps. Empty: no upgrade step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub upgrade_command: Vec<String>,
 
-    /// Command run once when a site is created (e.g. to create the Plone site with the
-    /// product's profile). Empty: nothing to run.
+    /// Command run once when a site is created, e.g. `[/app/bin/zconsole, run,
+    /// /app/etc/zope.conf]`. For engine plone, mutu appends its creation script, the site id
+    /// and title (`/opt/mutu/create_site.py Plone TITLE`). Empty: nothing to run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub site_creation_command: Vec<String>,

@@ -7,11 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use mutu_api::{Certificate, MemberTenant, PloneSite};
 use mutu_e2e::{
@@ -331,6 +333,19 @@ async fn a_release_bump_runs_the_upgrade_job_before_the_instances_change() -> an
     )
     .await?;
     wait_site_condition(&client, &ns, "delib", "Ready", "True", None, TIMEOUT).await?;
+    // Watch the upgrade Job from before the bump: it is deleted once the site
+    // moved, so its completion is recorded as it happens.
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let watch_config = watcher::Config::default().fields("metadata.name=delib-upgrade-2-0");
+    let completion = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(jobs, watch_config).applied_objects());
+        while let Some(Ok(job)) = events.next().await {
+            if let Some(done) = job.status.and_then(|s| s.completion_time) {
+                return Some(done.0);
+            }
+        }
+        None
+    });
     let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
     sites
         .patch(
@@ -349,15 +364,12 @@ async fn a_release_bump_runs_the_upgrade_job_before_the_instances_change() -> an
         Some("1.0")
     );
 
-    let job = Api::<Job>::namespaced(client.clone(), &ns)
-        .get("delib-upgrade-2-0")
-        .await;
-    // The Job may already be pruned once the site moved; if present it succeeded.
-    let job_done = job
+    let job_done = tokio::time::timeout(TIMEOUT, completion)
+        .await
         .ok()
-        .and_then(|j| j.status)
-        .and_then(|s| s.completion_time)
-        .map(|t| t.0);
+        .and_then(Result::ok)
+        .flatten()
+        .ok_or_else(|| anyhow::anyhow!("the upgrade Job delib-upgrade-2-0 never completed"))?;
     let new_rs = eventually(TIMEOUT, "a ReplicaSet of release 2.0", || async {
         let list = Api::<ReplicaSet>::namespaced(client.clone(), &ns)
             .list(&ListParams::default())
@@ -376,13 +388,15 @@ async fn a_release_bump_runs_the_upgrade_job_before_the_instances_change() -> an
         })
     })
     .await?;
-    if let (Some(done), Some(created)) = (job_done, new_rs.metadata.creation_timestamp.map(|t| t.0))
-    {
-        assert!(
-            created >= done,
-            "instances moved to 2.0 ({created}) before the upgrade finished ({done})"
-        );
-    }
+    let created = new_rs
+        .metadata
+        .creation_timestamp
+        .map(|t| t.0)
+        .ok_or_else(|| anyhow::anyhow!("ReplicaSet without creation time"))?;
+    assert!(
+        created >= job_done,
+        "instances moved to 2.0 ({created}) before the upgrade finished ({job_done})"
+    );
     wait_site_condition(&client, &ns, "delib", "Ready", "True", None, TIMEOUT).await?;
     Ok(())
 }
