@@ -16,6 +16,9 @@ tests/setup.sh
 echo "==> unit tests"
 cargo test --locked --workspace --exclude mutu-e2e
 
+echo "==> the site scripts against a real Plone (tests/plone)"
+tests/plone/run.sh
+
 echo "==> local control plane for the end-to-end tests ($state)"
 "$mutu" dev down --dir "$state" --api-port "$port" >/dev/null 2>&1 || true
 operator_pid=""

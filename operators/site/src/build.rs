@@ -427,7 +427,8 @@ pub fn build(
         if plan.create_site && !product.site_creation_command.is_empty() {
             let mut command = product.site_creation_command.clone();
             command.push(format!("{SCRIPTS_DIR}/create_site.py"));
-            command.extend(["Plone".to_string(), site_title(site)]);
+            // The members' language: the cooperative serves Wallonia.
+            command.extend(["Plone".to_string(), site_title(site), "fr".to_string()]);
             desired.jobs.push(job(
                 site,
                 &format!("{name}-create"),
