@@ -143,6 +143,35 @@ impl<T> Context<T> {
     pub fn failures(&self, key: &str) -> u32 {
         self.backoff.failures(key)
     }
+
+    /// Writes the status of `obj` with the conditions `conds` (see
+    /// [`crate::status::write`]), under this controller's field manager.
+    pub async fn write_status<K, S>(
+        &self,
+        api: &kube::Api<K>,
+        obj: &K,
+        desired: S,
+        conds: &[crate::conditions::Desired<'_>],
+    ) -> Result<bool, kube::Error>
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + kube::core::object::HasStatus<Status = S>,
+        S: serde::Serialize + crate::status::WithConditions,
+    {
+        crate::status::write(
+            api,
+            obj,
+            desired,
+            conds,
+            self.applier.field_manager(),
+            &self.metrics,
+            self.name,
+        )
+        .await
+    }
 }
 
 /// Per-object exponential backoff: `base`, doubling with each failure in a row

@@ -9,7 +9,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::core::object::HasStatus;
+
 use crate::Metrics;
+use crate::conditions::{self, Desired};
 
 /// Now, truncated to the second: the precision the API server stores, so a
 /// time written and read back compares equal.
@@ -55,4 +59,66 @@ where
     .await?;
     metrics.write(controller, "status", &K::kind(&()));
     Ok(true)
+}
+
+/// A status with standard conditions (every mutu kind's status).
+pub trait WithConditions {
+    fn conditions(&self) -> &[Condition];
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+}
+
+macro_rules! with_conditions {
+    ($($t:ty),* $(,)?) => {$(
+        impl WithConditions for $t {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+        }
+    )*};
+}
+
+with_conditions!(
+    mutu_api::MemberTenantStatus,
+    mutu_api::ProductStatus,
+    mutu_api::PloneSiteStatus,
+    mutu_api::SolrIndexStatus,
+    mutu_api::CertificateStatus,
+    mutu_api::CertificateIssuerStatus,
+    mutu_api::backup::BackupPolicyStatus,
+    mutu_api::RunStatus,
+    mutu_api::WaveStatus,
+    mutu_api::ProvisioningRequestStatus,
+);
+
+/// Writes `desired` as the status of `obj`, with its conditions merged from
+/// `conds` (transition times kept where the status did not flip), unless the
+/// result equals the stored status. Returns whether it wrote.
+pub async fn write<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    mut desired: S,
+    conds: &[Desired<'_>],
+    manager: &str,
+    metrics: &Metrics,
+    controller: &str,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + HasStatus<Status = S>,
+    S: Serialize + WithConditions,
+{
+    let previous = obj.status().map(|s| s.conditions()).unwrap_or(&[]);
+    *desired.conditions_mut() = conditions::merge(previous, conds, obj.meta().generation, now());
+    apply_status(
+        api,
+        obj,
+        obj.status(),
+        &desired,
+        manager,
+        metrics,
+        controller,
+    )
+    .await
 }

@@ -22,7 +22,7 @@ use mutu_api::site::PloneSiteStatus;
 use mutu_api::{Certificate, MemberTenant, PloneSite, Product, ProductSpec, SolrIndex};
 use mutu_runtime::conditions::{self, Desired as Cond};
 use mutu_runtime::labels::OWNER_UID;
-use mutu_runtime::{ApplyError, Context, Reason, status};
+use mutu_runtime::{ApplyError, Context, Reason};
 
 use crate::admission::{self, Refusal};
 use crate::build::{self, Plan, SITE_LABEL};
@@ -259,7 +259,11 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             observed_generation: site.meta().generation,
             ..current.clone()
         };
-        if write_status(site, ctx, api, &current, desired, &conds).await? {
+        if ctx
+            .write_status(api, site, desired, &conds)
+            .await
+            .map_err(Error::Status)?
+        {
             ctx.event(site, true, first.reason, message).await;
         }
         return Ok(ctx.requeue());
@@ -273,7 +277,9 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             "CatalogOrTenantMissing",
             "the site's MemberTenant or Product no longer exists; mutu leaves the site as it is",
         )];
-        write_status(site, ctx, api, &current, current.clone(), &conds).await?;
+        ctx.write_status(api, site, current.clone(), &conds)
+            .await
+            .map_err(Error::Status)?;
         return Ok(ctx.requeue());
     };
 
@@ -465,7 +471,9 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         _ => conds.push(Cond::new("Degraded", false, "AsExpected", "no failure")),
     }
     let was_degraded = conditions::is_true(&current.conditions, "Degraded");
-    write_status(site, ctx, api, &current, status, &conds).await?;
+    ctx.write_status(api, site, status, &conds)
+        .await
+        .map_err(Error::Status)?;
     if let (Some(target), Some(message), false) = (&upgrade_to, &upgrade_failure, was_degraded) {
         ctx.event(
             site,
@@ -553,33 +561,6 @@ async fn apply_all(site: &PloneSite, ctx: &Ctx, desired: build::Desired) -> Resu
     a.prune(&d.indexes, &uid, &k_idx).await?;
     a.prune_in::<Job, _>(&d.jobs, &uid, &k_job).await?;
     Ok(())
-}
-
-async fn write_status(
-    site: &PloneSite,
-    ctx: &Ctx,
-    api: &Api<PloneSite>,
-    current: &PloneSiteStatus,
-    mut desired: PloneSiteStatus,
-    conds: &[Cond<'_>],
-) -> Result<bool, Error> {
-    desired.conditions = conditions::merge(
-        &current.conditions,
-        conds,
-        site.meta().generation,
-        status::now(),
-    );
-    status::apply_status(
-        api,
-        site,
-        site.status.as_ref(),
-        &desired,
-        ctx.applier.field_manager(),
-        &ctx.metrics,
-        ctx.name,
-    )
-    .await
-    .map_err(Error::Status)
 }
 
 /// Deletion: the workloads go with the site (owner references). `Retain` keeps

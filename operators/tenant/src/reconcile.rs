@@ -19,7 +19,7 @@ use mutu_api::common::DeletionPolicy;
 use mutu_api::tenant::MemberTenantStatus;
 use mutu_api::{MemberTenant, PloneSite, Product, ProductSpec, TENANT_LABEL, tenant_namespace};
 use mutu_runtime::conditions::{self, Desired as Cond};
-use mutu_runtime::{ApplyError, Context, Reason, status};
+use mutu_runtime::{ApplyError, Context, Reason};
 use serde_json::json;
 
 use crate::build::{self, Config};
@@ -253,7 +253,10 @@ async fn provision(
             first.reason(),
             message.clone(),
         ));
-        let changed = write_status(tenant, ctx, api, &current, desired_status, &conds).await?;
+        let changed = ctx
+            .write_status(api, tenant, desired_status, &conds)
+            .await
+            .map_err(Error::Status)?;
         if changed {
             ctx.event(tenant, true, first.reason(), message).await;
         }
@@ -309,7 +312,9 @@ async fn provision(
         message,
     ));
     let was_ready = conditions::is_true(&current.conditions, mutu_api::CONDITION_READY);
-    write_status(tenant, ctx, api, &current, desired_status, &conds).await?;
+    ctx.write_status(api, tenant, desired_status, &conds)
+        .await
+        .map_err(Error::Status)?;
     if !was_ready {
         ctx.event(
             tenant,
@@ -320,33 +325,6 @@ async fn provision(
         .await;
     }
     Ok(ctx.requeue())
-}
-
-async fn write_status(
-    tenant: &MemberTenant,
-    ctx: &Ctx,
-    api: &Api<MemberTenant>,
-    current: &MemberTenantStatus,
-    mut desired: MemberTenantStatus,
-    conds: &[Cond<'_>],
-) -> Result<bool, Error> {
-    desired.conditions = conditions::merge(
-        &current.conditions,
-        conds,
-        tenant.meta().generation,
-        status::now(),
-    );
-    status::apply_status(
-        api,
-        tenant,
-        tenant.status.as_ref(),
-        &desired,
-        ctx.applier.field_manager(),
-        &ctx.metrics,
-        ctx.name,
-    )
-    .await
-    .map_err(Error::Status)
 }
 
 /// Deletion: `Retain` keeps the namespace and everything in it (only mutu's
