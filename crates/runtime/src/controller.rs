@@ -17,6 +17,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::queue::Queue;
 use crate::{Applier, Health, Metrics};
 
 /// An error a controller can report: its reason is used as the Event reason
@@ -64,6 +65,8 @@ pub struct Context<T> {
     pub data: T,
     recorder: Recorder,
     backoff: Backoff,
+    /// Objects waiting for a reconcile (`mutu_queue_depth`).
+    pub queue: Arc<Queue>,
     reported_invalid: Mutex<HashSet<String>>,
 }
 
@@ -80,6 +83,10 @@ impl<T> Context<T> {
             controller: format!("mutu-{name}"),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let depth = metrics
+            .queue_depth
+            .get_or_create(&vec![("controller", name.to_string())])
+            .clone();
         Self {
             name,
             applier: Applier::new(client.clone(), name, metrics.clone()),
@@ -87,6 +94,7 @@ impl<T> Context<T> {
             metrics,
             health,
             backoff: Backoff::new(settings.backoff_base, settings.backoff_cap),
+            queue: Arc::new(Queue::new(depth)),
             settings,
             data,
             reported_invalid: Mutex::new(HashSet::new()),
@@ -231,10 +239,7 @@ pub fn jitter(base: Duration, spread: f64) -> Duration {
 }
 
 fn key_of<K: Resource>(obj: &K) -> String {
-    match obj.meta().namespace.as_deref() {
-        Some(ns) => format!("{ns}/{}", obj.name_any()),
-        None => obj.name_any(),
-    }
+    crate::queue::key(obj.meta().namespace.as_deref(), &obj.name_any())
 }
 
 fn labels(controller: &str, extra: Option<(&'static str, &str)>) -> Vec<(&'static str, String)> {
@@ -272,6 +277,10 @@ pub async fn run<K, T, F, Fut, E>(
                 .clone();
             match &guard.0 {
                 Err(invalid) => {
+                    ctx.queue.started(&crate::queue::key(
+                        invalid.metadata.namespace.as_deref(),
+                        invalid.metadata.name.as_deref().unwrap_or_default(),
+                    ));
                     let key = format!(
                         "{}/{}@{}",
                         invalid.metadata.namespace.as_deref().unwrap_or_default(),
@@ -313,6 +322,7 @@ pub async fn run<K, T, F, Fut, E>(
                 }
                 Ok(obj) => {
                     let key = key_of(obj);
+                    ctx.queue.started(&key);
                     in_flight.inc();
                     let started = Instant::now();
                     let result = reconcile(Arc::new(obj.clone()), ctx.clone()).await;

@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod controller;
 pub mod labels;
 pub mod metrics;
+pub mod queue;
 pub mod server;
 pub mod status;
 pub mod testing;

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub(crate) in_flight: Family<Labels, Gauge>,
     pub(crate) writes: Family<Labels, Counter>,
     pub(crate) watch_errors: Family<Labels, Counter>,
+    pub(crate) queue_depth: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -50,6 +51,7 @@ impl Metrics {
             in_flight: Family::default(),
             writes: Family::default(),
             watch_errors: Family::default(),
+            queue_depth: Family::default(),
         };
         registry.register(
             "reconciles",
@@ -80,6 +82,11 @@ impl Metrics {
             "watch_errors",
             "Errors of the watches feeding the controllers, by watched kind",
             metrics.watch_errors.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Objects triggered by a watch event and waiting for their reconcile, by controller",
+            metrics.queue_depth.clone(),
         );
         *metrics.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
         metrics

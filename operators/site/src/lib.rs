@@ -156,21 +156,22 @@ pub async fn run(
         indexes,
     };
     let ctx = Arc::new(Context::new(NAME, client, metrics, health, settings, data));
+    let queue = ctx.queue.clone();
 
     // A tenant change (suspension, entitlements, domains) re-checks its sites.
     let sites_of_tenant = sites.clone();
-    let controller = Controller::for_stream(site_stream, sites)
-        .watches_stream(pod_stream, |p| owning_site(&p))
-        .watches_stream(job_stream, |j| owning_site(&j))
-        .watches_stream(config_stream, |o| owning_site(&o))
-        .watches_stream(sts_stream, |o| owning_site(&o))
-        .watches_stream(svc_stream, |o| owning_site(&o))
-        .watches_stream(claim_stream, |o| owning_site(&o))
-        .watches_stream(dep_stream, |o| owning_site(&o))
-        .watches_stream(pdb_stream, |o| owning_site(&o))
-        .watches_stream(ing_stream, |o| owning_site(&o))
-        .watches_stream(cert_stream, |o| owning_site(&o))
-        .watches_stream(idx_stream, |o| owning_site(&o))
+    let controller = Controller::for_stream(queue.watch(site_stream), sites)
+        .watches_stream(pod_stream, queue.via(|p| owning_site(&p)))
+        .watches_stream(job_stream, queue.via(|j| owning_site(&j)))
+        .watches_stream(config_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(sts_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(svc_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(claim_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(dep_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(pdb_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(ing_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(cert_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(idx_stream, queue.via(|o| owning_site(&o)))
         .watches_stream(
             after_initial_list(tenant_stream, tenants),
             move |t: DeserializeGuard<MemberTenant>| {

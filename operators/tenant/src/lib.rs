@@ -119,13 +119,14 @@ pub async fn run(
         bindings: bindings.clone(),
     };
     let ctx = Arc::new(Context::new(NAME, client, metrics, health, settings, data));
+    let queue = ctx.queue.clone();
 
-    let controller = Controller::for_stream(tenant_stream, tenants)
-        .watches_stream(ns_stream, |ns| owning_tenant(&ns))
-        .watches_stream(quota_stream, |q| owning_tenant(&q))
-        .watches_stream(limit_stream, |l| owning_tenant(&l))
-        .watches_stream(policy_stream, |p| owning_tenant(&p))
-        .watches_stream(binding_stream, |b| owning_tenant(&b))
+    let controller = Controller::for_stream(queue.watch(tenant_stream), tenants)
+        .watches_stream(ns_stream, queue.via(|ns| owning_tenant(&ns)))
+        .watches_stream(quota_stream, queue.via(|q| owning_tenant(&q)))
+        .watches_stream(limit_stream, queue.via(|l| owning_tenant(&l)))
+        .watches_stream(policy_stream, queue.via(|p| owning_tenant(&p)))
+        .watches_stream(binding_stream, queue.via(|b| owning_tenant(&b)))
         .watches_stream(
             after_initial_list(site_stream, sites.clone()),
             |site: DeserializeGuard<PloneSite>| {

@@ -192,3 +192,50 @@ async fn statefulset_volume_claim_is_bound() -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_operator_serves_health_and_metrics_and_stops_cleanly_on_sigterm() -> anyhow::Result<()>
+{
+    let bin = std::env::var("MUTU_BIN")
+        .map_err(|_| anyhow::anyhow!("MUTU_BIN is not set; run through `make test`"))?;
+    let addr = "127.0.0.1:19097";
+    // Only the tenant controller: the other operator of this run does the work.
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "operator",
+            "run",
+            "--only",
+            "tenant",
+            "--metrics-addr",
+            addr,
+        ])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    eventually(TIMEOUT, "/readyz to answer ready", || async {
+        let body = mutu_e2e::scrape(&format!("http://{addr}/readyz"))
+            .await
+            .ok()?;
+        body.starts_with("ready").then_some(())
+    })
+    .await?;
+    let healthz = mutu_e2e::scrape(&format!("http://{addr}/healthz")).await?;
+    assert_eq!(healthz.trim(), "ok");
+    let metrics = mutu_e2e::scrape(&format!("http://{addr}/metrics")).await?;
+    assert!(metrics.contains("mutu_up 1"), "{metrics}");
+    assert!(metrics.contains("mutu_reconciles"), "{metrics}");
+
+    let pid = child.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await?;
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await??;
+    assert!(
+        status.success(),
+        "the operator exited with {status} after SIGTERM"
+    );
+    Ok(())
+}
