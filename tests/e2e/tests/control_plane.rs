@@ -224,7 +224,10 @@ async fn the_operator_serves_health_and_metrics_and_stops_cleanly_on_sigterm() -
     assert_eq!(healthz.trim(), "ok");
     let metrics = mutu_e2e::scrape(&format!("http://{addr}/metrics")).await?;
     assert!(metrics.contains("mutu_up 1"), "{metrics}");
-    assert!(metrics.contains("mutu_reconciles"), "{metrics}");
+    assert!(
+        metrics.contains("mutu_queue_depth{controller=\"tenant\"}"),
+        "the tenant controller reports its queue: {metrics}"
+    );
 
     let pid = child.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
     let killed = tokio::process::Command::new("kill")
