@@ -634,3 +634,38 @@ async fn a_hundred_sites_balance_across_the_three_frontends() -> anyhow::Result<
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn delete_policy_removes_the_data_volume_and_certificate_with_the_site() -> anyhow::Result<()>
+{
+    let client = testing::client().await?;
+    let (product, ns, domain) = member_with_product(&client, "purge", 1).await?;
+    let mut site = site_json(&ns, "docs", &product, &[format!("ged.{domain}")]);
+    site["spec"]["deletionPolicy"] = json!("Delete");
+    create_site(&client, site).await?;
+    wait_site_condition(&client, &ns, "docs", "Ready", "True", None, TIMEOUT).await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    eventually(TIMEOUT, "the ZEO data claim", || async {
+        claims.get_opt("data-docs-zeo-0").await.ok()?.map(|_| ())
+    })
+    .await?;
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
+    sites.delete("docs", &DeleteParams::default()).await?;
+    eventually(
+        TIMEOUT,
+        "the site, its claim and its certificate to be gone",
+        || async {
+            let site = sites.get_opt("docs").await.ok()?;
+            let claim = claims.get_opt("data-docs-zeo-0").await.ok()?;
+            let cert = Api::<Certificate>::namespaced(client.clone(), &ns)
+                .get_opt("docs-tls")
+                .await
+                .ok()?;
+            // A claim still protected by its (departing) pod may linger in Terminating.
+            let claim_gone = claim.is_none_or(|c| c.metadata.deletion_timestamp.is_some());
+            (site.is_none() && claim_gone && cert.is_none()).then_some(())
+        },
+    )
+    .await?;
+    Ok(())
+}
