@@ -7,12 +7,13 @@
 
 mod admission;
 mod build;
+mod product;
 mod reconcile;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
@@ -138,6 +139,18 @@ pub async fn run(
     let (certificates, cert_stream) = children_watch::<Certificate>(&client, &health, &metrics);
     let (indexes, idx_stream) = children_watch::<SolrIndex>(&client, &health, &metrics);
 
+    // The catalog's counts follow the sites: every change of a site seen by
+    // the site watch (once its cache is complete, so the count reads what the
+    // event says) asks for its product to be recounted.
+    let (recount, recount_rx) = futures::channel::mpsc::unbounded::<String>();
+    let listed = sites.clone();
+    let site_stream = site_stream.inspect(move |event| {
+        if let Ok(DeserializeGuard(Ok(site))) = event
+            && listed.wait_until_ready().now_or_never().is_some()
+        {
+            let _ = recount.unbounded_send(site.spec.product.clone());
+        }
+    });
     let data = reconcile::Data {
         config,
         sites: sites.clone(),
@@ -155,6 +168,24 @@ pub async fn run(
         certificates,
         indexes,
     };
+    // The catalog's counts: recounted when a product or one of its sites changes.
+    let catalog_ctx = Arc::new(Context::new(
+        "product",
+        client.clone(),
+        metrics.clone(),
+        health.clone(),
+        settings.clone(),
+        product::Data {
+            sites: sites.clone(),
+        },
+    ));
+    let shutdown = shutdown.shared();
+    let catalog = Controller::new(
+        Api::<DeserializeGuard<Product>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .reconcile_on(recount_rx.map(|name| ObjectRef::new(&name)))
+    .graceful_shutdown_on(shutdown.clone());
     let ctx = Arc::new(Context::new(NAME, client, metrics, health, settings, data));
     let queue = ctx.queue.clone();
 
@@ -186,5 +217,7 @@ pub async fn run(
         )
         .reconcile_all_on(after_initial_list(product_stream, products).map(|_| ()))
         .graceful_shutdown_on(shutdown);
-    mutu_runtime::controller::run(controller, ctx, reconcile::reconcile).await;
+    let sites_done = mutu_runtime::controller::run(controller, ctx, reconcile::reconcile);
+    let products_done = mutu_runtime::controller::run(catalog, catalog_ctx, product::reconcile);
+    futures::join!(sites_done, products_done);
 }

@@ -115,7 +115,10 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     let sites = Api::<mutu_api::PloneSite>::all(client.clone())
         .list_metadata(&ListParams::default())
         .await?;
-    let count = (tenants.items.len() + sites.items.len()) as u64;
+    let products = Api::<mutu_api::Product>::all(client.clone())
+        .list_metadata(&ListParams::default())
+        .await?;
+    let count = (tenants.items.len() + sites.items.len() + products.items.len()) as u64;
 
     // Let the last reconciles triggered by the new tenant's children settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -141,7 +144,7 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     let url = format!("http://{addr}/metrics");
     let metrics = eventually(
         TIMEOUT,
-        "the restarted operator to reconcile every tenant and site",
+        "the restarted operator to reconcile every tenant, site and product",
         || async {
             let text = scrape(&url).await.ok()?;
             (sum_samples(&text, "mutu_reconciles_total", "controller=") >= count).then_some(text)
@@ -160,7 +163,7 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     let per_object = reconciles as f64 / count as f64;
     assert!(
         per_object <= 1.2,
-        "{reconciles} reconciles for {count} tenants and sites after a restart"
+        "{reconciles} reconciles for {count} tenants, sites and products after a restart"
     );
     Ok(())
 }

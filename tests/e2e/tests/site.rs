@@ -115,6 +115,16 @@ async fn a_site_becomes_ready_on_its_pool_with_replicas_on_different_nodes() -> 
                 && labels.contains_key("app.kubernetes.io/component")
         );
     }
+    let products: Api<mutu_api::Product> = Api::all(client.clone());
+    eventually(TIMEOUT, "the product to count its ready site", || async {
+        let status = products.get(&product).await.ok()?.status?;
+        let ready = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+        (status.sites == Some(1)
+            && status.sites_on_release == Some(1)
+            && ready.message.contains("1 ready"))
+        .then_some(())
+    })
+    .await?;
     let created = site_conditions(&client, &ns, "delib").await?;
     assert!(
         created

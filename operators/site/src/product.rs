@@ -1,0 +1,111 @@
+//! The catalog's view of the fleet: each Product's status counts its sites
+//! and how many of them run its current release. Recounted when a product or
+//! one of its sites changes; it writes only when a count moves.
+
+use std::sync::Arc;
+
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use mutu_api::product::ProductStatus;
+use mutu_api::{PloneSite, Product};
+use mutu_runtime::conditions::Desired as Cond;
+use mutu_runtime::{Context, Reason};
+
+/// The site cache the counts are read from.
+pub struct Data {
+    pub sites: Store<DeserializeGuard<PloneSite>>,
+}
+
+/// Why a product's status could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the Product status: {0}")]
+pub struct Error(#[source] kube::Error);
+
+impl Reason for Error {
+    fn reason(&self) -> &'static str {
+        "StatusFailed"
+    }
+}
+
+/// Counts of one product's sites: all, ready, and on `release`.
+pub fn counts<'a>(
+    product: &str,
+    release: &str,
+    sites: impl IntoIterator<Item = &'a PloneSite>,
+) -> (i32, i32, i32) {
+    let (mut all, mut ready, mut current) = (0, 0, 0);
+    let live = sites
+        .into_iter()
+        .filter(|s| s.spec.product == product && s.meta().deletion_timestamp.is_none());
+    for site in live {
+        all += 1;
+        let status = site.status.as_ref();
+        if status.is_some_and(|s| {
+            mutu_runtime::conditions::is_true(&s.conditions, mutu_api::CONDITION_READY)
+        }) {
+            ready += 1;
+        }
+        if status.and_then(|s| s.release.as_deref()) == Some(release) {
+            current += 1;
+        }
+    }
+    (all, ready, current)
+}
+
+pub async fn reconcile(product: Arc<Product>, ctx: Arc<Context<Data>>) -> Result<Action, Error> {
+    let _ = ctx.data.sites.wait_until_ready().await;
+    let sites: Vec<PloneSite> = ctx
+        .data
+        .sites
+        .state()
+        .iter()
+        .filter_map(|s| s.0.as_ref().ok().cloned())
+        .collect();
+    let (all, ready, current) = counts(&product.name_any(), &product.spec.release, &sites);
+    let status = ProductStatus {
+        observed_generation: product.meta().generation,
+        sites: Some(all),
+        sites_on_release: Some(current),
+        ..Default::default()
+    };
+    let conds = [Cond::new(
+        mutu_api::CONDITION_READY,
+        true,
+        "InCatalog",
+        format!(
+            "{all} site(s), {ready} ready, {current} on release {}",
+            product.spec.release
+        ),
+    )];
+    let api: Api<Product> = Api::all(ctx.client().clone());
+    ctx.write_status(&api, &product, status, &conds)
+        .await
+        .map_err(Error)?;
+    Ok(ctx.requeue())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(product: &str, release: &str, ready: &str) -> PloneSite {
+        serde_saphyr::from_str(&format!(
+            "apiVersion: hosting.imio.be/v1alpha1\nkind: PloneSite\nmetadata: {{name: s, namespace: tenant-mons}}\nspec: {{product: {product}, hostnames: [a.mons.be]}}\nstatus:\n  release: \"{release}\"\n  conditions:\n  - {{type: Ready, status: \"{ready}\", reason: r, message: m, lastTransitionTime: \"2026-01-01T00:00:00Z\"}}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn counts_only_the_products_sites_their_readiness_and_release() {
+        let sites = [
+            site("delib", "4.2", "True"),
+            site("delib", "4.1", "False"),
+            site("web", "4.2", "True"),
+        ];
+        assert_eq!(counts("delib", "4.2", &sites), (2, 1, 1));
+        assert_eq!(counts("docs", "4.2", &sites), (0, 0, 0));
+    }
+}
