@@ -32,6 +32,8 @@ struct RunArgs {
     #[arg(long, env = "MUTU_DEFAULT_POOL", default_value = "frontend")]
     default_pool: String,
     /// Take a coordination Lease so that only one replica reconciles at a time.
+    /// Not available yet: mutu refuses to start with it rather than let two
+    /// replicas believe they are protected. Run a single replica.
     #[arg(long)]
     leader_elect: bool,
     /// Namespace of the ingress controller, allowed through the tenants' network policies.
@@ -65,6 +67,17 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
 }
 
 async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
+    if !mutu_api::common::is_dns_label(&args.default_pool) {
+        anyhow::bail!(
+            "--default-pool: {:?} is not a pool name; use the value of the nodes' hosting.imio.be/pool label, e.g. frontend",
+            args.default_pool
+        );
+    }
+    if args.leader_elect {
+        anyhow::bail!(
+            "--leader-elect: leader election is not available in this version of mutu; run a single replica without it"
+        );
+    }
     if let Some(unknown) = args
         .only
         .iter()
