@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -147,6 +148,37 @@ impl<T> Context<T> {
         }
     }
 
+    /// Runs `apply` (the object lives) or `cleanup` (it is being deleted)
+    /// through kube's finalizer helper under the finalizer `name`, counting
+    /// the write that adds the finalizer to a new object.
+    pub async fn finalized<K, E, A, AF, C, CF>(
+        &self,
+        api: &kube::Api<K>,
+        name: &str,
+        obj: Arc<K>,
+        apply: A,
+        cleanup: C,
+    ) -> Result<Action, finalizer::Error<E>>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + serde::Serialize + Debug,
+        E: std::error::Error + 'static,
+        A: FnOnce(Arc<K>) -> AF,
+        AF: Future<Output = Result<Action, E>>,
+        C: FnOnce(Arc<K>) -> CF,
+        CF: Future<Output = Result<Action, E>>,
+    {
+        if !obj.finalizers().iter().any(|f| f == name) && obj.meta().deletion_timestamp.is_none() {
+            self.metrics.write(self.name, "finalizer", &K::kind(&()));
+        }
+        finalizer::finalizer(api, name, obj, |event| async move {
+            match event {
+                finalizer::Event::Apply(obj) => apply(obj).await,
+                finalizer::Event::Cleanup(obj) => cleanup(obj).await,
+            }
+        })
+        .await
+    }
+
     /// Failures in a row of the object `key` (`namespace/name`).
     pub fn failures(&self, key: &str) -> u32 {
         self.backoff.failures(key)
@@ -218,6 +250,15 @@ impl Backoff {
     pub fn failures(&self, key: &str) -> u32 {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// The reason of a failure through [`Context::finalized`]: the reconcile
+/// error's own, or `FinalizerFailed` when adding or removing the finalizer failed.
+pub fn finalizer_reason<E: Reason>(error: &finalizer::Error<E>) -> &'static str {
+    match error {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
+        _ => "FinalizerFailed",
     }
 }
 

@@ -96,6 +96,38 @@ where
     (reader, stream)
 }
 
+/// A cached, tracked watch of the full objects of kind `K` that mutu manages,
+/// each cut down by `slim` to what the controller reads (e.g. a pod's node and
+/// readiness), for children whose status matters. Events of the initial list
+/// are dropped as in [`children_watch`].
+pub fn slim_children_watch<K>(
+    client: &Client,
+    health: &Health,
+    metrics: &Metrics,
+    slim: fn(&mut K),
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let config = watcher::Config::default()
+        .labels(&managed_selector())
+        .page_size(PAGE_SIZE);
+    let name = K::plural(&()).into_owned();
+    let stream = watcher(api, config).default_backoff().modify(move |obj| {
+        obj.managed_fields_mut().clear();
+        slim(obj);
+    });
+    let stream =
+        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects();
+    let stream = after_initial_list(stream, reader.clone());
+    (reader, stream)
+}
+
 /// Drops the events of `stream` until `store` has its first full list. On
 /// start-up every owner is reconciled once anyway; letting each child of the
 /// initial list trigger its owner again would only repeat that work.

@@ -24,12 +24,11 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use mutu_api::{Certificate, MemberTenant, PloneSite, Product, SolrIndex};
-use mutu_runtime::labels::managed_selector;
-use mutu_runtime::watch::{after_initial_list, children_watch, main_watch};
+use mutu_runtime::watch::{after_initial_list, children_watch, main_watch, slim_children_watch};
 use mutu_runtime::{Context, Health, Metrics, Settings};
 
 pub use reconcile::Config;
@@ -46,7 +45,6 @@ fn owning_site<K: Resource>(obj: &K) -> Option<ObjectRef<DeserializeGuard<PloneS
 
 /// Keeps only what the site controller reads of a pod: labels, node, readiness.
 fn slim_pod(pod: &mut Pod) {
-    pod.meta_mut().managed_fields = None;
     pod.meta_mut().annotations = None;
     let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
     pod.spec = Some(PodSpec {
@@ -64,7 +62,6 @@ fn slim_pod(pod: &mut Pod) {
 
 /// Keeps only a Job's identity and outcome.
 fn slim_job(job: &mut Job) {
-    job.meta_mut().managed_fields = None;
     job.spec = None;
 }
 
@@ -96,37 +93,8 @@ pub async fn run(
         &metrics,
     );
 
-    let managed = watcher::Config::default()
-        .labels(&managed_selector())
-        .page_size(500);
-    let (pods, pod_writer) = reflector::store();
-    let pod_health = health.clone();
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), managed.clone())
-            .default_backoff()
-            .modify(slim_pod)
-            .inspect(move |e| match e {
-                Ok(_) => pod_health.watch_ok("pods"),
-                Err(_) => pod_health.watch_failed("pods"),
-            }),
-    )
-    .touched_objects();
-    let pod_stream = after_initial_list(pod_stream, pods.clone());
-    let (jobs, job_writer) = reflector::store();
-    let job_health = health.clone();
-    let job_stream = reflector::reflector(
-        job_writer,
-        watcher(Api::<Job>::all(client.clone()), managed)
-            .default_backoff()
-            .modify(slim_job)
-            .inspect(move |e| match e {
-                Ok(_) => job_health.watch_ok("jobs"),
-                Err(_) => job_health.watch_failed("jobs"),
-            }),
-    )
-    .touched_objects();
-    let job_stream = after_initial_list(job_stream, jobs.clone());
+    let (pods, pod_stream) = slim_children_watch::<Pod>(&client, &health, &metrics, slim_pod);
+    let (jobs, job_stream) = slim_children_watch::<Job>(&client, &health, &metrics, slim_job);
 
     let (configs, config_stream) = children_watch::<ConfigMap>(&client, &health, &metrics);
     let (statefulsets, sts_stream) = children_watch::<StatefulSet>(&client, &health, &metrics);

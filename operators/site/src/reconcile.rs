@@ -14,13 +14,14 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{self, Event as Finalizing};
+use kube::runtime::finalizer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use mutu_api::common::DeletionPolicy;
 use mutu_api::site::PloneSiteStatus;
 use mutu_api::{Certificate, MemberTenant, PloneSite, Product, ProductSpec, SolrIndex};
 use mutu_runtime::conditions::{self, Desired as Cond};
+use mutu_runtime::controller::finalizer_reason;
 use mutu_runtime::labels::OWNER_UID;
 use mutu_runtime::{ApplyError, Context, Reason};
 
@@ -135,10 +136,7 @@ impl Reason for Error {
             Error::Apply(_) => "ApplyFailed",
             Error::Status(_) => "StatusFailed",
             Error::Build(_) => "BuildFailed",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
-                _ => "FinalizerFailed",
-            },
+            Error::Finalizer(inner) => finalizer_reason(inner),
         }
     }
 }
@@ -149,16 +147,14 @@ pub async fn reconcile(site: Arc<PloneSite>, ctx: Arc<Ctx>) -> Result<Action, Er
     ctx.data.ready().await;
     let ns = site.namespace().unwrap_or_default();
     let api: Api<PloneSite> = Api::namespaced(ctx.client().clone(), &ns);
-    if !site.finalizers().iter().any(|f| f == FINALIZER) && site.meta().deletion_timestamp.is_none()
-    {
-        ctx.metrics.write(ctx.name, "finalizer", "PloneSite");
-    }
-    finalizer::finalizer(&api, FINALIZER, site, |event| async {
-        match event {
-            Finalizing::Apply(site) => provision(&site, &ctx, &api).await,
-            Finalizing::Cleanup(site) => release(&site, &ctx).await,
-        }
-    })
+    let (c, a) = (&ctx, &api);
+    ctx.finalized(
+        &api,
+        FINALIZER,
+        site,
+        |site| async move { provision(&site, c, a).await },
+        |site| async move { release(&site, c).await },
+    )
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }

@@ -12,13 +12,14 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{self, Event as Finalizing};
+use kube::runtime::finalizer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use mutu_api::common::DeletionPolicy;
 use mutu_api::tenant::MemberTenantStatus;
 use mutu_api::{MemberTenant, PloneSite, Product, ProductSpec, TENANT_LABEL, tenant_namespace};
 use mutu_runtime::conditions::{self, Desired as Cond};
+use mutu_runtime::controller::finalizer_reason;
 use mutu_runtime::{ApplyError, Context, Reason};
 use serde_json::json;
 
@@ -71,10 +72,7 @@ impl Reason for Error {
             Error::Status(_) => "StatusFailed",
             Error::Namespace { .. } => "NamespaceFailed",
             Error::Terminating { .. } => "NamespaceTerminating",
-            Error::Finalizer(inner) => match inner.as_ref() {
-                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.reason(),
-                _ => "FinalizerFailed",
-            },
+            Error::Finalizer(inner) => finalizer_reason(inner),
         }
     }
 }
@@ -133,16 +131,14 @@ pub async fn reconcile(tenant: Arc<MemberTenant>, ctx: Arc<Ctx>) -> Result<Actio
     ctx.data.ready().await;
     ctx.data.recheck_neighbours(&tenant);
     let api: Api<MemberTenant> = Api::all(ctx.client().clone());
-    let had_finalizer = tenant.finalizers().iter().any(|f| f == FINALIZER);
-    if !had_finalizer && tenant.meta().deletion_timestamp.is_none() {
-        ctx.metrics.write(ctx.name, "finalizer", "MemberTenant");
-    }
-    finalizer::finalizer(&api, FINALIZER, tenant, |event| async {
-        match event {
-            Finalizing::Apply(tenant) => provision(&tenant, &ctx, &api).await,
-            Finalizing::Cleanup(tenant) => release(&tenant, &ctx).await,
-        }
-    })
+    let (c, a) = (&ctx, &api);
+    ctx.finalized(
+        &api,
+        FINALIZER,
+        tenant,
+        |tenant| async move { provision(&tenant, c, a).await },
+        |tenant| async move { release(&tenant, c).await },
+    )
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
