@@ -13,7 +13,12 @@ use serde_json::json;
 
 /// The root of the mutu checkout.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read when the tests run (cargo sets it), not baked in when they were
+    // built: a shared target directory may hold a build of another checkout.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .ancestors()
         .nth(2)
         .map(Path::to_path_buf)

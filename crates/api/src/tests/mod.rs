@@ -18,9 +18,14 @@ use kube::core::cel::ValidationErrors;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// Root of the workspace (`examples/` and `tests/fixtures/` live there).
+/// Root of the workspace (`examples/` and `tests/fixtures/` live there), from the
+/// `CARGO_MANIFEST_DIR` cargo sets when the tests run: a shared target directory
+/// may hold a test binary built from another checkout.
 pub(crate) fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../..")
 }
 
 /// `base` with `patch` applied as a JSON merge patch (RFC 7386: `null` removes a key).
