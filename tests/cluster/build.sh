@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local control plane's binaries once and caches them outside the
 # work tree, keyed by a hash of everything that goes into them. Prints the
-# directory that holds them (mutu-cluster, kubectl, kwok) on its last line.
+# directory that holds them (mutu-cluster, kubectl, kwok, pebble,
+# pebble-challtestsrv) on its last line.
 #
 #   MUTU_CACHE   cache root (default: ~/.cache/mutu)
 set -euo pipefail
@@ -12,7 +13,8 @@ source ./versions.env
 cache="${MUTU_CACHE:-$HOME/.cache/mutu}"
 key=$( { cat go.mod go.sum main.go versions.env build.sh kwok-test-stages.yaml; go version; } | sha256sum | cut -c1-16)
 out="$cache/cluster/$key"
-if [ -x "$out/mutu-cluster" ] && [ -x "$out/kwok" ] && [ -x "$out/kubectl" ] && [ -f "$out/kwok-stages.yaml" ]; then
+if [ -x "$out/mutu-cluster" ] && [ -x "$out/kwok" ] && [ -x "$out/kubectl" ] && [ -f "$out/kwok-stages.yaml" ] \
+   && [ -x "$out/pebble" ] && [ -x "$out/pebble-challtestsrv" ]; then
   echo "$out"
   exit 0
 fi
@@ -38,6 +40,14 @@ echo "kubectl built in $(( $(date +%s) - start ))s" >&2
 start=$(date +%s)
 GOBIN="$out.partial" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}" >&2
 echo "kwok built in $(( $(date +%s) - start ))s" >&2
+
+# Pebble, Let's Encrypt's ACME test server, and its DNS server.
+start=$(date +%s)
+for cmd in pebble pebble-challtestsrv; do
+  GOBIN="$out.partial" go install -trimpath -ldflags "-s -w" \
+    "github.com/letsencrypt/pebble/v2/cmd/${cmd}@${PEBBLE_VERSION}" >&2
+done
+echo "pebble and pebble-challtestsrv built in $(( $(date +%s) - start ))s" >&2
 
 # kwok's node and pod life-cycle stages ship in its module source: gather the
 # fast node and pod stages and the lease heartbeat into one config file.

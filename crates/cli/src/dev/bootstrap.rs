@@ -1,5 +1,6 @@
 //! What `mutu dev up` puts into a fresh control plane: the simulated nodes of
-//! both pools, a default StorageClass whose claims get bound, and the CRDs.
+//! both pools, a default StorageClass whose claims get bound, the CRDs, the
+//! operator's namespace and the CertificateIssuers of development.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,6 +19,8 @@ use super::step;
 /// Nodes carrying this annotation are simulated by kwok.
 pub const KWOK_ANNOTATION: &str = "kwok.x-k8s.io/node";
 const FIELD_MANAGER: &str = "mutu-dev";
+/// The operator's namespace, where the issuers' Secrets live.
+pub const OPERATOR_NAMESPACE: &str = "mutu-system";
 
 /// A simulated node: name, pool and capacity.
 struct NodeSpec {
@@ -181,6 +184,66 @@ pub async fn apply(client: &Client, started: Instant) -> anyhow::Result<()> {
         },
     )
     .await?;
+    Ok(())
+}
+
+/// Creates the operator's namespace and applies the CertificateIssuers
+/// `dev-acme` (the ACME server at `acme_server`, trusting the PEM `ca_bundle`)
+/// and `dev-ca` (an internal CA the operator creates). Needs the CRDs.
+pub async fn issuers(
+    client: &Client,
+    acme_server: &str,
+    ca_bundle: &str,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": OPERATOR_NAMESPACE},
+    });
+    namespaces
+        .patch(OPERATOR_NAMESPACE, &ssa, &Patch::Apply(&ns))
+        .await
+        .with_context(|| format!("cannot create the namespace {OPERATOR_NAMESPACE}"))?;
+
+    // Plain JSON rather than mutu_api's structs: only these fields are ours.
+    let issuer = |name: &str, spec: serde_json::Value| {
+        json!({
+            "apiVersion": format!("{}/v1alpha1", mutu_api::GROUP),
+            "kind": "CertificateIssuer",
+            "metadata": {"name": name},
+            "spec": spec,
+        })
+    };
+    let wanted = [
+        issuer(
+            "dev-acme",
+            json!({"acme": {
+                "server": acme_server,
+                "email": "hosting@mutu.test",
+                "accountKeySecretRef": {"name": "dev-acme-account"},
+                "caBundle": ca_bundle,
+            }}),
+        ),
+        issuer(
+            "dev-ca",
+            json!({"ca": {"secretName": "dev-ca", "create": true}}),
+        ),
+    ];
+    let api: Api<mutu_api::CertificateIssuer> = Api::all(client.clone());
+    for body in &wanted {
+        let name = body["metadata"]["name"].as_str().unwrap_or_default();
+        api.patch(name, &ssa, &Patch::Apply(body))
+            .await
+            .with_context(|| format!("cannot apply the CertificateIssuer {name}"))?;
+    }
+    step(
+        started,
+        &format!(
+            "applied the namespace {OPERATOR_NAMESPACE} and the CertificateIssuers dev-acme ({acme_server}) and dev-ca"
+        ),
+    );
     Ok(())
 }
 

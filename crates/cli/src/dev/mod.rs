@@ -1,8 +1,12 @@
 //! `mutu dev up|down|env`: a real Kubernetes control plane on 127.0.0.1 for the
 //! demo and the tests: etcd, kube-apiserver, kube-controller-manager and
 //! kube-scheduler (built from the upstream Go modules by tests/cluster), kwok
-//! for simulated nodes, the node pools, a default StorageClass and the CRDs.
+//! for simulated nodes, the node pools, a default StorageClass and the CRDs;
+//! beside it Pebble, an ACME server, with pebble-challtestsrv as its DNS server,
+//! and the CertificateIssuers `dev-acme` (that Pebble) and `dev-ca` (an
+//! internal CA) with the operator's namespace `mutu-system`.
 
+mod acme;
 mod bootstrap;
 mod pki;
 mod process;
@@ -24,19 +28,24 @@ pub struct DevArgs {
     #[arg(long, global = true, env = "MUTU_DEV_DIR", default_value = ".mutu/dev")]
     dir: PathBuf,
     /// Port of the API server; etcd, the controller-manager and the scheduler use
-    /// the four ports after it.
+    /// the four ports after it. Pebble's ports derive from it too: for 6443, the
+    /// ACME directory is on 14000 (+7557), its management API on 15000 (+8557),
+    /// the DNS server on 8053 (+1610, management 8055) and HTTP-01 challenges are
+    /// fetched from 127.0.0.1:5002 (-1441).
     #[arg(long, global = true, env = "MUTU_DEV_API_PORT", default_value_t = 6443)]
     api_port: u16,
 }
 
 #[derive(Subcommand)]
 enum DevCommand {
-    /// Build (once, cached) and start the local control plane, create the node
-    /// pools and the default StorageClass, install the CRDs. Running it again is harmless.
+    /// Build (once, cached) and start the local control plane and Pebble, create
+    /// the node pools, the default StorageClass and the dev CertificateIssuers,
+    /// install the CRDs. Running it again is harmless.
     Up,
     /// Stop everything `up` started and remove its state directory.
     Down,
-    /// Print the `export KUBECONFIG=...` line for this control plane.
+    /// Print the `export KUBECONFIG=...` and `export MUTU_ACME_SOLVER_ADDR=...`
+    /// lines for this control plane.
     Env,
 }
 
@@ -54,6 +63,7 @@ pub struct Layout {
     root: PathBuf,
     state: PathBuf,
     api_port: u16,
+    acme: acme::Ports,
 }
 
 impl Layout {
@@ -69,6 +79,7 @@ impl Layout {
             root,
             state,
             api_port: args.api_port,
+            acme: acme::Ports::new(args.api_port)?,
         })
     }
 
@@ -116,10 +127,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         DevCommand::Up => up(&layout).await,
         DevCommand::Down => down(&layout).await,
         DevCommand::Env => {
-            println!("export KUBECONFIG={}", layout.kubeconfig().display());
+            print_env(&layout);
             Ok(())
         }
     }
+}
+
+/// The `export` lines for the clients of this control plane: kubectl and the
+/// tests (`KUBECONFIG`), and the operator's HTTP-01 solver, where Pebble
+/// fetches the challenge responses (`MUTU_ACME_SOLVER_ADDR`).
+fn print_env(layout: &Layout) {
+    println!("export KUBECONFIG={}", layout.kubeconfig().display());
+    println!("export MUTU_ACME_SOLVER_ADDR={}", layout.acme.solver_addr());
 }
 
 fn step(started: Instant, message: &str) {
@@ -153,7 +172,7 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
             args.extend(component_args(layout, name));
             (cluster_bin.clone(), args)
         };
-        let pid = procs.start(name, &program, &args)?;
+        let pid = procs.start(name, &program, &args, &[])?;
         step(started, &format!("started {name} (pid {pid})"));
         match name {
             "etcd" => {
@@ -188,20 +207,26 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
         }
     }
 
+    acme::up(layout, &procs, &bin, started).await?;
+
     let client = bootstrap::client(&layout.kubeconfig()).await?;
     if !crds_installed {
         bootstrap::install_crds(&client, started).await?;
     }
     bootstrap::apply(&client, started).await?;
+    let ca_path = layout.pki().join("ca.crt");
+    let ca = std::fs::read_to_string(&ca_path)
+        .with_context(|| format!("cannot read {}", ca_path.display()))?;
+    bootstrap::issuers(&client, &layout.acme.directory_url(), &ca, started).await?;
     step(started, "control plane ready");
     eprintln!();
-    println!("export KUBECONFIG={}", layout.kubeconfig().display());
+    print_env(layout);
     Ok(())
 }
 
 async fn down(layout: &Layout) -> anyhow::Result<()> {
     let procs = Processes::new(&layout.state);
-    for name in COMPONENTS.iter().rev() {
+    for name in COMPONENTS.iter().chain(acme::COMPONENTS.iter()).rev() {
         if procs.stop(name, Duration::from_secs(10)).await {
             eprintln!("stopped {name}");
         }

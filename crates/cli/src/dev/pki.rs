@@ -1,6 +1,8 @@
 //! The local control plane's PKI: one CA, the API server's serving certificate,
-//! a client certificate per component, and the service-account signing key.
-//! Generated once per state directory and reused by later `mutu dev up` runs.
+//! a client certificate per component, and the service-account signing key;
+//! and, signed by the same CA, the serving certificate of Pebble's HTTPS
+//! listeners. Generated once per state directory and reused by later
+//! `mutu dev up` runs.
 
 use std::path::Path;
 
@@ -100,6 +102,41 @@ pub fn ensure(dir: &Path) -> anyhow::Result<()> {
     // Written last: its presence marks a complete PKI.
     write(dir, "sa.key", &sa.serialize_pem())?;
     Ok(())
+}
+
+/// Creates `cert.pem` and `key.pem` under `dir` unless they exist: a serving
+/// certificate for 127.0.0.1 and `localhost` named `common_name`, signed by the
+/// CA of the PKI in `pki` (which [`ensure`] created).
+pub fn ensure_localhost_serving(pki: &Path, dir: &Path, common_name: &str) -> anyhow::Result<()> {
+    if dir.join("cert.pem").exists() && dir.join("key.pem").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let read = |file: &str| {
+        let path = pki.join(file);
+        std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {}; remove the state directory with `mutu dev down` and run `mutu dev up` again",
+                path.display()
+            )
+        })
+    };
+    let ca_key = KeyPair::from_pem(&read("ca.key")?).context("the dev CA's key is invalid")?;
+    let issuer = Issuer::from_ca_cert_pem(&read("ca.crt")?, ca_key)
+        .context("the dev CA's certificate is invalid")?;
+
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    params.distinguished_name = name(common_name, None);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    validity(&mut params);
+    let cert = params.signed_by(&key, &issuer)?;
+    write(dir, "key.pem", &key.serialize_pem())?;
+    // Written last: its presence marks a complete pair.
+    write(dir, "cert.pem", &cert.pem())
 }
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {

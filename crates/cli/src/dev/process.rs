@@ -1,6 +1,7 @@
-//! The control plane's processes: started detached in their own process group
-//! (they outlive `mutu dev up`), each with a pid file and a log file in the
-//! state directory, and recognised again by their command line.
+//! The local processes of `mutu dev up` (the control plane, Pebble and its DNS
+//! server): started detached in their own process group (they outlive
+//! `mutu dev up`), each with a pid file and a log file in the state directory,
+//! and recognised again by their command line or their environment.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::process::CommandExt;
@@ -11,6 +12,10 @@ use std::time::Duration;
 use anyhow::Context;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+/// Set on every process started here to its state directory, so that a process
+/// whose command line names no path is recognised too.
+pub const STATE_ENV: &str = "MUTU_DEV_STATE";
 
 /// Where the pid and log files of one state directory live.
 pub struct Processes {
@@ -33,17 +38,35 @@ impl Processes {
     }
 
     /// The pid of `name` if it is running and is ours (its command line names the
-    /// state directory, so a recycled pid is never mistaken for it).
+    /// state directory, or its environment has [`STATE_ENV`] set to it, so a
+    /// recycled pid is never mistaken for it).
     pub fn running(&self, name: &str) -> Option<i32> {
         let pid: i32 = std::fs::read_to_string(self.pid_file(name))
             .ok()?
             .trim()
             .parse()
             .ok()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let cmdline = String::from_utf8_lossy(&cmdline);
+        (alive(pid) && (self.in_cmdline(pid) || self.in_environ(pid))).then_some(pid)
+    }
+
+    /// Whether the command line of `pid` names the state directory.
+    fn in_cmdline(&self, pid: i32) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
         let state = self.state.to_string_lossy();
-        (alive(pid) && cmdline.contains(state.as_ref())).then_some(pid)
+        String::from_utf8_lossy(&cmdline).contains(state.as_ref())
+    }
+
+    /// Whether the environment of `pid` has [`STATE_ENV`] set to the state directory.
+    fn in_environ(&self, pid: i32) -> bool {
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            return false;
+        };
+        let wanted = format!("{STATE_ENV}={}", self.state.to_string_lossy());
+        environ
+            .split(|b| *b == 0)
+            .any(|entry| entry == wanted.as_bytes())
     }
 
     /// Whether a process this invocation started is still running.
@@ -51,8 +74,15 @@ impl Processes {
         alive(pid)
     }
 
-    /// Starts `program args` as `name`, detached, appending to its log file.
-    pub fn start(&self, name: &str, program: &Path, args: &[String]) -> anyhow::Result<i32> {
+    /// Starts `program args` as `name`, detached, appending to its log file, with
+    /// [`STATE_ENV`] and `envs` added to the environment.
+    pub fn start(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<i32> {
         for dir in ["pids", "logs"] {
             std::fs::create_dir_all(self.state.join(dir))?;
         }
@@ -63,6 +93,8 @@ impl Processes {
             .with_context(|| format!("cannot open the log of {name}"))?;
         let child = Command::new(program)
             .args(args)
+            .env(STATE_ENV, &self.state)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
