@@ -26,12 +26,17 @@ fi
 
 tests/setup.sh
 "$mutu" dev up
-export KUBECONFIG="$state/kubeconfig"
+# KUBECONFIG, and the loopback address where Pebble validates HTTP-01 challenges.
+eval "$("$mutu" dev env)"
+export KUBECONFIG MUTU_ACME_SOLVER_ADDR
+# Only the local ACME server is contacted; the examples' Let's Encrypt issuers
+# say so in their status.
+export MUTU_ACME_SERVER_ALLOW="https://127.0.0.1:"
 PATH="$(bash tests/cluster/build.sh 2>/dev/null | tail -n 1):$PATH"
 
 stop_operator
 mkdir -p "$state/pids" "$state/logs"
-nohup "$mutu" operator run --metrics-addr "$metrics_addr" >"$state/logs/operator.log" 2>&1 &
+nohup "$mutu" operator run --metrics-addr "$metrics_addr" --default-issuer dev-acme >"$state/logs/operator.log" 2>&1 &
 echo $! >"$pidfile"
 echo "operators started (log: $state/logs/operator.log, metrics: http://$metrics_addr/metrics)"
 

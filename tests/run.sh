@@ -21,23 +21,40 @@ tests/plone/run.sh
 
 echo "==> local control plane for the end-to-end tests ($state)"
 "$mutu" dev down --dir "$state" --api-port "$port" >/dev/null 2>&1 || true
-operator_pid=""
+pid_file="$state-operator.pid"
 cleanup() {
-  [ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null
+  # The serial tests may have replaced the operator: stop whichever runs now.
+  if [ -f "$pid_file" ]; then
+    kill "$(cat "$pid_file")" 2>/dev/null || true
+    sleep 1
+  fi
+  rm -f "$pid_file"
   "$mutu" dev down --dir "$state" --api-port "$port" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 "$mutu" dev up --dir "$state" --api-port "$port" >/dev/null
-export KUBECONFIG="$state/kubeconfig"
+# KUBECONFIG, and the loopback address where Pebble validates HTTP-01 challenges.
+eval "$("$mutu" dev env --dir "$state" --api-port "$port")"
+export KUBECONFIG MUTU_ACME_SOLVER_ADDR
 # kubectl of the cluster's own release (built with it), ahead of any other.
 PATH="$(bash tests/cluster/build.sh 2>/dev/null | tail -n 1):$PATH"
 export PATH
 
 echo "==> operators (log: $state/logs/operator.log)"
 metrics_addr="127.0.0.1:$((port + 10))"
-"$mutu" operator run --metrics-addr "$metrics_addr" >"$state/logs/operator.log" 2>&1 &
-operator_pid=$!
+# Sites get their certificates from the internal CA unless they name an issuer.
+# Only the local ACME server is ever contacted (the examples name Let's
+# Encrypt), also by the operators that tests start themselves.
+export MUTU_ACME_SERVER_ALLOW="https://127.0.0.1:"
+operator_args="operator run --metrics-addr $metrics_addr --default-issuer dev-ca"
+# shellcheck disable=SC2086
+"$mutu" $operator_args >"$state/logs/operator.log" 2>&1 &
+echo $! >"$pid_file"
+# A test may kill it and start another: no job-control notice about it.
+disown
 export MUTU_OPERATOR_METRICS="http://$metrics_addr/metrics" MUTU_BIN="$mutu"
+export MUTU_OPERATOR_ARGS="$operator_args" MUTU_OPERATOR_PID_FILE="$pid_file"
+export MUTU_OPERATOR_LOG="$state/logs/operator.log"
 for _ in $(seq 1 50); do
   curl -fs "http://$metrics_addr/readyz" >/dev/null 2>&1 && break
   sleep 0.2

@@ -178,4 +178,27 @@ pub struct CertificateStatus {
     /// Failed issuance attempts since the last success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_attempts: Option<i32>,
+
+    /// The ACME order in progress. Recorded before anything else is done with it, so that a
+    /// restarted operator resumes this order instead of placing another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<AcmeOrder>,
+
+    /// When ACME orders were placed for this certificate in the last 7 days, oldest first.
+    /// The fleet-wide rate-limit budget is counted from these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub recent_orders: Vec<Time>,
+}
+
+/// An ACME order in progress.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AcmeOrder {
+    /// URL of the order on the ACME server.
+    pub url: String,
+    /// The names it was placed for.
+    pub dns_names: Vec<String>,
+    /// When it was placed.
+    pub placed_at: Time,
 }

@@ -6,6 +6,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use kube::core::Duration;
+
 use crate::common::SecretRef;
 
 /// How certificates are issued. Exactly one of `acme`, `ca` or `selfSigned`.
@@ -90,6 +92,96 @@ pub struct AcmeIssuer {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
     pub ca_bundle: Option<String>,
+
+    /// The server's rate limits, which mutu counts its own orders against and never exceeds:
+    /// issuance waits in a queue instead. Let's Encrypt's limits when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<AcmeRateLimits>,
+}
+
+/// The rate limits of an ACME server, and the share of them mutu may use.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(window_rule("newOrders")).message(
+    "spec.acme.rateLimits.newOrders.window: must be a duration in hours, minutes or seconds, e.g. 3h"
+).field_path(".newOrders.window"))]
+#[x_kube(validation = Rule::new(window_rule("certificatesPerDomain")).message(
+    "spec.acme.rateLimits.certificatesPerDomain.window: must be a duration in hours, minutes or seconds, e.g. 168h"
+).field_path(".certificatesPerDomain.window"))]
+#[x_kube(validation = Rule::new(window_rule("duplicateCertificates")).message(
+    "spec.acme.rateLimits.duplicateCertificates.window: must be a duration in hours, minutes or seconds, e.g. 168h"
+).field_path(".duplicateCertificates.window"))]
+pub struct AcmeRateLimits {
+    /// New orders per account (Let's Encrypt: 300 per 3h).
+    #[serde(default = "default_new_orders")]
+    pub new_orders: RateLimit,
+
+    /// Certificates per registered domain, e.g. every name under `mons.be` (Let's Encrypt: 50
+    /// per 168h).
+    #[serde(default = "default_per_domain")]
+    pub certificates_per_domain: RateLimit,
+
+    /// Certificates for exactly the same set of names (Let's Encrypt: 5 per 168h).
+    #[serde(default = "default_duplicates")]
+    pub duplicate_certificates: RateLimit,
+
+    /// Share of each limit mutu may use, in percent (default 80), leaving room for manual
+    /// orders and clock differences.
+    #[serde(default = "default_budget_percent")]
+    #[schemars(range(min = 1, max = 100))]
+    pub budget_percent: u8,
+}
+
+impl Default for AcmeRateLimits {
+    fn default() -> Self {
+        Self {
+            new_orders: default_new_orders(),
+            certificates_per_domain: default_per_domain(),
+            duplicate_certificates: default_duplicates(),
+            budget_percent: default_budget_percent(),
+        }
+    }
+}
+
+/// At most `limit` events in any `window`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Events allowed in one window.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub limit: u32,
+
+    /// Length of the rolling window, as a duration such as `3h` or `168h`.
+    #[schemars(length(max = 32))]
+    pub window: Duration,
+}
+
+/// CEL rule: the window of the limit `field`, when set, is a duration.
+fn window_rule(field: &str) -> String {
+    format!("!has(self.{field}) || self.{field}.window.matches('^([0-9]+(h|m|s|ms))+$')")
+}
+
+fn rate(limit: u32, hours: u64) -> RateLimit {
+    RateLimit {
+        limit,
+        window: Duration::from(std::time::Duration::from_secs(hours * 3600)),
+    }
+}
+
+fn default_new_orders() -> RateLimit {
+    rate(300, 3)
+}
+
+fn default_per_domain() -> RateLimit {
+    rate(50, 168)
+}
+
+fn default_duplicates() -> RateLimit {
+    rate(5, 168)
+}
+
+fn default_budget_percent() -> u8 {
+    80
 }
 
 /// HTTP-01 challenge settings.

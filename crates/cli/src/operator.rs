@@ -17,7 +17,7 @@ pub struct OperatorArgs {
 #[derive(Subcommand)]
 enum OperatorCommand {
     /// Run the operators in the foreground until SIGTERM or Ctrl-C.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args)]
@@ -52,17 +52,60 @@ struct RunArgs {
         default_value = "http://solr.solr.svc:8983/solr"
     )]
     solr_url: String,
+    /// Namespace of the operator: ACME account keys, CA Secrets and the
+    /// Ingresses of HTTP-01 challenges live there.
+    #[arg(long, env = "MUTU_NAMESPACE", default_value = "mutu-system")]
+    namespace: String,
+    /// Address of the HTTP-01 challenge solver (`off` to run without one:
+    /// ACME issuers then cannot validate names).
+    #[arg(long, env = "MUTU_ACME_SOLVER_ADDR", default_value = "0.0.0.0:8089")]
+    acme_solver_addr: String,
+    /// Service (in the operator's namespace) in front of the solver, which the
+    /// challenge Ingresses route to; its port is the solver's.
+    #[arg(
+        long,
+        env = "MUTU_ACME_SOLVER_SERVICE",
+        default_value = "mutu-acme-solver"
+    )]
+    acme_solver_service: String,
+    /// Wait between publishing a challenge route and asking the ACME server to
+    /// validate it, for ingress controllers to load the route (e.g. 2s).
+    #[arg(long, env = "MUTU_ACME_PROPAGATION_DELAY", default_value = "2s", value_parser = parse_duration)]
+    acme_propagation_delay: std::time::Duration,
+    /// Only talk to ACME servers whose directory URL starts with one of these
+    /// (comma-separated); any server when absent. The demo and the tests allow
+    /// only the local ACME server.
+    #[arg(
+        long,
+        env = "MUTU_ACME_SERVER_ALLOW",
+        value_delimiter = ',',
+        value_name = "URL_PREFIX"
+    )]
+    acme_server_allow: Vec<String>,
+    /// First wait after a failed issuance; doubles with each failure in a row.
+    #[arg(long, env = "MUTU_CERTIFICATE_RETRY_BASE", default_value = "1h", value_parser = parse_duration)]
+    certificate_retry_base: std::time::Duration,
+    /// Longest wait between failed issuances.
+    #[arg(long, env = "MUTU_CERTIFICATE_RETRY_CAP", default_value = "24h", value_parser = parse_duration)]
+    certificate_retry_cap: std::time::Duration,
     /// Reconciles running at once, per controller.
     #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
 }
 
 /// Every controller `mutu operator run` knows, for `--only`.
-const CONTROLLERS: &[&str] = &[mutu_tenant::NAME, mutu_site::NAME];
+const CONTROLLERS: &[&str] = &[mutu_tenant::NAME, mutu_site::NAME, mutu_certificate::NAME];
+
+/// A duration such as `90s`, `2m`, `1h30m` or `500ms`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<kube::core::Duration>()
+        .map(std::time::Duration::from)
+        .map_err(|e| format!("{e}; write a duration such as 2s, 5m or 1h"))
+}
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     match args.command {
-        OperatorCommand::Run(args) => run_operators(args).await,
+        OperatorCommand::Run(args) => run_operators(*args).await,
     }
 }
 
@@ -86,6 +129,20 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "--only: unknown controller {unknown:?}; known controllers: {}",
             CONTROLLERS.join(", ")
+        );
+    }
+    let solver_addr: Option<SocketAddr> = match args.acme_solver_addr.as_str() {
+        "off" | "" => None,
+        addr => Some(addr.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "--acme-solver-addr: {addr:?} is not an address ({e}); write e.g. 0.0.0.0:8089, or off"
+            )
+        })?),
+    };
+    if !mutu_api::common::is_dns_label(&args.namespace) {
+        anyhow::bail!(
+            "--namespace: {:?} is not a namespace name; e.g. mutu-system",
+            args.namespace
         );
     }
     let enabled = |name: &str| args.only.is_empty() || args.only.iter().any(|c| c == name);
@@ -161,6 +218,31 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             run.await;
             Ok(())
         });
+    }
+    if enabled(mutu_certificate::NAME) {
+        let config = mutu_certificate::Config {
+            namespace: args.namespace.clone(),
+            route: mutu_certificate::Route {
+                namespace: args.namespace.clone(),
+                service: args.acme_solver_service.clone(),
+                port: solver_addr.map_or(8089, |a| a.port()),
+                ingress_class: args.ingress_class.clone(),
+            },
+            propagation_delay: args.acme_propagation_delay,
+            retry_base: args.certificate_retry_base,
+            retry_cap: args.certificate_retry_cap,
+            acme_server_allow: args.acme_server_allow.clone(),
+        };
+        let run = mutu_certificate::run(
+            client.clone(),
+            metrics.clone(),
+            health.clone(),
+            config,
+            solver_addr,
+            settings.clone(),
+            stopped(),
+        );
+        controllers.spawn(async move { run.await.map_err(anyhow::Error::from) });
     }
     health.set_ready(true);
     info!(controllers = controllers.len(), "controllers started");

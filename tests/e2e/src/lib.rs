@@ -1,6 +1,8 @@
 //! Helpers for mutu's end-to-end tests: the checkout's paths and `kubectl`
 //! invocations against the control plane named by `KUBECONFIG`.
 
+pub mod certs;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

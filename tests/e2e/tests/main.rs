@@ -3,6 +3,7 @@
 
 mod acme_server;
 mod api;
+mod certificate;
 mod control_plane;
 mod site;
 mod tenant;

@@ -23,6 +23,20 @@ fn writes(metrics: &str) -> u64 {
     sum_samples(metrics, "mutu_api_writes_total", "controller=")
 }
 
+/// Reconciles of tenants, sites and products.
+fn owner_reconciles(metrics: &str) -> u64 {
+    ["tenant", "site", "product"]
+        .iter()
+        .map(|c| {
+            sum_samples(
+                metrics,
+                "mutu_reconciles_total",
+                &format!("controller=\"{c}\""),
+            )
+        })
+        .sum()
+}
+
 #[tokio::test]
 async fn a_malformed_tenant_does_not_stop_the_controller() -> anyhow::Result<()> {
     let client = testing::client().await?;
@@ -135,8 +149,17 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     let bin = std::env::var("MUTU_BIN")
         .map_err(|_| anyhow::anyhow!("MUTU_BIN is not set; run through `make test`"))?;
     let addr = "127.0.0.1:19098";
+    // The same settings as the operator under test, its own metrics address,
+    // and no HTTP-01 solver (the port is the other's).
+    let shared_args = std::env::var("MUTU_OPERATOR_ARGS")
+        .map_err(|_| anyhow::anyhow!("MUTU_OPERATOR_ARGS is not set; run through `make test`"))?;
+    let mut args: Vec<String> = shared_args.split_whitespace().map(String::from).collect();
+    if let Some(i) = args.iter().position(|a| a == "--metrics-addr") {
+        args.drain(i..(i + 2).min(args.len()));
+    }
+    args.extend(["--metrics-addr", addr, "--acme-solver-addr", "off"].map(String::from));
     let mut restarted = tokio::process::Command::new(bin)
-        .args(["operator", "run", "--metrics-addr", addr])
+        .args(&args)
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -147,7 +170,7 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
         "the restarted operator to reconcile every tenant, site and product",
         || async {
             let text = scrape(&url).await.ok()?;
-            (sum_samples(&text, "mutu_reconciles_total", "controller=") >= count).then_some(text)
+            (owner_reconciles(&text) >= count).then_some(text)
         },
     )
     .await?;
@@ -159,11 +182,124 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
         0,
         "writes after a restart:\n{metrics_later}"
     );
-    let reconciles = sum_samples(&metrics_later, "mutu_reconciles_total", "controller=");
+    let reconciles = owner_reconciles(&metrics_later);
     let per_object = reconciles as f64 / count as f64;
     assert!(
         per_object <= 1.2,
         "{reconciles} reconciles for {count} tenants, sites and products after a restart"
+    );
+    Ok(())
+}
+
+/// Replaces the operator that `make test` runs: SIGKILL, then the same command
+/// again (its pid in the same file, its output appended to the same log).
+async fn restart_shared_operator(kill_first: bool) -> anyhow::Result<()> {
+    let var = |k: &str| {
+        std::env::var(k).map_err(|_| anyhow::anyhow!("{k} is not set; run through `make test`"))
+    };
+    let pid_file = var("MUTU_OPERATOR_PID_FILE")?;
+    let args = var("MUTU_OPERATOR_ARGS")?;
+    let log = var("MUTU_OPERATOR_LOG")?;
+    let bin = var("MUTU_BIN")?;
+    if kill_first {
+        let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "cannot kill the operator (pid {pid})");
+    }
+    let out = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)?;
+    let child = std::process::Command::new(bin)
+        .args(args.split_whitespace())
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()?;
+    std::fs::write(&pid_file, format!("{}\n", child.id()))?;
+    let url = var("MUTU_OPERATOR_METRICS")?.replace("/metrics", "/readyz");
+    eventually(TIMEOUT, "the restarted operator to be ready", || {
+        let url = url.clone();
+        async move { scrape(&url).await.ok().filter(|b| b.trim() == "ready") }
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_operator_killed_during_an_acme_order_resumes_it_without_a_second_order()
+-> anyhow::Result<()> {
+    use k8s_openapi::api::networking::v1::Ingress;
+    use mutu_api::Certificate;
+    use mutu_e2e::certs::{
+        certificate_json, create_certificate, pebble_root, secret_pems, verify, wait_certificate,
+    };
+
+    let client = testing::client().await?;
+    let ns = testing::namespace(&client, "cert-restart").await?;
+    let want = vec![format!("www.{}.example.be", unique_name("restart"))];
+    create_certificate(&client, certificate_json(&ns, "www", &want, "dev-acme")).await?;
+    let api: Api<Certificate> = Api::namespaced(client.clone(), &ns);
+
+    // The order is recorded before its challenges are published and validated
+    // (the propagation delay): kill the operator as soon as it is recorded.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let order = loop {
+        let c = api.get("www").await?;
+        if let Some(order) = c.status.and_then(|s| s.order) {
+            restart_shared_operator(true).await?;
+            break order;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no order was placed"
+        );
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    };
+    let routes = Api::<Ingress>::namespaced(client.clone(), "mutu-system");
+    let ours = |list: Vec<Ingress>| {
+        list.into_iter()
+            .filter(|i| {
+                i.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("hosting.imio.be/certificate"))
+                    == Some(&format!("{ns}/www"))
+            })
+            .count()
+    };
+
+    let cert = wait_certificate(
+        &client,
+        &ns,
+        "www",
+        Duration::from_secs(90),
+        "the resumed order",
+        |_| true,
+    )
+    .await?;
+    let status = cert.status.unwrap_or_default();
+    assert_eq!(
+        status.recent_orders.len(),
+        1,
+        "the restarted operator resumed {} instead of placing another: {:?}",
+        order.url,
+        status.recent_orders
+    );
+    let metrics = operator_metrics().await?;
+    assert_eq!(
+        sum_samples(&metrics, "mutu_acme_orders_total", "issuer=\"dev-acme\""),
+        0,
+        "the restarted operator placed no order"
+    );
+    let (crt, key, _) = secret_pems(&client, &ns, "www-tls").await?;
+    verify(&crt, &key, &pebble_root(&client).await?, &want)?;
+    let left = ours(routes.list(&ListParams::default()).await?.items);
+    assert_eq!(
+        left, 0,
+        "the challenge route is gone once the order completed"
     );
     Ok(())
 }
