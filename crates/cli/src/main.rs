@@ -1,6 +1,7 @@
 //! `mutu`: the one binary of the hosting control plane. It runs the operators,
 //! prints the CRDs, and starts the local control plane used by the demo and tests.
 
+mod bench;
 mod crds;
 mod dev;
 mod operator;
@@ -29,6 +30,8 @@ enum Command {
     Operator(operator::OperatorArgs),
     /// Member tenants: import a member register.
     Tenant(tenant::TenantArgs),
+    /// Benchmarks on a local control plane of their own.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
     // The dev commands poll the API server while it starts; the client's own
     // connection errors are expected there and would only be noise.
     let default_filter = match cli.command {
-        Command::Dev(_) => "warn,kube_client=off",
+        Command::Dev(_) | Command::Bench(_) => "warn,kube_client=off",
         _ => "info",
     };
     init_logging(default_filter);
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             Command::Crds(args) => crds::run(args),
             Command::Operator(args) => operator::run(args).await,
             Command::Tenant(args) => tenant::run(args),
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

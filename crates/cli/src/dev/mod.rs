@@ -121,10 +121,43 @@ fn project_root(cwd: &Path) -> anyhow::Result<PathBuf> {
         )
 }
 
+/// A local control plane started by another command (the benchmarks): its
+/// kubeconfig and the address where Pebble validates HTTP-01 challenges.
+pub struct Local {
+    layout: Layout,
+    pub kubeconfig: PathBuf,
+    pub solver_addr: String,
+}
+
+/// Starts (or finds running) the local control plane in `dir` on `api_port`.
+pub async fn start(dir: &Path, api_port: u16) -> anyhow::Result<Local> {
+    let layout = Layout::new(&DevArgs {
+        command: DevCommand::Up,
+        dir: dir.to_path_buf(),
+        api_port,
+    })?;
+    up(&layout).await?;
+    Ok(Local {
+        kubeconfig: layout.kubeconfig(),
+        solver_addr: layout.acme.solver_addr(),
+        layout,
+    })
+}
+
+/// Stops a control plane of [`start`] and removes its state.
+pub async fn stop(local: Local) -> anyhow::Result<()> {
+    down(&local.layout).await
+}
+
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let layout = Layout::new(&args)?;
     match args.command {
-        DevCommand::Up => up(&layout).await,
+        DevCommand::Up => {
+            up(&layout).await?;
+            eprintln!();
+            print_env(&layout);
+            Ok(())
+        }
         DevCommand::Down => down(&layout).await,
         DevCommand::Env => {
             print_env(&layout);
@@ -219,8 +252,6 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", ca_path.display()))?;
     bootstrap::issuers(&client, &layout.acme.directory_url(), &ca, started).await?;
     step(started, "control plane ready");
-    eprintln!();
-    print_env(layout);
     Ok(())
 }
 
