@@ -478,21 +478,8 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, 
             due = Some(("Renewing", format!("renewal time {renewal} reached")));
         }
     }
-    let ready = if current.serving {
-        let until = current
-            .inspected
-            .as_ref()
-            .map(|i| i.not_after.to_string())
-            .unwrap_or_default();
-        Cond::new(
-            READY,
-            true,
-            "Issued",
-            format!(
-                "the Secret {secret_name} holds a valid certificate for {} until {until}",
-                names.join(", ")
-            ),
-        )
+    let ready = if let (true, Some(ins)) = (current.serving, &current.inspected) {
+        serving(&secret_name, &names, ins.not_after)
     } else {
         let (reason, msg) = due.clone().unwrap_or(("Missing", String::new()));
         Cond::new(READY, false, reason, format!("Secret {secret_name}: {msg}"))
@@ -505,22 +492,7 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, 
         status.order = None;
         status.failed_attempts = None;
         let renewal = status.renewal_time.as_ref().map(|t| t.0).unwrap_or(now);
-        write(
-            &ctx,
-            &api,
-            &cert,
-            status,
-            &[
-                ready,
-                Cond::new(
-                    ISSUING,
-                    false,
-                    "UpToDate",
-                    format!("next renewal at {renewal}"),
-                ),
-            ],
-        )
-        .await?;
+        write(&ctx, &api, &cert, status, &[ready, up_to_date(renewal)]).await?;
         let until = to_std(renewal.duration_since(now)).max(Duration::from_secs(1));
         return Ok(Action::requeue(until.min(ctx.settings.requeue)));
     };
@@ -588,7 +560,11 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, 
                 &api,
                 &cert,
                 status,
-                &[ready, Cond::new(ISSUING, true, reason, message)],
+                // In progress, except when the issuer cannot issue at all.
+                &[
+                    ready,
+                    Cond::new(ISSUING, reason != "IssuerNotReady", reason, message),
+                ],
             )
             .await?;
             Ok(Action::requeue(after))
@@ -640,22 +616,8 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, 
                 &cert,
                 status,
                 &[
-                    Cond::new(
-                        READY,
-                        true,
-                        "Issued",
-                        format!(
-                            "the Secret {secret_name} holds a valid certificate for {} until {}",
-                            names.join(", "),
-                            ins.not_after
-                        ),
-                    ),
-                    Cond::new(
-                        ISSUING,
-                        false,
-                        "UpToDate",
-                        format!("next renewal at {renewal}"),
-                    ),
+                    serving(&secret_name, &names, ins.not_after),
+                    up_to_date(renewal),
                 ],
             )
             .await?;
@@ -701,6 +663,29 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, 
             ))
         }
     }
+}
+
+/// `Ready`: the Secret serves a valid certificate for the names.
+fn serving(secret: &str, names: &[String], not_after: Timestamp) -> Cond<'static> {
+    Cond::new(
+        READY,
+        true,
+        "Issued",
+        format!(
+            "the Secret {secret} holds a valid certificate for {} until {not_after}",
+            names.join(", ")
+        ),
+    )
+}
+
+/// `Issuing`: nothing to do until the renewal time.
+fn up_to_date(renewal: Timestamp) -> Cond<'static> {
+    Cond::new(
+        ISSUING,
+        false,
+        "UpToDate",
+        format!("next renewal at {renewal}"),
+    )
 }
 
 async fn write(

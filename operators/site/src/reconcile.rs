@@ -587,6 +587,14 @@ async fn release(site: &PloneSite, ctx: &Ctx) -> Result<Action, Error> {
                     ctx.applier
                         .delete::<Certificate>(ns.as_deref(), &cert.name_any())
                         .await?;
+                    // The certificate's Secret carries the Certificate's name
+                    // (and is not owned by it, so that Retain keeps it).
+                    ctx.applier
+                        .delete::<k8s_openapi::api::core::v1::Secret>(
+                            ns.as_deref(),
+                            &cert.name_any(),
+                        )
+                        .await?;
                 }
             }
         }

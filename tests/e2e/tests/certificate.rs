@@ -122,6 +122,22 @@ async fn a_short_lived_certificate_renews_by_itself() -> anyhow::Result<()> {
     let mut value = certificate_json(&ns, "short", &want, "dev-ca");
     value["spec"]["duration"] = json!("40s");
     create_certificate(&client, value).await?;
+    // The same, keeping its key across renewals.
+    let mut kept = certificate_json(&ns, "kept", &want, "dev-ca");
+    kept["spec"]["duration"] = json!("40s");
+    kept["spec"]["privateKey"] = json!({"rotationPolicy": "Never"});
+    create_certificate(&client, kept).await?;
+    let kept_first = wait_certificate(
+        &client,
+        &ns,
+        "kept",
+        TIMEOUT,
+        "the kept-key certificate",
+        |_| true,
+    )
+    .await?;
+    let kept_after = kept_first.status.and_then(|s| s.not_after).map(|t| t.0);
+    let kept_key = secret_pems(&client, &ns, "kept-tls").await?.1;
     let first = wait_certificate(
         &client,
         &ns,
@@ -132,7 +148,7 @@ async fn a_short_lived_certificate_renews_by_itself() -> anyhow::Result<()> {
     )
     .await?;
     let first_after = first.status.and_then(|s| s.not_after).map(|t| t.0);
-    let first_pem = secret_pems(&client, &ns, "short-tls").await?.0;
+    let (first_pem, first_key, _) = secret_pems(&client, &ns, "short-tls").await?;
     // Renewed at two thirds of 40s (+ the minute of back-dating): well before it expires.
     let renewed = wait_certificate(
         &client,
@@ -151,7 +167,26 @@ async fn a_short_lived_certificate_renews_by_itself() -> anyhow::Result<()> {
     .await?;
     let (crt, key, ca) = secret_pems(&client, &ns, "short-tls").await?;
     assert_ne!(crt, first_pem);
-    verify(&crt, &key, &ca.unwrap_or_default(), &want)?;
+    assert_ne!(key, first_key, "a renewal makes a new key by default");
+    verify(&crt, &key, &ca.clone().unwrap_or_default(), &want)?;
+    wait_certificate(
+        &client,
+        &ns,
+        "kept",
+        TIMEOUT,
+        "the kept-key certificate renewed",
+        move |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.not_after.as_ref())
+                .map(|t| t.0)
+                > kept_after
+        },
+    )
+    .await?;
+    let (kept_crt, kept_key_now, _) = secret_pems(&client, &ns, "kept-tls").await?;
+    assert_eq!(kept_key_now, kept_key, "rotationPolicy Never keeps the key");
+    verify(&kept_crt, &kept_key_now, &ca.unwrap_or_default(), &want)?;
     // Issued (its notBefore is back-dated a minute) before the first expired.
     let status = renewed.status.unwrap_or_default();
     let issued_at = status
@@ -161,10 +196,12 @@ async fn a_short_lived_certificate_renews_by_itself() -> anyhow::Result<()> {
         issued_at.is_some() && first_after.is_some() && issued_at < first_after,
         "renewed at {issued_at:?}, the first certificate expired at {first_after:?}"
     );
-    // It would go on renewing every half minute: stop it.
-    Api::<Certificate>::namespaced(client.clone(), &ns)
-        .delete("short", &DeleteParams::default())
-        .await?;
+    // They would go on renewing every few seconds: stop them.
+    for name in ["short", "kept"] {
+        Api::<Certificate>::namespaced(client.clone(), &ns)
+            .delete(name, &DeleteParams::default())
+            .await?;
+    }
     Ok(())
 }
 
@@ -235,7 +272,33 @@ async fn a_deleted_or_tampered_secret_is_issued_again() -> anyhow::Result<()> {
     .await?;
     let (crt2, key2, _) = secret_pems(&client, &ns, "heal-tls").await?;
     assert_ne!(crt2, crt, "a new certificate, not the old one put back");
-    verify(&crt2, &key2, &ca.unwrap_or_default(), &want)?;
+    verify(&crt2, &key2, &ca.clone().unwrap_or_default(), &want)?;
+
+    // A spec change: one more name.
+    let mut more = want.clone();
+    more.push(format!("www.{}", want[0]));
+    let certs: Api<Certificate> = Api::namespaced(client.clone(), &ns);
+    let patch = json!({"spec": {"dnsNames": more}});
+    certs
+        .patch("heal", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let names = more.clone();
+    let secrets4 = secrets.clone();
+    let ca4 = ca.clone().unwrap_or_default();
+    eventually(TIMEOUT, "a certificate for the new names", || {
+        let secrets = secrets4.clone();
+        let (names, ca) = (names.clone(), ca4.clone());
+        async move {
+            let s = secrets.get_opt("heal-tls").await.ok()??;
+            let data = s.data?;
+            let text = |k: &str| {
+                data.get(k)
+                    .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            };
+            verify(&text("tls.crt")?, &text("tls.key")?, &ca, &names).ok()
+        }
+    })
+    .await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -488,6 +488,11 @@ async fn retain_keeps_the_data_volume_and_certificate_of_a_deleted_site() -> any
         (c.status.as_ref()?.phase.as_deref() == Some("Bound")).then_some(c)
     })
     .await?;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    eventually(TIMEOUT, "the site's certificate to be issued", || async {
+        secrets.get_opt("docs-tls").await.ok()?.map(|_| ())
+    })
+    .await?;
     let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
     sites.delete("docs", &DeleteParams::default()).await?;
     eventually(TIMEOUT, "the site to be gone", || async {
@@ -515,6 +520,14 @@ async fn retain_keeps_the_data_volume_and_certificate_of_a_deleted_site() -> any
             .await?
             .is_some()
     );
+    // The certificate and key it issued stay too.
+    let (crt, key, ca) = mutu_e2e::certs::secret_pems(&client, &ns, "docs-tls").await?;
+    mutu_e2e::certs::verify(
+        &crt,
+        &key,
+        &ca.unwrap_or_default(),
+        &[format!("ged.{domain}")],
+    )?;
     Ok(())
 }
 
@@ -659,11 +672,16 @@ async fn delete_policy_removes_the_data_volume_and_certificate_with_the_site() -
         claims.get_opt("data-docs-zeo-0").await.ok()?.map(|_| ())
     })
     .await?;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    eventually(TIMEOUT, "the site's certificate to be issued", || async {
+        secrets.get_opt("docs-tls").await.ok()?.map(|_| ())
+    })
+    .await?;
     let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
     sites.delete("docs", &DeleteParams::default()).await?;
     eventually(
         TIMEOUT,
-        "the site, its claim and its certificate to be gone",
+        "the site, its claim, its certificate and its key to be gone",
         || async {
             let site = sites.get_opt("docs").await.ok()?;
             let claim = claims.get_opt("data-docs-zeo-0").await.ok()?;
@@ -671,9 +689,10 @@ async fn delete_policy_removes_the_data_volume_and_certificate_with_the_site() -
                 .get_opt("docs-tls")
                 .await
                 .ok()?;
+            let secret = secrets.get_opt("docs-tls").await.ok()?;
             // A claim still protected by its (departing) pod may linger in Terminating.
             let claim_gone = claim.is_none_or(|c| c.metadata.deletion_timestamp.is_some());
-            (site.is_none() && claim_gone && cert.is_none()).then_some(())
+            (site.is_none() && claim_gone && cert.is_none() && secret.is_none()).then_some(())
         },
     )
     .await?;
