@@ -6,4 +6,5 @@ mod api;
 mod certificate;
 mod control_plane;
 mod site;
+mod solr;
 mod tenant;

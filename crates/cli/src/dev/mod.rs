@@ -4,12 +4,14 @@
 //! for simulated nodes, the node pools, a default StorageClass and the CRDs;
 //! beside it Pebble, an ACME server, with pebble-challtestsrv as its DNS server,
 //! and the CertificateIssuers `dev-acme` (that Pebble) and `dev-ca` (an
-//! internal CA) with the operator's namespace `mutu-system`.
+//! internal CA) with the operator's namespace `mutu-system`; and a real Solr
+//! (tests/solr) whose admin credentials go into `mutu-system/solr-admin`.
 
 mod acme;
 mod bootstrap;
 mod pki;
 mod process;
+mod solr;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -241,6 +243,8 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
     }
 
     acme::up(layout, &procs, &bin, started).await?;
+    // Solr starts in the background while the cluster is prepared.
+    let (solr_pid, _) = solr::start(layout, &procs, started)?;
 
     let client = bootstrap::client(&layout.kubeconfig()).await?;
     if !crds_installed {
@@ -251,12 +255,24 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
     let ca = std::fs::read_to_string(&ca_path)
         .with_context(|| format!("cannot read {}", ca_path.display()))?;
     bootstrap::issuers(&client, &layout.acme.directory_url(), &ca, started).await?;
+    solr::ready(
+        layout,
+        &procs,
+        solr_pid,
+        &client,
+        bootstrap::OPERATOR_NAMESPACE,
+        started,
+    )
+    .await?;
     step(started, "control plane ready");
     Ok(())
 }
 
 async fn down(layout: &Layout) -> anyhow::Result<()> {
     let procs = Processes::new(&layout.state);
+    if procs.stop(solr::COMPONENT, Duration::from_secs(30)).await {
+        eprintln!("stopped {}", solr::COMPONENT);
+    }
     for name in COMPONENTS.iter().chain(acme::COMPONENTS.iter()).rev() {
         if procs.stop(name, Duration::from_secs(10)).await {
             eprintln!("stopped {name}");
