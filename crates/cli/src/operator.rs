@@ -88,13 +88,22 @@ struct RunArgs {
     /// Longest wait between failed issuances.
     #[arg(long, env = "MUTU_CERTIFICATE_RETRY_CAP", default_value = "24h", value_parser = parse_duration)]
     certificate_retry_cap: std::time::Duration,
+    /// Secret (in the operator's namespace) with the Solr admin's `username`,
+    /// `password` and, optionally, `url` (else --solr-url).
+    #[arg(long, env = "MUTU_SOLR_ADMIN_SECRET", default_value = "solr-admin")]
+    solr_admin_secret: String,
     /// Reconciles running at once, per controller.
     #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
 }
 
 /// Every controller `mutu operator run` knows, for `--only`.
-const CONTROLLERS: &[&str] = &[mutu_tenant::NAME, mutu_site::NAME, mutu_certificate::NAME];
+const CONTROLLERS: &[&str] = &[
+    mutu_tenant::NAME,
+    mutu_site::NAME,
+    mutu_certificate::NAME,
+    mutu_solr_index::NAME,
+];
 
 /// A duration such as `90s`, `2m`, `1h30m` or `500ms`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -243,6 +252,25 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             stopped(),
         );
         controllers.spawn(async move { run.await.map_err(anyhow::Error::from) });
+    }
+    if enabled(mutu_solr_index::NAME) {
+        let config = mutu_solr_index::Config {
+            namespace: args.namespace.clone(),
+            admin_secret: args.solr_admin_secret.clone(),
+            default_url: args.solr_url.clone(),
+        };
+        let run = mutu_solr_index::run(
+            client.clone(),
+            metrics.clone(),
+            health.clone(),
+            config,
+            settings.clone(),
+            stopped(),
+        );
+        controllers.spawn(async move {
+            run.await;
+            Ok(())
+        });
     }
     health.set_ready(true);
     info!(controllers = controllers.len(), "controllers started");

@@ -7,4 +7,5 @@ mod certificate;
 mod control_plane;
 mod site;
 mod solr;
+mod solr_index;
 mod tenant;

@@ -1,0 +1,534 @@
+//! One reconcile of a SolrIndex: the configset version uploaded once, the
+//! collection built from it, the alias Plone talks to, a Solr user of the
+//! site's own allowed only its collection, and the status read from Solr.
+//! Deletion goes through a finalizer that honours `deletionPolicy`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use mutu_api::SolrIndex;
+use mutu_api::common::DeletionPolicy;
+use mutu_api::solr::SolrIndexStatus;
+use mutu_runtime::conditions::Desired as Cond;
+use mutu_runtime::controller::finalizer_reason;
+use mutu_runtime::{Context, Reason};
+
+use crate::configset;
+
+/// Finalizer that lets mutu honour `deletionPolicy` before an index goes.
+pub const FINALIZER: &str = "hosting.imio.be/solr-index";
+/// Condition: Solr cannot be reached or refuses; mutu retries with backoff.
+pub const DEGRADED: &str = "Degraded";
+
+/// Operator-wide settings of the SolrIndex controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The operator's namespace, where the admin Secret lives.
+    pub namespace: String,
+    /// Secret with Solr's admin `username`, `password` and, optionally, `url`.
+    pub admin_secret: String,
+    /// Base URL of the default Solr, when the admin Secret names none.
+    pub default_url: String,
+}
+
+pub struct Data {
+    pub config: Config,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write the SolrIndex status: {0}")]
+    Status(#[source] kube::Error),
+    #[error("cannot read or write Secret {name}: {source}")]
+    Secret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Solr(#[from] mutu_solr::Error),
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Reason for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Status(_) => "StatusFailed",
+            Error::Secret { .. } => "SecretFailed",
+            Error::Solr(e) if e.is_unreachable() => "SolrUnreachable",
+            Error::Solr(_) => "SolrRefused",
+            Error::Finalizer(inner) => finalizer_reason(inner),
+        }
+    }
+}
+
+type Ctx = Context<Data>;
+
+/// What one index is called in Solr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    pub site: String,
+    /// The alias Plone queries (and the name of the site's Solr user and role).
+    pub alias: String,
+    /// The collection of the configset version asked for.
+    pub collection: String,
+    pub configset: String,
+    pub version: String,
+    /// The configset version's name in Solr.
+    pub solr_configset: String,
+    /// The Secret (in the index's namespace) with the site's Solr credentials.
+    pub secret: String,
+    /// The authorization permission of the site's user.
+    pub permission: String,
+}
+
+/// The names of `idx`'s alias, collection, configset, user and Secret.
+pub fn names(idx: &SolrIndex) -> Names {
+    let ns = idx.namespace().unwrap_or_default();
+    let site = idx.spec.site.clone().unwrap_or_else(|| idx.name_any());
+    let alias = format!("{ns}.{site}");
+    let configset = idx.spec.configset.clone().unwrap_or_else(|| "plone".into());
+    let version = idx
+        .spec
+        .configset_version
+        .clone()
+        .unwrap_or_else(|| "1".into());
+    Names {
+        collection: format!("{alias}_v{version}"),
+        solr_configset: configset::solr_name(&configset, &version),
+        secret: format!("{site}-solr"),
+        permission: format!("mutu:{alias}"),
+        site,
+        alias,
+        configset,
+        version,
+    }
+}
+
+/// The admin client, from the admin Secret.
+async fn admin(ctx: &Ctx) -> Result<Option<mutu_solr::Client>, Error> {
+    let cfg = &ctx.data.config;
+    let api: Api<Secret> = Api::namespaced(ctx.client().clone(), &cfg.namespace);
+    let Some(secret) = api
+        .get_opt(&cfg.admin_secret)
+        .await
+        .map_err(|source| Error::Secret {
+            name: format!("{}/{}", cfg.namespace, cfg.admin_secret),
+            source,
+        })?
+    else {
+        return Ok(None);
+    };
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    let (Some(user), Some(password)) = (text("username"), text("password")) else {
+        return Ok(None);
+    };
+    let url = text("url").unwrap_or_else(|| cfg.default_url.clone());
+    Ok(Some(mutu_solr::Client::new(
+        &url,
+        Some(mutu_solr::Credentials { user, password }),
+    )?))
+}
+
+pub async fn reconcile(idx: Arc<SolrIndex>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = idx.namespace().unwrap_or_default();
+    let api: Api<SolrIndex> = Api::namespaced(ctx.client().clone(), &ns);
+    let (c, a) = (&ctx, &api);
+    ctx.finalized(
+        &api,
+        FINALIZER,
+        idx,
+        |idx| async move { provision(&idx, c, a).await },
+        |idx| async move { cleanup(&idx, c).await },
+    )
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn write(
+    ctx: &Ctx,
+    api: &Api<SolrIndex>,
+    idx: &SolrIndex,
+    status: SolrIndexStatus,
+    conds: &[Cond<'_>],
+) -> Result<(), Error> {
+    ctx.write_status(api, idx, status, conds)
+        .await
+        .map(|_| ())
+        .map_err(Error::Status)
+}
+
+async fn provision(idx: &SolrIndex, ctx: &Ctx, api: &Api<SolrIndex>) -> Result<Action, Error> {
+    let n = names(idx);
+    let mut status = idx.status.clone().unwrap_or_default();
+    status.observed_generation = idx.meta().generation;
+
+    let Some(files) = configset::files(&n.configset, &n.version) else {
+        let msg = format!(
+            "spec.configsetVersion: mutu ships no version {} of configset {}; shipped versions: {}",
+            n.version,
+            n.configset,
+            configset::versions(&n.configset).join(", ")
+        );
+        write(
+            ctx,
+            api,
+            idx,
+            status,
+            &[Cond::new(
+                mutu_api::CONDITION_READY,
+                false,
+                "UnknownConfigset",
+                msg.clone(),
+            )],
+        )
+        .await?;
+        return Ok(Action::await_change());
+    };
+    let Some(solr) = admin(ctx).await? else {
+        let msg = format!(
+            "no Solr admin credentials: create Secret {}/{} with username and password (and url)",
+            ctx.data.config.namespace, ctx.data.config.admin_secret
+        );
+        write(
+            ctx,
+            api,
+            idx,
+            status,
+            &[Cond::new(
+                mutu_api::CONDITION_READY,
+                false,
+                "NoSolrCredentials",
+                msg,
+            )],
+        )
+        .await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    };
+
+    match ensure(idx, ctx, &solr, &n, &files).await {
+        Ok((documents, alias_target)) => {
+            let moved = alias_target.as_deref() == Some(n.collection.as_str());
+            status.alias = Some(n.alias.clone());
+            status.collection = alias_target.clone();
+            status.configset_version = if moved {
+                Some(n.version.clone())
+            } else {
+                status.configset_version.clone()
+            };
+            status.documents = Some(documents);
+            let mut conds = vec![
+                Cond::new(
+                    mutu_api::CONDITION_READY,
+                    true,
+                    "Ready",
+                    format!(
+                        "alias {} serves collection {}",
+                        n.alias,
+                        alias_target.clone().unwrap_or_default()
+                    ),
+                ),
+                Cond::new(DEGRADED, false, "SolrAnswers", "Solr answers".to_string()),
+            ];
+            if !moved {
+                conds.push(Cond::new(
+                    "Reindexed",
+                    false,
+                    "ReindexPending",
+                    format!(
+                        "collection {} (configset version {}) is built; the alias moves to it once the site is reindexed into it",
+                        n.collection, n.version
+                    ),
+                ));
+            }
+            write(ctx, api, idx, status, &conds).await?;
+            Ok(ctx.requeue())
+        }
+        Err(e) => {
+            // Solr down or refusing: say so, keep what the status knew, back off.
+            let reason = if e.is_unreachable() {
+                "SolrUnreachable"
+            } else {
+                "SolrRefused"
+            };
+            let ready = mutu_runtime::conditions::find(
+                idx.status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or(&[]),
+                mutu_api::CONDITION_READY,
+            )
+            .is_some_and(|c| c.status == "True");
+            write(
+                ctx,
+                api,
+                idx,
+                status,
+                &[
+                    Cond::new(
+                        mutu_api::CONDITION_READY,
+                        ready,
+                        if ready { "Ready" } else { reason },
+                        e.to_string(),
+                    ),
+                    Cond::new(DEGRADED, true, reason, e.to_string()),
+                ],
+            )
+            .await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// Makes Solr hold the index; returns its document count and the collection
+/// its alias points to.
+async fn ensure(
+    idx: &SolrIndex,
+    ctx: &Ctx,
+    solr: &mutu_solr::Client,
+    n: &Names,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<(i64, Option<String>), mutu_solr::Error> {
+    if !solr.configsets().await?.contains(&n.solr_configset) {
+        match solr.upload_configset(&n.solr_configset, files).await {
+            Ok(()) => tracing::info!(configset = %n.solr_configset, "configset uploaded"),
+            // Uploaded by another reconcile meanwhile: never overwritten.
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // The collection's name is fixed by the index and the version, so a retry
+    // after a failure never makes a second one.
+    if !solr.collections().await?.contains(&n.collection) {
+        match solr
+            .create_collection(&n.collection, &n.solr_configset)
+            .await
+        {
+            Ok(()) => {
+                ctx.event(
+                    idx,
+                    false,
+                    "CollectionCreated",
+                    format!(
+                        "created collection {} from {}",
+                        n.collection, n.solr_configset
+                    ),
+                )
+                .await;
+            }
+            Err(e) if e.to_string().contains("already exists") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let aliases = solr.aliases().await?;
+    let target = match aliases.get(&n.alias) {
+        Some(t) => t.clone(),
+        None => {
+            solr.set_alias(&n.alias, &n.collection).await?;
+            n.collection.clone()
+        }
+    };
+
+    // The site's own user, allowed its collections (through its alias) only.
+    ensure_user(idx, ctx, solr, n, &target).await?;
+    let documents = solr.count(&target).await?;
+    Ok((documents, Some(target)))
+}
+
+async fn ensure_user(
+    idx: &SolrIndex,
+    ctx: &Ctx,
+    solr: &mutu_solr::Client,
+    n: &Names,
+    target: &str,
+) -> Result<(), mutu_solr::Error> {
+    let ns = idx.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client().clone(), &ns);
+    let existing = secrets.get_opt(&n.secret).await.ok().flatten();
+    let password = existing.as_ref().and_then(|s| {
+        s.data
+            .as_ref()?
+            .get("password")
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    });
+    let fresh = password.is_none();
+    let password = password.unwrap_or_else(|| {
+        let mut bytes = [0u8; 18];
+        fastrand::fill(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    });
+    // The permission lists every collection of the index that exists, so the
+    // user keeps access while the alias moves between versions.
+    let mut collections: Vec<String> = solr
+        .collections()
+        .await?
+        .into_iter()
+        .filter(|c| c.starts_with(&format!("{}_v", n.alias)))
+        .collect();
+    if !collections.iter().any(|c| c == target) {
+        collections.push(target.to_string());
+    }
+    collections.sort();
+    let permissions = solr.permissions().await?;
+    let current = permissions
+        .iter()
+        .find(|p| p.name.as_deref() == Some(n.permission.as_str()));
+    let listed: Vec<String> = current
+        .and_then(|p| p.collection.clone())
+        .map(|v| match v {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect(),
+            serde_json::Value::String(s) => vec![s],
+            _ => Vec::new(),
+        })
+        .unwrap_or_default();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    if fresh || current.is_none() {
+        solr.set_user(&n.alias, &password).await?;
+        solr.set_user_roles(&n.alias, &[&n.alias]).await?;
+    }
+    if current.is_none() || listed_sorted != collections {
+        if let Some(index) = current.and_then(|p| p.index) {
+            solr.delete_permission(index).await?;
+        }
+        let before = solr
+            .permissions()
+            .await?
+            .into_iter()
+            .find(|p| p.name.as_deref() == Some("all"))
+            .and_then(|p| p.index);
+        let refs: Vec<&str> = collections.iter().map(String::as_str).collect();
+        solr.add_permission(&n.permission, &refs, &["admin", &n.alias], before)
+            .await?;
+    }
+    if fresh {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(n.secret.clone()),
+                namespace: Some(ns.clone()),
+                labels: Some(mutu_runtime::labels::standard(
+                    &n.site,
+                    &idx.uid().unwrap_or_default(),
+                    "solr-credentials",
+                )),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([
+                (
+                    "username".to_string(),
+                    ByteString(n.alias.clone().into_bytes()),
+                ),
+                ("password".to_string(), ByteString(password.into_bytes())),
+                (
+                    "alias".to_string(),
+                    ByteString(n.alias.clone().into_bytes()),
+                ),
+            ])),
+            ..Default::default()
+        };
+        match secrets.create(&PostParams::default(), &secret).await {
+            Ok(_) => ctx.metrics.write(ctx.name, "create", "Secret"),
+            Err(e) => {
+                tracing::warn!(secret = %n.secret, error = %e, "cannot store the site's Solr credentials")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletion: `Retain` keeps everything in Solr (and the credentials);
+/// `Delete` removes the alias, every collection of the index, the user, its
+/// permission and its Secret.
+async fn cleanup(idx: &SolrIndex, ctx: &Ctx) -> Result<Action, Error> {
+    if idx.spec.deletion_policy != DeletionPolicy::Delete {
+        ctx.event(
+            idx,
+            false,
+            "Retained",
+            "deletionPolicy Retain: the collection, alias and user are kept in Solr".to_string(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let n = names(idx);
+    let Some(solr) = admin(ctx).await? else {
+        return Err(Error::Solr(mutu_solr::Error::Unexpected {
+            what: "deleting the index".into(),
+            message: "no Solr admin credentials".into(),
+        }));
+    };
+    if solr.aliases().await?.contains_key(&n.alias) {
+        solr.delete_alias(&n.alias).await?;
+    }
+    for c in solr.collections().await? {
+        if c.starts_with(&format!("{}_v", n.alias)) {
+            solr.delete_collection(&c).await?;
+        }
+    }
+    if let Some(index) = solr
+        .permissions()
+        .await?
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some(n.permission.as_str()))
+        .and_then(|p| p.index)
+    {
+        solr.delete_permission(index).await?;
+    }
+    let _ = solr.delete_user(&n.alias).await;
+    let ns = idx.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client().clone(), &ns);
+    match secrets.delete(&n.secret, &Default::default()).await {
+        Ok(_) => ctx.metrics.write(ctx.name, "delete", "Secret"),
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(source) => {
+            return Err(Error::Secret {
+                name: format!("{ns}/{}", n.secret),
+                source,
+            });
+        }
+    }
+    ctx.event(
+        idx,
+        false,
+        "Deleted",
+        format!("deleted alias {}, its collections and user", n.alias),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mutu_api::SolrIndexSpec;
+
+    #[test]
+    fn an_index_is_named_after_its_namespace_site_and_version() {
+        let mut idx = SolrIndex::new("delib", SolrIndexSpec::default());
+        idx.metadata.namespace = Some("tenant-mons".into());
+        let n = names(&idx);
+        assert_eq!(n.alias, "tenant-mons.delib");
+        assert_eq!(n.collection, "tenant-mons.delib_v1");
+        assert_eq!(n.solr_configset, "mutu-plone-v1");
+        assert_eq!(n.secret, "delib-solr");
+        idx.spec.configset_version = Some("2".into());
+        idx.spec.site = Some("site".into());
+        let n = names(&idx);
+        assert_eq!(n.collection, "tenant-mons.site_v2");
+        assert_eq!(n.secret, "site-solr");
+    }
+}
