@@ -36,6 +36,8 @@ trap cleanup EXIT
 # KUBECONFIG, and the loopback address where Pebble validates HTTP-01 challenges.
 eval "$("$mutu" dev env --dir "$state" --api-port "$port")"
 export KUBECONFIG MUTU_ACME_SOLVER_ADDR
+# Where this control plane lives, for the tests that stop and restart a part of it.
+export MUTU_DEV_DIR="$state" MUTU_DEV_API_PORT="$port"
 # kubectl of the cluster's own release (built with it), ahead of any other.
 PATH="$(bash tests/cluster/build.sh 2>/dev/null | tail -n 1):$PATH"
 export PATH

@@ -300,6 +300,17 @@ pub fn build(
     for (k, v) in &plan.solr_env {
         env.push(json!({"name": k, "value": v}));
     }
+    if !plan.solr_env.is_empty() {
+        // The site's own Solr user, written by the SolrIndex operator.
+        for (var, key) in [
+            ("COLLECTIVE_SOLR_LOGIN", "username"),
+            ("COLLECTIVE_SOLR_PASSWORD", "password"),
+        ] {
+            env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {
+                "name": format!("{name}-solr"), "key": key, "optional": true,
+            }}}));
+        }
+    }
     let (affinity, spread) = placement(site, "instance", &plan.pool);
     let probe = json!({"httpGet": {"path": product.health_path, "port": product.port}, "periodSeconds": 10});
     let mut volumes = vec![];
@@ -646,6 +657,10 @@ mod tests {
             "{env}"
         );
         assert!(env.contains("COLLECTIVE_SOLR_HOST"), "{env}");
+        assert!(
+            env.contains("COLLECTIVE_SOLR_PASSWORD") && env.contains("-solr"),
+            "the site's own Solr credentials: {env}"
+        );
         assert_eq!(
             pod["containers"][0]["readinessProbe"]["httpGet"]["path"],
             "/ok"

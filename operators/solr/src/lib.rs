@@ -42,7 +42,10 @@ pub async fn run(
         metrics,
         health,
         settings,
-        reconcile::Data { config },
+        reconcile::Data {
+            config,
+            security: tokio::sync::Mutex::new(()),
+        },
     ));
     mutu_runtime::controller::run(controller, ctx, reconcile::reconcile).await;
 }

@@ -39,6 +39,10 @@ pub struct Config {
 
 pub struct Data {
     pub config: Config,
+    /// Solr keeps users and permissions in one security.json and refuses
+    /// concurrent edits ("failed to persist security config"): this process
+    /// edits it one change at a time.
+    pub security: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -380,6 +384,7 @@ async fn ensure_user(
         collections.push(target.to_string());
     }
     collections.sort();
+    let _one_editor = ctx.data.security.lock().await;
     let permissions = solr.permissions().await?;
     let current = permissions
         .iter()
@@ -479,6 +484,7 @@ async fn cleanup(idx: &SolrIndex, ctx: &Ctx) -> Result<Action, Error> {
             solr.delete_collection(&c).await?;
         }
     }
+    let one_editor = ctx.data.security.lock().await;
     if let Some(index) = solr
         .permissions()
         .await?
@@ -489,6 +495,7 @@ async fn cleanup(idx: &SolrIndex, ctx: &Ctx) -> Result<Action, Error> {
         solr.delete_permission(index).await?;
     }
     let _ = solr.delete_user(&n.alias).await;
+    drop(one_editor);
     let ns = idx.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client().clone(), &ns);
     match secrets.delete(&n.secret, &Default::default()).await {

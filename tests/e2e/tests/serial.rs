@@ -303,3 +303,107 @@ async fn an_operator_killed_during_an_acme_order_resumes_it_without_a_second_ord
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_index_created_while_solr_is_down_is_degraded_then_recovers_without_a_duplicate()
+-> anyhow::Result<()> {
+    use mutu_api::SolrIndex;
+    use mutu_runtime::conditions;
+
+    let var = |k: &str| {
+        std::env::var(k).map_err(|_| anyhow::anyhow!("{k} is not set; run through `make test`"))
+    };
+    let state = var("MUTU_DEV_DIR")?;
+    let bin = var("MUTU_BIN")?;
+    let pid: i32 = std::fs::read_to_string(format!("{state}/pids/solr.pid"))?
+        .trim()
+        .parse()?;
+    let status = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()?;
+    anyhow::ensure!(status.success(), "cannot stop Solr (pid {pid})");
+    eventually(TIMEOUT, "Solr to stop", || async move {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    })
+    .await?;
+
+    let client = testing::client().await?;
+    let ns = testing::namespace(&client, "solr-down").await?;
+    let idx: SolrIndex = serde_json::from_value(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": "SolrIndex",
+        "metadata": {"name": "delib", "namespace": ns},
+        "spec": {"deletionPolicy": "Delete"},
+    }))?;
+    let api: Api<SolrIndex> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &idx).await?;
+    let degraded = testing::wait_for(
+        &api,
+        "delib",
+        TIMEOUT,
+        "Degraded",
+        |i: Option<&SolrIndex>| {
+            i.and_then(|i| i.status.as_ref())
+                .is_some_and(|s| conditions::is_true(&s.conditions, "Degraded"))
+        },
+    )
+    .await?;
+    let conds = degraded.status.unwrap_or_default().conditions;
+    assert!(!conditions::is_true(&conds, "Ready"));
+    assert_eq!(
+        conditions::find(&conds, "Degraded")
+            .map(|c| c.reason.clone())
+            .as_deref(),
+        Some("SolrUnreachable")
+    );
+
+    // Solr back (dev up starts what is missing): the index recovers by itself.
+    let up = tokio::process::Command::new(&bin)
+        .args(["dev", "up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await?;
+    anyhow::ensure!(up.success(), "mutu dev up could not restart Solr");
+    let ready = testing::wait_for(
+        &api,
+        "delib",
+        Duration::from_secs(400),
+        "recovery",
+        |i: Option<&SolrIndex>| {
+            i.and_then(|i| i.status.as_ref()).is_some_and(|s| {
+                conditions::is_true(&s.conditions, "Ready")
+                    && !conditions::is_true(&s.conditions, "Degraded")
+            })
+        },
+    )
+    .await?;
+    let collection = ready.status.and_then(|s| s.collection).unwrap_or_default();
+    assert_eq!(collection, format!("{ns}.delib_v1"));
+    // Through Solr: one collection of this index, not one per attempt.
+    let secret =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "mutu-system")
+            .get("solr-admin")
+            .await?;
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .unwrap_or_default()
+    };
+    let solr = mutu_solr::Client::new(
+        &text("url"),
+        Some(mutu_solr::Credentials {
+            user: text("username"),
+            password: text("password"),
+        }),
+    )?;
+    let ours: Vec<String> = solr
+        .collections()
+        .await?
+        .into_iter()
+        .filter(|c| c.starts_with(&format!("{ns}.delib")))
+        .collect();
+    assert_eq!(ours, vec![collection]);
+    api.delete("delib", &DeleteParams::default()).await?;
+    Ok(())
+}
