@@ -235,12 +235,13 @@ pub struct ProductSolr {
     #[serde(default)]
     pub enabled: bool,
 
-    /// Name of the Solr configset the product's collections use, e.g. `delib`.
+    /// Name of the Solr configset the product's collections use, e.g. `plone` (mutu ships
+    /// `plone` in versions 1 and 2).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub configset: Option<String>,
 
-    /// Current version of that configset, e.g. `3`. New indexes use it; existing ones move to
+    /// Current version of that configset, e.g. `2`. New indexes use it; existing ones move to
     /// it when reindexed.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]

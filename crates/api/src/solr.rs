@@ -66,8 +66,9 @@ pub struct SolrIndexSpec {
     #[schemars(length(max = 128))]
     pub configset: Option<String>,
 
-    /// Version of the configset, e.g. `3`. Changing it builds a new collection, reindexes the
-    /// site into it, then moves the alias: search keeps answering meanwhile.
+    /// Version of the configset, e.g. `2`. Changing it builds a new collection beside the
+    /// current one; the alias stays on the current collection, so search keeps answering, until
+    /// the site is reindexed into the new one (condition `Reindexed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub configset_version: Option<String>,

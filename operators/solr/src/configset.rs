@@ -8,9 +8,10 @@ const PLONE_SOLRCONFIG: &str = include_str!("../configsets/plone/solrconfig.xml"
 const PLONE_SCHEMA: &str = include_str!("../configsets/plone/managed-schema.xml");
 const PLONE_CONTRACTIONS_FR: &str = include_str!("../configsets/plone/lang/contractions_fr.txt");
 
-/// Field added by version 2 of the Plone configset: the keywords (`Subject`)
-/// as a string field, for facets.
-const PLONE_V2_FIELDS: &str = r#"  <field name="Subject" type="string" indexed="true" stored="true" multiValued="true"/>
+/// What version 2 of the Plone configset adds: the keywords (`Subject`)
+/// searchable as text too, not only as exact values.
+const PLONE_V2_FIELDS: &str = r#"  <field name="Subject_text" type="text" indexed="true" stored="false" multiValued="true"/>
+  <copyField source="Subject" dest="Subject_text"/>
 "#;
 
 /// The name of a configset version in Solr.
@@ -24,6 +25,15 @@ pub fn versions(name: &str) -> Vec<&'static str> {
         "plone" => vec!["1", "2"],
         _ => Vec::new(),
     }
+}
+
+/// Every configset mutu ships with its versions, e.g. `plone (1, 2)`.
+pub fn shipped() -> String {
+    ["plone"]
+        .iter()
+        .map(|name| format!("{name} ({})", versions(name).join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The files of configset `name` at `version`, or `None` if mutu does not ship it.
@@ -53,6 +63,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_version_defines_a_field_twice() {
+        // Solr refuses to create a core whose schema repeats a field.
+        for v in versions("plone") {
+            let files = files("plone", v).unwrap_or_default();
+            let schema = String::from_utf8_lossy(&files["managed-schema.xml"]).into_owned();
+            let mut names: Vec<&str> = schema
+                .split("<field name=\"")
+                .skip(1)
+                .filter_map(|rest| rest.split('"').next())
+                .collect();
+            let all = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), all, "version {v} repeats a field");
+        }
+    }
+
+    #[test]
     fn the_plone_configset_keys_documents_by_uid_in_every_version() {
         for v in versions("plone") {
             let files = files("plone", v).unwrap_or_default();
@@ -63,7 +91,7 @@ mod tests {
         let v2 =
             String::from_utf8_lossy(&files("plone", "2").unwrap_or_default()["managed-schema.xml"])
                 .into_owned();
-        assert!(v2.contains(r#"name="Subject""#) && v2.trim_end().ends_with("</schema>"));
+        assert!(v2.contains(r#"name="Subject_text""#) && v2.trim_end().ends_with("</schema>"));
         assert!(files("plone", "9").is_none() && files("delib", "1").is_none());
         assert_eq!(solr_name("plone", "2"), "mutu-plone-v2");
     }

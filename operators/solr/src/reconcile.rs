@@ -179,12 +179,21 @@ async fn provision(idx: &SolrIndex, ctx: &Ctx, api: &Api<SolrIndex>) -> Result<A
     status.observed_generation = idx.meta().generation;
 
     let Some(files) = configset::files(&n.configset, &n.version) else {
-        let msg = format!(
-            "spec.configsetVersion: mutu ships no version {} of configset {}; shipped versions: {}",
-            n.version,
-            n.configset,
-            configset::versions(&n.configset).join(", ")
-        );
+        let shipped = configset::versions(&n.configset);
+        let msg = if shipped.is_empty() {
+            format!(
+                "spec.configset: mutu ships no configset {}; the configsets it ships: {}",
+                n.configset,
+                configset::shipped()
+            )
+        } else {
+            format!(
+                "spec.configsetVersion: mutu ships no version {} of configset {}; shipped versions: {}",
+                n.version,
+                n.configset,
+                shipped.join(", ")
+            )
+        };
         write(
             ctx,
             api,
@@ -221,6 +230,28 @@ async fn provision(idx: &SolrIndex, ctx: &Ctx, api: &Api<SolrIndex>) -> Result<A
         return Ok(Action::requeue(Duration::from_secs(30)));
     };
 
+    if let Some(url) = &idx.spec.url
+        && url.trim_end_matches('/') != solr.base()
+    {
+        let msg = format!(
+            "spec.url: {url} is not the Solr this operator manages ({}); leave spec.url out, or set it to that URL",
+            solr.base()
+        );
+        write(
+            ctx,
+            api,
+            idx,
+            status,
+            &[Cond::new(
+                mutu_api::CONDITION_READY,
+                false,
+                "UnknownSolr",
+                msg,
+            )],
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
     match ensure(idx, ctx, &solr, &n, &files).await {
         Ok((documents, alias_target)) => {
             let moved = alias_target.as_deref() == Some(n.collection.as_str());

@@ -170,6 +170,40 @@ async fn an_index_gets_its_collection_alias_and_a_user_for_it_alone() -> anyhow:
 }
 
 #[tokio::test]
+async fn every_configset_version_mutu_ships_makes_a_working_collection() -> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let solr = admin(&client).await?;
+    let ns = testing::namespace(&client, "solr-v2").await?;
+    let idx: SolrIndex = serde_json::from_value(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": "SolrIndex",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"configset": "plone", "configsetVersion": "2", "deletionPolicy": "Delete"},
+    }))?;
+    let api: Api<SolrIndex> = Api::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &idx).await?;
+    let ready = wait_for(
+        &api,
+        "web",
+        TIMEOUT,
+        "the version 2 index to be Ready",
+        |i: Option<&SolrIndex>| {
+            i.and_then(|i| i.status.as_ref())
+                .is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))
+        },
+    )
+    .await?;
+    let status = ready.status.unwrap_or_default();
+    assert_eq!(status.configset_version.as_deref(), Some("2"));
+    let alias = format!("{ns}.web");
+    // Version 2 makes keywords searchable as text.
+    let doc = json!({"UID": "k1", "Title": "Budget", "Subject": ["Finances communales"]});
+    solr.index(&alias, &[doc]).await?;
+    assert_eq!(solr.count(&alias).await?, 1);
+    api.delete("web", &DeleteParams::default()).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn retain_keeps_the_collection_of_a_deleted_index() -> anyhow::Result<()> {
     let client = testing::client().await?;
     let solr = admin(&client).await?;
