@@ -277,3 +277,25 @@ pub async fn wait_site_condition(
     )
     .await?)
 }
+
+/// The admin client of the test bed's Solr, from the Secret `mutu-system/solr-admin`
+/// that `mutu dev up` writes.
+pub async fn solr_admin(client: &Client) -> anyhow::Result<mutu_solr::Client> {
+    let secret =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "mutu-system")
+            .get("solr-admin")
+            .await?;
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .ok_or_else(|| anyhow::anyhow!("the Secret solr-admin has no {k}"))
+    };
+    Ok(mutu_solr::Client::new(
+        &text("url")?,
+        Some(mutu_solr::Credentials {
+            user: text("username")?,
+            password: text("password")?,
+        }),
+    )?)
+}

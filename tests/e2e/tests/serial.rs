@@ -380,23 +380,7 @@ async fn an_index_created_while_solr_is_down_is_degraded_then_recovers_without_a
     let collection = ready.status.and_then(|s| s.collection).unwrap_or_default();
     assert_eq!(collection, format!("{ns}.delib_v1"));
     // Through Solr: one collection of this index, not one per attempt.
-    let secret =
-        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "mutu-system")
-            .get("solr-admin")
-            .await?;
-    let data = secret.data.unwrap_or_default();
-    let text = |k: &str| {
-        data.get(k)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            .unwrap_or_default()
-    };
-    let solr = mutu_solr::Client::new(
-        &text("url"),
-        Some(mutu_solr::Credentials {
-            user: text("username"),
-            password: text("password"),
-        }),
-    )?;
+    let solr = mutu_e2e::solr_admin(&client).await?;
     let ours: Vec<String> = solr
         .collections()
         .await?

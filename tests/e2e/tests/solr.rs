@@ -5,32 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
 use mutu_e2e::repo_root;
 use mutu_runtime::testing::{self, unique_name};
 use mutu_solr::{Client, Credentials};
 use serde_json::json;
 
-/// The admin client of the test bed's Solr, from the Secret `mutu-system/solr-admin`.
+/// The admin client of the test bed's Solr.
 async fn admin() -> anyhow::Result<Client> {
-    let client = testing::client().await?;
-    let secret = Api::<Secret>::namespaced(client, "mutu-system")
-        .get("solr-admin")
-        .await?;
-    let data = secret.data.unwrap_or_default();
-    let text = |k: &str| {
-        data.get(k)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            .ok_or_else(|| anyhow::anyhow!("solr-admin has no {k}"))
-    };
-    Ok(Client::new(
-        &text("url")?,
-        Some(Credentials {
-            user: text("username")?,
-            password: text("password")?,
-        }),
-    )?)
+    mutu_e2e::solr_admin(&testing::client().await?).await
 }
 
 fn files_of(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<u8>>) -> anyhow::Result<()> {

@@ -15,24 +15,8 @@ use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The admin client of the test bed's Solr, from the Secret `mutu-system/solr-admin`.
 async fn admin(client: &kube::Client) -> anyhow::Result<Client> {
-    let secret = Api::<Secret>::namespaced(client.clone(), "mutu-system")
-        .get("solr-admin")
-        .await?;
-    let data = secret.data.unwrap_or_default();
-    let text = |k: &str| {
-        data.get(k)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            .ok_or_else(|| anyhow::anyhow!("solr-admin has no {k}"))
-    };
-    Ok(Client::new(
-        &text("url")?,
-        Some(Credentials {
-            user: text("username")?,
-            password: text("password")?,
-        }),
-    )?)
+    mutu_e2e::solr_admin(client).await
 }
 
 async fn create_index(
