@@ -287,15 +287,28 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
     }
     health.set_ready(false);
     let _ = stop_tx.send(true);
-    while let Some(result) = controllers.join_next().await {
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "controller stopped with an error");
+    // Reconciles in flight finish first, but a stop never waits longer than
+    // this (e.g. on calls to an API server that went away).
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(result) = controllers.join_next().await {
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "controller stopped with an error");
+            }
         }
+        let _ = server.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers still busy after the grace period; stopping anyway");
+        controllers.abort_all();
+        return Ok(());
     }
-    let _ = server.await;
     info!("stopped cleanly");
     Ok(())
 }
+
+/// Longest wait for the controllers to stop after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Completes on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
 async fn shutdown_signal() {
