@@ -345,7 +345,8 @@ async fn ensure(
     }
     // The collection's name is fixed by the index and the version, so a retry
     // after a failure never makes a second one.
-    if !solr.collections().await?.contains(&n.collection) {
+    let mut existing = solr.collections().await?;
+    if !existing.contains(&n.collection) {
         match solr
             .create_collection(&n.collection, &n.solr_configset)
             .await
@@ -365,6 +366,7 @@ async fn ensure(
             Err(e) if e.to_string().contains("already exists") => {}
             Err(e) => return Err(e),
         }
+        existing.push(n.collection.clone());
     }
     let aliases = solr.aliases().await?;
     let target = match aliases.get(&n.alias) {
@@ -376,7 +378,7 @@ async fn ensure(
     };
 
     // The site's own user, allowed its collections (through its alias) only.
-    ensure_user(idx, ctx, solr, n, &target).await?;
+    ensure_user(idx, ctx, solr, n, &existing, &target).await?;
     let documents = solr.count(&target).await?;
     Ok((documents, Some(target)))
 }
@@ -386,6 +388,7 @@ async fn ensure_user(
     ctx: &Ctx,
     solr: &mutu_solr::Client,
     n: &Names,
+    in_solr: &[String],
     target: &str,
 ) -> Result<(), mutu_solr::Error> {
     let ns = idx.namespace().unwrap_or_default();
@@ -405,11 +408,10 @@ async fn ensure_user(
     });
     // The permission lists every collection of the index that exists, so the
     // user keeps access while the alias moves between versions.
-    let mut collections: Vec<String> = solr
-        .collections()
-        .await?
-        .into_iter()
+    let mut collections: Vec<String> = in_solr
+        .iter()
         .filter(|c| c.starts_with(&format!("{}_v", n.alias)))
+        .cloned()
         .collect();
     if !collections.iter().any(|c| c == target) {
         collections.push(target.to_string());

@@ -114,7 +114,7 @@ async fn an_index_gets_its_collection_alias_and_a_user_for_it_alone() -> anyhow:
         "{refused:?}"
     );
 
-    // Reconciling again changes nothing in Solr: still one collection of this index.
+    // One collection for this index, not one per reconcile it went through.
     let ours = solr
         .collections()
         .await?
