@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 const PLONE_SOLRCONFIG: &str = include_str!("../configsets/plone/solrconfig.xml");
-const PLONE_SCHEMA: &str = include_str!("../configsets/plone/managed-schema.xml");
+const PLONE_SCHEMA: &str = include_str!("../configsets/plone/schema.xml");
 const PLONE_CONTRACTIONS_FR: &str = include_str!("../configsets/plone/lang/contractions_fr.txt");
 
 /// What version 2 of the Plone configset adds: the keywords (`Subject`)
@@ -50,7 +50,7 @@ pub fn files(name: &str, version: &str) -> Option<BTreeMap<String, Vec<u8>>> {
             "solrconfig.xml".to_string(),
             PLONE_SOLRCONFIG.as_bytes().to_vec(),
         ),
-        ("managed-schema.xml".to_string(), schema.into_bytes()),
+        ("schema.xml".to_string(), schema.into_bytes()),
         (
             "lang/contractions_fr.txt".to_string(),
             PLONE_CONTRACTIONS_FR.as_bytes().to_vec(),
@@ -67,7 +67,7 @@ mod tests {
         // Solr refuses to create a core whose schema repeats a field.
         for v in versions("plone") {
             let files = files("plone", v).unwrap_or_default();
-            let schema = String::from_utf8_lossy(&files["managed-schema.xml"]).into_owned();
+            let schema = String::from_utf8_lossy(&files["schema.xml"]).into_owned();
             let mut names: Vec<&str> = schema
                 .split("<field name=\"")
                 .skip(1)
@@ -84,13 +84,12 @@ mod tests {
     fn the_plone_configset_keys_documents_by_uid_in_every_version() {
         for v in versions("plone") {
             let files = files("plone", v).unwrap_or_default();
-            let schema = String::from_utf8_lossy(&files["managed-schema.xml"]).into_owned();
+            let schema = String::from_utf8_lossy(&files["schema.xml"]).into_owned();
             assert!(schema.contains("<uniqueKey>UID</uniqueKey>"), "v{v}");
             assert!(files.contains_key("solrconfig.xml"));
         }
-        let v2 =
-            String::from_utf8_lossy(&files("plone", "2").unwrap_or_default()["managed-schema.xml"])
-                .into_owned();
+        let v2 = String::from_utf8_lossy(&files("plone", "2").unwrap_or_default()["schema.xml"])
+            .into_owned();
         assert!(v2.contains(r#"name="Subject_text""#) && v2.trim_end().ends_with("</schema>"));
         assert!(files("plone", "9").is_none() && files("delib", "1").is_none());
         assert_eq!(solr_name("plone", "2"), "mutu-plone-v2");
