@@ -11,10 +11,33 @@ cd "$here"
 source ./versions.env
 
 cache="${MUTU_CACHE:-$HOME/.cache/mutu}"
-key=$( { cat go.mod go.sum main.go versions.env build.sh kwok-test-stages.yaml; go version; } | sha256sum | cut -c1-16)
+key=$( { cat go.mod go.sum main.go versions.env build.sh; go version; } | sha256sum | cut -c1-16)
 out="$cache/cluster/$key"
-if [ -x "$out/mutu-cluster" ] && [ -x "$out/kwok" ] && [ -x "$out/kubectl" ] && [ -f "$out/kwok-stages.yaml" ] \
+
+# kwok's node and pod life-cycle stages ship in its module source: gather the
+# fast node and pod stages and the lease heartbeat into one config file, then
+# the test bed's own stages. Cheap, so redone whenever the test stages change
+# (they are not part of the binaries' key).
+stages() {
+  local dir="$1" kwok_dir stage f
+  kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@${KWOK_VERSION}" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  for stage in node/fast node/heartbeat-with-lease pod/fast; do
+    for f in "$kwok_dir/kustomize/stage/$stage"/*.yaml; do
+      [ "$(basename "$f")" = kustomization.yaml ] && continue
+      echo "---"
+      cat "$f"
+    done
+  done > "$dir/kwok-stages.yaml.partial"
+  { echo "---"; cat kwok-test-stages.yaml; } >> "$dir/kwok-stages.yaml.partial"
+  mv "$dir/kwok-stages.yaml.partial" "$dir/kwok-stages.yaml"
+  sha256sum < kwok-test-stages.yaml > "$dir/kwok-test-stages.sha256"
+}
+
+if [ -x "$out/mutu-cluster" ] && [ -x "$out/kwok" ] && [ -x "$out/kubectl" ] \
    && [ -x "$out/pebble" ] && [ -x "$out/pebble-challtestsrv" ]; then
+  if [ ! -f "$out/kwok-stages.yaml" ] || ! cmp -s <(sha256sum < kwok-test-stages.yaml) "$out/kwok-test-stages.sha256"; then
+    stages "$out"
+  fi
   echo "$out"
   exit 0
 fi
@@ -49,17 +72,7 @@ for cmd in pebble pebble-challtestsrv; do
 done
 echo "pebble and pebble-challtestsrv built in $(( $(date +%s) - start ))s" >&2
 
-# kwok's node and pod life-cycle stages ship in its module source: gather the
-# fast node and pod stages and the lease heartbeat into one config file.
-kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@${KWOK_VERSION}" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-for stage in node/fast node/heartbeat-with-lease pod/fast; do
-  for f in "$kwok_dir/kustomize/stage/$stage"/*.yaml; do
-    [ "$(basename "$f")" = kustomization.yaml ] && continue
-    echo "---"
-    cat "$f"
-  done
-done > "$out.partial/kwok-stages.yaml"
-{ echo "---"; cat kwok-test-stages.yaml; } >> "$out.partial/kwok-stages.yaml"
+stages "$out.partial"
 chmod -R u+w "$out.partial"
 
 rm -rf "$out"

@@ -1,10 +1,11 @@
 //! SolrIndex: the search index of one site (Solr collection, alias and configset).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::common::DeletionPolicy;
+use crate::common::{DURATION_RULE, DeletionPolicy};
 
 /// The Solr index of one site. An empty spec means the default Solr and the product's
 /// configset.
@@ -67,11 +68,25 @@ pub struct SolrIndexSpec {
     pub configset: Option<String>,
 
     /// Version of the configset, e.g. `2`. Changing it builds a new collection beside the
-    /// current one; the alias stays on the current collection, so search keeps answering, until
-    /// the site is reindexed into the new one (condition `Reindexed`).
+    /// current one and runs the site's reindex Job into it; the alias stays on the current
+    /// collection, so search keeps answering, and moves to the new one only when the Job
+    /// succeeded (condition `Reindexed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message(
+        "spec.configsetVersion: must be lower-case letters, digits and '-', e.g. 2"
+    ))]
     pub configset_version: Option<String>,
+
+    /// How long the collection the alias left behind is kept (so the index can go back to it)
+    /// before it is deleted, as a duration such as `168h`. Leave it out for the operator's
+    /// default (`--solr-keep-previous`, 7 days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(DURATION_RULE).message(
+        "spec.keepPreviousFor: must be a duration in hours, minutes or seconds, e.g. 168h"
+    ))]
+    pub keep_previous_for: Option<Duration>,
 
     /// What happens to the collection when the SolrIndex is deleted: `Retain` (the default)
     /// keeps it, `Delete` removes it.
@@ -108,4 +123,38 @@ pub struct SolrIndexStatus {
     /// Number of documents in the current collection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub documents: Option<i64>,
+
+    /// The collection being built for a new configset version, until its reindex Job succeeded
+    /// and the alias moved to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingCollection>,
+
+    /// Collections the alias left, kept until `spec.keepPreviousFor` has passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<PreviousCollection>,
+}
+
+/// A collection waiting for its reindex.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCollection {
+    /// The new collection, e.g. `tenant-mons.delib_v2`.
+    pub collection: String,
+    /// Its configset version.
+    pub configset_version: String,
+    /// The Job that reindexes the site into it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+}
+
+/// A collection the alias no longer points to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousCollection {
+    /// The collection, e.g. `tenant-mons.delib_v1`.
+    pub collection: String,
+    /// When the alias moved away from it.
+    pub retired_at: Time,
+    /// When mutu deletes it.
+    pub delete_after: Time,
 }

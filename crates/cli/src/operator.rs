@@ -92,6 +92,10 @@ struct RunArgs {
     /// `password` and, optionally, `url` (else --solr-url).
     #[arg(long, env = "MUTU_SOLR_ADMIN_SECRET", default_value = "solr-admin")]
     solr_admin_secret: String,
+    /// How long a SolrIndex keeps the collection its alias left after a
+    /// reindex (so it can go back), unless its spec.keepPreviousFor says otherwise.
+    #[arg(long, env = "MUTU_SOLR_KEEP_PREVIOUS", default_value = "168h", value_parser = parse_duration)]
+    solr_keep_previous: std::time::Duration,
     /// Reconciles running at once, per controller.
     #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -258,6 +262,7 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             namespace: args.namespace.clone(),
             admin_secret: args.solr_admin_secret.clone(),
             default_url: args.solr_url.clone(),
+            keep_previous: args.solr_keep_previous,
         };
         let run = mutu_solr_index::run(
             client.clone(),

@@ -112,12 +112,39 @@ pub fn slim_children_watch<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    slim_children_watch_of(client, health, metrics, "", slim)
+}
+
+/// [`slim_children_watch`] of only the children that also match the label
+/// selector `labels` (e.g. `app.kubernetes.io/component=reindex`).
+pub fn slim_children_watch_of<K>(
+    client: &Client,
+    health: &Health,
+    metrics: &Metrics,
+    labels: &str,
+    slim: fn(&mut K),
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let api: Api<K> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
+    let selector = if labels.is_empty() {
+        managed_selector()
+    } else {
+        format!("{},{labels}", managed_selector())
+    };
     let config = watcher::Config::default()
-        .labels(&managed_selector())
+        .labels(&selector)
         .page_size(PAGE_SIZE);
-    let name = K::plural(&()).into_owned();
+    let name = if labels.is_empty() {
+        K::plural(&()).into_owned()
+    } else {
+        format!("{} ({labels})", K::plural(&()))
+    };
     let stream = watcher(api, config).default_backoff().modify(move |obj| {
         obj.managed_fields_mut().clear();
         slim(obj);

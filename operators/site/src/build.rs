@@ -26,6 +26,8 @@ pub const ZEO_PORT: i32 = 8100;
 
 const CREATE_SITE: &str = include_str!("../scripts/create_site.py");
 const UPGRADE_SITE: &str = include_str!("../scripts/upgrade_site.py");
+/// Run by the SolrIndex operator's reindex Job, in the site's own image.
+const REINDEX_SOLR: &str = include_str!("../scripts/reindex_solr.py");
 
 /// What the reconcile decided, on top of the spec.
 #[derive(Clone, Debug)]
@@ -200,6 +202,7 @@ pub fn build(
             "data": {
                 "create_site.py": CREATE_SITE,
                 "upgrade_site.py": UPGRADE_SITE,
+                "reindex_solr.py": REINDEX_SOLR,
                 "zeo.conf": zeo_conf(),
             },
         }))?);
@@ -410,6 +413,10 @@ pub fn build(
         && site.spec.solr.as_ref().and_then(|s| s.enabled) != Some(false);
     if solr_wanted {
         let mut spec = json!({"site": name});
+        // The index goes with the site's data: Delete removes it from Solr too.
+        if site.spec.deletion_policy == mutu_api::common::DeletionPolicy::Delete {
+            spec["deletionPolicy"] = json!("Delete");
+        }
         let version = site
             .spec
             .solr
@@ -558,6 +565,7 @@ fn job(
 mod tests {
     use super::*;
     use mutu_api::Product;
+    use mutu_api::common::DeletionPolicy;
 
     fn site(extra: &str) -> PloneSite {
         serde_saphyr::from_str(&format!(
@@ -737,6 +745,14 @@ mod tests {
         let d = build_ok(&site(""), &delib(), &plan());
         let index = d.solr_index.unwrap_or_else(|| panic!("no index"));
         assert_eq!(index.spec.configset_version.as_deref(), Some("3"));
+        assert_eq!(index.spec.deletion_policy, DeletionPolicy::Retain);
+        let d = build_ok(&site("  deletionPolicy: Delete\n"), &delib(), &plan());
+        let index = d.solr_index.unwrap_or_else(|| panic!("no index"));
+        assert_eq!(
+            index.spec.deletion_policy,
+            DeletionPolicy::Delete,
+            "the index goes with the site's data"
+        );
         let d = build_ok(&site("  solr: {enabled: false}\n"), &delib(), &plan());
         assert!(d.solr_index.is_none());
     }

@@ -5,17 +5,28 @@
 
 mod configset;
 mod reconcile;
+mod reindex;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use k8s_openapi::api::batch::v1::Job;
 use kube::Client;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 use mutu_api::SolrIndex;
+use mutu_runtime::watch::slim_children_watch_of;
 use mutu_runtime::{Context, Health, Metrics, Settings};
+
+/// Keeps only what the controller reads of a reindex Job: its metadata and state.
+fn slim_job(job: &mut Job) {
+    job.spec = None;
+    job.meta_mut().annotations = None;
+}
 
 pub use reconcile::Config;
 
@@ -31,10 +42,25 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // The reindex Jobs: their state decides when an alias moves.
+    let (jobs, job_stream) = slim_children_watch_of::<Job>(
+        &client,
+        &health,
+        &metrics,
+        &format!("{}={}", mutu_api::COMPONENT, reindex::COMPONENT),
+        slim_job,
+    );
     let controller = Controller::new(
         Api::<DeserializeGuard<SolrIndex>>::all(client.clone()),
         watcher::Config::default(),
     )
+    .watches_stream(job_stream, |job: Job| {
+        let ns = job.namespace()?;
+        job.owner_references()
+            .iter()
+            .find(|o| o.kind == "SolrIndex" && o.controller == Some(true))
+            .map(|o| ObjectRef::new(&o.name).within(&ns))
+    })
     .graceful_shutdown_on(shutdown);
     let ctx = Arc::new(Context::new(
         NAME,
@@ -45,6 +71,7 @@ pub async fn run(
         reconcile::Data {
             config,
             security: tokio::sync::Mutex::new(()),
+            jobs,
         },
     ));
     mutu_runtime::controller::run(controller, ctx, reconcile::reconcile).await;

@@ -8,23 +8,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use mutu_api::SolrIndex;
 use mutu_api::common::DeletionPolicy;
-use mutu_api::solr::SolrIndexStatus;
+use mutu_api::solr::{PendingCollection, PreviousCollection, SolrIndexStatus};
+use mutu_api::{PloneSite, Product, SolrIndex};
 use mutu_runtime::conditions::Desired as Cond;
 use mutu_runtime::controller::finalizer_reason;
 use mutu_runtime::{Context, Reason};
 
 use crate::configset;
+use crate::reindex::{self, JobState};
 
 /// Finalizer that lets mutu honour `deletionPolicy` before an index goes.
 pub const FINALIZER: &str = "hosting.imio.be/solr-index";
 /// Condition: Solr cannot be reached or refuses; mutu retries with backoff.
 pub const DEGRADED: &str = "Degraded";
+/// Condition: the alias serves the collection of the configset version asked.
+pub const REINDEXED: &str = "Reindexed";
 
 /// Operator-wide settings of the SolrIndex controller.
 #[derive(Clone, Debug)]
@@ -35,6 +42,8 @@ pub struct Config {
     pub admin_secret: String,
     /// Base URL of the default Solr, when the admin Secret names none.
     pub default_url: String,
+    /// How long a collection the alias left is kept, unless the index says otherwise.
+    pub keep_previous: Duration,
 }
 
 pub struct Data {
@@ -43,6 +52,8 @@ pub struct Data {
     /// concurrent edits ("failed to persist security config"): this process
     /// edits it one change at a time.
     pub security: tokio::sync::Mutex<()>,
+    /// The reindex Jobs (label component=reindex), slimmed to their status.
+    pub jobs: Store<Job>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +68,12 @@ pub enum Error {
     },
     #[error(transparent)]
     Solr(#[from] mutu_solr::Error),
+    #[error("cannot read or write the reindex Job {name}: {source}")]
+    Job {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -66,6 +83,7 @@ impl Reason for Error {
         match self {
             Error::Status(_) => "StatusFailed",
             Error::Secret { .. } => "SecretFailed",
+            Error::Job { .. } => "JobFailed",
             Error::Solr(e) if e.is_unreachable() => "SolrUnreachable",
             Error::Solr(_) => "SolrRefused",
             Error::Finalizer(inner) => finalizer_reason(inner),
@@ -252,78 +270,372 @@ async fn provision(idx: &SolrIndex, ctx: &Ctx, api: &Api<SolrIndex>) -> Result<A
         .await?;
         return Ok(Action::await_change());
     }
-    match ensure(idx, ctx, &solr, &n, &files).await {
-        Ok((documents, alias_target)) => {
-            let moved = alias_target.as_deref() == Some(n.collection.as_str());
-            status.alias = Some(n.alias.clone());
-            status.collection = alias_target.clone();
-            status.configset_version = if moved {
-                Some(n.version.clone())
-            } else {
-                status.configset_version.clone()
-            };
-            status.documents = Some(documents);
-            let mut conds = vec![
-                Cond::new(
-                    mutu_api::CONDITION_READY,
-                    true,
-                    "Ready",
-                    format!(
-                        "alias {} serves collection {}",
-                        n.alias,
-                        alias_target.clone().unwrap_or_default()
-                    ),
+    let (documents, target) = match ensure(idx, ctx, &solr, &n, &files).await {
+        Ok(found) => found,
+        Err(e) => return degraded(ctx, api, idx, status, e).await,
+    };
+    status.alias = Some(n.alias.clone());
+    status.collection = Some(target.clone());
+    status.configset_version = reindex::version_of(&n, &target).map(str::to_string);
+    status.documents = Some(documents);
+    let mut conds = vec![
+        Cond::new(
+            mutu_api::CONDITION_READY,
+            true,
+            "Ready",
+            format!("alias {} serves collection {target}", n.alias),
+        ),
+        Cond::new(DEGRADED, false, "SolrAnswers", "Solr answers".to_string()),
+    ];
+    let now = mutu_runtime::status::now();
+    // A collection asked for again is rebuilt, never deleted meanwhile.
+    status.previous.retain(|p| p.collection != n.collection);
+    if target == n.collection {
+        status.pending = None;
+        drop_other_jobs(idx, ctx, &reindex::job_name(&n.site, &n.version)).await?;
+        let reindexed = idx
+            .status
+            .as_ref()
+            .and_then(|s| mutu_runtime::conditions::find(&s.conditions, REINDEXED));
+        if reindexed.is_some_and(|c| c.status != "True") {
+            conds.push(Cond::new(
+                REINDEXED,
+                true,
+                "Current",
+                format!(
+                    "the alias serves configset version {} as asked; nothing to reindex",
+                    n.version
                 ),
-                Cond::new(DEGRADED, false, "SolrAnswers", "Solr answers".to_string()),
-            ];
-            if !moved {
-                conds.push(Cond::new(
-                    "Reindexed",
-                    false,
-                    "ReindexPending",
-                    format!(
-                        "collection {} (configset version {}) is built; the alias moves to it once the site is reindexed into it",
-                        n.collection, n.version
-                    ),
-                ));
-            }
-            write(ctx, api, idx, status, &conds).await?;
-            Ok(ctx.requeue())
+            ));
         }
-        Err(e) => {
-            // Solr down or refusing: say so, keep what the status knew, back off.
-            let reason = if e.is_unreachable() {
-                "SolrUnreachable"
-            } else {
-                "SolrRefused"
-            };
-            let ready = mutu_runtime::conditions::find(
-                idx.status
-                    .as_ref()
-                    .map(|s| s.conditions.as_slice())
-                    .unwrap_or(&[]),
-                mutu_api::CONDITION_READY,
-            )
-            .is_some_and(|c| c.status == "True");
-            write(
-                ctx,
-                api,
-                idx,
-                status,
-                &[
-                    Cond::new(
-                        mutu_api::CONDITION_READY,
-                        ready,
-                        if ready { "Ready" } else { reason },
-                        e.to_string(),
-                    ),
-                    Cond::new(DEGRADED, true, reason, e.to_string()),
-                ],
-            )
-            .await?;
-            Err(e.into())
+    } else {
+        match advance(idx, ctx, &solr, &n, &target, now, &mut status).await {
+            Ok(cond) => conds.push(cond),
+            Err(Step::Solr(e)) => return degraded(ctx, api, idx, status, e).await,
+            Err(Step::Kube(e)) => return Err(e),
         }
     }
+    let keep = keep_previous(idx, ctx);
+    let next = match expire(idx, ctx, &solr, &n, &mut status, now, keep).await {
+        Ok(next) => next,
+        Err(e) => return degraded(ctx, api, idx, status, e).await,
+    };
+    write(ctx, api, idx, status, &conds).await?;
+    Ok(match next {
+        Some(wait) if wait < ctx.settings.requeue => Action::requeue(wait),
+        _ => ctx.requeue(),
+    })
+}
+
+/// Solr down or refusing: say so, keep what the status knew, back off.
+async fn degraded(
+    ctx: &Ctx,
+    api: &Api<SolrIndex>,
+    idx: &SolrIndex,
+    status: SolrIndexStatus,
+    e: mutu_solr::Error,
+) -> Result<Action, Error> {
+    let reason = if e.is_unreachable() {
+        "SolrUnreachable"
+    } else {
+        "SolrRefused"
+    };
+    let ready = mutu_runtime::conditions::find(
+        idx.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or(&[]),
+        mutu_api::CONDITION_READY,
+    )
+    .is_some_and(|c| c.status == "True");
+    write(
+        ctx,
+        api,
+        idx,
+        status,
+        &[
+            Cond::new(
+                mutu_api::CONDITION_READY,
+                ready,
+                if ready { "Ready" } else { reason },
+                e.to_string(),
+            ),
+            Cond::new(DEGRADED, true, reason, e.to_string()),
+        ],
+    )
+    .await?;
+    Err(e.into())
+}
+
+/// What stopped a reindex step: Solr (reported as `Degraded`) or Kubernetes.
+enum Step {
+    Solr(mutu_solr::Error),
+    Kube(Error),
+}
+
+impl From<mutu_solr::Error> for Step {
+    fn from(e: mutu_solr::Error) -> Self {
+        Step::Solr(e)
+    }
+}
+
+impl From<Error> for Step {
+    fn from(e: Error) -> Self {
+        Step::Kube(e)
+    }
+}
+
+/// How long the collection the alias leaves is kept.
+fn keep_previous(idx: &SolrIndex, ctx: &Ctx) -> Duration {
+    idx.spec
+        .keep_previous_for
+        .map(Duration::from)
+        .unwrap_or(ctx.data.config.keep_previous)
+}
+
+/// The alias serves `target`, the spec asks for `n.collection` (built by now):
+/// runs the site's reindex Job into it, and moves the alias once the Job
+/// succeeded. Returns the `Reindexed` condition.
+async fn advance(
+    idx: &SolrIndex,
+    ctx: &Ctx,
+    solr: &mutu_solr::Client,
+    n: &Names,
+    target: &str,
+    now: k8s_openapi::jiff::Timestamp,
+    status: &mut SolrIndexStatus,
+) -> Result<Cond<'static>, Step> {
+    let ns = idx.namespace().unwrap_or_default();
+    let uid = idx.uid().unwrap_or_default();
+    let name = reindex::job_name(&n.site, &n.version);
+    status.pending = Some(PendingCollection {
+        collection: n.collection.clone(),
+        configset_version: n.version.clone(),
+        job: Some(name.clone()),
+    });
+    let jobs: Api<Job> = Api::namespaced(ctx.client().clone(), &ns);
+    let found = ctx.data.jobs.get(&ObjectRef::new(&name).within(&ns));
+    if let Some(job) = &found
+        && job.labels().get(mutu_runtime::labels::OWNER_UID) != Some(&uid)
+    {
+        // Left by an earlier index of the same name: never taken for this one's.
+        delete_job(ctx, &jobs, &name).await?;
+        return Ok(Cond::new(
+            REINDEXED,
+            false,
+            "Reindexing",
+            format!("removing Job {name} of an earlier index before reindexing"),
+        ));
+    }
+    let previous_reason = idx
+        .status
+        .as_ref()
+        .and_then(|s| mutu_runtime::conditions::find(&s.conditions, REINDEXED))
+        .map(|c| c.reason.clone());
+    match found.map(|j| reindex::job_state(&j)) {
+        None => match reindex_job(idx, ctx, n).await? {
+            Err(blocked) => Ok(Cond::new(
+                REINDEXED,
+                false,
+                "ReindexBlocked",
+                format!(
+                    "collection {} is built, but the site cannot be reindexed into it: {blocked}",
+                    n.collection
+                ),
+            )),
+            Ok(job) => {
+                match jobs.create(&PostParams::default(), &job).await {
+                    Ok(_) => {
+                        ctx.metrics.write(ctx.name, "create", "Job");
+                        ctx.event(
+                            idx,
+                            false,
+                            "ReindexStarted",
+                            format!("Job {name} reindexes the site into {}", n.collection),
+                        )
+                        .await;
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(source) => return Err(Error::Job { name, source }.into()),
+                }
+                Ok(reindexing(n, &name, target))
+            }
+        },
+        Some(JobState::Running) => Ok(reindexing(n, &name, target)),
+        Some(JobState::Failed(why)) => {
+            let message = format!(
+                "Job {name} failed ({why}); the alias stays on {target}. Read its log (kubectl -n {ns} logs job/{name}), fix the cause and delete the Job to run it again, or set the configset version back to {}",
+                reindex::version_of(n, target).unwrap_or("the previous one")
+            );
+            if previous_reason.as_deref() != Some("ReindexFailed") {
+                ctx.event(idx, true, "ReindexFailed", message.clone()).await;
+            }
+            Ok(Cond::new(REINDEXED, false, "ReindexFailed", message))
+        }
+        Some(JobState::Succeeded) => {
+            solr.set_alias(&n.alias, &n.collection).await?;
+            let delete_after = after(now, keep_previous(idx, ctx));
+            status.previous.retain(|p| p.collection != target);
+            status.previous.push(PreviousCollection {
+                collection: target.to_string(),
+                retired_at: Time(now),
+                delete_after: Time(delete_after),
+            });
+            status.collection = Some(n.collection.clone());
+            status.configset_version = Some(n.version.clone());
+            status.documents = Some(solr.count(&n.collection).await?);
+            status.pending = None;
+            let message = format!(
+                "Job {name} succeeded: alias {} moved from {target} to {}; {target} is kept until {delete_after}",
+                n.alias, n.collection
+            );
+            ctx.event(idx, false, "Reindexed", message.clone()).await;
+            Ok(Cond::new(REINDEXED, true, "Reindexed", message))
+        }
+    }
+}
+
+fn reindexing(n: &Names, job: &str, target: &str) -> Cond<'static> {
+    Cond::new(
+        REINDEXED,
+        false,
+        "Reindexing",
+        format!(
+            "Job {job} reindexes the site into {}; the alias stays on {target} until it succeeds",
+            n.collection
+        ),
+    )
+}
+
+/// The reindex Job, built from the site's instances as they run now.
+async fn reindex_job(idx: &SolrIndex, ctx: &Ctx, n: &Names) -> Result<Result<Job, String>, Error> {
+    let ns = idx.namespace().unwrap_or_default();
+    let job = reindex::job_name(&n.site, &n.version);
+    let kube_err = |source| Error::Job {
+        name: job.clone(),
+        source,
+    };
+    let sites: Api<PloneSite> = Api::namespaced(ctx.client().clone(), &ns);
+    let Some(site) = sites.get_opt(&n.site).await.map_err(kube_err)? else {
+        return Ok(Err(format!("no PloneSite {} in namespace {ns}", n.site)));
+    };
+    let products: Api<Product> = Api::all(ctx.client().clone());
+    let Some(product) = products
+        .get_opt(&site.spec.product)
+        .await
+        .map_err(kube_err)?
+    else {
+        return Ok(Err(format!("no Product {}", site.spec.product)));
+    };
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client().clone(), &ns);
+    let Some(deployment) = deployments.get_opt(&n.site).await.map_err(kube_err)? else {
+        return Ok(Err(format!(
+            "the site's instances (Deployment {}) do not exist yet",
+            n.site
+        )));
+    };
+    Ok(reindex::build(
+        idx,
+        n,
+        &deployment,
+        &site.spec.product,
+        &product.spec.upgrade_command,
+    )
+    .map_err(|b| b.to_string()))
+}
+
+async fn delete_job(ctx: &Ctx, jobs: &Api<Job>, name: &str) -> Result<(), Error> {
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    };
+    match jobs.delete(name, &params).await {
+        Ok(_) => {
+            ctx.metrics.write(ctx.name, "delete", "Job");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(source) => Err(Error::Job {
+            name: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Once the alias serves the version asked, the reindex Jobs of other versions
+/// are done with (the one of this version is kept for its log).
+async fn drop_other_jobs(idx: &SolrIndex, ctx: &Ctx, keep: &str) -> Result<(), Error> {
+    let ns = idx.namespace().unwrap_or_default();
+    let uid = idx.uid().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(ctx.client().clone(), &ns);
+    for job in ctx.data.jobs.state() {
+        let ours = job.namespace().as_deref() == Some(ns.as_str())
+            && job.labels().get(mutu_runtime::labels::OWNER_UID) == Some(&uid);
+        if ours && job.name_any() != keep && job.meta().deletion_timestamp.is_none() {
+            delete_job(ctx, &jobs, &job.name_any()).await?;
+        }
+    }
+    Ok(())
+}
+
+fn after(t: k8s_openapi::jiff::Timestamp, d: Duration) -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::MAX)
+}
+
+/// Deletes the collections the alias left once `keep` has passed since (the
+/// index's setting now, so changing it applies to those already retired);
+/// returns how long until the next one is due.
+async fn expire(
+    idx: &SolrIndex,
+    ctx: &Ctx,
+    solr: &mutu_solr::Client,
+    n: &Names,
+    status: &mut SolrIndexStatus,
+    now: k8s_openapi::jiff::Timestamp,
+    keep: Duration,
+) -> Result<Option<Duration>, mutu_solr::Error> {
+    for p in &mut status.previous {
+        p.delete_after = Time(after(p.retired_at.0, keep));
+    }
+    let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut status.previous)
+        .into_iter()
+        .partition(|p| p.delete_after.0 <= now);
+    status.previous = later;
+    let serving = status.collection.clone().unwrap_or_default();
+    let mut existing: Option<Vec<String>> = None;
+    for p in due {
+        if p.collection == serving || p.collection == n.collection {
+            continue; // in use again: never deleted
+        }
+        let in_solr = match &existing {
+            Some(list) => list,
+            None => existing.insert(solr.collections().await?),
+        };
+        if in_solr.contains(&p.collection) {
+            solr.delete_collection(&p.collection).await?;
+            ctx.event(
+                idx,
+                false,
+                "PreviousDeleted",
+                format!(
+                    "deleted collection {}, kept since {} (keepPreviousFor)",
+                    p.collection, p.retired_at.0
+                ),
+            )
+            .await;
+        }
+    }
+    Ok(status
+        .previous
+        .iter()
+        .map(|p| {
+            let left = p.delete_after.0.duration_since(now);
+            Duration::try_from(left).unwrap_or_default() + Duration::from_secs(1)
+        })
+        .min())
 }
 
 /// Makes Solr hold the index; returns its document count and the collection
@@ -334,7 +646,7 @@ async fn ensure(
     solr: &mutu_solr::Client,
     n: &Names,
     files: &BTreeMap<String, Vec<u8>>,
-) -> Result<(i64, Option<String>), mutu_solr::Error> {
+) -> Result<(i64, String), mutu_solr::Error> {
     if !solr.configsets().await?.contains(&n.solr_configset) {
         match solr.upload_configset(&n.solr_configset, files).await {
             Ok(()) => tracing::info!(configset = %n.solr_configset, "configset uploaded"),
@@ -380,7 +692,7 @@ async fn ensure(
     // The site's own user, allowed its collections (through its alias) only.
     ensure_user(idx, ctx, solr, n, &existing, &target).await?;
     let documents = solr.count(&target).await?;
-    Ok((documents, Some(target)))
+    Ok((documents, target))
 }
 
 async fn ensure_user(

@@ -5,6 +5,7 @@ mod acme_server;
 mod api;
 mod certificate;
 mod control_plane;
+mod reindex;
 mod site;
 mod solr;
 mod solr_index;
