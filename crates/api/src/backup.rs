@@ -31,6 +31,16 @@ use crate::common::{HH_MM_RULE, Window};
     ),
     printcolumn(name = "Sites", type_ = "integer", json_path = ".status.sites"),
     printcolumn(
+        name = "Needed",
+        type_ = "integer",
+        json_path = ".status.neededConcurrency"
+    ),
+    printcolumn(
+        name = "Planned",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -169,6 +179,31 @@ pub struct BackupPolicyStatus {
     /// Number of sites this policy covers now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sites: Option<i32>,
+
+    /// Tonight's window (the one open now, else the next): when it opens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens: Option<Time>,
+
+    /// When tonight's window closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closes: Option<Time>,
+
+    /// Sum of the covered sites' expected backup lengths, in minutes (from their recent
+    /// backups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_minutes: Option<i64>,
+
+    /// Backups at once the fleet needs to fit in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needed_concurrency: Option<i64>,
+
+    /// Most backups at once in tonight's plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_concurrency: Option<i32>,
+
+    /// Backups planned after the window closes because it cannot hold them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overruns: Option<i32>,
 }
 
 /// One backup of one site.

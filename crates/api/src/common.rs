@@ -35,6 +35,9 @@ pub const COMPONENT: &str = "app.kubernetes.io/component";
 pub const TENANT_LABEL: &str = "hosting.imio.be/tenant";
 /// Label on PloneSites and their children naming the Product the site is an instance of.
 pub const PRODUCT_LABEL: &str = "hosting.imio.be/product";
+/// Annotation on a PloneSite that stops its servers while someone works on its data (e.g.
+/// `restore/<name>` during a Restore); the value says who asked.
+pub const MAINTENANCE_ANNOTATION: &str = "hosting.imio.be/maintenance";
 
 /// Pool of the new virtualised frontend nodes, where new sites go by default.
 pub const POOL_FRONTEND: &str = "frontend";

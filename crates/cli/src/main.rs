@@ -1,6 +1,7 @@
 //! `mutu`: the one binary of the hosting control plane. It runs the operators,
 //! prints the CRDs, and starts the local control plane used by the demo and tests.
 
+mod backup;
 mod bench;
 mod crds;
 mod dev;
@@ -32,6 +33,8 @@ enum Command {
     Tenant(tenant::TenantArgs),
     /// Benchmarks on a local control plane of their own.
     Bench(bench::BenchArgs),
+    /// Backups: the night's plan of a policy.
+    Backup(backup::BackupArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,7 +42,7 @@ fn main() -> ExitCode {
     // The dev commands poll the API server while it starts; the client's own
     // connection errors are expected there and would only be noise.
     let default_filter = match cli.command {
-        Command::Dev(_) | Command::Bench(_) => "warn,kube_client=off",
+        Command::Dev(_) | Command::Bench(_) | Command::Backup(_) => "warn,kube_client=off",
         _ => "info",
     };
     init_logging(default_filter);
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             Command::Operator(args) => operator::run(args).await,
             Command::Tenant(args) => tenant::run(args),
             Command::Bench(args) => bench::run(args).await,
+            Command::Backup(args) => backup::run(args).await,
         }
     });
     match result {

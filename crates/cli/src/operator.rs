@@ -96,6 +96,20 @@ struct RunArgs {
     /// reindex (so it can go back), unless its spec.keepPreviousFor says otherwise.
     #[arg(long, env = "MUTU_SOLR_KEEP_PREVIOUS", default_value = "168h", value_parser = parse_duration)]
     solr_keep_previous: std::time::Duration,
+    /// The member's backup volume claim the backup Jobs write to, in each
+    /// tenant namespace (created when missing, never deleted by mutu).
+    #[arg(long, env = "MUTU_BACKUP_VOLUME_CLAIM", default_value = "backups")]
+    backup_volume_claim: String,
+    /// Size of a backup volume mutu creates.
+    #[arg(long, env = "MUTU_BACKUP_VOLUME_SIZE", default_value = "100Gi")]
+    backup_volume_size: String,
+    /// StorageClass of the backup volumes mutu creates (ReadWriteMany); the
+    /// cluster's default when absent.
+    #[arg(long, env = "MUTU_BACKUP_STORAGE_CLASS")]
+    backup_storage_class: Option<String>,
+    /// How often the backup engine plans the night and starts what is due.
+    #[arg(long, env = "MUTU_BACKUP_TICK", default_value = "10s", value_parser = parse_duration)]
+    backup_tick: std::time::Duration,
     /// Reconciles running at once, per controller.
     #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -107,6 +121,7 @@ const CONTROLLERS: &[&str] = &[
     mutu_site::NAME,
     mutu_certificate::NAME,
     mutu_solr_index::NAME,
+    mutu_backup::NAME,
 ];
 
 /// A duration such as `90s`, `2m`, `1h30m` or `500ms`.
@@ -256,6 +271,26 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             stopped(),
         );
         controllers.spawn(async move { run.await.map_err(anyhow::Error::from) });
+    }
+    if enabled(mutu_backup::NAME) {
+        let config = mutu_backup::Config {
+            volume_claim: args.backup_volume_claim.clone(),
+            volume_size: args.backup_volume_size.clone(),
+            storage_class: args.backup_storage_class.clone(),
+            tick: args.backup_tick,
+        };
+        let run = mutu_backup::run(
+            client.clone(),
+            metrics.clone(),
+            health.clone(),
+            config,
+            settings.clone(),
+            stopped(),
+        );
+        controllers.spawn(async move {
+            run.await;
+            Ok(())
+        });
     }
     if enabled(mutu_solr_index::NAME) {
         let config = mutu_solr_index::Config {

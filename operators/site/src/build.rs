@@ -28,6 +28,8 @@ const CREATE_SITE: &str = include_str!("../scripts/create_site.py");
 const UPGRADE_SITE: &str = include_str!("../scripts/upgrade_site.py");
 /// Run by the SolrIndex operator's reindex Job, in the site's own image.
 const REINDEX_SOLR: &str = include_str!("../scripts/reindex_solr.py");
+/// Run by the backup operator's backup and restore Jobs, in the site's own image.
+const ZODB_BACKUP: &str = include_str!("../../backup/scripts/zodb_backup.py");
 
 /// What the reconcile decided, on top of the spec.
 #[derive(Clone, Debug)]
@@ -203,6 +205,7 @@ pub fn build(
                 "create_site.py": CREATE_SITE,
                 "upgrade_site.py": UPGRADE_SITE,
                 "reindex_solr.py": REINDEX_SOLR,
+                "zodb_backup.py": ZODB_BACKUP,
                 "zeo.conf": zeo_conf(),
             },
         }))?);

@@ -333,12 +333,17 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             Some(JobState::Succeeded)
         );
     let solr = product.solr.as_ref().is_some_and(|s| s.enabled);
+    // Someone works on the site's data (e.g. a Restore): its servers stop.
+    let maintenance = site
+        .annotations()
+        .get(mutu_api::MAINTENANCE_ANNOTATION)
+        .cloned();
     let plan = Plan {
         product: site.spec.product.clone(),
         release: release.clone(),
         upgrade_to: upgrade_to.clone(),
         pool,
-        suspended: tenant.spec.suspended,
+        suspended: tenant.spec.suspended || maintenance.is_some(),
         issuer: site
             .spec
             .tls
@@ -411,6 +416,21 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             false,
             "Suspended",
             "nothing runs while the member is suspended",
+        ));
+    } else if let Some(who) = &maintenance {
+        let msg =
+            format!("in maintenance ({who}): the site's servers are stopped; its data is kept");
+        conds.push(Cond::new(
+            mutu_api::CONDITION_READY,
+            false,
+            "Maintenance",
+            msg.clone(),
+        ));
+        conds.push(Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            true,
+            "Maintenance",
+            msg,
         ));
     } else if ready >= want && created && zeo_ready {
         conds.push(Cond::new(

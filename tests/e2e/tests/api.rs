@@ -110,6 +110,17 @@ async fn every_example_applies_server_side() -> anyhow::Result<()> {
             out.stderr
         );
     }
+    // The example backup policies would schedule backups of every test site
+    // at night: the other tests make their own.
+    let backups = repo_root().join("examples/backups.yaml");
+    let out = kubectl([
+        "delete",
+        "--ignore-not-found",
+        "--wait=false",
+        "-f",
+        &backups.display().to_string(),
+    ]);
+    assert!(out.success, "{}", out.stderr);
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod acme_server;
 mod api;
+mod backup;
 mod certificate;
 mod control_plane;
 mod reindex;

@@ -391,3 +391,181 @@ async fn an_index_created_while_solr_is_down_is_degraded_then_recovers_without_a
     api.delete("delib", &DeleteParams::default()).await?;
     Ok(())
 }
+
+/// The local hour, in Brussels, `hours` from now, as HH:00.
+fn brussels_hour_from_now(hours: i64) -> String {
+    let tz = jiff::tz::TimeZone::get("Europe/Brussels").unwrap_or(jiff::tz::TimeZone::UTC);
+    let then = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours);
+    format!("{:02}:00", then.to_zoned(tz).hour())
+}
+
+/// `mutu backup schedule ... --output json`, parsed.
+fn schedule(policy: &str, date: &str) -> anyhow::Result<serde_json::Value> {
+    let bin = std::env::var("MUTU_BIN")
+        .map_err(|_| anyhow::anyhow!("MUTU_BIN is not set; run through `make test`"))?;
+    let out = std::process::Command::new(bin)
+        .args([
+            "backup", "schedule", "--policy", policy, "--date", date, "--output", "json",
+        ])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "mutu backup schedule failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[tokio::test]
+async fn a_policys_plan_is_the_same_twice_and_after_a_restart_and_a_small_window_is_reported()
+-> anyhow::Result<()> {
+    use mutu_api::BackupPolicy;
+    let client = testing::client().await?;
+    let product = unique_name("plan-p");
+    mutu_e2e::create_product(&client, &product, json!({"replicas": 1})).await?;
+    let tenant = unique_name("plan");
+    let domain = format!("{tenant}.test");
+    mutu_e2e::create_tenant_with(
+        &client,
+        &tenant,
+        std::slice::from_ref(&domain),
+        json!({ product.clone(): 40 }),
+    )
+    .await?;
+    wait_ready(&client, &tenant).await?;
+    let ns = format!("tenant-{tenant}");
+    for i in 0..40 {
+        let mut site = mutu_e2e::site_json(
+            &ns,
+            &format!("site-{i:02}"),
+            &product,
+            &[format!("s{i}.{domain}")],
+        );
+        site["spec"]["deletionPolicy"] = json!("Delete");
+        mutu_e2e::create_site(&client, site).await?;
+    }
+    // Where each site runs is part of the plan (the per-node cap): wait until all run.
+    let site_api: Api<mutu_api::PloneSite> = Api::namespaced(client.clone(), &ns);
+    eventually(Duration::from_secs(180), "the 40 sites to be Ready", || {
+        let site_api = site_api.clone();
+        async move {
+            let list = site_api.list(&ListParams::default()).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|s| {
+                    s.status.as_ref().is_some_and(|st| {
+                        mutu_runtime::conditions::is_true(&st.conditions, "Ready")
+                    })
+                })
+                .count();
+            (ready == 40).then_some(())
+        }
+    })
+    .await?;
+    // Tonight's window opens in three hours and lasts seven: 40 sites of 10 minutes fit.
+    let policy = unique_name("plan");
+    let body: BackupPolicy = serde_json::from_value(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": "BackupPolicy",
+        "metadata": {"name": policy},
+        "spec": {
+            "window": {"start": brussels_hour_from_now(3), "end": brussels_hour_from_now(10)},
+            "maxConcurrent": 3, "maxPerNode": 2, "products": [product],
+        },
+    }))?;
+    let policies: Api<BackupPolicy> = Api::all(client.clone());
+    policies.create(&PostParams::default(), &body).await?;
+    let planned = eventually(TIMEOUT, "the policy to plan its 40 sites", || {
+        let policies = policies.clone();
+        let policy = policy.clone();
+        async move {
+            let p = policies.get(&policy).await.ok()?;
+            let s = p.status.clone()?;
+            (s.sites == Some(40) && mutu_runtime::conditions::is_true(&s.conditions, "Ready"))
+                .then_some(p)
+        }
+    })
+    .await?;
+    let status = planned.status.clone().unwrap_or_default();
+    let opens = status.opens.clone().map(|t| t.0).unwrap_or_default();
+    let closes = status.closes.clone().map(|t| t.0).unwrap_or_default();
+    let tz = jiff::tz::TimeZone::get("Europe/Brussels").unwrap_or(jiff::tz::TimeZone::UTC);
+    let date = opens.to_zoned(tz).date().to_string();
+
+    let first = schedule(&policy, &date)?;
+    let second = schedule(&policy, &date)?;
+    assert_eq!(first, second, "the same plan when asked twice");
+    let runs = first["runs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 40);
+    let mut edges = Vec::new();
+    for r in &runs {
+        let start: jiff::Timestamp = r["start"].as_str().unwrap_or_default().parse()?;
+        let end: jiff::Timestamp = r["end"].as_str().unwrap_or_default().parse()?;
+        assert!(
+            start >= opens && end <= closes,
+            "{r} is outside {opens}..{closes}"
+        );
+        edges.push((start, 1i32));
+        edges.push((end, -1));
+    }
+    edges.sort();
+    let (mut now, mut peak) = (0, 0);
+    for (_, d) in edges {
+        now += d;
+        peak = peak.max(now);
+    }
+    assert!(peak <= 3, "{peak} backups at once with maxConcurrent 3");
+    assert_eq!(status.peak_concurrency, Some(peak));
+
+    // After the operator's death and restart: the same plan, and nothing rewritten.
+    let version = planned.metadata.resource_version.clone();
+    restart_shared_operator(true).await?;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(
+        schedule(&policy, &date)?,
+        first,
+        "the same plan after a restart"
+    );
+    let after = policies.get(&policy).await?;
+    assert_eq!(
+        after.metadata.resource_version, version,
+        "the restarted engine rewrote the policy: {:?}",
+        after.status
+    );
+
+    // A window of one hour cannot hold 400 minutes with 3 at a time: the status says so.
+    policies
+        .patch(
+            &policy,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"window": {"end": brussels_hour_from_now(4)}}})),
+        )
+        .await?;
+    let refused = eventually(TIMEOUT, "the policy to report its window too small", || {
+        let policies = policies.clone();
+        let policy = policy.clone();
+        async move {
+            let p = policies.get(&policy).await.ok()?;
+            let c =
+                mutu_runtime::conditions::find(&p.status.as_ref()?.conditions, "Ready")?.clone();
+            (c.reason == "WindowTooSmall").then_some(c)
+        }
+    })
+    .await?;
+    assert_eq!(refused.status, "False");
+    for part in ["40 sites", "6 h 40 min", "at least 7", "maxConcurrent is 3"] {
+        assert!(
+            refused.message.contains(part),
+            "{part:?} not in: {}",
+            refused.message
+        );
+    }
+    let small = schedule(&policy, &date)?;
+    assert!(small["overruns"].as_u64().unwrap_or(0) > 0, "{small}");
+
+    policies.delete(&policy, &DeleteParams::default()).await?;
+    Api::<MemberTenant>::all(client.clone())
+        .delete(&tenant, &DeleteParams::default())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! The Jobs of backups and restores, built from the site's ZEO server as it
+//! runs (its release image, its scripts, its data volume). Pure.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm, PodSpec,
+    PodTemplateSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+
+/// Component labels of the Jobs.
+pub const BACKUP: &str = "backup";
+pub const RESTORE: &str = "restore";
+/// The script the site operator ships in the site's scripts ConfigMap.
+pub const SCRIPT: &str = "zodb_backup.py";
+/// Label naming the site a Job works on.
+pub const SITE_LABEL: &str = "hosting.imio.be/site";
+/// Label naming the policy whose cap a backup Job counts against.
+pub const POLICY_LABEL: &str = "hosting.imio.be/backup-policy";
+/// Where the member's backup volume is mounted, and the site's data.
+pub const BACKUPS_DIR: &str = "/backups";
+pub const DATA_DIR: &str = "/data";
+
+/// Name of a Job for the run `name` (a Backup's or Restore's): the name itself
+/// when it fits, else cut with a hash of the whole name.
+pub fn job_name(prefix: &str, name: &str) -> String {
+    let full = format!("{prefix}-{name}");
+    if full.len() <= 63 {
+        return full;
+    }
+    let hash = crate::schedule::stable_hash(&full);
+    let cut: String = full.chars().take(52).collect();
+    format!(
+        "{}-{:010x}",
+        cut.trim_end_matches('-'),
+        hash & 0xff_ffff_ffff
+    )
+}
+
+/// What a backup or restore Job does.
+pub struct Spec<'a> {
+    pub component: &'static str,
+    pub name: String,
+    pub namespace: String,
+    pub site: &'a str,
+    pub owner: OwnerReference,
+    pub owner_uid: String,
+    /// Arguments of the script after its path, e.g. `backup --data /data ...`.
+    pub args: Vec<String>,
+    /// The member's backup volume claim.
+    pub backups_claim: &'a str,
+    pub policy: Option<String>,
+    /// Whether the Job may write the site's data (a restore).
+    pub writes_data: bool,
+}
+
+/// Why the Job cannot be built from the site as it runs.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Blocked {
+    #[error("the site's ZEO server {0} has no container")]
+    Container(String),
+    #[error("the site's ZEO server {0} has no data volume claim template")]
+    Data(String),
+    #[error("the site's ZEO server does not mount mutu's scripts")]
+    Scripts,
+}
+
+/// The Job for `spec`, from the site's ZEO StatefulSet `zeo`.
+pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
+    let template = zeo.spec.template.clone();
+    let pod = template.spec.unwrap_or_default();
+    let Some(server) = pod.containers.first() else {
+        return Err(Blocked::Container(zeo.name_any()));
+    };
+    let scripts_mount = server
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "mutu")
+        .cloned()
+        .ok_or(Blocked::Scripts)?;
+    let scripts_volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "mutu")
+        .cloned()
+        .ok_or(Blocked::Scripts)?;
+    let claim_template = zeo
+        .spec
+        .volume_claim_templates
+        .as_ref()
+        .and_then(|t| t.first())
+        .and_then(|t| t.metadata.name.clone())
+        .ok_or_else(|| Blocked::Data(zeo.name_any()))?;
+    // The StatefulSet's one replica keeps its data in <template>-<statefulset>-0.
+    let data_claim = format!("{claim_template}-{}-0", zeo.name_any());
+
+    let mut labels = mutu_runtime::labels::standard(spec.site, &spec.owner_uid, spec.component);
+    labels.insert(SITE_LABEL.to_string(), spec.site.to_string());
+    if let Some(p) = &spec.policy {
+        labels.insert(POLICY_LABEL.to_string(), p.clone());
+    }
+    let mut command = vec![
+        "python".to_string(),
+        format!(
+            "{}/{SCRIPT}",
+            scripts_mount.mount_path.trim_end_matches('/')
+        ),
+    ];
+    command.extend(spec.args.iter().cloned());
+    let container = Container {
+        name: spec.component.to_string(),
+        image: server.image.clone(),
+        image_pull_policy: server.image_pull_policy.clone(),
+        command: Some(command),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_DIR.into(),
+                read_only: Some(!spec.writes_data),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "backups".into(),
+                mount_path: BACKUPS_DIR.into(),
+                ..Default::default()
+            },
+            scripts_mount,
+        ]),
+        resources: server.resources.clone(),
+        security_context: server.security_context.clone(),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    };
+    // A ReadWriteOnce data volume is mounted where the ZEO server runs (a
+    // backup), or where it ran (a restore, with the server stopped).
+    let affinity = if spec.writes_data {
+        pod.affinity.clone()
+    } else {
+        Some(Affinity {
+            pod_affinity: Some(PodAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some(BTreeMap::from([
+                            (SITE_LABEL.to_string(), spec.site.to_string()),
+                            (mutu_api::COMPONENT.to_string(), "zeo".to_string()),
+                        ])),
+                        ..Default::default()
+                    }),
+                    topology_key: "kubernetes.io/hostname".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..pod.affinity.clone().unwrap_or_default()
+        })
+    };
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(spec.name.clone()),
+            namespace: Some(spec.namespace.clone()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![spec.owner.clone()]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(1),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "data".into(),
+                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                claim_name: data_claim,
+                                read_only: Some(!spec.writes_data),
+                            }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "backups".into(),
+                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                claim_name: spec.backups_claim.to_string(),
+                                read_only: None,
+                            }),
+                            ..Default::default()
+                        },
+                        scripts_volume,
+                    ]),
+                    affinity,
+                    node_selector: pod.node_selector.clone(),
+                    tolerations: pod.tolerations.clone(),
+                    security_context: pod.security_context.clone(),
+                    image_pull_secrets: pod.image_pull_secrets.clone(),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+/// How far a Job got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed(String),
+}
+
+/// The state of `job` from its conditions.
+pub fn job_state(job: &Job) -> JobState {
+    let conditions = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let holds = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == t && c.status == "True")
+    };
+    if holds("Complete").is_some() {
+        JobState::Succeeded
+    } else if let Some(f) = holds("Failed") {
+        JobState::Failed(
+            f.message
+                .clone()
+                .or_else(|| f.reason.clone())
+                .unwrap_or_else(|| "the Job failed".into()),
+        )
+    } else {
+        JobState::Running
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn zeo() -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "delib-zeo", "namespace": "tenant-mons"},
+            "spec": {
+                "serviceName": "delib-zeo",
+                "selector": {"matchLabels": {"hosting.imio.be/site": "delib"}},
+                "template": {"spec": {
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "hosting.imio.be/pool", "operator": "In", "values": ["frontend"]}]}]}}},
+                    "containers": [{"name": "zeo", "image": "registry.imio.be/imio/delib:4.2.18",
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "mutu", "mountPath": "/opt/mutu", "readOnly": true}]}],
+                    "volumes": [{"name": "mutu", "configMap": {"name": "delib-mutu"}}],
+                }},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
+            },
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn spec(component: &'static str, writes: bool) -> Spec<'static> {
+        Spec {
+            component,
+            name: job_name(component, "delib-20261128"),
+            namespace: "tenant-mons".into(),
+            site: "delib",
+            owner: OwnerReference {
+                api_version: "hosting.imio.be/v1alpha1".into(),
+                kind: "Backup".into(),
+                name: "delib-20261128".into(),
+                uid: "u1".into(),
+                controller: Some(true),
+                ..Default::default()
+            },
+            owner_uid: "u1".into(),
+            args: vec!["backup".into(), "--data".into(), "/data".into()],
+            backups_claim: "backups",
+            policy: Some("nightly".into()),
+            writes_data: writes,
+        }
+    }
+
+    #[test]
+    fn a_backup_reads_the_sites_data_where_its_zeo_server_runs() {
+        let job = build(&spec(BACKUP, false), &zeo()).unwrap_or_else(|e| panic!("{e}"));
+        let value = serde_json::to_value(&job).unwrap_or_default();
+        let pod = &value["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "registry.imio.be/imio/delib:4.2.18"
+        );
+        assert_eq!(
+            pod["containers"][0]["command"][1],
+            "/opt/mutu/zodb_backup.py"
+        );
+        assert_eq!(
+            pod["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "data-delib-zeo-0"
+        );
+        assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["readOnly"], true);
+        assert_eq!(
+            pod["volumes"][1]["persistentVolumeClaim"]["claimName"],
+            "backups"
+        );
+        assert_eq!(
+            pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["labelSelector"]
+                ["matchLabels"]["app.kubernetes.io/component"],
+            "zeo"
+        );
+        assert!(
+            pod["affinity"]["nodeAffinity"].is_object(),
+            "and on the site's pool"
+        );
+        assert_eq!(value["metadata"]["labels"][POLICY_LABEL], "nightly");
+        let restore = build(&spec(RESTORE, true), &zeo()).unwrap_or_else(|e| panic!("{e}"));
+        let value = serde_json::to_value(&restore).unwrap_or_default();
+        assert_eq!(
+            value["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"],
+            false
+        );
+    }
+
+    #[test]
+    fn job_names_fit_and_stay_distinct() {
+        assert_eq!(
+            job_name("backup", "delib-20261128"),
+            "backup-delib-20261128"
+        );
+        let a = job_name("backup", &format!("{}-20261128", "x".repeat(60)));
+        let b = job_name("backup", &format!("{}-20261129", "x".repeat(60)));
+        assert!(a.len() <= 63 && b.len() <= 63 && a != b, "{a} {b}");
+    }
+}

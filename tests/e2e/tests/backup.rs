@@ -1,0 +1,419 @@
+//! Backups and restores against the real control plane: an on-demand Backup
+//! runs its Job against the site's data and completes; a Restore of it puts
+//! the site in maintenance, restores, and brings the site back Ready;
+//! retention never removes a backup while a restore of the site runs.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use mutu_api::{Backup, BackupPolicy, PloneSite, Restore};
+use mutu_e2e::{
+    create_product, create_site, create_tenant_with, site_json, wait_ready, wait_site_condition,
+};
+use mutu_runtime::conditions;
+use mutu_runtime::testing::{self, eventually, unique_name, wait_for};
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A member with one Ready site `delib` of a new product (with `overrides`); returns
+/// (namespace, product).
+async fn member_site(
+    client: &Client,
+    prefix: &str,
+    overrides: serde_json::Value,
+) -> anyhow::Result<(String, String)> {
+    let product = unique_name(&format!("{prefix}-p"));
+    create_product(client, &product, overrides).await?;
+    let tenant = unique_name(prefix);
+    let domain = format!("{tenant}.test");
+    create_tenant_with(
+        client,
+        &tenant,
+        std::slice::from_ref(&domain),
+        json!({ product.clone(): 1 }),
+    )
+    .await?;
+    wait_ready(client, &tenant).await?;
+    let ns = format!("tenant-{tenant}");
+    let mut site = site_json(&ns, "delib", &product, &[format!("d.{domain}")]);
+    site["spec"]["deletionPolicy"] = json!("Delete");
+    create_site(client, site).await?;
+    wait_site_condition(client, &ns, "delib", "Ready", "True", None, TIMEOUT).await?;
+    Ok((ns, product))
+}
+
+fn cond(
+    status: Option<&mutu_api::RunStatus>,
+    t: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    status.and_then(|s| conditions::find(&s.conditions, t).cloned())
+}
+
+async fn create<K>(client: &Client, ns: &str, value: serde_json::Value) -> anyhow::Result<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let obj: K = serde_json::from_value(value)?;
+    Ok(Api::<K>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &obj)
+        .await?)
+}
+
+#[tokio::test]
+async fn an_on_demand_backup_completes_and_its_restore_brings_the_site_back() -> anyhow::Result<()>
+{
+    let client = testing::client().await?;
+    let (ns, _) = member_site(&client, "backup", json!({})).await?;
+    create::<Backup>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "before-council", "namespace": ns},
+            "spec": {"site": "delib"},
+        }),
+    )
+    .await?;
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
+    let done = wait_for(
+        &backups,
+        "before-council",
+        TIMEOUT,
+        "the backup to complete",
+        |b: Option<&Backup>| {
+            b.and_then(|b| cond(b.status.as_ref(), "Complete"))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    let status = done.status.clone().unwrap_or_default();
+    assert!(status.start_time.is_some() && status.completion_time.is_some());
+    assert!(
+        status.start_time.as_ref().map(|t| t.0) <= status.completion_time.as_ref().map(|t| t.0)
+    );
+    assert_eq!(
+        status.location.as_deref(),
+        Some(format!("{ns}/delib/before-council").as_str())
+    );
+    assert!(
+        cond(Some(&status), "Ready").is_some_and(|c| c.status == "True"),
+        "restorable"
+    );
+
+    // The Job read the site's data (read-only, beside its ZEO server) into the member's volume.
+    let job = Api::<Job>::namespaced(client.clone(), &ns)
+        .get("backup-before-council")
+        .await?;
+    let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+    let claims: Vec<(String, Option<bool>)> = pod
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            v.persistent_volume_claim
+                .map(|c| (c.claim_name, c.read_only))
+        })
+        .collect();
+    assert!(
+        claims.contains(&("data-delib-zeo-0".to_string(), Some(true))),
+        "{claims:?}"
+    );
+    assert!(claims.iter().any(|c| c.0 == "backups"), "{claims:?}");
+    let script = pod.containers[0]
+        .command
+        .clone()
+        .unwrap_or_default()
+        .join(" ");
+    assert!(
+        script.contains("zodb_backup.py")
+            && script.contains("backup --data /data --repo /backups/delib --id before-council"),
+        "{script}"
+    );
+    assert!(
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
+            .get_opt("backups")
+            .await?
+            .is_some(),
+        "the member's backup volume exists"
+    );
+    // The site shows its last successful backup.
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
+    wait_for(
+        &sites,
+        "delib",
+        TIMEOUT,
+        "the site's lastBackup",
+        |s: Option<&PloneSite>| {
+            s.and_then(|s| s.status.as_ref())
+                .and_then(|s| s.last_backup.as_ref())
+                .map(|t| t.0)
+                == status.completion_time.as_ref().map(|t| t.0)
+        },
+    )
+    .await?;
+
+    // A restore of it: maintenance, the restore Job, and the site Ready again.
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": "undo", "namespace": ns},
+            "spec": {"site": "delib", "backup": "before-council"},
+        }),
+    )
+    .await?;
+    let restores: Api<Restore> = Api::namespaced(client.clone(), &ns);
+    let mut saw_maintenance = false;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let site = sites.get("delib").await?;
+        let ready = site
+            .status
+            .as_ref()
+            .and_then(|s| conditions::find(&s.conditions, "Ready").cloned());
+        saw_maintenance |= ready.as_ref().is_some_and(|c| c.reason == "Maintenance");
+        let r = restores.get("undo").await?;
+        if cond(r.status.as_ref(), "Complete").is_some_and(|c| c.status == "True") {
+            break;
+        }
+        assert!(
+            cond(r.status.as_ref(), "Failed").is_none_or(|c| c.status != "True"),
+            "{:?}",
+            r.status
+        );
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the restore did not complete: {:?}",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        saw_maintenance,
+        "the site was in maintenance during the restore"
+    );
+    let site = sites.get("delib").await?;
+    assert!(conditions::is_true(
+        &site.status.clone().unwrap_or_default().conditions,
+        "Ready"
+    ));
+    assert!(
+        !site
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(mutu_api::MAINTENANCE_ANNOTATION)
+    );
+    let job = Api::<Job>::namespaced(client.clone(), &ns)
+        .get("restore-undo")
+        .await?;
+    let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+    let args = pod.containers[0]
+        .command
+        .clone()
+        .unwrap_or_default()
+        .join(" ");
+    assert!(
+        args.ends_with("restore --data /data --repo /backups/delib --id before-council"),
+        "{args}"
+    );
+    let writable = pod
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.name == "data")
+        .and_then(|v| v.persistent_volume_claim)
+        .and_then(|c| c.read_only);
+    assert_ne!(writable, Some(true), "a restore writes the site's data");
+
+    // A restore of a backup that does not exist says what to change.
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": "typo", "namespace": ns},
+            "spec": {"site": "delib", "backup": "before-counsil"},
+        }),
+    )
+    .await?;
+    let failed = wait_for(
+        &restores,
+        "typo",
+        TIMEOUT,
+        "the refusal",
+        |r: Option<&Restore>| {
+            r.and_then(|r| cond(r.status.as_ref(), "Failed"))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    let message = cond(failed.status.as_ref(), "Failed")
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.contains("spec.backup") && message.contains("before-counsil"),
+        "{message}"
+    );
+    assert!(
+        !sites
+            .get("delib")
+            .await?
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(mutu_api::MAINTENANCE_ANNOTATION),
+        "a refused restore never stops the site"
+    );
+    sites.delete("delib", &DeleteParams::default()).await?;
+    Ok(())
+}
+
+/// The local hour, in Brussels, `hours` from now, as HH:00.
+fn brussels_hour_from_now(hours: i64) -> String {
+    let now = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Brussels").unwrap_or(jiff::tz::TimeZone::UTC));
+    let then = now
+        .checked_add(jiff::SignedDuration::from_hours(hours))
+        .unwrap_or(now);
+    format!("{:02}:00", then.hour())
+}
+
+#[tokio::test]
+async fn retention_never_removes_a_backup_while_a_restore_of_the_site_runs() -> anyhow::Result<()> {
+    let client = testing::client().await?;
+    // In the test bed the Jobs of a release tagged "-slow" run for ten minutes.
+    let (ns, product) = member_site(
+        &client,
+        "retain",
+        json!({"release": "1.0-slow", "siteCreationCommand": []}),
+    )
+    .await?;
+    // A policy for this product alone, keeping one daily backup, whose window is
+    // not now (so the schedule adds no backup of its own).
+    let policy = unique_name("keep-one");
+    let body: BackupPolicy = serde_json::from_value(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": "BackupPolicy",
+        "metadata": {"name": policy},
+        "spec": {
+            "window": {"start": brussels_hour_from_now(3), "end": brussels_hour_from_now(4)},
+            "maxConcurrent": 10, "products": [product],
+            "retention": {"daily": 1, "weekly": 0, "monthly": 0},
+        },
+    }))?;
+    Api::<BackupPolicy>::all(client.clone())
+        .create(&PostParams::default(), &body)
+        .await?;
+    // Three nights of history: scheduled backups whose Jobs the operator starts,
+    // recorded as completed on three different days.
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
+    let now = jiff::Timestamp::now();
+    for (i, days) in [(1, 2), (2, 1), (3, 0)] {
+        let name = format!("night-{i}");
+        create::<Backup>(
+            &client,
+            &ns,
+            json!({
+                "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"site": "delib", "policy": policy, "trigger": "Scheduled"},
+            }),
+        )
+        .await?;
+        wait_for(
+            &backups,
+            &name,
+            TIMEOUT,
+            "the backup Job to start",
+            |b: Option<&Backup>| {
+                b.and_then(|b| cond(b.status.as_ref(), "Progressing"))
+                    .is_some_and(|c| c.reason == "Running")
+            },
+        )
+        .await?;
+        let done = now - jiff::SignedDuration::from_hours(24 * days + 1);
+        let started = done - jiff::SignedDuration::from_mins(5);
+        backups
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": {
+                "startTime": started.to_string(), "completionTime": done.to_string(),
+                "conditions": [
+                    {"type": "Complete", "status": "True", "reason": "BackedUp", "message": "history", "lastTransitionTime": done.to_string()},
+                    {"type": "Progressing", "status": "False", "reason": "Done", "message": "history", "lastTransitionTime": done.to_string()},
+                ],
+            }})))
+            .await?;
+    }
+    // A restore of the newest: it runs (ten minutes here) while retention looks.
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": "slow", "namespace": ns},
+            "spec": {"site": "delib", "backup": "night-3"},
+        }),
+    )
+    .await?;
+    let restores: Api<Restore> = Api::namespaced(client.clone(), &ns);
+    wait_for(
+        &restores,
+        "slow",
+        TIMEOUT,
+        "the restore Job to run",
+        |r: Option<&Restore>| {
+            r.and_then(|r| cond(r.status.as_ref(), "Progressing"))
+                .is_some_and(|c| c.reason == "Restoring")
+        },
+    )
+    .await?;
+    // Several engine ticks (10 s each) while the restore runs: nothing is pruned.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    for name in ["night-1", "night-2", "night-3"] {
+        assert!(
+            backups.get_opt(name).await?.is_some(),
+            "{name} was pruned during the restore"
+        );
+    }
+    // Once the restore is gone, retention keeps the newest daily backup only.
+    restores.delete("slow", &DeleteParams::default()).await?;
+    eventually(TIMEOUT, "retention to prune the two older backups", || {
+        let backups = backups.clone();
+        async move {
+            let gone = backups.get_opt("night-1").await.ok()?.is_none()
+                && backups.get_opt("night-2").await.ok()?.is_none();
+            gone.then_some(())
+        }
+    })
+    .await?;
+    assert!(
+        backups.get_opt("night-3").await?.is_some(),
+        "the newest is kept"
+    );
+    let site = Api::<PloneSite>::namespaced(client.clone(), &ns)
+        .get("delib")
+        .await?;
+    assert!(
+        !site
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(mutu_api::MAINTENANCE_ANNOTATION),
+        "deleting the restore lifted the maintenance"
+    );
+    Api::<BackupPolicy>::all(client.clone())
+        .delete(&policy, &DeleteParams::default())
+        .await?;
+    Api::<PloneSite>::namespaced(client.clone(), &ns)
+        .delete("delib", &DeleteParams::default())
+        .await?;
+    Ok(())
+}
