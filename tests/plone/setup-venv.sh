@@ -24,7 +24,7 @@ venv="$cache/plone-venv-$key"
 
 usable() {
   [ -f "$venv/.mutu-complete" ] && [ -x "$venv/bin/zconsole" ] &&
-    "$venv/bin/python" -c 'import pytest, Zope2, plone.distribution, collective.solr' >/dev/null 2>&1
+    "$venv/bin/python" -c 'import pytest, Zope2, plone.distribution, collective.solr, ZEO' >/dev/null 2>&1
 }
 
 if usable; then
@@ -55,8 +55,8 @@ started=$(date +%s)
 echo "==> building the Plone $plone_version test venv in $build (about a minute)" >&2
 "$python" -m venv "$build" >&2
 "$build/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
-  -c "$constraints" "Plone==$plone_version" pytest collective.solr six >&2
-"$build/bin/python" -c 'import pytest, Zope2, plone.distribution, collective.solr' >&2
+  -c "$constraints" "Plone==$plone_version" pytest collective.solr six ZEO >&2
+"$build/bin/python" -c 'import pytest, Zope2, plone.distribution, collective.solr, ZEO' >&2
 touch "$build/.mutu-complete"
 
 # Publish: rename a fresh symlink onto the venv's path (atomic), then drop what it replaced.

@@ -261,6 +261,8 @@ async fn plan_policy(
     }
     ctx.write_status(&api, policy, status, &conds).await?;
 
+    pack(ctx, policy, policies, sites, backups, now).await?;
+
     // Start what is due: the runs whose time has come, once each per night.
     for run in &plan.runs {
         let late_limit = plan.closes.timestamp().max(run.end) + CATCH_UP;
@@ -282,6 +284,73 @@ async fn plan_policy(
             Ok(_) => ctx.metrics.write(ctx.name, "create", "Backup"),
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The weekly pack: on the policy's pack day, each covered site's pack Job
+/// starts at its time in the pack window (before the backup window).
+async fn pack(
+    ctx: &Ctx,
+    policy: &BackupPolicy,
+    policies: &[BackupPolicy],
+    sites: &[PloneSite],
+    backups: &[Backup],
+    now: Timestamp,
+) -> Result<(), kube::Error> {
+    let Some(spec) = &policy.spec.pack else {
+        return Ok(());
+    };
+    let tz = TimeZone::get(&policy.spec.window.time_zone).unwrap_or(TimeZone::UTC);
+    let today = now.to_zoned(tz).date();
+    for date in [today.yesterday().unwrap_or(today), today] {
+        let Ok(Some(plan)) = fleet::pack_plan(policy, policies, sites, backups, date) else {
+            continue;
+        };
+        for run in &plan.runs {
+            if run.start > now || now > plan.closes.timestamp().max(run.end) + CATCH_UP {
+                continue;
+            }
+            let Some((ns, site)) = run.site.split_once('/') else {
+                continue;
+            };
+            let name = fleet::pack_name(site, date);
+            if ctx
+                .data
+                .jobs
+                .get(&kube::runtime::reflector::ObjectRef::new(&name).within(ns))
+                .is_some()
+            {
+                continue;
+            }
+            let Some(zeo) = Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(
+                ctx.client().clone(),
+                ns,
+            )
+            .get_opt(&format!("{site}-zeo"))
+            .await?
+            else {
+                continue; // not a ZEO site: nothing to pack
+            };
+            let Some(owner) = policy.controller_owner_ref(&()) else {
+                continue;
+            };
+            let Ok(job) = crate::jobs::pack_job(&name, ns, site, owner, spec.keep_days, &zeo)
+            else {
+                continue;
+            };
+            match Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ctx.client().clone(), ns)
+                .create(&PostParams::default(), &job)
+                .await
+            {
+                Ok(_) => {
+                    ctx.metrics.write(ctx.name, "create", "Job");
+                    tracing::info!(namespace = %ns, site = %site, job = %name, "weekly pack started");
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())

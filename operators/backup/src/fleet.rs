@@ -134,6 +134,70 @@ pub fn night_plan(
     Ok(schedule::plan(opens, closes, &fleet, caps))
 }
 
+/// The pack night of `policy` on `date`, when it packs that day: the window
+/// runs from `pack.start` (an hour before the backup window when absent) to
+/// the backup window's start, so a pack never overlaps the backups; the same
+/// planner spreads the sites in it under the same caps.
+pub fn pack_plan(
+    policy: &BackupPolicy,
+    policies: &[BackupPolicy],
+    sites: &[PloneSite],
+    backups: &[Backup],
+    date: Date,
+) -> Result<Option<Plan>, WindowError> {
+    let Some(pack) = &policy.spec.pack else {
+        return Ok(None);
+    };
+    if weekday(pack.day) != date.weekday() {
+        return Ok(None);
+    }
+    let backup_start = &policy.spec.window.start;
+    let start = match &pack.start {
+        Some(s) => s.clone(),
+        None => {
+            let (opens, _) = schedule::window_of(&policy.spec.window, date)?;
+            let hour_before = opens.timestamp() - jiff::SignedDuration::from_hours(1);
+            hour_before
+                .to_zoned(opens.time_zone().clone())
+                .strftime("%H:%M")
+                .to_string()
+        }
+    };
+    let mut packing = policy.clone();
+    packing.spec.window = mutu_api::Window {
+        start,
+        end: backup_start.clone(),
+        time_zone: policy.spec.window.time_zone.clone(),
+    };
+    if packing.spec.window.start == packing.spec.window.end {
+        return Ok(None);
+    }
+    night_plan(&packing, policies, sites, backups, date).map(Some)
+}
+
+fn weekday(day: mutu_api::backup::Weekday) -> jiff::civil::Weekday {
+    use mutu_api::backup::Weekday as W;
+    match day {
+        W::Monday => jiff::civil::Weekday::Monday,
+        W::Tuesday => jiff::civil::Weekday::Tuesday,
+        W::Wednesday => jiff::civil::Weekday::Wednesday,
+        W::Thursday => jiff::civil::Weekday::Thursday,
+        W::Friday => jiff::civil::Weekday::Friday,
+        W::Saturday => jiff::civil::Weekday::Saturday,
+        W::Sunday => jiff::civil::Weekday::Sunday,
+    }
+}
+
+/// Name of the pack Job of `site` on `date`.
+pub fn pack_name(site: &str, date: Date) -> String {
+    let name = format!("{site}-pack-{}", date.strftime("%Y%m%d"));
+    name.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
 /// Name of the scheduled Backup of `site` for the night starting on `date`.
 pub fn scheduled_name(site: &str, date: Date) -> String {
     let name = format!("{site}-{}", date.strftime("%Y%m%d"));
@@ -268,6 +332,50 @@ mod tests {
         assert_eq!(
             tonight(&early, at("2026-11-29T10:00:00Z")).ok(),
             Some(Date::constant(2026, 11, 30))
+        );
+    }
+
+    #[test]
+    fn the_pack_runs_on_its_day_before_the_backup_window() {
+        let p = policy(
+            "nightly",
+            json!({"pack": {"day": "sunday", "start": "21:00", "keepDays": 7}}),
+        );
+        let sites = vec![site("a", "web", "web", json!({}))];
+        let policies = vec![policy("x", json!({"default": true}))];
+        let mut all = policies.clone();
+        all.push(p.clone());
+        // 2026-11-29 is a Sunday.
+        let plan = pack_plan(&p, &all, &sites, &[], Date::constant(2026, 11, 29))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no pack on its day"));
+        assert_eq!(plan.opens.strftime("%H:%M").to_string(), "21:00");
+        assert_eq!(plan.closes.strftime("%H:%M").to_string(), "22:00");
+        assert!(
+            pack_plan(&p, &all, &sites, &[], Date::constant(2026, 11, 28))
+                .ok()
+                .flatten()
+                .is_none()
+        );
+        let no_start = policy("n", json!({"pack": {"day": "sunday"}}));
+        let plan = pack_plan(
+            &no_start,
+            std::slice::from_ref(&no_start),
+            &[],
+            &[],
+            Date::constant(2026, 11, 29),
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no pack"));
+        assert_eq!(
+            plan.opens.strftime("%H:%M").to_string(),
+            "21:00",
+            "an hour before 22:00"
+        );
+        assert_eq!(
+            pack_name("web", Date::constant(2026, 11, 29)),
+            "web-pack-20261129"
         );
     }
 

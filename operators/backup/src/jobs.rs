@@ -212,6 +212,79 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
     })
 }
 
+/// Component label of pack Jobs.
+pub const PACK: &str = "pack";
+/// The ZEO server's port (the site operator's).
+pub const ZEO_PORT: i32 = 8100;
+
+/// The command of a pack Job: ZEO's own `zeopack`, against the site's ZEO
+/// server, keeping `keep_days` days of history.
+pub fn pack_command(site: &str, keep_days: i32) -> Vec<String> {
+    vec![
+        "zeopack".to_string(),
+        "-d".to_string(),
+        keep_days.max(0).to_string(),
+        format!("{site}-zeo:{ZEO_PORT}"),
+    ]
+}
+
+/// The weekly pack Job of `site` (named `name`), owned by its policy, in the
+/// image of the site's ZEO server; finished pack Jobs go after a week.
+pub fn pack_job(
+    name: &str,
+    namespace: &str,
+    site: &str,
+    owner: OwnerReference,
+    keep_days: i32,
+    zeo: &StatefulSet,
+) -> Result<Job, Blocked> {
+    let template = zeo.spec.template.clone();
+    let pod = template.spec.unwrap_or_default();
+    let Some(server) = pod.containers.first() else {
+        return Err(Blocked::Container(zeo.name_any()));
+    };
+    let mut labels = mutu_runtime::labels::standard(site, &owner.uid, PACK);
+    labels.insert(SITE_LABEL.to_string(), site.to_string());
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(1),
+            ttl_seconds_after_finished: Some(7 * 24 * 3600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![Container {
+                        name: PACK.to_string(),
+                        image: server.image.clone(),
+                        image_pull_policy: server.image_pull_policy.clone(),
+                        command: Some(pack_command(site, keep_days)),
+                        security_context: server.security_context.clone(),
+                        ..Default::default()
+                    }],
+                    affinity: pod.affinity.clone(),
+                    node_selector: pod.node_selector.clone(),
+                    tolerations: pod.tolerations.clone(),
+                    security_context: pod.security_context.clone(),
+                    image_pull_secrets: pod.image_pull_secrets.clone(),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
 /// How far a Job got.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobState {

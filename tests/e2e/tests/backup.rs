@@ -417,3 +417,53 @@ async fn retention_never_removes_a_backup_while_a_restore_of_the_site_runs() -> 
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_weekly_pack_runs_zeopack_in_its_window_before_the_backups() -> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let (ns, product) = member_site(&client, "pack", json!({"replicas": 1})).await?;
+    // Today is the pack day, the pack window opened a minute ago and the backup
+    // window opens in ten minutes: the one site's pack (10 minutes expected) is due now.
+    let tz = jiff::tz::TimeZone::get("Europe/Brussels").unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = jiff::Timestamp::now();
+    let at = |mins: i64| (now + jiff::SignedDuration::from_mins(mins)).to_zoned(tz.clone());
+    let opened = at(-1);
+    let day = opened.strftime("%A").to_string().to_lowercase();
+    let policy = unique_name("pack");
+    let body: BackupPolicy = serde_json::from_value(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": "BackupPolicy",
+        "metadata": {"name": policy},
+        "spec": {
+            "window": {"start": at(10).strftime("%H:%M").to_string(), "end": at(180).strftime("%H:%M").to_string()},
+            "maxConcurrent": 4, "products": [product],
+            "pack": {"day": day, "start": opened.strftime("%H:%M").to_string(), "keepDays": 3},
+        },
+    }))?;
+    let policies: Api<BackupPolicy> = Api::all(client.clone());
+    policies.create(&PostParams::default(), &body).await?;
+    let name = format!("delib-pack-{}", opened.strftime("%Y%m%d"));
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let job = eventually(Duration::from_secs(150), "the pack Job", || {
+        let (jobs, name) = (jobs.clone(), name.clone());
+        async move { jobs.get_opt(&name).await.ok().flatten() }
+    })
+    .await?;
+    let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+    assert_eq!(
+        pod.containers[0].command.clone().unwrap_or_default(),
+        ["zeopack", "-d", "3", "delib-zeo:8100"],
+        "ZEO's own zeopack against the site's ZEO server"
+    );
+    assert!(
+        pod.containers[0]
+            .image
+            .clone()
+            .unwrap_or_default()
+            .ends_with(":1.0")
+    );
+    policies.delete(&policy, &DeleteParams::default()).await?;
+    Api::<PloneSite>::namespaced(client.clone(), &ns)
+        .delete("delib", &DeleteParams::default())
+        .await?;
+    Ok(())
+}
