@@ -110,6 +110,14 @@ struct RunArgs {
     /// How often the backup engine plans the night and starts what is due.
     #[arg(long, env = "MUTU_BACKUP_TICK", default_value = "10s", value_parser = parse_duration)]
     backup_tick: std::time::Duration,
+    /// Image with PostgreSQL's client tools (pg_dump, pg_restore, psql), for
+    /// the backups and restores of RelStorage sites.
+    #[arg(
+        long,
+        env = "MUTU_BACKUP_POSTGRES_IMAGE",
+        default_value = "docker.io/library/postgres:17-alpine"
+    )]
+    backup_postgres_image: String,
     /// Reconciles running at once, per controller.
     #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -278,6 +286,7 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             volume_size: args.backup_volume_size.clone(),
             storage_class: args.backup_storage_class.clone(),
             tick: args.backup_tick,
+            postgres_image: args.backup_postgres_image.clone(),
         };
         let run = mutu_backup::run(
             client.clone(),

@@ -42,6 +42,28 @@ pub fn job_name(prefix: &str, name: &str) -> String {
     )
 }
 
+/// The labels of a run's Job and its pods: mutu's, the site's, the policy's.
+fn job_labels(spec: &Spec<'_>) -> BTreeMap<String, String> {
+    let mut labels = mutu_runtime::labels::standard(spec.site, &spec.owner_uid, spec.component);
+    labels.insert(SITE_LABEL.to_string(), spec.site.to_string());
+    if let Some(p) = &spec.policy {
+        labels.insert(POLICY_LABEL.to_string(), p.clone());
+    }
+    labels
+}
+
+/// The member's backup volume, as the Jobs mount it.
+fn backups_volume(spec: &Spec<'_>) -> Volume {
+    Volume {
+        name: "backups".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: spec.backups_claim.to_string(),
+            read_only: None,
+        }),
+        ..Default::default()
+    }
+}
+
 /// What a backup or restore Job does.
 pub struct Spec<'a> {
     pub component: &'static str,
@@ -101,11 +123,7 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
     // The StatefulSet's one replica keeps its data in <template>-<statefulset>-0.
     let data_claim = format!("{claim_template}-{}-0", zeo.name_any());
 
-    let mut labels = mutu_runtime::labels::standard(spec.site, &spec.owner_uid, spec.component);
-    labels.insert(SITE_LABEL.to_string(), spec.site.to_string());
-    if let Some(p) = &spec.policy {
-        labels.insert(POLICY_LABEL.to_string(), p.clone());
-    }
+    let labels = job_labels(spec);
     let mut command = vec![
         "python".to_string(),
         format!(
@@ -188,14 +206,7 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
                             }),
                             ..Default::default()
                         },
-                        Volume {
-                            name: "backups".into(),
-                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                                claim_name: spec.backups_claim.to_string(),
-                                read_only: None,
-                            }),
-                            ..Default::default()
-                        },
+                        backups_volume(spec),
                         scripts_volume,
                     ]),
                     affinity,
@@ -210,6 +221,74 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
         }),
         status: None,
     })
+}
+
+/// The script of RelStorage sites' backups (a PostgreSQL dump).
+pub const PG_SCRIPT: &str = "pg_backup.sh";
+
+/// A backup or restore Job of a RelStorage site: `pg_backup.sh` in a
+/// PostgreSQL client image, with the site's DSN from its Secret, the site's
+/// scripts ConfigMap and the member's backup volume.
+pub fn pg_job(spec: &Spec<'_>, image: &str, dsn_secret: &str) -> Job {
+    let labels = job_labels(spec);
+    let mut command = vec!["sh".to_string(), format!("/opt/mutu/{PG_SCRIPT}")];
+    command.extend(spec.args.iter().cloned());
+    let env: Vec<k8s_openapi::api::core::v1::EnvVar> = serde_json::from_value(serde_json::json!([
+        {"name": "RELSTORAGE_DSN", "valueFrom": {"secretKeyRef": {"name": dsn_secret, "key": "dsn"}}}
+    ]))
+    .unwrap_or_default();
+    Job {
+        metadata: ObjectMeta {
+            name: Some(spec.name.clone()),
+            namespace: Some(spec.namespace.clone()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![spec.owner.clone()]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(1),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![Container {
+                        name: spec.component.to_string(),
+                        image: Some(image.to_string()),
+                        command: Some(command),
+                        env: Some(env),
+                        volume_mounts: Some(vec![
+                            VolumeMount {
+                                name: "backups".into(),
+                                mount_path: BACKUPS_DIR.into(),
+                                ..Default::default()
+                            },
+                            VolumeMount {
+                                name: "mutu".into(),
+                                mount_path: "/opt/mutu".into(),
+                                read_only: Some(true),
+                                ..Default::default()
+                            },
+                        ]),
+                        termination_message_policy: Some("FallbackToLogsOnError".into()),
+                        ..Default::default()
+                    }],
+                    volumes: Some(vec![
+                        backups_volume(spec),
+                        serde_json::from_value(serde_json::json!({
+                            "name": "mutu", "configMap": {"name": format!("{}-mutu", spec.site)}
+                        }))
+                        .unwrap_or_default(),
+                    ]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
 }
 
 /// Component label of pack Jobs.
@@ -285,40 +364,7 @@ pub fn pack_job(
     })
 }
 
-/// How far a Job got.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobState {
-    Running,
-    Succeeded,
-    Failed(String),
-}
-
-/// The state of `job` from its conditions.
-pub fn job_state(job: &Job) -> JobState {
-    let conditions = job
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let holds = |t: &str| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == t && c.status == "True")
-    };
-    if holds("Complete").is_some() {
-        JobState::Succeeded
-    } else if let Some(f) = holds("Failed") {
-        JobState::Failed(
-            f.message
-                .clone()
-                .or_else(|| f.reason.clone())
-                .unwrap_or_else(|| "the Job failed".into()),
-        )
-    } else {
-        JobState::Running
-    }
-}
+pub use mutu_runtime::jobs::{JobState, state as job_state};
 
 #[cfg(test)]
 mod tests {
@@ -366,6 +412,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pack_runs_zeopack_against_the_sites_zeo_server() {
+        let owner = spec(PACK, false).owner;
+        let job = pack_job(
+            "delib-pack-20261129",
+            "tenant-mons",
+            "delib",
+            owner,
+            7,
+            &zeo(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let value = serde_json::to_value(&job).unwrap_or_default();
+        let c = &value["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            c["command"],
+            json!(["zeopack", "-d", "7", "delib-zeo:8100"])
+        );
+        assert_eq!(c["image"], "registry.imio.be/imio/delib:4.2.18");
+        assert_eq!(value["spec"]["ttlSecondsAfterFinished"], 7 * 24 * 3600);
+    }
+
+    #[test]
     fn a_backup_reads_the_sites_data_where_its_zeo_server_runs() {
         let job = build(&spec(BACKUP, false), &zeo()).unwrap_or_else(|e| panic!("{e}"));
         let value = serde_json::to_value(&job).unwrap_or_default();
@@ -402,6 +470,30 @@ mod tests {
         assert_eq!(
             value["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"],
             false
+        );
+    }
+
+    #[test]
+    fn a_relstorage_site_is_dumped_with_its_dsn_from_its_secret() {
+        let mut spec = spec(BACKUP, false);
+        spec.args = vec!["backup".into(), "--repo".into(), "/backups/delib".into()];
+        let job = pg_job(&spec, "postgres:17-alpine", "delib-postgresql");
+        let value = serde_json::to_value(&job).unwrap_or_default();
+        let c = &value["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["image"], "postgres:17-alpine");
+        assert_eq!(c["command"][1], "/opt/mutu/pg_backup.sh");
+        assert_eq!(
+            c["env"][0]["valueFrom"]["secretKeyRef"]["name"],
+            "delib-postgresql"
+        );
+        let volumes = value["spec"]["template"]["spec"]["volumes"].to_string();
+        assert!(
+            volumes.contains("delib-mutu") && volumes.contains("backups"),
+            "{volumes}"
+        );
+        assert!(
+            !volumes.contains("data-delib"),
+            "no ZODB volume for RelStorage"
         );
     }
 

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -20,7 +19,7 @@ use mutu_runtime::conditions::{self, Desired as Cond};
 use serde_json::json;
 
 use crate::jobs::{self, JobState};
-use crate::run::{Ctx, Error, ensure_volume, finished, kube_err};
+use crate::run::{Ctx, Error, Storage, ensure_volume, finished, kube_err};
 
 /// Annotation on a PloneSite that stops its servers; the value says who asked.
 pub const MAINTENANCE: &str = mutu_api::MAINTENANCE_ANNOTATION;
@@ -285,34 +284,47 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
                 ), Cond::new(mutu_api::CONDITION_COMPLETE, false, "Stopping", "the restore has not run yet".to_string())]).await?;
                 return Ok(Action::requeue(Duration::from_secs(2)));
             }
-            let zeo_name = format!("{site_name}-zeo");
-            let Some(zeo) = Api::<StatefulSet>::namespaced(ctx.client().clone(), &ns)
-                .get_opt(&zeo_name)
-                .await
-                .map_err(kube_err("read the site's ZEO server"))?
-            else {
-                lift(ctx, r).await?;
+            let Some(site) = ctx.data.site(&ns, site_name) else {
                 return fail(
                     ctx,
                     api,
                     r,
                     status,
-                    "Unsupported",
-                    format!("the site has no ZEO server ({zeo_name}): mutu restores ZEO sites"),
+                    "NoSite",
+                    format!("spec.site: no PloneSite {site_name} in namespace {ns}"),
                 )
                 .await;
             };
+            let storage = match crate::run::storage(ctx, &ns, &site).await? {
+                Ok(s) => s,
+                Err(msg) => {
+                    lift(ctx, r).await?;
+                    return fail(ctx, api, r, status, "Unsupported", msg).await;
+                }
+            };
             ensure_volume(ctx, &ns).await?;
-            let mut args = vec![
-                "restore".to_string(),
-                "--data".into(),
-                jobs::DATA_DIR.into(),
-                "--repo".into(),
-                format!("{}/{site_name}", jobs::BACKUPS_DIR),
-            ];
-            match &r.spec.point_in_time {
-                Some(t) => args.extend(["--at".to_string(), t.0.to_string()]),
-                None => args.extend(["--id".to_string(), r.spec.backup.clone()]),
+            let repo = format!("{}/{site_name}", jobs::BACKUPS_DIR);
+            let mut args = vec!["restore".to_string()];
+            match &storage {
+                Storage::Zeo(_) => {
+                    args.extend([
+                        "--data".to_string(),
+                        jobs::DATA_DIR.into(),
+                        "--repo".into(),
+                        repo,
+                    ]);
+                    match &r.spec.point_in_time {
+                        Some(t) => args.extend(["--at".to_string(), t.0.to_string()]),
+                        None => args.extend(["--id".to_string(), r.spec.backup.clone()]),
+                    }
+                }
+                // A dump is one point in time: the backup's.
+                Storage::Rel { .. } => args.extend([
+                    "--repo".to_string(),
+                    repo,
+                    "--id".into(),
+                    r.spec.backup.clone(),
+                ]),
             }
             let spec = jobs::Spec {
                 component: jobs::RESTORE,
@@ -326,7 +338,13 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
                 policy: None,
                 writes_data: true,
             };
-            let job = match jobs::build(&spec, &zeo) {
+            let built = match &storage {
+                Storage::Zeo(zeo) => jobs::build(&spec, zeo),
+                Storage::Rel { secret } => {
+                    Ok(jobs::pg_job(&spec, &ctx.data.config.postgres_image, secret))
+                }
+            };
+            let job = match built {
                 Ok(j) => j,
                 Err(blocked) => {
                     lift(ctx, r).await?;

@@ -17,7 +17,8 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use mutu_api::{Backup, BackupPolicy, PloneSite, Restore, RunStatus};
+use mutu_api::product::StorageMode;
+use mutu_api::{Backup, BackupPolicy, PloneSite, Product, Restore, RunStatus};
 use mutu_runtime::conditions::Desired as Cond;
 use mutu_runtime::{Context, Reason};
 
@@ -34,6 +35,8 @@ pub struct Config {
     pub storage_class: Option<String>,
     /// How often the engine looks at the fleet.
     pub tick: Duration,
+    /// Image with the PostgreSQL client tools, for RelStorage sites' backups.
+    pub postgres_image: String,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             volume_size: "100Gi".into(),
             storage_class: None,
             tick: Duration::from_secs(10),
+            postgres_image: "docker.io/library/postgres:17-alpine".into(),
         }
     }
 }
@@ -291,39 +295,38 @@ pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                     return Ok(Action::requeue(Duration::from_secs(15)));
                 }
             }
-            let zeo_name = format!("{site_name}-zeo");
-            let zeo = Api::<StatefulSet>::namespaced(ctx.client().clone(), &ns)
-                .get_opt(&zeo_name)
-                .await
-                .map_err(kube_err("read the site's ZEO server"))?;
-            let Some(zeo) = zeo else {
-                let msg = format!(
-                    "the site has no ZEO server ({zeo_name}): mutu backs up ZEO sites (repozo); back RelStorage sites up with PostgreSQL's own tools"
-                );
-                status.completion_time = Some(now);
-                write(
-                    ctx.as_ref(),
-                    &api,
-                    &b,
-                    status,
-                    &[
-                        Cond::new(mutu_api::CONDITION_FAILED, true, "Unsupported", msg.clone()),
-                        Cond::new(mutu_api::CONDITION_COMPLETE, false, "Unsupported", msg),
-                    ],
-                )
-                .await?;
-                return Ok(Action::await_change());
+            let storage = match storage(&ctx, &ns, &site).await? {
+                Ok(s) => s,
+                Err(msg) => {
+                    write(
+                        ctx.as_ref(),
+                        &api,
+                        &b,
+                        status,
+                        &[Cond::new(
+                            mutu_api::CONDITION_PROGRESSING,
+                            false,
+                            "WaitingForSite",
+                            msg,
+                        )],
+                    )
+                    .await?;
+                    return Ok(Action::requeue(Duration::from_secs(15)));
+                }
             };
             ensure_volume(&ctx, &ns).await?;
             let repo = format!("{}/{site_name}", jobs::BACKUPS_DIR);
             let keep: Vec<String> = keep_ids(&ctx, &ns, site_name, &b.name_any());
+            let (runner, data) = match &storage {
+                Storage::Zeo(_) => ("python", format!(" --data {}", jobs::DATA_DIR)),
+                Storage::Rel { .. } => ("sh", String::new()),
+            };
             let mut script = format!(
-                "set -e\nout=$(python \"$0\" backup --data {} --repo {repo} --id {})\necho \"$out\"\necho \"$out\" > /dev/termination-log\n",
-                jobs::DATA_DIR,
+                "set -e\nout=$({runner} \"$0\" backup{data} --repo {repo} --id {})\necho \"$out\"\necho \"$out\" > /dev/termination-log\n",
                 b.name_any()
             );
             script.push_str(&format!(
-                "python \"$0\" prune --repo {repo} {} || echo 'backup done; pruning the repository failed, it is retried after the next backup' >&2\n",
+                "{runner} \"$0\" prune --repo {repo} {} || echo 'backup done; pruning the repository failed, it is retried after the next backup' >&2\n",
                 keep.iter().map(|k| format!("--keep {k}")).collect::<Vec<_>>().join(" ")
             ));
             let spec = jobs::Spec {
@@ -338,7 +341,13 @@ pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 policy: policy.clone(),
                 writes_data: false,
             };
-            let mut job = match jobs::build(&spec, &zeo) {
+            let built = match &storage {
+                Storage::Zeo(zeo) => jobs::build(&spec, zeo),
+                Storage::Rel { secret } => {
+                    Ok(jobs::pg_job(&spec, &ctx.data.config.postgres_image, secret))
+                }
+            };
+            let mut job = match built {
                 Ok(j) => j,
                 Err(blocked) => {
                     status.completion_time = Some(now);
@@ -518,6 +527,49 @@ pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             Ok(Action::await_change())
         }
     }
+}
+
+/// Where a site keeps its database.
+pub enum Storage {
+    /// FileStorage and blobs behind its ZEO server (the StatefulSet).
+    Zeo(Box<StatefulSet>),
+    /// RelStorage in PostgreSQL; the Secret with its `dsn`.
+    Rel { secret: String },
+}
+
+/// The storage of `site`, or why it cannot be worked on yet.
+pub async fn storage(
+    ctx: &Ctx,
+    ns: &str,
+    site: &PloneSite,
+) -> Result<Result<Storage, String>, Error> {
+    let name = site.name_any();
+    let mut mode = site.spec.storage.as_ref().and_then(|s| s.mode);
+    if mode.is_none() {
+        let product = Api::<Product>::all(ctx.client().clone())
+            .get_opt(&site.spec.product)
+            .await
+            .map_err(kube_err("read the site's product"))?;
+        mode = product.and_then(|p| p.spec.storage.and_then(|s| s.mode));
+    }
+    if mode == Some(StorageMode::Relstorage) {
+        let secret = site
+            .spec
+            .storage
+            .as_ref()
+            .and_then(|s| s.secret_ref.as_ref())
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| format!("{name}-postgresql"));
+        return Ok(Ok(Storage::Rel { secret }));
+    }
+    let zeo_name = format!("{name}-zeo");
+    let zeo = Api::<StatefulSet>::namespaced(ctx.client().clone(), ns)
+        .get_opt(&zeo_name)
+        .await
+        .map_err(kube_err("read the site's ZEO server"))?;
+    Ok(zeo
+        .map(|z| Storage::Zeo(Box::new(z)))
+        .ok_or_else(|| format!("the site's ZEO server {zeo_name} does not exist yet")))
 }
 
 /// The backups of `site` whose data the repository keeps: every Backup object

@@ -39,42 +39,7 @@ pub fn job_name(site: &str, version: &str) -> String {
     name.trim_end_matches('-').to_string()
 }
 
-/// How far a reindex Job got.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobState {
-    Running,
-    Succeeded,
-    /// Failed, with Kubernetes' reason.
-    Failed(String),
-}
-
-/// The state of `job` from its conditions.
-pub fn job_state(job: &Job) -> JobState {
-    let conditions = job
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let holds = |t: &str| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == t && c.status == "True")
-    };
-    if holds("Complete").is_some() {
-        JobState::Succeeded
-    } else if let Some(failed) = holds("Failed") {
-        JobState::Failed(
-            failed
-                .message
-                .clone()
-                .or_else(|| failed.reason.clone())
-                .unwrap_or_else(|| "the Job failed".to_string()),
-        )
-    } else {
-        JobState::Running
-    }
-}
+pub use mutu_runtime::jobs::{JobState, state as job_state};
 
 /// What is missing to build a reindex Job from the site as it runs.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -361,27 +326,6 @@ mod tests {
         assert_eq!(job_name("delib", "2.1_x"), "delib-reindex-v2-1-x");
         let long = job_name(&"s".repeat(70), "1");
         assert!(long.len() <= 63 && !long.ends_with('-'));
-    }
-
-    #[test]
-    fn the_job_state_follows_its_conditions() {
-        let job = |conds: serde_json::Value| -> Job {
-            serde_json::from_value(
-                json!({"metadata": {"name": "j"}, "status": {"conditions": conds}}),
-            )
-            .unwrap_or_else(|e| panic!("{e}"))
-        };
-        assert_eq!(job_state(&job(json!([]))), JobState::Running);
-        assert_eq!(
-            job_state(&job(json!([{"type": "Complete", "status": "True"}]))),
-            JobState::Succeeded
-        );
-        assert_eq!(
-            job_state(&job(
-                json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}])
-            )),
-            JobState::Failed("Job has reached the specified backoff limit".into())
-        );
     }
 
     #[test]

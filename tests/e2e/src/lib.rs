@@ -299,3 +299,32 @@ pub async fn solr_admin(client: &Client) -> anyhow::Result<mutu_solr::Client> {
         }),
     )?)
 }
+
+/// A member entitled to one site of a new product (`create_product` with
+/// `overrides`), and that site, `delib` (deletion policy Delete), Ready.
+/// Returns (namespace, product).
+pub async fn member_with_site(
+    client: &Client,
+    prefix: &str,
+    overrides: serde_json::Value,
+    timeout: std::time::Duration,
+) -> anyhow::Result<(String, String)> {
+    let product = mutu_runtime::testing::unique_name(&format!("{prefix}-p"));
+    create_product(client, &product, overrides).await?;
+    let tenant = mutu_runtime::testing::unique_name(prefix);
+    let domain = format!("{tenant}.test");
+    create_tenant_with(
+        client,
+        &tenant,
+        std::slice::from_ref(&domain),
+        json!({ product.clone(): 1 }),
+    )
+    .await?;
+    wait_ready(client, &tenant).await?;
+    let ns = format!("tenant-{tenant}");
+    let mut site = site_json(&ns, "delib", &product, &[format!("d.{domain}")]);
+    site["spec"]["deletionPolicy"] = json!("Delete");
+    create_site(client, site).await?;
+    wait_site_condition(client, &ns, "delib", "Ready", "True", None, timeout).await?;
+    Ok((ns, product))
+}

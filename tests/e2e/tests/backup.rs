@@ -10,40 +10,19 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use mutu_api::{Backup, BackupPolicy, PloneSite, Restore};
-use mutu_e2e::{
-    create_product, create_site, create_tenant_with, site_json, wait_ready, wait_site_condition,
-};
+use mutu_e2e::member_with_site;
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, eventually, unique_name, wait_for};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A member with one Ready site `delib` of a new product (with `overrides`); returns
-/// (namespace, product).
 async fn member_site(
     client: &Client,
     prefix: &str,
     overrides: serde_json::Value,
 ) -> anyhow::Result<(String, String)> {
-    let product = unique_name(&format!("{prefix}-p"));
-    create_product(client, &product, overrides).await?;
-    let tenant = unique_name(prefix);
-    let domain = format!("{tenant}.test");
-    create_tenant_with(
-        client,
-        &tenant,
-        std::slice::from_ref(&domain),
-        json!({ product.clone(): 1 }),
-    )
-    .await?;
-    wait_ready(client, &tenant).await?;
-    let ns = format!("tenant-{tenant}");
-    let mut site = site_json(&ns, "delib", &product, &[format!("d.{domain}")]);
-    site["spec"]["deletionPolicy"] = json!("Delete");
-    create_site(client, site).await?;
-    wait_site_condition(client, &ns, "delib", "Ready", "True", None, TIMEOUT).await?;
-    Ok((ns, product))
+    member_with_site(client, prefix, overrides, TIMEOUT).await
 }
 
 fn cond(
@@ -462,6 +441,74 @@ async fn the_weekly_pack_runs_zeopack_in_its_window_before_the_backups() -> anyh
             .ends_with(":1.0")
     );
     policies.delete(&policy, &DeleteParams::default()).await?;
+    Api::<PloneSite>::namespaced(client.clone(), &ns)
+        .delete("delib", &DeleteParams::default())
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relstorage_site_is_backed_up_with_a_postgresql_dump() -> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let (ns, _) = member_site(
+        &client,
+        "pgdump",
+        json!({"storage": {"mode": "relstorage"}, "replicas": 1}),
+    )
+    .await?;
+    create::<Backup>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "dump-1", "namespace": ns},
+            "spec": {"site": "delib"},
+        }),
+    )
+    .await?;
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
+    wait_for(
+        &backups,
+        "dump-1",
+        TIMEOUT,
+        "the dump to complete",
+        |b: Option<&Backup>| {
+            b.and_then(|b| cond(b.status.as_ref(), "Complete"))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    let job = Api::<Job>::namespaced(client.clone(), &ns)
+        .get("backup-dump-1")
+        .await?;
+    let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+    let c = &pod.containers[0];
+    assert!(
+        c.image.clone().unwrap_or_default().contains("postgres"),
+        "{:?}",
+        c.image
+    );
+    let script = c.command.clone().unwrap_or_default().join(" ");
+    assert!(
+        script.contains("pg_backup.sh")
+            && script.contains("backup --repo /backups/delib --id dump-1"),
+        "{script}"
+    );
+    let dsn = c
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "RELSTORAGE_DSN");
+    let secret = dsn
+        .and_then(|e| e.value_from)
+        .and_then(|v| v.secret_key_ref)
+        .map(|r| (r.name, r.key));
+    assert_eq!(
+        secret,
+        Some(("delib-postgresql".to_string(), "dsn".to_string())),
+        "the DSN comes from the site's Secret"
+    );
     Api::<PloneSite>::namespaced(client.clone(), &ns)
         .delete("delib", &DeleteParams::default())
         .await?;

@@ -11,12 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use mutu_api::{PloneSite, SolrIndex};
-use mutu_e2e::{
-    create_product, create_site, create_tenant_with, site_json, solr_admin, wait_ready,
-    wait_site_condition,
-};
+use mutu_e2e::{member_with_site, solr_admin};
 use mutu_runtime::conditions;
-use mutu_runtime::testing::{self, eventually, unique_name, wait_for};
+use mutu_runtime::testing::{self, eventually, wait_for};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -28,29 +25,13 @@ async fn site_with_index(
     prefix: &str,
     overrides: serde_json::Value,
 ) -> anyhow::Result<(String, String)> {
-    let product = unique_name(&format!("{prefix}-p"));
     let mut spec = json!({"solr": {"enabled": true}});
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), overrides.as_object()) {
         for (k, v) in extra {
             spec.insert(k.clone(), v.clone());
         }
     }
-    create_product(client, &product, spec).await?;
-    let tenant = unique_name(prefix);
-    let domain = format!("{tenant}.test");
-    create_tenant_with(
-        client,
-        &tenant,
-        std::slice::from_ref(&domain),
-        json!({ product.clone(): 1 }),
-    )
-    .await?;
-    wait_ready(client, &tenant).await?;
-    let ns = format!("tenant-{tenant}");
-    let mut site = site_json(&ns, "delib", &product, &[format!("d.{domain}")]);
-    site["spec"]["deletionPolicy"] = json!("Delete");
-    create_site(client, site).await?;
-    wait_site_condition(client, &ns, "delib", "Ready", "True", None, TIMEOUT).await?;
+    let (ns, _) = member_with_site(client, prefix, spec, TIMEOUT).await?;
     let indexes: Api<SolrIndex> = Api::namespaced(client.clone(), &ns);
     wait_for(
         &indexes,
