@@ -19,6 +19,9 @@ cargo test --locked --workspace --exclude mutu-e2e
 echo "==> the site scripts against a real Plone (tests/plone)"
 tests/plone/run.sh
 
+echo "==> the RelStorage backup script against a real PostgreSQL (tests/postgres)"
+tests/postgres/run.sh
+
 echo "==> local control plane for the end-to-end tests ($state)"
 "$mutu" dev down --dir "$state" --api-port "$port" >/dev/null 2>&1 || true
 pid_file="$state-operator.pid"

@@ -30,6 +30,8 @@ const UPGRADE_SITE: &str = include_str!("../scripts/upgrade_site.py");
 const REINDEX_SOLR: &str = include_str!("../scripts/reindex_solr.py");
 /// Run by the backup operator's backup and restore Jobs, in the site's own image.
 const ZODB_BACKUP: &str = include_str!("../../backup/scripts/zodb_backup.py");
+/// Run by the backup and restore Jobs of RelStorage sites, in a PostgreSQL client image.
+const PG_BACKUP: &str = include_str!("../../backup/scripts/pg_backup.sh");
 
 /// What the reconcile decided, on top of the spec.
 #[derive(Clone, Debug)]
@@ -206,6 +208,7 @@ pub fn build(
                 "upgrade_site.py": UPGRADE_SITE,
                 "reindex_solr.py": REINDEX_SOLR,
                 "zodb_backup.py": ZODB_BACKUP,
+                "pg_backup.sh": PG_BACKUP,
                 "zeo.conf": zeo_conf(),
             },
         }))?);
