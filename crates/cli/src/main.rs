@@ -7,6 +7,7 @@ mod crds;
 mod dev;
 mod operator;
 mod tenant;
+mod wave;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Backups: the night's plan of a policy.
     Backup(backup::BackupArgs),
+    /// Migrations between node pools: preview a MigrationPlan's waves.
+    Migrate(wave::MigrateArgs),
+    /// Release rollouts: preview a ReleaseRollout's waves.
+    Rollout(wave::RolloutArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,7 +47,11 @@ fn main() -> ExitCode {
     // The dev commands poll the API server while it starts; the client's own
     // connection errors are expected there and would only be noise.
     let default_filter = match cli.command {
-        Command::Dev(_) | Command::Bench(_) | Command::Backup(_) => "warn,kube_client=off",
+        Command::Dev(_)
+        | Command::Bench(_)
+        | Command::Backup(_)
+        | Command::Migrate(_)
+        | Command::Rollout(_) => "warn,kube_client=off",
         _ => "info",
     };
     init_logging(default_filter);
@@ -66,6 +75,8 @@ fn main() -> ExitCode {
             Command::Tenant(args) => tenant::run(args),
             Command::Bench(args) => bench::run(args).await,
             Command::Backup(args) => backup::run(args).await,
+            Command::Migrate(args) => wave::migrate(args).await,
+            Command::Rollout(args) => wave::rollout(args).await,
         }
     });
     match result {

@@ -11,3 +11,4 @@ mod site;
 mod solr;
 mod solr_index;
 mod tenant;
+mod wave;
