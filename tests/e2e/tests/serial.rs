@@ -564,8 +564,18 @@ async fn a_policys_plan_is_the_same_twice_and_after_a_restart_and_a_small_window
     assert!(small["overruns"].as_u64().unwrap_or(0) > 0, "{small}");
 
     policies.delete(&policy, &DeleteParams::default()).await?;
-    Api::<MemberTenant>::all(client.clone())
-        .delete(&tenant, &DeleteParams::default())
-        .await?;
+    // Gone before the next serial test, which counts the fleet and its writes.
+    let tenants = Api::<MemberTenant>::all(client.clone());
+    tenants.delete(&tenant, &DeleteParams::default()).await?;
+    eventually(
+        Duration::from_secs(240),
+        "the member and its 40 sites to be gone",
+        || {
+            let tenants = tenants.clone();
+            let tenant = tenant.clone();
+            async move { tenants.get_opt(&tenant).await.ok()?.is_none().then_some(()) }
+        },
+    )
+    .await?;
     Ok(())
 }
