@@ -19,7 +19,7 @@ use mutu_runtime::conditions::{self, Desired as Cond};
 use serde_json::json;
 
 use crate::jobs::{self, JobState};
-use crate::run::{Ctx, Error, Storage, ensure_volume, finished, kube_err};
+use crate::run::{Ctx, Error, Storage, ensure_volume, finished, kube_err, write};
 
 /// Annotation on a PloneSite that stops its servers; the value says who asked.
 pub const MAINTENANCE: &str = mutu_api::MAINTENANCE_ANNOTATION;
@@ -28,19 +28,6 @@ pub const FINALIZER: &str = "hosting.imio.be/restore";
 
 fn who(r: &Restore) -> String {
     format!("restore/{}", r.name_any())
-}
-
-async fn write(
-    ctx: &Ctx,
-    api: &Api<Restore>,
-    r: &Restore,
-    status: RunStatus,
-    conds: &[Cond<'_>],
-) -> Result<(), Error> {
-    ctx.write_status(api, r, status, conds)
-        .await
-        .map(|_| ())
-        .map_err(Error::Status)
 }
 
 async fn fail(

@@ -192,17 +192,39 @@ pub fn restore_running(ctx: &Ctx, ns: &str, site: &str) -> Option<Arc<Restore>> 
     })
 }
 
-async fn write(
+/// Writes the status of a run (a Backup or a Restore).
+pub(crate) async fn write<K>(
     ctx: &Ctx,
-    api: &Api<Backup>,
-    b: &Backup,
+    api: &Api<K>,
+    run: &K,
     status: RunStatus,
     conds: &[Cond<'_>],
-) -> Result<(), Error> {
-    ctx.write_status(api, b, status, conds)
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + kube::core::object::HasStatus<Status = RunStatus>,
+{
+    ctx.write_status(api, run, status, conds)
         .await
         .map(|_| ())
         .map_err(Error::Status)
+}
+
+/// The conditions of a backup whose Job runs.
+fn running(job: &str) -> [Cond<'static>; 2] {
+    let msg = format!("Job {job} backs the site up");
+    [
+        Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            true,
+            "Running",
+            msg.clone(),
+        ),
+        Cond::new(mutu_api::CONDITION_COMPLETE, false, "Running", msg),
+    ]
 }
 
 pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -396,52 +418,12 @@ pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             }
             status.start_time.get_or_insert(now);
             status.location = Some(format!("{ns}/{site_name}/{}", b.name_any()));
-            write(
-                ctx.as_ref(),
-                &api,
-                &b,
-                status,
-                &[
-                    Cond::new(
-                        mutu_api::CONDITION_PROGRESSING,
-                        true,
-                        "Running",
-                        format!("Job {job_name} backs the site up"),
-                    ),
-                    Cond::new(
-                        mutu_api::CONDITION_COMPLETE,
-                        false,
-                        "Running",
-                        format!("Job {job_name} backs the site up"),
-                    ),
-                ],
-            )
-            .await?;
+            write(ctx.as_ref(), &api, &b, status, &running(&job_name)).await?;
             Ok(Action::requeue(Duration::from_secs(60)))
         }
         Some(JobState::Running) => {
             status.start_time.get_or_insert(now);
-            write(
-                ctx.as_ref(),
-                &api,
-                &b,
-                status,
-                &[
-                    Cond::new(
-                        mutu_api::CONDITION_PROGRESSING,
-                        true,
-                        "Running",
-                        format!("Job {job_name} backs the site up"),
-                    ),
-                    Cond::new(
-                        mutu_api::CONDITION_COMPLETE,
-                        false,
-                        "Running",
-                        format!("Job {job_name} backs the site up"),
-                    ),
-                ],
-            )
-            .await?;
+            write(ctx.as_ref(), &api, &b, status, &running(&job_name)).await?;
             Ok(Action::requeue(Duration::from_secs(60)))
         }
         Some(JobState::Succeeded) => {
