@@ -38,6 +38,19 @@ pub const PRODUCT_LABEL: &str = "hosting.imio.be/product";
 /// Annotation on a PloneSite that stops its servers while someone works on its data (e.g.
 /// `restore/<name>` during a Restore); the value says who asked.
 pub const MAINTENANCE_ANNOTATION: &str = "hosting.imio.be/maintenance";
+/// Annotation set on a PloneSite by mutu while its public sees a maintenance page instead of
+/// the site (a MigrationPlan or a ReleaseRollout at work); the value says who set it. The
+/// servers keep running unless [`MAINTENANCE_ANNOTATION`] is set too.
+pub const OFFLINE_ANNOTATION: &str = "hosting.imio.be/offline";
+/// Annotation set on a PloneSite by a MigrationPlan: the node pool the site runs on. Only a
+/// plan writes it, so a GitOps sync (which owns the spec) never undoes a migration.
+pub const POOL_ANNOTATION: &str = "hosting.imio.be/pool";
+/// Annotation set on a PloneSite by a MigrationPlan: the volume claim holding the site's ZEO
+/// data on its pool. Without it the data is in `data-<site>-zeo-0`.
+pub const DATA_VOLUME_ANNOTATION: &str = "hosting.imio.be/data-volume";
+/// Annotation set on a PloneSite by a ReleaseRollout: the release the site runs, ahead of
+/// `spec.release` and the Product's release.
+pub const RELEASE_ANNOTATION: &str = "hosting.imio.be/release";
 
 /// Pool of the new virtualised frontend nodes, where new sites go by default.
 pub const POOL_FRONTEND: &str = "frontend";

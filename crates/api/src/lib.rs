@@ -26,9 +26,10 @@ pub use backup::{
 pub use certificate::{Certificate, CertificateSpec, CertificateStatus};
 pub use common::{
     API_VERSION, COMPONENT, CONDITION_COMPLETE, CONDITION_FAILED, CONDITION_PROGRESSING,
-    CONDITION_READY, DeletionPolicy, GROUP, INSTANCE, MAINTENANCE_ANNOTATION, MANAGED_BY,
-    MANAGED_BY_VALUE, POOL_FRONTEND, POOL_LABEL, POOL_PHYSICAL, PRODUCT_LABEL, Pool, TENANT_LABEL,
-    VERSION, Window, tenant_namespace,
+    CONDITION_READY, DATA_VOLUME_ANNOTATION, DeletionPolicy, GROUP, INSTANCE,
+    MAINTENANCE_ANNOTATION, MANAGED_BY, MANAGED_BY_VALUE, OFFLINE_ANNOTATION, POOL_ANNOTATION,
+    POOL_FRONTEND, POOL_LABEL, POOL_PHYSICAL, PRODUCT_LABEL, Pool, RELEASE_ANNOTATION,
+    TENANT_LABEL, VERSION, Window, tenant_namespace,
 };
 pub use crd::{CRD_HEADER, crd_file_name, crd_yaml, crds};
 pub use issuer::{CertificateIssuer, CertificateIssuerSpec, CertificateIssuerStatus};

@@ -83,6 +83,15 @@ pub struct MigrationPlanSpec {
         "spec.retention: must be a duration in hours, minutes or seconds, e.g. 168h"
     ))]
     pub retention: Option<Duration>,
+
+    /// How long a changed site may take to become Ready before it is put back as it was, as
+    /// a duration such as `10m`. Leave it out for 10 minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(DURATION_RULE).message(
+        "spec.verifyTimeout: must be a duration in hours, minutes or seconds, e.g. 10m"
+    ))]
+    pub verify_timeout: Option<Duration>,
 }
 
 /// Upgrade every site of a product to a new release, cohort by cohort, a wave at a time.
@@ -154,6 +163,15 @@ pub struct ReleaseRolloutSpec {
     /// Stop starting new upgrades; upgrades under way finish. Set back to false to resume.
     #[serde(default)]
     pub paused: bool,
+
+    /// How long a changed site may take to become Ready before it is put back as it was, as
+    /// a duration such as `10m`. Leave it out for 10 minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(DURATION_RULE).message(
+        "spec.verifyTimeout: must be a duration in hours, minutes or seconds, e.g. 10m"
+    ))]
+    pub verify_timeout: Option<Duration>,
 }
 
 fn one() -> i32 {
@@ -192,7 +210,7 @@ pub struct WaveStatus {
     #[serde(default)]
     pub sites: SiteCounts,
 
-    /// Index (from 0) of the wave under way.
+    /// Number (from 1) of the wave under way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_wave: Option<i32>,
 
@@ -200,9 +218,15 @@ pub struct WaveStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<WaveProgress>,
 
-    /// Where each site not yet done is, and why failed ones failed.
+    /// Every site of the plan, in order: its wave, the step it is at, and why failed ones
+    /// failed. Recorded before each step starts, so a restarted operator resumes there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub site_progress: Vec<SiteProgress>,
+
+    /// Nodes of the `from` pool the plan cordoned once they held no more sites
+    /// (MigrationPlan only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cordoned_nodes: Vec<String>,
 }
 
 /// Site counts of a plan.
@@ -234,7 +258,7 @@ pub struct SiteCounts {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WaveProgress {
-    /// Index of the wave, from 0.
+    /// Number of the wave, from 1.
     pub index: i32,
 
     /// Cohort the wave belongs to (ReleaseRollout only).
@@ -277,6 +301,24 @@ pub struct SiteProgress {
     /// When the site entered this step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,
+
+    /// Where the site was before the plan changed it, to put it back: its pool (MigrationPlan)
+    /// or its release (ReleaseRollout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+
+    /// Volume claim of the site's data before the move (MigrationPlan, ZEO sites): kept until
+    /// the plan's retention has passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_volume: Option<String>,
+
+    /// Step at which the site failed, for a failed site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<SiteStep>,
+
+    /// When the site finished (done or failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Time>,
 }
 
 /// Steps a site goes through in a wave.
@@ -285,14 +327,21 @@ pub struct SiteProgress {
 pub enum SiteStep {
     /// Not started.
     Pending,
-    /// Taking the safety backup.
-    BackingUp,
-    /// Moving to the new pool (MigrationPlan).
+    /// Checking the site can go (room on the target pool, a valid certificate) and taking a
+    /// fresh backup.
+    Preflight,
+    /// The public sees a maintenance page; the servers still run (MigrationPlan).
+    Maintenance,
+    /// Placing the site's data on storage of the target pool (MigrationPlan).
+    CopyingData,
+    /// Starting the site's servers on the target pool (MigrationPlan).
     Moving,
     /// Running the upgrade command and restarting on the new release (ReleaseRollout).
     Upgrading,
-    /// Checking the site answers on its health path.
+    /// Waiting for the site to be Ready, then ending the maintenance.
     Verifying,
+    /// Putting a failed site back as it was.
+    RollingBack,
     /// Changed and checked.
     Done,
     /// Failed and put back as it was.

@@ -118,6 +118,18 @@ struct RunArgs {
         default_value = "docker.io/library/postgres:17-alpine"
     )]
     backup_postgres_image: String,
+    /// Service (host:port) of the maintenance page server (`mutu maintenance-page`) that
+    /// the Ingress of a site in maintenance sends its visitors to.
+    #[arg(
+        long,
+        env = "MUTU_MAINTENANCE_SERVICE",
+        default_value = "mutu-maintenance.mutu-system.svc:8080",
+        value_parser = parse_host_port
+    )]
+    maintenance_service: (String, i32),
+    /// How often the MigrationPlans and ReleaseRollouts re-check their sites in flight.
+    #[arg(long, env = "MUTU_WAVE_TICK", default_value = "5s", value_parser = parse_duration)]
+    wave_tick: std::time::Duration,
     /// Reconciles running at once, per controller.
     #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -130,7 +142,24 @@ const CONTROLLERS: &[&str] = &[
     mutu_certificate::NAME,
     mutu_solr_index::NAME,
     mutu_backup::NAME,
+    mutu_wave::NAME,
 ];
+
+/// `host:port`, e.g. `mutu-maintenance.mutu-system.svc:8080`.
+fn parse_host_port(text: &str) -> Result<(String, i32), String> {
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| {
+        format!("{text:?} is not host:port, e.g. mutu-maintenance.mutu-system.svc:8080")
+    })?;
+    let port: i32 = port
+        .parse()
+        .ok()
+        .filter(|p| (1..=65535).contains(p))
+        .ok_or_else(|| format!("{text:?}: the port must be a number from 1 to 65535"))?;
+    if host.is_empty() {
+        return Err(format!("{text:?}: the host is empty"));
+    }
+    Ok((host.to_string(), port))
+}
 
 /// A duration such as `90s`, `2m`, `1h30m` or `500ms`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -241,6 +270,7 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             default_issuer: args.default_issuer.clone(),
             ingress_class: args.ingress_class.clone(),
             solr_url: args.solr_url.clone(),
+            maintenance_backend: args.maintenance_service.clone(),
         };
         let run = mutu_site::run(
             client.clone(),
@@ -309,6 +339,25 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             keep_previous: args.solr_keep_previous,
         };
         let run = mutu_solr_index::run(
+            client.clone(),
+            metrics.clone(),
+            health.clone(),
+            config,
+            settings.clone(),
+            stopped(),
+        );
+        controllers.spawn(async move {
+            run.await;
+            Ok(())
+        });
+    }
+    if enabled(mutu_wave::NAME) {
+        let config = mutu_wave::Config {
+            backup_volume_claim: args.backup_volume_claim.clone(),
+            postgres_image: args.backup_postgres_image.clone(),
+            tick: args.wave_tick,
+        };
+        let run = mutu_wave::run(
             client.clone(),
             metrics.clone(),
             health.clone(),

@@ -79,6 +79,10 @@ pub struct Spec<'a> {
     pub policy: Option<String>,
     /// Whether the Job may write the site's data (a restore).
     pub writes_data: bool,
+    /// Restore into this volume claim instead of the site's (a MigrationPlan's new volume).
+    pub data_claim: Option<String>,
+    /// Run on this node pool instead of the site's (where the new volume is).
+    pub pool: Option<String>,
 }
 
 /// Why the Job cannot be built from the site as it runs.
@@ -86,7 +90,7 @@ pub struct Spec<'a> {
 pub enum Blocked {
     #[error("the site's ZEO server {0} has no container")]
     Container(String),
-    #[error("the site's ZEO server {0} has no data volume claim template")]
+    #[error("the site's ZEO server {0} mounts no data volume claim")]
     Data(String),
     #[error("the site's ZEO server does not mount mutu's scripts")]
     Scripts,
@@ -113,15 +117,16 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
         .find(|v| v.name == "mutu")
         .cloned()
         .ok_or(Blocked::Scripts)?;
-    let claim_template = zeo
-        .spec
-        .volume_claim_templates
-        .as_ref()
-        .and_then(|t| t.first())
-        .and_then(|t| t.metadata.name.clone())
+    // The ZEO server's data volume, wherever a MigrationPlan placed it.
+    let data_claim = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "data")
+        .and_then(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.clone())
         .ok_or_else(|| Blocked::Data(zeo.name_any()))?;
-    // The StatefulSet's one replica keeps its data in <template>-<statefulset>-0.
-    let data_claim = format!("{claim_template}-{}-0", zeo.name_any());
+    let data_claim = spec.data_claim.clone().unwrap_or(data_claim);
 
     let labels = job_labels(spec);
     let mut command = vec![
@@ -158,7 +163,16 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
     };
     // A ReadWriteOnce data volume is mounted where the ZEO server runs (a
     // backup), or where it ran (a restore, with the server stopped).
-    let affinity = if spec.writes_data {
+    let affinity = if let Some(pool) = &spec.pool {
+        Some(Affinity {
+            node_affinity: Some(serde_json::from_value(serde_json::json!({
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+                    "matchExpressions": [{"key": mutu_api::POOL_LABEL, "operator": "In", "values": [pool]}],
+                }]},
+            })).unwrap_or_default()),
+            ..Default::default()
+        })
+    } else if spec.writes_data {
         pod.affinity.clone()
     } else {
         Some(Affinity {
@@ -381,9 +395,11 @@ mod tests {
                     "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "hosting.imio.be/pool", "operator": "In", "values": ["frontend"]}]}]}}},
                     "containers": [{"name": "zeo", "image": "registry.imio.be/imio/delib:4.2.18",
                         "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "mutu", "mountPath": "/opt/mutu", "readOnly": true}]}],
-                    "volumes": [{"name": "mutu", "configMap": {"name": "delib-mutu"}}],
+                    "volumes": [
+                        {"name": "data", "persistentVolumeClaim": {"claimName": "data-delib-zeo-0"}},
+                        {"name": "mutu", "configMap": {"name": "delib-mutu"}},
+                    ],
                 }},
-                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}],
             },
         }))
         .unwrap_or_else(|e| panic!("{e}"))
@@ -408,7 +424,32 @@ mod tests {
             backups_claim: "backups",
             policy: Some("nightly".into()),
             writes_data: writes,
+            data_claim: None,
+            pool: None,
         }
+    }
+
+    #[test]
+    fn a_migration_restores_into_the_new_volume_on_the_target_pool() {
+        let mut s = spec(RESTORE, true);
+        s.data_claim = Some("data-delib-zeo-m1".into());
+        s.pool = Some("physical".into());
+        let job = build(&s, &zeo()).unwrap_or_else(|e| panic!("{e}"));
+        let value = serde_json::to_value(&job).unwrap_or_default();
+        let pod = &value["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "data-delib-zeo-m1"
+        );
+        assert_eq!(
+            pod["volumes"][0]["persistentVolumeClaim"]["readOnly"],
+            false
+        );
+        assert_eq!(
+            pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                [0]["matchExpressions"][0]["values"],
+            json!(["physical"])
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 mod engine;
 pub mod fleet;
-mod jobs;
+pub mod jobs;
 mod restore;
 mod run;
 pub mod schedule;

@@ -324,6 +324,8 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
                 backups_claim: &ctx.data.config.volume_claim,
                 policy: None,
                 writes_data: true,
+                data_claim: None,
+                pool: None,
             };
             let built = match &storage {
                 Storage::Zeo(zeo) => jobs::build(&spec, zeo),

@@ -362,6 +362,8 @@ pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                 backups_claim: &ctx.data.config.volume_claim,
                 policy: policy.clone(),
                 writes_data: false,
+                data_claim: None,
+                pool: None,
             };
             let built = match &storage {
                 Storage::Zeo(zeo) => jobs::build(&spec, zeo),

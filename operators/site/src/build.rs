@@ -54,6 +54,24 @@ pub struct Plan {
     pub solr_env: BTreeMap<String, String>,
     /// The Plone site still has to be created (the creation Job is wanted).
     pub create_site: bool,
+    /// Volume claim of the ZEO data, when a MigrationPlan placed it elsewhere than
+    /// [`zeo_data_claim`].
+    pub data_volume: Option<String>,
+    /// The public sees the maintenance page (a plan or a restore at work).
+    pub offline: bool,
+    /// Host and port of the maintenance page server (`mutu maintenance-page`) that an offline
+    /// site's Ingress sends its visitors to.
+    pub maintenance_backend: (String, i32),
+}
+
+/// Volume claim of a site's ZEO data until a MigrationPlan moves it.
+pub fn zeo_data_claim(site: &str) -> String {
+    format!("data-{site}-zeo-0")
+}
+
+/// Service of an offline site's Ingress: the maintenance page server.
+pub fn offline_service(site: &str) -> String {
+    format!("{site}-offline")
 }
 
 /// Everything one site wants to exist.
@@ -63,6 +81,8 @@ pub struct Desired {
     pub zeo: Option<StatefulSet>,
     pub services: Vec<Service>,
     pub data: Option<PersistentVolumeClaim>,
+    /// The ZEO data volume, when the site's data is on its first volume.
+    pub zeo_data: Option<PersistentVolumeClaim>,
     pub deployment: Option<Deployment>,
     pub pdb: Option<PodDisruptionBudget>,
     pub ingress: Option<Ingress>,
@@ -220,18 +240,23 @@ pub fn build(
         Some(StorageMode::Zeo) => {
             let zeo_name = format!("{name}-zeo");
             let (affinity, spread) = placement(site, "zeo", &plan.pool);
-            let mut claim = json!({
-                "metadata": {"name": "data", "labels": {
-                    labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
-                    labels::INSTANCE: name,
-                    labels::COMPONENT: "data",
-                    SITE_LABEL: name,
-                    labels::OWNER_UID: site.uid().unwrap_or_default(),
-                }},
-                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size(site, product)}}},
-            });
-            if let Some(class) = storage_class(site, product) {
-                claim["spec"]["storageClassName"] = json!(class);
+            // The data volume is not owned: it outlives the site unless deletionPolicy says
+            // Delete. A MigrationPlan may place the data on another volume (annotation); mutu
+            // then keeps the first one as it is.
+            let claim_name = plan
+                .data_volume
+                .clone()
+                .unwrap_or_else(|| zeo_data_claim(&name));
+            if plan.data_volume.is_none() {
+                let mut claim = json!({
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": meta(site, &claim_name, "data", false),
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size(site, product)}}},
+                });
+                if let Some(class) = storage_class(site, product) {
+                    claim["spec"]["storageClassName"] = json!(class);
+                }
+                desired.zeo_data = Some(typed(claim)?);
             }
             desired.zeo = Some(typed(json!({
                 "apiVersion": "apps/v1", "kind": "StatefulSet",
@@ -240,8 +265,6 @@ pub fn build(
                     "replicas": if plan.suspended { 0 } else { 1 },
                     "serviceName": zeo_name,
                     "selector": selector(site, "zeo"),
-                    // The data outlives the StatefulSet: only deletionPolicy Delete removes it.
-                    "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                     "template": {
                         "metadata": {"labels": pod_labels(site, "zeo", &plan.product, &plan.pool)},
                         "spec": {
@@ -256,10 +279,12 @@ pub fn build(
                                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
                                 "volumeMounts": [{"name": "data", "mountPath": "/data"}, scripts_mount],
                             }],
-                            "volumes": [scripts_volume],
+                            "volumes": [
+                                {"name": "data", "persistentVolumeClaim": {"claimName": claim_name}},
+                                scripts_volume,
+                            ],
                         },
                     },
-                    "volumeClaimTemplates": [claim],
                 },
             }))?);
             desired.services.push(typed(json!({
@@ -382,6 +407,18 @@ pub fn build(
     }))?);
 
     let tls_secret = format!("{name}-tls");
+    // Offline, visitors get the maintenance page (503 with Retry-After), not an error.
+    let backend = if plan.offline {
+        let (host, port) = &plan.maintenance_backend;
+        desired.services.push(typed(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": meta(site, &offline_service(&name), "offline", true),
+            "spec": {"type": "ExternalName", "externalName": host, "ports": [{"name": "http", "port": port}]},
+        }))?);
+        json!({"service": {"name": offline_service(&name), "port": {"number": port}}})
+    } else {
+        json!({"service": {"name": name, "port": {"name": "http"}}})
+    };
     let rules: Vec<Value> = site
         .spec
         .hostnames
@@ -389,7 +426,7 @@ pub fn build(
         .map(|host| {
             json!({"host": host, "http": {"paths": [{
                 "path": "/", "pathType": "Prefix",
-                "backend": {"service": {"name": name, "port": {"name": "http"}}},
+                "backend": backend,
             }]}})
         })
         .collect();
@@ -605,6 +642,9 @@ mod tests {
             ingress_class: "nginx".into(),
             solr_env: BTreeMap::from([("COLLECTIVE_SOLR_HOST".into(), "solr".into())]),
             create_site: true,
+            data_volume: None,
+            offline: false,
+            maintenance_backend: ("mutu-maintenance.mutu-system.svc".into(), 8080),
         }
     }
 
@@ -687,19 +727,86 @@ mod tests {
     }
 
     #[test]
-    fn zeo_keeps_its_data_on_a_volume_that_outlives_the_statefulset() {
+    fn zeo_keeps_its_data_on_a_volume_that_outlives_the_site() {
         let d = build_ok(&site(""), &delib(), &plan());
         let zeo = json_of(&d.zeo);
-        assert_eq!(
-            zeo["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
-            "Retain"
+        let claim = json_of(&d.zeo_data);
+        assert_eq!(claim["metadata"]["name"], "data-delib-zeo-0");
+        assert!(
+            claim["metadata"]["ownerReferences"].is_null(),
+            "the data volume is not owned by the site"
         );
-        let claim = &zeo["spec"]["volumeClaimTemplates"][0];
         assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "20Gi");
         assert_eq!(claim["metadata"]["labels"][labels::OWNER_UID], "5173-delib");
+        assert_eq!(
+            zeo["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "data-delib-zeo-0"
+        );
         assert!(
             d.config
                 .is_some_and(|c| c.data.unwrap_or_default()["zeo.conf"].contains("blob-dir"))
+        );
+    }
+
+    #[test]
+    fn a_migrated_site_runs_on_its_new_volume_and_leaves_the_first_one_alone() {
+        let moved = Plan {
+            data_volume: Some("data-delib-zeo-m1a2b3".into()),
+            pool: "physical".into(),
+            ..plan()
+        };
+        let d = build_ok(&site(""), &delib(), &moved);
+        assert!(
+            d.zeo_data.is_none(),
+            "mutu does not write the plan's volume"
+        );
+        let zeo = json_of(&d.zeo);
+        assert_eq!(
+            zeo["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "data-delib-zeo-m1a2b3"
+        );
+        assert_eq!(
+            zeo["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                ["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0],
+            "physical"
+        );
+    }
+
+    #[test]
+    fn an_offline_site_sends_its_visitors_to_the_maintenance_page() {
+        let online = build_ok(&site(""), &delib(), &plan());
+        assert!(
+            !online
+                .services
+                .iter()
+                .any(|s| s.name_any() == "delib-offline")
+        );
+        let offline = Plan {
+            offline: true,
+            ..plan()
+        };
+        let d = build_ok(&site(""), &delib(), &offline);
+        let ingress = json_of(&d.ingress);
+        for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
+            let backend = &rule["http"]["paths"][0]["backend"]["service"];
+            assert_eq!(backend["name"], "delib-offline");
+            assert_eq!(backend["port"]["number"], 8080);
+        }
+        let svc = d
+            .services
+            .iter()
+            .find(|s| s.name_any() == "delib-offline")
+            .map(json_of)
+            .unwrap_or_else(|| panic!("no offline Service"));
+        assert_eq!(svc["spec"]["type"], "ExternalName");
+        assert_eq!(
+            svc["spec"]["externalName"],
+            "mutu-maintenance.mutu-system.svc"
+        );
+        assert_eq!(
+            json_of(&d.deployment)["spec"]["replicas"],
+            json_of(&online.deployment)["spec"]["replicas"],
+            "offline alone keeps the servers running"
         );
     }
 

@@ -32,6 +32,9 @@ use crate::build::{self, Plan, SITE_LABEL};
 pub const FINALIZER: &str = "hosting.imio.be/site";
 /// Condition recording that the Plone site exists in its database.
 pub const SITE_CREATED: &str = "SiteCreated";
+/// Condition saying the site's servers are all ready, whether or not the public
+/// sees them (a site in maintenance is available but not Ready).
+pub const CONDITION_AVAILABLE: &str = "Available";
 
 fn storage_is_zeo(site: &PloneSite, product: &ProductSpec) -> bool {
     product.engine == mutu_api::product::Engine::Plone
@@ -56,6 +59,8 @@ pub struct Config {
     pub ingress_class: String,
     /// Base URL of the shared Solr, e.g. `http://solr.solr.svc:8983/solr`.
     pub solr_url: String,
+    /// Host and port of the maintenance page server (`mutu maintenance-page`).
+    pub maintenance_backend: (String, i32),
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
             default_issuer: "letsencrypt".to_string(),
             ingress_class: "nginx".to_string(),
             solr_url: "http://solr.solr.svc:8983/solr".to_string(),
+            maintenance_backend: ("mutu-maintenance.mutu-system.svc".to_string(), 8080),
         }
     }
 }
@@ -279,14 +285,23 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         return Ok(ctx.requeue());
     };
 
-    let pool = current
-        .pool
-        .clone()
+    // Where the site runs is mutu's decision: the pool a MigrationPlan set, else the
+    // pool recorded in the status, else the default pool for a new site.
+    let annotation = |key: &str| {
+        site.annotations()
+            .get(key)
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    let pool = annotation(mutu_api::POOL_ANNOTATION)
+        .filter(|p| mutu_api::common::is_dns_label(p))
+        .or_else(|| current.pool.clone())
         .unwrap_or_else(|| data.config.default_pool.clone());
-    let wanted = site
-        .spec
-        .release
+    // A ReleaseRollout's release comes first, then the pin, then the Product's.
+    let rollout_release = annotation(mutu_api::RELEASE_ANNOTATION);
+    let wanted = rollout_release
         .clone()
+        .or_else(|| site.spec.release.clone())
         .unwrap_or_else(|| product.release.clone());
     let mut status = PloneSiteStatus {
         observed_generation: site.meta().generation,
@@ -299,6 +314,15 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
     let release = match current.release.clone() {
         None => wanted.clone(),
         Some(running) if running == wanted => running,
+        // A rollout putting a site back on the release it came from (after restoring its
+        // data from the backup taken before the upgrade): no upgrade Job.
+        Some(running)
+            if rollout_release.as_deref() == Some(wanted.as_str())
+                && current.previous_release.as_deref() == Some(wanted.as_str()) =>
+        {
+            status.previous_release = Some(running);
+            wanted.clone()
+        }
         Some(running) if product.upgrade_command.is_empty() => {
             status.previous_release = Some(running);
             wanted.clone()
@@ -334,10 +358,9 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         );
     let solr = product.solr.as_ref().is_some_and(|s| s.enabled);
     // Someone works on the site's data (e.g. a Restore): its servers stop.
-    let maintenance = site
-        .annotations()
-        .get(mutu_api::MAINTENANCE_ANNOTATION)
-        .cloned();
+    let maintenance = annotation(mutu_api::MAINTENANCE_ANNOTATION);
+    // The public sees the maintenance page (a plan at work, or any maintenance).
+    let offline = annotation(mutu_api::OFFLINE_ANNOTATION).or_else(|| maintenance.clone());
     let plan = Plan {
         product: site.spec.product.clone(),
         release: release.clone(),
@@ -357,6 +380,9 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             BTreeMap::new()
         },
         create_site: !created,
+        data_volume: annotation(mutu_api::DATA_VOLUME_ANNOTATION),
+        offline: offline.is_some(),
+        maintenance_backend: data.config.maintenance_backend.clone(),
     };
     let desired = build::build(site, product, &plan).map_err(Error::Build)?;
     apply_all(site, ctx, desired).await?;
@@ -399,6 +425,8 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
     } else {
         site.spec.replicas.unwrap_or(product.replicas).max(0)
     };
+    let available =
+        !tenant.spec.suspended && maintenance.is_none() && ready >= want && created && zeo_ready;
     let mut conds = vec![Cond::new(
         SITE_CREATED,
         created,
@@ -430,6 +458,22 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             mutu_api::CONDITION_PROGRESSING,
             true,
             "Maintenance",
+            msg,
+        ));
+    } else if let Some(who) = offline.as_ref().filter(|_| available) {
+        let msg = format!(
+            "{ready}/{want} instances ready on release {release}, but the public sees the maintenance page ({who})"
+        );
+        conds.push(Cond::new(
+            mutu_api::CONDITION_READY,
+            false,
+            "Offline",
+            msg.clone(),
+        ));
+        conds.push(Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            true,
+            "Offline",
             msg,
         ));
     } else if ready >= want && created && zeo_ready {
@@ -475,6 +519,20 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             why,
         ));
     }
+    conds.push(Cond::new(
+        CONDITION_AVAILABLE,
+        available,
+        if available {
+            "InstancesReady"
+        } else {
+            "NotAvailable"
+        },
+        if available {
+            format!("{ready}/{want} instances ready on pool {}", plan.pool)
+        } else {
+            format!("{ready}/{want} instances ready")
+        },
+    ));
     match (&upgrade_to, &upgrade_failure) {
         (Some(target), Some(message)) => conds.push(Cond::new(
             "Degraded",
@@ -548,6 +606,9 @@ async fn apply_all(site: &PloneSite, ctx: &Ctx, desired: build::Desired) -> Resu
         a.apply(&d.services, o).await?;
     }
     if let Some(o) = desired.data {
+        a.apply(&d.claims, o).await?;
+    }
+    if let Some(o) = desired.zeo_data {
         a.apply(&d.claims, o).await?;
     }
     for o in deployments {

@@ -1,9 +1,194 @@
-//! The waves of a MigrationPlan or a ReleaseRollout: which sites change
-//! together, in which order. Pure: the same function gives the preview
-//! (`mutu migrate preview`, `mutu rollout preview`) and the plan the engine
-//! records when it starts, so what is previewed is what runs.
+//! The wave engine of MigrationPlans and ReleaseRollouts (controller `wave`).
+//!
+//! The waves, which sites change together and in which order, are pure: the
+//! same function gives the preview (`mutu migrate preview`, `mutu rollout
+//! preview`) and the plan the engine records when it starts, so what is
+//! previewed is what runs. The engine (`engine`) then drives each site
+//! through its steps, recorded in the plan's status (`progress`).
+
+mod engine;
+pub mod progress;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use mutu_api::{Backup, MigrationPlan, Product, ReleaseRollout};
+use mutu_runtime::watch::{main_watch, slim_children_watch_of};
+use mutu_runtime::{Context, Health, Metrics, Settings};
+
+pub use engine::Config;
+
+/// Name of this controller in metrics, events and its field manager (`mutu-wave`).
+pub const NAME: &str = "wave";
+
+/// Keeps only what the engine reads of a Job: metadata and state.
+fn slim_job(job: &mut Job) {
+    job.spec = None;
+    job.meta_mut().annotations = None;
+}
+
+/// Keeps only what the engine reads of a pod: labels, node, requests, phase.
+fn slim_pod(pod: &mut Pod) {
+    let meta = pod.meta_mut();
+    meta.annotations = None;
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.volumes = None;
+        spec.affinity = None;
+        spec.tolerations = None;
+        spec.topology_spread_constraints = None;
+        spec.init_containers = None;
+        for c in spec.containers.iter_mut() {
+            c.env = None;
+            c.command = None;
+            c.args = None;
+            c.volume_mounts = None;
+            c.readiness_probe = None;
+            c.liveness_probe = None;
+            c.startup_probe = None;
+            c.ports = None;
+        }
+    }
+    if let Some(status) = pod.status.as_mut() {
+        status.container_statuses = None;
+        status.conditions = None;
+        status.init_container_statuses = None;
+    }
+}
+
+/// Runs the MigrationPlan and ReleaseRollout controllers until `shutdown` completes.
+pub async fn run(
+    client: Client,
+    metrics: Metrics,
+    health: Health,
+    config: Config,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (sites, site_stream) = main_watch(
+        Api::<DeserializeGuard<mutu_api::PloneSite>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+    let (products, product_stream) = main_watch(
+        Api::<DeserializeGuard<Product>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+    let (migrations, migration_stream) = main_watch(
+        Api::<DeserializeGuard<MigrationPlan>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+    let (rollouts, rollout_stream) = main_watch(
+        Api::<DeserializeGuard<ReleaseRollout>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+    let (backups, backup_stream) = main_watch(
+        Api::<DeserializeGuard<Backup>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+    let (nodes, node_stream) = main_watch(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
+    let (jobs, job_stream) = slim_children_watch_of::<Job>(
+        &client,
+        &health,
+        &metrics,
+        &format!("{}={}", mutu_api::COMPONENT, engine::MIGRATE),
+        slim_job,
+    );
+    // Every pod, cut down: the room left on a pool counts them all.
+    let (pods, pod_writer) = reflector::store();
+    let pod_stream = reflector(
+        pod_writer,
+        watcher(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default().page_size(500),
+        )
+        .default_backoff()
+        .modify(slim_pod),
+    )
+    .touched_objects();
+    let ctx = Arc::new(Context::new(
+        NAME,
+        client.clone(),
+        metrics.clone(),
+        health.clone(),
+        settings.clone(),
+        engine::Data {
+            config,
+            sites,
+            products,
+            migrations: migrations.clone(),
+            rollouts: rollouts.clone(),
+            backups,
+            jobs,
+            nodes,
+            pods,
+            memo: Default::default(),
+        },
+    ));
+    let shutdown = shutdown.shared();
+    // A change of a site, a backup or a Job re-checks every plan: there are few.
+    let (m_tx, m_rx) = futures::channel::mpsc::unbounded::<()>();
+    let (r_tx, r_rx) = futures::channel::mpsc::unbounded::<()>();
+    let poke = move |_| {
+        let _ = m_tx.unbounded_send(());
+        let _ = r_tx.unbounded_send(());
+        std::future::ready(())
+    };
+    let triggers = futures::stream::select(
+        futures::stream::select(site_stream.map(|_| ()), backup_stream.map(|_| ())),
+        job_stream.map(|_| ()),
+    )
+    .for_each(poke);
+    let migrations_ctl = Controller::for_stream(migration_stream, migrations)
+        .reconcile_all_on(m_rx)
+        .graceful_shutdown_on(shutdown.clone());
+    let rollouts_ctl = Controller::for_stream(rollout_stream, rollouts)
+        .reconcile_all_on(r_rx)
+        .graceful_shutdown_on(shutdown.clone());
+    let drain = futures::future::join4(
+        triggers,
+        product_stream.for_each(|_| std::future::ready(())),
+        node_stream.for_each(|_| std::future::ready(())),
+        pod_stream.for_each(|_| std::future::ready(())),
+    );
+    let stop = shutdown.clone();
+    let drain = async move {
+        tokio::select! {
+            _ = drain => {}
+            _ = stop => {}
+        }
+    };
+    futures::join!(
+        mutu_runtime::controller::run(migrations_ctl, ctx.clone(), engine::reconcile_migration),
+        mutu_runtime::controller::run(rollouts_ctl, ctx.clone(), engine::reconcile_rollout),
+        drain,
+    );
+}
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
