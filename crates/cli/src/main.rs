@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod crds;
 mod dev;
+mod maintenance;
 mod operator;
 mod tenant;
 mod wave;
@@ -40,6 +41,9 @@ enum Command {
     Migrate(wave::MigrateArgs),
     /// Release rollouts: preview a ReleaseRollout's waves.
     Rollout(wave::RolloutArgs),
+    /// Serve the page the public sees while a site is in maintenance
+    /// (503 with Retry-After), until SIGTERM or Ctrl-C.
+    MaintenancePage(maintenance::MaintenanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             Command::Backup(args) => backup::run(args).await,
             Command::Migrate(args) => wave::migrate(args).await,
             Command::Rollout(args) => wave::rollout(args).await,
+            Command::MaintenancePage(args) => maintenance::run(args).await,
         }
     });
     match result {
