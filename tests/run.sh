@@ -67,7 +67,8 @@ done
 
 echo "==> end-to-end tests"
 if ! cargo test --locked -p mutu-e2e --test e2e -- --test-threads=4 \
-   || ! cargo test --locked -p mutu-e2e --test serial -- --test-threads=1; then
+   || ! cargo test --locked -p mutu-e2e --test serial -- --test-threads=1 \
+   || ! cargo test --locked -p mutu-e2e --test migration -- --test-threads=1; then
   echo "--- last lines of the operator log ($state/logs/operator.log):"
   tail -n 40 "$state/logs/operator.log"
   exit 1

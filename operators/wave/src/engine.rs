@@ -383,27 +383,30 @@ where
 
     // Which sites may start now.
     let counted = progress::counts(status.site_progress.iter());
-    let hold = if let Some(message) = &invalid {
-        Some(Hold::OutsideWindow(message.clone()))
-    } else if counted.failed >= info.threshold {
-        Some(Hold::Halted {
-            failed: counted.failed,
-            threshold: info.threshold,
-        })
-    } else if info.paused {
-        Some(Hold::Paused)
-    } else if let Some(w) = &info.window {
-        match progress::window_open(w, now.0) {
-            Ok(true) => None,
-            Ok(false) => Some(Hold::OutsideWindow(format!(
-                "outside the window {}–{} {}",
-                w.start, w.end, w.time_zone
-            ))),
-            Err(message) => Some(Hold::OutsideWindow(message)),
+    let hold_of = |counted: &mutu_api::wave::SiteCounts| {
+        if let Some(message) = &invalid {
+            Some(Hold::OutsideWindow(message.clone()))
+        } else if counted.failed >= info.threshold {
+            Some(Hold::Halted {
+                failed: counted.failed,
+                threshold: info.threshold,
+            })
+        } else if info.paused {
+            Some(Hold::Paused)
+        } else if let Some(w) = &info.window {
+            match progress::window_open(w, now.0) {
+                Ok(true) => None,
+                Ok(false) => Some(Hold::OutsideWindow(format!(
+                    "outside the window {}–{} {}",
+                    w.start, w.end, w.time_zone
+                ))),
+                Err(message) => Some(Hold::OutsideWindow(message)),
+            }
+        } else {
+            None
         }
-    } else {
-        None
     };
+    let hold = hold_of(&counted);
     // The sites in flight before this reconcile: only their recorded steps are worked on.
     let recorded: Vec<usize> = (0..status.site_progress.len())
         .filter(|&i| progress::in_flight(status.site_progress[i].step))
@@ -650,6 +653,8 @@ where
     );
     let left = counted.pending + counted.in_flight;
     let halted = counted.failed >= info.threshold;
+    // What holds the plan now, after this reconcile's work (a site may have failed).
+    let hold = hold_of(&counted);
     let (progressing, reason, message) = match (&invalid, left, &hold) {
         (Some(message), _, _) => (false, "InvalidSpec", message.clone()),
         (None, 0, _) => (
@@ -772,11 +777,24 @@ where
     ctx.write_status(api, plan, status.clone(), &conds)
         .await
         .map_err(kube_err(format!("write the status of {}", info.name)))?;
-    ctx.data
-        .memo
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(info.uid.clone(), status);
+    let live: BTreeSet<String> = ctx
+        .data
+        .migrations
+        .state()
+        .iter()
+        .filter_map(|m| m.0.as_ref().ok().and_then(|m| m.uid()))
+        .chain(
+            ctx.data
+                .rollouts
+                .state()
+                .iter()
+                .filter_map(|r| r.0.as_ref().ok().and_then(|r| r.uid())),
+        )
+        .collect();
+    let mut memo = ctx.data.memo.lock().unwrap_or_else(|e| e.into_inner());
+    // Plans that are gone are forgotten.
+    memo.retain(|uid, _| live.contains(uid));
+    memo.insert(info.uid.clone(), status);
     Ok(if busy {
         Action::requeue(ctx.data.config.tick)
     } else {
@@ -1483,6 +1501,11 @@ async fn migrate(
                     ],
                 )
                 .await?;
+                if !is_true(site, mutu_api::CONDITION_READY) {
+                    return Ok(Next::Stay(format!(
+                        "{failure} — putting it back on pool {origin_pool}: ready there; ending the maintenance"
+                    )));
+                }
                 return Ok(Next::Go(
                     SiteStep::Failed,
                     format!(

@@ -328,3 +328,86 @@ pub async fn member_with_site(
     wait_site_condition(client, &ns, "delib", "Ready", "True", None, timeout).await?;
     Ok((ns, product))
 }
+
+/// Replaces the operator that `make test` runs: SIGKILL (with `kill_first`),
+/// then the same command again with `extra` arguments (its pid in the same
+/// file, its output appended to the same log), and waits until it is ready.
+pub async fn restart_operator(kill_first: bool, extra: &[&str]) -> anyhow::Result<()> {
+    let var = |k: &str| {
+        std::env::var(k).map_err(|_| anyhow::anyhow!("{k} is not set; run through `make test`"))
+    };
+    let pid_file = var("MUTU_OPERATOR_PID_FILE")?;
+    let args = var("MUTU_OPERATOR_ARGS")?;
+    let log = var("MUTU_OPERATOR_LOG")?;
+    let bin = var("MUTU_BIN")?;
+    if kill_first {
+        let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "cannot kill the operator (pid {pid})");
+        // Its metrics port is free again once it is gone.
+        for _ in 0..100 {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let out = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)?;
+    let child = std::process::Command::new(bin)
+        .args(args.split_whitespace())
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()?;
+    std::fs::write(&pid_file, format!("{}\n", child.id()))?;
+    let url = var("MUTU_OPERATOR_METRICS")?.replace("/metrics", "/readyz");
+    mutu_runtime::testing::eventually(
+        std::time::Duration::from_secs(60),
+        "the restarted operator to be ready",
+        || {
+            let url = url.clone();
+            async move { scrape(&url).await.ok().filter(|b| b.trim() == "ready") }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A member entitled to `names.len()` sites of `product`, and those sites
+/// (labelled `labels`, deletion policy Delete), all Ready. Returns the namespace.
+pub async fn member_with_sites(
+    client: &Client,
+    prefix: &str,
+    product: &str,
+    names: &[String],
+    labels: serde_json::Value,
+    timeout: std::time::Duration,
+) -> anyhow::Result<String> {
+    let tenant = mutu_runtime::testing::unique_name(prefix);
+    let domain = format!("{tenant}.test");
+    create_tenant_with(
+        client,
+        &tenant,
+        std::slice::from_ref(&domain),
+        json!({ product: names.len() }),
+    )
+    .await?;
+    wait_ready(client, &tenant).await?;
+    let ns = format!("tenant-{tenant}");
+    for name in names {
+        let mut site = site_json(&ns, name, product, &[format!("{name}.{domain}")]);
+        site["metadata"]["labels"] = labels.clone();
+        site["spec"]["deletionPolicy"] = json!("Delete");
+        create_site(client, site).await?;
+    }
+    for name in names {
+        wait_site_condition(client, &ns, name, "Ready", "True", None, timeout).await?;
+    }
+    Ok(ns)
+}

@@ -7,6 +7,7 @@ mod backup;
 mod certificate;
 mod control_plane;
 mod reindex;
+mod rollout;
 mod site;
 mod solr;
 mod solr_index;

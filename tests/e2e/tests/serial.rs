@@ -191,41 +191,8 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     Ok(())
 }
 
-/// Replaces the operator that `make test` runs: SIGKILL, then the same command
-/// again (its pid in the same file, its output appended to the same log).
 async fn restart_shared_operator(kill_first: bool) -> anyhow::Result<()> {
-    let var = |k: &str| {
-        std::env::var(k).map_err(|_| anyhow::anyhow!("{k} is not set; run through `make test`"))
-    };
-    let pid_file = var("MUTU_OPERATOR_PID_FILE")?;
-    let args = var("MUTU_OPERATOR_ARGS")?;
-    let log = var("MUTU_OPERATOR_LOG")?;
-    let bin = var("MUTU_BIN")?;
-    if kill_first {
-        let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()?;
-        anyhow::ensure!(status.success(), "cannot kill the operator (pid {pid})");
-    }
-    let out = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&log)?;
-    let child = std::process::Command::new(bin)
-        .args(args.split_whitespace())
-        .stdin(std::process::Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()?;
-    std::fs::write(&pid_file, format!("{}\n", child.id()))?;
-    let url = var("MUTU_OPERATOR_METRICS")?.replace("/metrics", "/readyz");
-    eventually(TIMEOUT, "the restarted operator to be ready", || {
-        let url = url.clone();
-        async move { scrape(&url).await.ok().filter(|b| b.trim() == "ready") }
-    })
-    .await?;
-    Ok(())
+    mutu_e2e::restart_operator(kill_first, &[]).await
 }
 
 #[tokio::test]
