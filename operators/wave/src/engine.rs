@@ -58,6 +58,56 @@ impl Default for Config {
     }
 }
 
+type Labels = Vec<(&'static str, String)>;
+
+/// `mutu_wave_sites{kind,plan,state}`: the sites of each plan by state.
+#[derive(Clone, Default)]
+pub struct WaveMetrics {
+    sites: prometheus_client::metrics::family::Family<
+        Labels,
+        prometheus_client::metrics::gauge::Gauge,
+    >,
+}
+
+impl WaveMetrics {
+    pub fn register(&self, metrics: &mutu_runtime::Metrics) {
+        metrics.register(|r| {
+            r.register(
+                "wave_sites",
+                "Sites of each MigrationPlan and ReleaseRollout by state (pending, in_flight, done, failed)",
+                self.sites.clone(),
+            );
+        });
+    }
+
+    fn set(&self, kind: &str, plan: &str, counts: &mutu_api::wave::SiteCounts) {
+        for (state, n) in [
+            ("pending", counts.pending),
+            ("in_flight", counts.in_flight),
+            ("done", counts.done),
+            ("failed", counts.failed),
+        ] {
+            self.sites
+                .get_or_create(&vec![
+                    ("kind", kind.to_string()),
+                    ("plan", plan.to_string()),
+                    ("state", state.to_string()),
+                ])
+                .set(i64::from(n));
+        }
+    }
+
+    fn forget(&self, kind: &str, plan: &str) {
+        for state in ["pending", "in_flight", "done", "failed"] {
+            self.sites.remove(&vec![
+                ("kind", kind.to_string()),
+                ("plan", plan.to_string()),
+                ("state", state.to_string()),
+            ]);
+        }
+    }
+}
+
 /// The caches of the engine.
 pub struct Data {
     pub config: Config,
@@ -72,6 +122,9 @@ pub struct Data {
     /// The status each plan was last given (by uid): the cache may lag behind
     /// the engine's own writes, and a step must never be taken twice.
     pub memo: Mutex<HashMap<String, WaveStatus>>,
+    /// Plans seen (uid → kind and name), to drop the metrics of deleted ones.
+    pub seen: Mutex<HashMap<String, (&'static str, String)>>,
+    pub metrics: WaveMetrics,
 }
 
 impl Data {
@@ -791,8 +844,24 @@ where
                 .filter_map(|r| r.0.as_ref().ok().and_then(|r| r.uid())),
         )
         .collect();
+    let kind = match info.kind {
+        Kind::Migration { .. } => "MigrationPlan",
+        Kind::Rollout { .. } => "ReleaseRollout",
+    };
+    ctx.data.metrics.set(kind, &info.name, &status.sites);
+    {
+        // Plans that are gone are forgotten.
+        let mut seen = ctx.data.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|uid, (kind, name)| {
+            let keep = live.contains(uid);
+            if !keep {
+                ctx.data.metrics.forget(kind, name);
+            }
+            keep
+        });
+        seen.insert(info.uid.clone(), (kind, info.name.clone()));
+    }
     let mut memo = ctx.data.memo.lock().unwrap_or_else(|e| e.into_inner());
-    // Plans that are gone are forgotten.
     memo.retain(|uid, _| live.contains(uid));
     memo.insert(info.uid.clone(), status);
     Ok(if busy {

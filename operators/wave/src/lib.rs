@@ -131,6 +131,8 @@ pub async fn run(
         .modify(slim_pod),
     )
     .touched_objects();
+    let metrics_of_waves = engine::WaveMetrics::default();
+    metrics_of_waves.register(&metrics);
     let ctx = Arc::new(Context::new(
         NAME,
         client.clone(),
@@ -148,6 +150,8 @@ pub async fn run(
             nodes,
             pods,
             memo: Default::default(),
+            seen: Default::default(),
+            metrics: metrics_of_waves.clone(),
         },
     ));
     let shutdown = shutdown.shared();

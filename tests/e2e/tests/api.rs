@@ -111,16 +111,19 @@ async fn every_example_applies_server_side() -> anyhow::Result<()> {
         );
     }
     // The example backup policies would schedule backups of every test site
-    // at night: the other tests make their own.
-    let backups = repo_root().join("examples/backups.yaml");
-    let out = kubectl([
-        "delete",
-        "--ignore-not-found",
-        "--wait=false",
-        "-f",
-        &backups.display().to_string(),
-    ]);
-    assert!(out.success, "{}", out.stderr);
+    // at night, and the example plans would move and upgrade them: the other
+    // tests make their own.
+    for example in ["backups.yaml", "migration.yaml", "rollout.yaml"] {
+        let file = repo_root().join("examples").join(example);
+        let out = kubectl([
+            "delete",
+            "--ignore-not-found",
+            "--wait=false",
+            "-f",
+            &file.display().to_string(),
+        ]);
+        assert!(out.success, "{}", out.stderr);
+    }
     Ok(())
 }
 
