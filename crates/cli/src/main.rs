@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod crds;
 mod dev;
+mod fleet;
 mod maintenance;
 mod operator;
 mod tenant;
@@ -37,6 +38,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Backups: the night's plan of a policy.
     Backup(backup::BackupArgs),
+    /// The whole fleet: generate it from a profile (e.g. imio-2019), or sum up the
+    /// cluster's for the on-call engineer.
+    Fleet(fleet::FleetArgs),
     /// Migrations between node pools: preview a MigrationPlan's waves.
     Migrate(wave::MigrateArgs),
     /// Release rollouts: preview a ReleaseRollout's waves.
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Dev(_)
         | Command::Bench(_)
         | Command::Backup(_)
+        | Command::Fleet(_)
         | Command::Migrate(_)
         | Command::Rollout(_) => "warn,kube_client=off",
         _ => "info",
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
             Command::Tenant(args) => tenant::run(args),
             Command::Bench(args) => bench::run(args).await,
             Command::Backup(args) => backup::run(args).await,
+            Command::Fleet(args) => fleet::run(args).await,
             Command::Migrate(args) => wave::migrate(args).await,
             Command::Rollout(args) => wave::rollout(args).await,
             Command::MaintenancePage(args) => maintenance::run(args).await,
