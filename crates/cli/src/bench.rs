@@ -27,6 +27,9 @@ use mutu_api::{Certificate, CertificateIssuer};
 use mutu_runtime::{Health, Metrics, Settings, conditions};
 use serde_json::json;
 
+#[path = "bench_fleet.rs"]
+mod fleet;
+
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -38,6 +41,10 @@ enum BenchCommand {
     /// Certificates per second through the internal CA and the ACME server,
     /// beside a plain ACME client loop against the same server.
     Certificates(CertArgs),
+    /// A fleet of N sites from applied to Ready, beside a plain bulk apply of
+    /// the same objects; API writes when nothing changes and after a restart;
+    /// the operators' memory; one site's change to Ready.
+    Fleet(fleet::FleetArgs),
 }
 
 #[derive(Args)]
@@ -65,6 +72,7 @@ struct CertArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Certificates(a) => certificates(a).await,
+        BenchCommand::Fleet(a) => fleet::fleet(a).await,
     }
 }
 

@@ -6,7 +6,7 @@
 //! This crate exposes its controller and nothing else.
 
 mod admission;
-mod build;
+pub mod build;
 mod product;
 mod reconcile;
 

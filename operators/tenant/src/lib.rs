@@ -3,7 +3,7 @@
 //! deny-by-default NetworkPolicies and its admins' access; deletion honours
 //! `deletionPolicy`. This crate exposes its controller and nothing else.
 
-mod build;
+pub mod build;
 mod quantity;
 mod reconcile;
 mod validate;
