@@ -430,6 +430,26 @@ pub struct ControllerError<E: std::error::Error + 'static> {
     error: E,
 }
 
+/// How long a reconcile waits for its caches' first lists before it gives its
+/// slot back (see [`caches_listed`]).
+pub const CACHE_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits (at most [`CACHE_WAIT`]) for `listed`, the first full lists of a
+/// controller's caches. A reconcile must not act on a cache that is not
+/// listed yet (it would take a not-yet-listed child for a missing one), but
+/// must not hold its concurrency slot waiting either: the caches are fed by
+/// the streams the controller itself polls, and a controller whose every slot
+/// waits stops polling them. So a reconcile that gets `false` requeues itself
+/// ([`Action::requeue`] of a second) and returns.
+pub async fn caches_listed(listed: impl Future<Output = ()>) -> bool {
+    tokio::time::timeout(CACHE_WAIT, listed).await.is_ok()
+}
+
+/// The requeue of a reconcile whose caches are not listed yet.
+pub fn not_listed_yet() -> Action {
+    Action::requeue(Duration::from_secs(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

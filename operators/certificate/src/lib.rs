@@ -232,7 +232,7 @@ async fn sweep(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let work = async {
-        ctx.data.ready().await;
+        while !ctx.data.ready().await {}
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
             let exists = |ns: &str, name: &str| {

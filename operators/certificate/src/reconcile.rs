@@ -91,12 +91,15 @@ pub struct Data {
 }
 
 impl Data {
-    pub async fn ready(&self) {
-        let _ = self.certificates.wait_until_ready().await;
-        let _ = self.issuers.wait_until_ready().await;
-        let _ = self.tenants.wait_until_ready().await;
-        let _ = self.secrets.wait_until_ready().await;
-        let _ = self.ingresses.wait_until_ready().await;
+    pub async fn ready(&self) -> bool {
+        mutu_runtime::controller::caches_listed(async {
+            let _ = self.certificates.wait_until_ready().await;
+            let _ = self.issuers.wait_until_ready().await;
+            let _ = self.tenants.wait_until_ready().await;
+            let _ = self.secrets.wait_until_ready().await;
+            let _ = self.ingresses.wait_until_ready().await;
+        })
+        .await
     }
 }
 
@@ -374,7 +377,9 @@ enum Step {
 }
 
 pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.data.ready().await;
+    if !ctx.data.ready().await {
+        return Ok(mutu_runtime::controller::not_listed_yet());
+    }
     let ns = cert.namespace().unwrap_or_default();
     let name = cert.name_any();
     let key = format!("{ns}/{name}");

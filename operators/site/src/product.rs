@@ -56,7 +56,13 @@ pub fn counts<'a>(
 }
 
 pub async fn reconcile(product: Arc<Product>, ctx: Arc<Context<Data>>) -> Result<Action, Error> {
-    let _ = ctx.data.sites.wait_until_ready().await;
+    if !mutu_runtime::controller::caches_listed(async {
+        let _ = ctx.data.sites.wait_until_ready().await;
+    })
+    .await
+    {
+        return Ok(mutu_runtime::controller::not_listed_yet());
+    }
     let sites: Vec<PloneSite> = ctx
         .data
         .sites

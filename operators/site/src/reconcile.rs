@@ -96,21 +96,24 @@ pub struct Data {
 
 impl Data {
     /// Waits until every cache has its first full list (see the tenant controller).
-    async fn ready(&self) {
-        let _ = self.sites.wait_until_ready().await;
-        let _ = self.tenants.wait_until_ready().await;
-        let _ = self.products.wait_until_ready().await;
-        let _ = self.pods.wait_until_ready().await;
-        let _ = self.jobs.wait_until_ready().await;
-        let _ = self.configs.wait_until_ready().await;
-        let _ = self.statefulsets.wait_until_ready().await;
-        let _ = self.services.wait_until_ready().await;
-        let _ = self.claims.wait_until_ready().await;
-        let _ = self.deployments.wait_until_ready().await;
-        let _ = self.pdbs.wait_until_ready().await;
-        let _ = self.ingresses.wait_until_ready().await;
-        let _ = self.certificates.wait_until_ready().await;
-        let _ = self.indexes.wait_until_ready().await;
+    async fn ready(&self) -> bool {
+        mutu_runtime::controller::caches_listed(async {
+            let _ = self.sites.wait_until_ready().await;
+            let _ = self.tenants.wait_until_ready().await;
+            let _ = self.products.wait_until_ready().await;
+            let _ = self.pods.wait_until_ready().await;
+            let _ = self.jobs.wait_until_ready().await;
+            let _ = self.configs.wait_until_ready().await;
+            let _ = self.statefulsets.wait_until_ready().await;
+            let _ = self.services.wait_until_ready().await;
+            let _ = self.claims.wait_until_ready().await;
+            let _ = self.deployments.wait_until_ready().await;
+            let _ = self.pdbs.wait_until_ready().await;
+            let _ = self.ingresses.wait_until_ready().await;
+            let _ = self.certificates.wait_until_ready().await;
+            let _ = self.indexes.wait_until_ready().await;
+        })
+        .await
     }
 
     fn catalog(&self) -> BTreeMap<String, ProductSpec> {
@@ -150,7 +153,9 @@ impl Reason for Error {
 type Ctx = Context<Data>;
 
 pub async fn reconcile(site: Arc<PloneSite>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.data.ready().await;
+    if !ctx.data.ready().await {
+        return Ok(mutu_runtime::controller::not_listed_yet());
+    }
     let ns = site.namespace().unwrap_or_default();
     let api: Api<PloneSite> = Api::namespaced(ctx.client().clone(), &ns);
     let (c, a) = (&ctx, &api);

@@ -83,15 +83,18 @@ impl Data {
     /// Waits until every cache has its first full list, so that a reconcile
     /// never mistakes a not-yet-listed child for a missing one (which would
     /// write after every restart).
-    async fn ready(&self) {
-        let _ = self.tenants.wait_until_ready().await;
-        let _ = self.products.wait_until_ready().await;
-        let _ = self.sites.wait_until_ready().await;
-        let _ = self.namespaces.wait_until_ready().await;
-        let _ = self.quotas.wait_until_ready().await;
-        let _ = self.limits.wait_until_ready().await;
-        let _ = self.policies.wait_until_ready().await;
-        let _ = self.bindings.wait_until_ready().await;
+    async fn ready(&self) -> bool {
+        mutu_runtime::controller::caches_listed(async {
+            let _ = self.tenants.wait_until_ready().await;
+            let _ = self.products.wait_until_ready().await;
+            let _ = self.sites.wait_until_ready().await;
+            let _ = self.namespaces.wait_until_ready().await;
+            let _ = self.quotas.wait_until_ready().await;
+            let _ = self.limits.wait_until_ready().await;
+            let _ = self.policies.wait_until_ready().await;
+            let _ = self.bindings.wait_until_ready().await;
+        })
+        .await
     }
 
     fn tenants(&self) -> Vec<MemberTenant> {
@@ -128,7 +131,9 @@ impl Data {
 }
 
 pub async fn reconcile(tenant: Arc<MemberTenant>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    ctx.data.ready().await;
+    if !ctx.data.ready().await {
+        return Ok(mutu_runtime::controller::not_listed_yet());
+    }
     ctx.data.recheck_neighbours(&tenant);
     let api: Api<MemberTenant> = Api::all(ctx.client().clone());
     let (c, a) = (&ctx, &api);

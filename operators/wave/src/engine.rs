@@ -128,15 +128,18 @@ pub struct Data {
 }
 
 impl Data {
-    async fn ready(&self) {
-        let _ = self.sites.wait_until_ready().await;
-        let _ = self.products.wait_until_ready().await;
-        let _ = self.migrations.wait_until_ready().await;
-        let _ = self.rollouts.wait_until_ready().await;
-        let _ = self.backups.wait_until_ready().await;
-        let _ = self.jobs.wait_until_ready().await;
-        let _ = self.nodes.wait_until_ready().await;
-        let _ = self.pods.wait_until_ready().await;
+    async fn ready(&self) -> bool {
+        mutu_runtime::controller::caches_listed(async {
+            let _ = self.sites.wait_until_ready().await;
+            let _ = self.products.wait_until_ready().await;
+            let _ = self.migrations.wait_until_ready().await;
+            let _ = self.rollouts.wait_until_ready().await;
+            let _ = self.backups.wait_until_ready().await;
+            let _ = self.jobs.wait_until_ready().await;
+            let _ = self.nodes.wait_until_ready().await;
+            let _ = self.pods.wait_until_ready().await;
+        })
+        .await
     }
 
     fn site(&self, ns: &str, name: &str) -> Option<PloneSite> {
@@ -392,7 +395,9 @@ where
         + HasStatus<Status = WaveStatus>,
 {
     let data = &ctx.data;
-    data.ready().await;
+    if !data.ready().await {
+        return Ok(mutu_runtime::controller::not_listed_yet());
+    }
     let api: Api<K> = Api::all(ctx.client().clone());
     let stored = data
         .memo
