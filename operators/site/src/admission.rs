@@ -43,8 +43,10 @@ pub fn refusals(
     site: &PloneSite,
     tenant: Option<&MemberTenant>,
     catalog: &BTreeMap<String, ProductSpec>,
-    all: &[PloneSite],
+    all: &[impl std::borrow::Borrow<PloneSite>],
 ) -> Vec<Refusal> {
+    // Borrowed, never cloned: this runs on every reconcile, over the whole fleet.
+    let all = || all.iter().map(|s| s.borrow());
     let ns = site.namespace().unwrap_or_default();
     let Some(tenant) = tenant else {
         return vec![refuse(
@@ -75,8 +77,7 @@ pub fn refusals(
             ),
         )),
         Some(&count) => {
-            let mut same: Vec<&PloneSite> = all
-                .iter()
+            let mut same: Vec<&PloneSite> = all()
                 .filter(|s| s.namespace() == site.namespace() && s.spec.product == *product)
                 .filter(|s| s.meta().deletion_timestamp.is_none())
                 .collect();
@@ -111,8 +112,7 @@ pub fn refusals(
     }
     let key = claim_key(site);
     for host in &site.spec.hostnames {
-        let earlier = all
-            .iter()
+        let earlier = all()
             .filter(|o| !is_same(o, site) && o.meta().deletion_timestamp.is_none())
             .filter(|o| claim_key(o) < key)
             .find(|o| o.spec.hostnames.iter().any(|h| h == host));
@@ -260,7 +260,7 @@ mod tests {
             &["a.mons.be"],
         );
         assert_eq!(
-            reasons(&refusals(&s, None, &catalog(), &[])),
+            reasons(&refusals(&s, None, &catalog(), &[] as &[PloneSite])),
             vec!["NoTenant"]
         );
     }

@@ -25,7 +25,7 @@ use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use mutu_api::{Certificate, MemberTenant, PloneSite, Product, SolrIndex};
 use mutu_runtime::watch::{after_initial_list, children_watch, main_watch, slim_children_watch};
@@ -171,8 +171,14 @@ pub async fn run(
         .watches_stream(ing_stream, queue.via(|o| owning_site(&o)))
         .watches_stream(cert_stream, queue.via(|o| owning_site(&o)))
         .watches_stream(idx_stream, queue.via(|o| owning_site(&o)))
+        // Only a change of a tenant's spec (generation) concerns its sites: its
+        // status counts them, and each site's own status write would
+        // otherwise re-check all of its neighbours.
         .watches_stream(
-            after_initial_list(tenant_stream, tenants),
+            after_initial_list(
+                tenant_stream.predicate_filter(predicates::generation, Default::default()),
+                tenants,
+            ),
             move |t: DeserializeGuard<MemberTenant>| {
                 let ns = mutu_api::tenant_namespace(&t.name_any());
                 sites_of_tenant
@@ -183,7 +189,15 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
-        .reconcile_all_on(after_initial_list(product_stream, products).map(|_| ()))
+        // Likewise a Product's spec: its status counts the fleet's sites, and
+        // re-checking every site on each count would never settle.
+        .reconcile_all_on(
+            after_initial_list(
+                product_stream.predicate_filter(predicates::generation, Default::default()),
+                products,
+            )
+            .map(|_| ()),
+        )
         .graceful_shutdown_on(shutdown);
     let sites_done = mutu_runtime::controller::run(controller, ctx, reconcile::reconcile);
     let products_done = mutu_runtime::controller::run(catalog, catalog_ctx, product::reconcile);

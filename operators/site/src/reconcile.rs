@@ -233,12 +233,8 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         .and_then(|t| data.tenants.get(&ObjectRef::new(t)))
         .and_then(|t| t.0.as_ref().ok().cloned());
     let catalog = data.catalog();
-    let all: Vec<PloneSite> = data
-        .sites
-        .state()
-        .iter()
-        .filter_map(|s| s.0.as_ref().ok().cloned())
-        .collect();
+    let fleet = data.sites.state();
+    let all: Vec<&PloneSite> = fleet.iter().filter_map(|s| s.0.as_ref().ok()).collect();
     let current = site.status.clone().unwrap_or_default();
     let refusals = admission::refusals(site, tenant.as_ref(), &catalog, &all);
     let admitted_before = current.release.is_some();
