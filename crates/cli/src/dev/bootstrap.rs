@@ -31,43 +31,46 @@ struct NodeSpec {
     pods: &'static str,
 }
 
-/// Three virtualised frontends and two legacy physical servers. Pod capacity is
-/// above a real kubelet's default so that the whole fleet fits on five nodes.
+/// Three virtualised frontends and two legacy physical servers, sized so that
+/// the whole 2019 fleet (`mutu fleet generate --profile imio-2019`: about 340
+/// CPUs, 1.3 TiB of memory and 1,900 pods requested) fits on either pool: the
+/// demo starts it on the physical pool and a MigrationPlan moves it. Pod
+/// capacity is above a real kubelet's default for the same reason.
 const NODES: [NodeSpec; 5] = [
     NodeSpec {
         name: "frontend-1",
         pool: mutu_api::POOL_FRONTEND,
-        cpu: "32",
-        memory: "128Gi",
-        pods: "1000",
+        cpu: "192",
+        memory: "768Gi",
+        pods: "1500",
     },
     NodeSpec {
         name: "frontend-2",
         pool: mutu_api::POOL_FRONTEND,
-        cpu: "32",
-        memory: "128Gi",
-        pods: "1000",
+        cpu: "192",
+        memory: "768Gi",
+        pods: "1500",
     },
     NodeSpec {
         name: "frontend-3",
         pool: mutu_api::POOL_FRONTEND,
-        cpu: "32",
-        memory: "128Gi",
-        pods: "1000",
+        cpu: "192",
+        memory: "768Gi",
+        pods: "1500",
     },
     NodeSpec {
         name: "physical-1",
         pool: mutu_api::POOL_PHYSICAL,
-        cpu: "24",
-        memory: "96Gi",
-        pods: "1000",
+        cpu: "256",
+        memory: "1Ti",
+        pods: "2500",
     },
     NodeSpec {
         name: "physical-2",
         pool: mutu_api::POOL_PHYSICAL,
-        cpu: "24",
-        memory: "96Gi",
-        pods: "1000",
+        cpu: "256",
+        memory: "1Ti",
+        pods: "2500",
     },
 ];
 
