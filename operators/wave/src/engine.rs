@@ -990,6 +990,25 @@ async fn annotate(
     }
 }
 
+/// Creates `obj` unless it exists: a step that repeats (after a restart)
+/// finds what it created the first time.
+async fn create_once<K>(ctx: &Ctx, api: &Api<K>, obj: &K, what: String) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => {
+            ctx.metrics.write(ctx.name, "create", &K::kind(&()));
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            what: format!("create {what}"),
+            source,
+        }),
+    }
+}
+
 /// The state of a Backup or Restore run.
 enum Run {
     Running(String),
@@ -1049,16 +1068,7 @@ async fn ensure_backup(ctx: &Ctx, info: &Info, site: &PloneSite, name: &str) -> 
         source: kube::Error::SerdeError(e),
     })?;
     let api: Api<Backup> = Api::namespaced(ctx.client().clone(), &ns);
-    match api.create(&PostParams::default(), &backup).await {
-        Ok(_) => ctx.metrics.write(ctx.name, "create", "Backup"),
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(source) => {
-            return Err(Error::Kube {
-                what: format!("create the Backup {ns}/{name}"),
-                source,
-            });
-        }
-    }
+    create_once(ctx, &api, &backup, format!("the Backup {ns}/{name}")).await?;
     Ok(Run::Running(format!("Backup {name} started")))
 }
 
@@ -1320,16 +1330,7 @@ async fn ensure_copy_job(
         Err(blocked) => return Ok(Err(blocked.to_string())),
     };
     let api: Api<Job> = Api::namespaced(ctx.client().clone(), &ns);
-    match api.create(&PostParams::default(), &job).await {
-        Ok(_) => ctx.metrics.write(ctx.name, "create", "Job"),
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(source) => {
-            return Err(Error::Kube {
-                what: format!("create the Job {ns}/{name}"),
-                source,
-            });
-        }
-    }
+    create_once(ctx, &api, &job, format!("the Job {ns}/{name}")).await?;
     Ok(Ok(name))
 }
 
@@ -1383,19 +1384,18 @@ async fn ensure_volume(
         }),
         status: None,
     };
-    match api.create(&PostParams::default(), &new).await {
-        Ok(_) => ctx
-            .metrics
-            .write(ctx.name, "create", "PersistentVolumeClaim"),
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(source) => {
-            return Err(Error::Kube {
-                what: format!("create the volume claim {ns}/{claim}"),
-                source,
-            });
-        }
-    }
+    create_once(ctx, &api, &new, format!("the volume claim {ns}/{claim}")).await?;
     Ok(Ok(()))
+}
+
+/// The site's Product, or the failure of a site whose Product is gone.
+fn product_of(data: &Data, site: &PloneSite) -> Result<ProductSpec, Next> {
+    data.product(&site.spec.product).ok_or_else(|| {
+        Next::Fail(format!(
+            "the site's Product {} does not exist",
+            site.spec.product
+        ))
+    })
 }
 
 /// One step of a site of a MigrationPlan.
@@ -1409,11 +1409,9 @@ async fn migrate(
     now: &Time,
 ) -> Result<Next, Error> {
     let data = &ctx.data;
-    let Some(product) = data.product(&site.spec.product) else {
-        return Ok(Next::Fail(format!(
-            "the site's Product {} does not exist",
-            site.spec.product
-        )));
+    let product = match product_of(data, site) {
+        Ok(p) => p,
+        Err(next) => return Ok(next),
     };
     let kind = storage(site, &product);
     let who = info.who();
@@ -1663,11 +1661,9 @@ async fn upgrade(
     now: &Time,
 ) -> Result<Next, Error> {
     let data = &ctx.data;
-    let Some(product) = data.product(&site.spec.product) else {
-        return Ok(Next::Fail(format!(
-            "the site's Product {} does not exist",
-            site.spec.product
-        )));
+    let product = match product_of(data, site) {
+        Ok(p) => p,
+        Err(next) => return Ok(next),
     };
     let kind = storage(site, &product);
     let has_backup = matches!(kind, Storage::Zeo | Storage::Rel);
@@ -1800,16 +1796,7 @@ async fn upgrade(
                     what: format!("build the Restore {name}"),
                     source: kube::Error::SerdeError(e),
                 })?;
-                match api.create(&PostParams::default(), &r).await {
-                    Ok(_) => ctx.metrics.write(ctx.name, "create", "Restore"),
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
-                    Err(source) => {
-                        return Err(Error::Kube {
-                            what: format!("create the Restore {ns}/{name}"),
-                            source,
-                        });
-                    }
-                }
+                create_once(ctx, &api, &r, format!("the Restore {ns}/{name}")).await?;
                 return Ok(Next::Stay(format!(
                     "{failure} — putting it back on release {origin}: Restore {name} of Backup {backup} started"
                 )));
