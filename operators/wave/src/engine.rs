@@ -418,11 +418,18 @@ where
         .iter()
         .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
         .collect();
+    // The cohort of each site still to change (rollouts), for the waves' progress.
+    let mut cohort_of_site: BTreeMap<String, String> = BTreeMap::new();
     let invalid = match waves_of(&sites) {
         Ok(waves) => {
             progress::merge(&mut status.site_progress, &waves, info.wave_size, |k| {
                 existing.contains(k)
             });
+            for w in waves {
+                if let Some(c) = w.cohort {
+                    cohort_of_site.extend(w.sites.into_iter().map(|s| (s, c.clone())));
+                }
+            }
             None
         }
         Err(message) => Some(message),
@@ -688,14 +695,13 @@ where
     let counted = progress::counts(status.site_progress.iter());
     status.sites = counted.clone();
     status.current_wave = progress::current_wave(&status.site_progress);
-    let cohorts: BTreeMap<i32, String> = match &info.kind {
-        Kind::Rollout { .. } => waves_of(&sites)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|w| w.cohort.map(|c| (w.index, c)))
-            .collect(),
-        Kind::Migration { .. } => BTreeMap::new(),
-    };
+    // A recorded wave's cohort is its sites' (the fresh waves are numbered
+    // without the sites already done, so their numbers do not match).
+    let cohorts: BTreeMap<i32, String> = status
+        .site_progress
+        .iter()
+        .filter_map(|p| Some((p.wave, cohort_of_site.get(&progress::key(p))?.clone())))
+        .collect();
     let before_waves = status.waves.clone();
     status.waves = progress::waves(
         &status.site_progress,
