@@ -93,6 +93,12 @@ pub struct AcmeIssuer {
     #[schemars(length(max = 65536))]
     pub ca_bundle: Option<String>,
 
+    /// ACME profile of the orders (the server's directory lists them), e.g. `classic` or
+    /// `shortlived` at Let's Encrypt. Left out: the server chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub profile: Option<String>,
+
     /// The server's rate limits, which mutu counts its own orders against and never exceeds:
     /// issuance waits in a queue instead. Let's Encrypt's limits when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -115,7 +115,9 @@ pub struct ProductSpec {
     #[schemars(length(max = 32))]
     pub site_creation_command: Vec<String>,
 
-    /// What one instance counts against its tenant's quota.
+    /// What one instance counts against its tenant's quota. mutu counts at least what an
+    /// instance runs at its busiest: its ZEO server, its servers and one more pod (a rolling
+    /// update's surge, or a site-creation, upgrade, backup or reindex Job), and its volume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<InstanceQuota>,
 
@@ -161,6 +163,13 @@ pub enum StorageMode {
     /// RelStorage on a PostgreSQL database.
     Relstorage,
 }
+
+/// What the ZEO server of a site requests (engine plone, storage `zeo`).
+pub const ZEO_REQUESTS: (&str, &str) = ("100m", "256Mi");
+
+/// What a container that names no requests gets in a member's namespace (its LimitRange):
+/// CPU and memory. mutu's site-creation and upgrade Jobs run with it.
+pub const DEFAULT_REQUESTS: (&str, &str) = ("100m", "256Mi");
 
 /// CPU and memory of each instance of a product.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]

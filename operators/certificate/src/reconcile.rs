@@ -1160,7 +1160,11 @@ async fn acme_step(
             };
             let identifiers: Vec<Identifier> =
                 names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-            let placed = account.new_order(&NewOrder::new(&identifiers)).await;
+            let mut new_order = NewOrder::new(&identifiers);
+            if let Some(profile) = acme_spec.profile.as_deref() {
+                new_order = new_order.profile(profile);
+            }
+            let placed = account.new_order(&new_order).await;
             let order = match placed {
                 Ok(o) => o,
                 Err(instant_acme::Error::Api(p)) => {

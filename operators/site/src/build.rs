@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
-use mutu_api::product::{Engine, StorageMode};
+use mutu_api::product::{Engine, StorageMode, ZEO_REQUESTS};
 use mutu_api::{Certificate, PloneSite, ProductSpec, SolrIndex};
 use mutu_runtime::labels;
 use serde::de::DeserializeOwned;
@@ -276,7 +276,7 @@ pub fn build(
                                 "command": ["runzeo", "-C", format!("{SCRIPTS_DIR}/zeo.conf")],
                                 "ports": [{"name": "zeo", "containerPort": ZEO_PORT}],
                                 "readinessProbe": {"tcpSocket": {"port": ZEO_PORT}},
-                                "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+                                "resources": {"requests": {"cpu": ZEO_REQUESTS.0, "memory": ZEO_REQUESTS.1}},
                                 "volumeMounts": [{"name": "data", "mountPath": "/data"}, scripts_mount],
                             }],
                             "volumes": [

@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
+use mutu_api::product::{DEFAULT_REQUESTS, Engine, StorageMode, ZEO_REQUESTS};
 use mutu_api::{MemberTenant, ProductSpec, TENANT_LABEL, tenant_namespace};
 use mutu_runtime::labels;
 
@@ -113,9 +114,62 @@ fn namespace(tenant: &MemberTenant, ns: &str) -> Namespace {
     }
 }
 
+/// CPU (cores), memory and storage (bytes) one instance of a product counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerInstance {
+    pub cpu: f64,
+    pub memory: f64,
+    pub storage: f64,
+}
+
+/// What one instance of `product` really requests when it is busiest: its ZEO
+/// server, its servers plus one more pod (a rolling update's surge, or one of
+/// its Jobs: site creation, upgrade, backup, reindex, each at most an
+/// instance's size or the namespace's default), and its volume.
+pub fn footprint(product: &ProductSpec) -> PerInstance {
+    let parse = |q: Option<&Quantity>| q.and_then(quantity::parse).unwrap_or(0.0);
+    let fixed = |s: &str| quantity::parse(&Quantity(s.to_string())).unwrap_or(0.0);
+    let requests = product.resources.as_ref().and_then(|r| r.requests.as_ref());
+    let server_cpu = parse(requests.and_then(|r| r.cpu.as_ref()));
+    let server_memory = parse(requests.and_then(|r| r.memory.as_ref()));
+    let pods = f64::from(product.replicas.max(0));
+    let zeo = product.engine == Engine::Plone
+        && product
+            .storage
+            .as_ref()
+            .and_then(|s| s.mode)
+            .unwrap_or_default()
+            == StorageMode::Zeo;
+    let (zeo_cpu, zeo_memory) = if zeo {
+        (fixed(ZEO_REQUESTS.0), fixed(ZEO_REQUESTS.1))
+    } else {
+        (0.0, 0.0)
+    };
+    PerInstance {
+        cpu: zeo_cpu + pods * server_cpu + server_cpu.max(fixed(DEFAULT_REQUESTS.0)),
+        memory: zeo_memory + pods * server_memory + server_memory.max(fixed(DEFAULT_REQUESTS.1)),
+        storage: parse(product.storage.as_ref().and_then(|s| s.size.as_ref())),
+    }
+}
+
+/// What one instance of `product` counts against its tenant's quota: the
+/// product's `spec.quota`, or its [`footprint`] where that is more, so that
+/// every site a member is entitled to can run, upgrade and be backed up.
+pub fn counted_per_instance(product: &ProductSpec) -> PerInstance {
+    let parse = |q: Option<&Quantity>| q.and_then(quantity::parse).unwrap_or(0.0);
+    let declared = product.quota.as_ref();
+    let real = footprint(product);
+    PerInstance {
+        cpu: parse(declared.and_then(|q| q.cpu.as_ref())).max(real.cpu),
+        memory: parse(declared.and_then(|q| q.memory.as_ref())).max(real.memory),
+        storage: parse(declared.and_then(|q| q.storage.as_ref())).max(real.storage),
+    }
+}
+
 /// The tenant's quota: the number of sites is the sum of its entitlements (or
 /// `spec.quota.sites`), CPU, memory and storage the sum over its entitlements
-/// of each product's per-instance quota, unless `spec.quota` overrides them.
+/// of what each instance counts ([`counted_per_instance`]), unless
+/// `spec.quota` overrides them.
 fn quota(
     tenant: &MemberTenant,
     catalog: &BTreeMap<String, ProductSpec>,
@@ -135,11 +189,10 @@ fn quota(
             continue;
         };
         let n = f64::from((*count).max(0));
-        if let Some(q) = &spec.quota {
-            cpu += q.cpu.as_ref().and_then(quantity::parse).unwrap_or(0.0) * n;
-            memory += q.memory.as_ref().and_then(quantity::parse).unwrap_or(0.0) * n;
-            storage += q.storage.as_ref().and_then(quantity::parse).unwrap_or(0.0) * n;
-        }
+        let counted = counted_per_instance(spec);
+        cpu += counted.cpu * n;
+        memory += counted.memory * n;
+        storage += counted.storage * n;
     }
     let overrides = tenant.spec.quota.clone().unwrap_or_default();
     let sites = overrides.sites.map(i64::from).unwrap_or(entitled);
@@ -183,8 +236,8 @@ fn limit_range(tenant: &MemberTenant, ns: &str) -> LimitRange {
             limits: vec![LimitRangeItem {
                 type_: "Container".to_string(),
                 default_request: Some(BTreeMap::from([
-                    ("cpu".to_string(), q("100m")),
-                    ("memory".to_string(), q("256Mi")),
+                    ("cpu".to_string(), q(DEFAULT_REQUESTS.0)),
+                    ("memory".to_string(), q(DEFAULT_REQUESTS.1)),
                 ])),
                 default: Some(BTreeMap::from([("memory".to_string(), q("1Gi"))])),
                 max: Some(BTreeMap::from([
@@ -407,6 +460,54 @@ spec:
         assert_eq!(hard["requests.storage"].0, "30Gi");
         assert_eq!(d.unknown_products, vec!["atal".to_string()]);
         assert_eq!(d.quota.metadata.namespace.as_deref(), Some("tenant-mons"));
+    }
+
+    #[test]
+    fn an_instance_counts_what_it_really_runs_when_its_product_quota_is_less() {
+        let product: Product = serde_saphyr::from_str(
+            r#"
+apiVersion: hosting.imio.be/v1alpha1
+kind: Product
+metadata: {name: delib}
+spec:
+  displayName: delib
+  engine: plone
+  image: registry.imio.be/imio/delib
+  release: "1.0"
+  replicas: 2
+  resources: {requests: {cpu: 250m, memory: 1Gi}}
+  storage: {mode: zeo, size: 20Gi}
+  quota: {cpu: 500m, memory: 4Gi, storage: 10Gi}
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let real = footprint(&product.spec);
+        // ZEO 100m + 2 servers x 250m + one more pod (surge or Job) of 250m.
+        assert_eq!(quantity::cpu(real.cpu).0, "850m");
+        assert_eq!(quantity::bytes(real.memory).0, "3328Mi", "256Mi + 3 x 1Gi");
+        assert_eq!(quantity::bytes(real.storage).0, "20Gi");
+        let counted = counted_per_instance(&product.spec);
+        assert_eq!(
+            quantity::cpu(counted.cpu).0,
+            "850m",
+            "more than the 500m declared"
+        );
+        assert_eq!(
+            quantity::bytes(counted.memory).0,
+            "4Gi",
+            "the declared 4Gi is more"
+        );
+        assert_eq!(
+            quantity::bytes(counted.storage).0,
+            "20Gi",
+            "the volume is more"
+        );
+
+        let mut catalog = catalog();
+        catalog.insert("delib".to_string(), product.spec);
+        let d = build(&tenant(MONS), &catalog, &Config::default());
+        let hard = d.quota.spec.and_then(|s| s.hard).unwrap_or_default();
+        assert_eq!(hard["requests.cpu"].0, "1850m", "delib 850m + web 2 x 500m");
     }
 
     #[test]

@@ -114,6 +114,57 @@ async fn the_acme_server_issues_after_real_http01_validation() -> anyhow::Result
     Ok(())
 }
 
+/// The lifetime of a Ready certificate, from its status.
+fn lifetime(cert: &Certificate) -> anyhow::Result<SignedDuration> {
+    let status = cert.status.clone().unwrap_or_default();
+    match (&status.not_before, &status.not_after) {
+        (Some(from), Some(to)) => Ok(to.0.duration_since(from.0)),
+        _ => anyhow::bail!("status lacks notBefore or notAfter: {status:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_issuers_acme_profile_chooses_the_certificates_lifetime() -> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let ns = testing::namespace(&client, "cert-profile").await?;
+    let issuers = Api::<CertificateIssuer>::all(client.clone());
+    let dev = issuers.get("dev-acme").await?;
+    let mut acme = serde_json::to_value(dev.spec.acme.ok_or_else(|| anyhow::anyhow!("dev-acme"))?)?;
+    let issuer = unique_name("shortlived");
+    acme["accountKeySecretRef"] = json!({"name": format!("{issuer}-account")});
+    acme["profile"] = json!("shortlived");
+    let issuer_obj: CertificateIssuer = serde_json::from_value(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": "CertificateIssuer",
+        "metadata": {"name": issuer}, "spec": {"acme": acme},
+    }))?;
+    issuers.create(&PostParams::default(), &issuer_obj).await?;
+
+    // Pebble picks a profile at random when an order names none: several
+    // certificates per issuer, so that a profile left out would show.
+    let domain = format!("{}.example.be", unique_name("profile"));
+    for i in 0..3 {
+        for (prefix, from) in [("short", issuer.as_str()), ("classic", "dev-acme")] {
+            let name = format!("{prefix}{i}");
+            let want = vec![format!("{name}.{domain}")];
+            create_certificate(&client, certificate_json(&ns, &name, &want, from)).await?;
+        }
+    }
+    for i in 0..3 {
+        for (prefix, days) in [("short", 6), ("classic", 90)] {
+            let name = format!("{prefix}{i}");
+            let cert =
+                wait_certificate(&client, &ns, &name, TIMEOUT, "the certificate", |_| true).await?;
+            let hours = lifetime(&cert)?.as_secs() / 3600;
+            assert!(
+                (days * 24 - 1..=days * 24 + 1).contains(&hours),
+                "{name}: {hours} h, not {days} days"
+            );
+        }
+    }
+    issuers.delete(&issuer, &DeleteParams::default()).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_short_lived_certificate_renews_by_itself() -> anyhow::Result<()> {
     let client = testing::client().await?;

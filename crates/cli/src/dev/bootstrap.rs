@@ -227,6 +227,17 @@ pub async fn issuers(
                 "email": "hosting@mutu.test",
                 "accountKeySecretRef": {"name": "dev-acme-account"},
                 "caBundle": ca_bundle,
+                // 90-day certificates: without a profile, Pebble picks one
+                // at random, 6-day ones among them.
+                "profile": "default",
+                // The local ACME server enforces no rate limit. Let's Encrypt's
+                // (the defaults) would hold most of a whole fleet's
+                // certificates for hours.
+                "rateLimits": {
+                    "newOrders": {"limit": 1_000_000, "window": "3h"},
+                    "certificatesPerDomain": {"limit": 1_000_000, "window": "168h"},
+                    "duplicateCertificates": {"limit": 1_000_000, "window": "168h"},
+                },
             }}),
         ),
         issuer(
