@@ -75,7 +75,7 @@ PY
 sites_total=$(grep -c '^kind: PloneSite' "$fleet")
 tenants_total=$(grep -c '^kind: MemberTenant' "$fleet")
 
-kubectl apply --server-side --field-manager=mutu-demo -f "$parts/Product.yaml" >/dev/null
+kubectl apply --server-side --field-manager=mutu-demo -f "$parts/Product.yaml" -f "$parts/BackupPolicy.yaml" >/dev/null
 kubectl apply --server-side --field-manager=mutu-demo -f "$parts/MemberTenant.yaml" >/dev/null
 echo "waiting for the $tenants_total members' namespaces ..."
 kubectl wait --for=condition=Ready membertenants -l "hosting.imio.be/profile=$profile" --timeout=600s >/dev/null

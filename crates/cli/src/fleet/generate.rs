@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use clap::Args;
 use kube::ResourceExt;
 use mutu_api::tenant::{Category, Province};
-use mutu_api::{API_VERSION, MemberTenant, PloneSite, Product, tenant_namespace};
+use mutu_api::{API_VERSION, BackupPolicy, MemberTenant, PloneSite, Product, tenant_namespace};
 use serde_json::{Value, json};
 
 /// Seed used when `--seed` is not given.
@@ -69,7 +69,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         std::fs::write(&args.out, yaml)
             .with_context(|| format!("--out: cannot write {}", args.out.display()))?;
         eprintln!(
-            "wrote {}: {} products, {} members, {} sites (profile {}, seed {})",
+            "wrote {}: {} products, a backup policy, {} members, {} sites (profile {}, seed {})",
             args.out.display(),
             fleet.products.len(),
             fleet.tenants.len(),
@@ -532,6 +532,8 @@ pub fn profile(name: &str) -> anyhow::Result<&'static Profile> {
 /// A generated fleet: the catalog, the members and their sites, in printing order.
 pub struct Fleet {
     pub products: Vec<Product>,
+    /// The default backup policy: every site, every night.
+    pub backups: BackupPolicy,
     pub tenants: Vec<MemberTenant>,
     pub sites: Vec<PloneSite>,
 }
@@ -625,9 +627,33 @@ pub fn generate(profile: &Profile, seed: u64) -> anyhow::Result<Fleet> {
     }
     Ok(Fleet {
         products,
+        backups: nightly_backups(profile, sites.len())?,
         tenants,
         sites,
     })
+}
+
+/// Every site backed up every night between 22:00 and 05:00 (Brussels), with
+/// enough backups at once for the whole fleet to fit the window at the
+/// default expected length (10 min), and the usual retention.
+fn nightly_backups(profile: &Profile, sites: usize) -> anyhow::Result<BackupPolicy> {
+    let window_minutes = 7 * 60;
+    // Twice the average: the starts spread by a hash of each site's name
+    // leave gaps that a tight bound would push after the window.
+    let at_once = 2 * (sites * 10).div_ceil(window_minutes).max(1);
+    serde_json::from_value(json!({
+        "apiVersion": API_VERSION,
+        "kind": "BackupPolicy",
+        "metadata": metadata(profile, "nightly", None),
+        "spec": {
+            "default": true,
+            "window": {"start": "22:00", "end": "05:00", "timeZone": "Europe/Brussels"},
+            "maxConcurrent": at_once,
+            "retention": {"daily": 7, "weekly": 4, "monthly": 6},
+            "pack": {"day": "sunday", "start": "21:00", "keepDays": 7},
+        },
+    }))
+    .map_err(|e| anyhow::anyhow!("profile {}: the backup policy: {e}", profile.name))
 }
 
 /// Checks every object of `fleet` with the API server's own rules (CEL), as `kubectl apply`
@@ -637,6 +663,12 @@ pub fn validate(fleet: &Fleet) -> anyhow::Result<()> {
         if let Err(errors) = p.validate_cel() {
             anyhow::bail!("Product {} breaks a rule: {errors}", p.name_any());
         }
+    }
+    if let Err(errors) = fleet.backups.validate_cel() {
+        anyhow::bail!(
+            "BackupPolicy {} breaks a rule: {errors}",
+            fleet.backups.name_any()
+        );
     }
     for t in &fleet.tenants {
         if let Err(errors) = t.validate_cel() {
@@ -1264,6 +1296,11 @@ pub fn to_yaml(profile: &Profile, seed: u64, fleet: &Fleet) -> anyhow::Result<St
         );
         out.push_str(&yaml(product)?);
     }
+    let _ = writeln!(
+        out,
+        "---\n# Every site is backed up every night (the default policy)."
+    );
+    out.push_str(&yaml(&fleet.backups)?);
     let mut sites_of: BTreeMap<String, Vec<&PloneSite>> = BTreeMap::new();
     for site in &fleet.sites {
         sites_of
@@ -1722,8 +1759,9 @@ mod tests {
         };
         let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(&text, options)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(docs.len(), 11 + 310 + 819);
+        assert_eq!(docs.len(), 11 + 1 + 310 + 819);
         let (mut products, mut tenants, mut sites) = (vec![], vec![], vec![]);
+        let mut policies = vec![];
         for doc in docs {
             assert_eq!(doc["apiVersion"], API_VERSION);
             match doc["kind"].as_str() {
@@ -1731,6 +1769,15 @@ mod tests {
                     let p: Product = serde_json::from_value(doc).unwrap_or_else(|e| panic!("{e}"));
                     assert!(p.validate_cel().is_ok());
                     products.push(p);
+                }
+                Some("BackupPolicy") => {
+                    let b: BackupPolicy =
+                        serde_json::from_value(doc).unwrap_or_else(|e| panic!("{e}"));
+                    assert!(b.validate_cel().is_ok());
+                    assert!(b.spec.default, "the policy covers every site");
+                    // 819 sites x 10 min in a window of 7 h: at least 20 at once.
+                    assert!(b.spec.max_concurrent >= 20, "{}", b.spec.max_concurrent);
+                    policies.push(b);
                 }
                 Some("MemberTenant") => {
                     let t: MemberTenant =
@@ -1751,6 +1798,7 @@ mod tests {
             }
         }
         assert_eq!(products, f.products);
+        assert_eq!(policies, vec![f.backups.clone()]);
         assert_eq!(tenants, f.tenants);
         assert_eq!(sites, f.sites);
     }
