@@ -253,6 +253,9 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
     if enabled(mutu_tenant::NAME) {
         let config = mutu_tenant::Config {
             ingress_namespace: args.ingress_namespace.clone(),
+            backup_volume_size: k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                args.backup_volume_size.clone(),
+            ),
         };
         let run = mutu_tenant::run(
             client.clone(),

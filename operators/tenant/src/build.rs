@@ -32,12 +32,16 @@ pub const SITE_COUNT: &str = "count/plonesites.hosting.imio.be";
 pub struct Config {
     /// Namespace of the ingress controller, allowed to reach the tenant's pods.
     pub ingress_namespace: String,
+    /// Size of the member's backup volume (the backup Jobs' claim, one per
+    /// namespace), counted in the storage quota.
+    pub backup_volume_size: Quantity,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             ingress_namespace: "ingress-nginx".to_string(),
+            backup_volume_size: Quantity("100Gi".to_string()),
         }
     }
 }
@@ -81,7 +85,7 @@ pub fn build(
     config: &Config,
 ) -> Desired {
     let ns = tenant_namespace(&tenant.name_any());
-    let (quota, unknown_products) = quota(tenant, catalog, &ns);
+    let (quota, unknown_products) = quota(tenant, catalog, config, &ns);
     Desired {
         namespace: namespace(tenant, &ns),
         quota,
@@ -125,7 +129,8 @@ pub struct PerInstance {
 /// What one instance of `product` really requests when it is busiest: its ZEO
 /// server, its servers plus one more pod (a rolling update's surge, or one of
 /// its Jobs: site creation, upgrade, backup, reindex, each at most an
-/// instance's size or the namespace's default), and its volume.
+/// instance's size or the namespace's default), and its volume twice (a
+/// migration copies it to a new one and keeps the old one for its retention).
 pub fn footprint(product: &ProductSpec) -> PerInstance {
     let parse = |q: Option<&Quantity>| q.and_then(quantity::parse).unwrap_or(0.0);
     let fixed = |s: &str| quantity::parse(&Quantity(s.to_string())).unwrap_or(0.0);
@@ -148,7 +153,7 @@ pub fn footprint(product: &ProductSpec) -> PerInstance {
     PerInstance {
         cpu: zeo_cpu + pods * server_cpu + server_cpu.max(fixed(DEFAULT_REQUESTS.0)),
         memory: zeo_memory + pods * server_memory + server_memory.max(fixed(DEFAULT_REQUESTS.1)),
-        storage: parse(product.storage.as_ref().and_then(|s| s.size.as_ref())),
+        storage: 2.0 * parse(product.storage.as_ref().and_then(|s| s.size.as_ref())),
     }
 }
 
@@ -168,11 +173,12 @@ pub fn counted_per_instance(product: &ProductSpec) -> PerInstance {
 
 /// The tenant's quota: the number of sites is the sum of its entitlements (or
 /// `spec.quota.sites`), CPU, memory and storage the sum over its entitlements
-/// of what each instance counts ([`counted_per_instance`]), unless
-/// `spec.quota` overrides them.
+/// of what each instance counts ([`counted_per_instance`]) and, for storage,
+/// the member's backup volume, unless `spec.quota` overrides them.
 fn quota(
     tenant: &MemberTenant,
     catalog: &BTreeMap<String, ProductSpec>,
+    config: &Config,
     ns: &str,
 ) -> (ResourceQuota, Vec<String>) {
     let entitled: i64 = tenant
@@ -193,6 +199,10 @@ fn quota(
         cpu += counted.cpu * n;
         memory += counted.memory * n;
         storage += counted.storage * n;
+    }
+    if storage > 0.0 {
+        // The member's backup volume, once sites have volumes to back up.
+        storage += quantity::parse(&config.backup_volume_size).unwrap_or(0.0);
     }
     let overrides = tenant.spec.quota.clone().unwrap_or_default();
     let sites = overrides.sites.map(i64::from).unwrap_or(entitled);
@@ -457,7 +467,10 @@ spec:
         assert_eq!(hard[SITE_COUNT].0, "4", "delib 1 + web 2 + atal 1");
         assert_eq!(hard["requests.cpu"].0, "1500m", "3 known instances x 500m");
         assert_eq!(hard["requests.memory"].0, "3Gi");
-        assert_eq!(hard["requests.storage"].0, "30Gi");
+        assert_eq!(
+            hard["requests.storage"].0, "130Gi",
+            "30Gi and the backup volume"
+        );
         assert_eq!(d.unknown_products, vec!["atal".to_string()]);
         assert_eq!(d.quota.metadata.namespace.as_deref(), Some("tenant-mons"));
     }
@@ -485,7 +498,11 @@ spec:
         // ZEO 100m + 2 servers x 250m + one more pod (surge or Job) of 250m.
         assert_eq!(quantity::cpu(real.cpu).0, "850m");
         assert_eq!(quantity::bytes(real.memory).0, "3328Mi", "256Mi + 3 x 1Gi");
-        assert_eq!(quantity::bytes(real.storage).0, "20Gi");
+        assert_eq!(
+            quantity::bytes(real.storage).0,
+            "40Gi",
+            "its volume and a copy"
+        );
         let counted = counted_per_instance(&product.spec);
         assert_eq!(
             quantity::cpu(counted.cpu).0,
@@ -499,8 +516,8 @@ spec:
         );
         assert_eq!(
             quantity::bytes(counted.storage).0,
-            "20Gi",
-            "the volume is more"
+            "40Gi",
+            "the volumes are more"
         );
 
         let mut catalog = catalog();
@@ -543,6 +560,7 @@ spec:
     fn network_policies_deny_by_default_and_allow_ingress_controller_and_dns() {
         let config = Config {
             ingress_namespace: "ingress-system".to_string(),
+            ..Config::default()
         };
         let d = build(&tenant(MONS), &catalog(), &config);
         assert_eq!(d.policies.len(), 2);
