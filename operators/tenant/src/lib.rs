@@ -19,7 +19,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource};
 use mutu_api::common::TENANT_NAMESPACE_PREFIX;
 use mutu_api::{MemberTenant, PloneSite, Product, TENANT_LABEL};
@@ -127,14 +127,28 @@ pub async fn run(
         .watches_stream(limit_stream, queue.via(|l| owning_tenant(&l)))
         .watches_stream(policy_stream, queue.via(|p| owning_tenant(&p)))
         .watches_stream(binding_stream, queue.via(|b| owning_tenant(&b)))
+        // A tenant's status counts its sites by product: only a site's
+        // creation, spec (generation) and deletion (which bumps the generation
+        // when it starts) change that, not the status writes of its progress.
         .watches_stream(
-            after_initial_list(site_stream, sites.clone()),
+            after_initial_list(
+                site_stream.predicate_filter(predicates::generation, Default::default()),
+                sites.clone(),
+            ),
             |site: DeserializeGuard<PloneSite>| {
                 let ns = site.meta().namespace.clone().unwrap_or_default();
                 ns.strip_prefix(TENANT_NAMESPACE_PREFIX).map(ObjectRef::new)
             },
         )
-        .reconcile_all_on(after_initial_list(product_stream, products.clone()).map(|_| ()))
+        // Likewise a Product's spec (its quota), not its status, which counts
+        // the fleet's sites and changes with every site's progress.
+        .reconcile_all_on(
+            after_initial_list(
+                product_stream.predicate_filter(predicates::generation, Default::default()),
+                products.clone(),
+            )
+            .map(|_| ()),
+        )
         .reconcile_on(recheck_rx)
         .graceful_shutdown_on(shutdown);
     mutu_runtime::controller::run(controller, ctx, reconcile::reconcile).await;

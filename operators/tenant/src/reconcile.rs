@@ -157,7 +157,8 @@ fn catalog(store: &Store<DeserializeGuard<Product>>) -> BTreeMap<String, Product
         .collect()
 }
 
-/// Sites of the namespace `ns`, counted per product.
+/// Sites of the namespace `ns`, counted per product; a site being deleted no
+/// longer counts.
 fn sites_per_product(
     store: &Store<DeserializeGuard<PloneSite>>,
     ns: &str,
@@ -166,6 +167,7 @@ fn sites_per_product(
     for site in store.state() {
         if let Ok(site) = &site.0
             && site.namespace().as_deref() == Some(ns)
+            && site.metadata.deletion_timestamp.is_none()
         {
             *counts.entry(site.spec.product.clone()).or_insert(0) += 1;
         }

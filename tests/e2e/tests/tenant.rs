@@ -346,3 +346,57 @@ async fn suspending_a_member_says_so_and_deletes_nothing() -> anyhow::Result<()>
     assert!(ns.metadata.deletion_timestamp.is_none());
     Ok(())
 }
+
+/// Waits until `tenant`'s status counts `want` delib sites.
+async fn wait_delib_count(client: &kube::Client, tenant: &str, want: i32) -> anyhow::Result<()> {
+    let tenants: Api<MemberTenant> = Api::all(client.clone());
+    wait_for(
+        &tenants,
+        tenant,
+        TIMEOUT,
+        &format!("the member's status to count {want} delib site(s)"),
+        move |t: Option<&MemberTenant>| {
+            t.and_then(|t| t.status.as_ref())
+                .is_some_and(|s| s.sites.get("delib").copied().unwrap_or(0) == want)
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_members_status_counts_its_sites_as_they_come_and_go() -> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let name = unique_name("count");
+    create_tenant(&client, &name, &[format!("{name}.test")], "Delete").await?;
+    let tenant = wait_ready(&client, &name).await?;
+    let ns = tenant.status.and_then(|s| s.namespace).unwrap_or_default();
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
+    sites
+        .create(
+            &PostParams::default(),
+            &site("d1", &ns, &format!("d1.{name}.test"))?,
+        )
+        .await?;
+    wait_delib_count(&client, &name, 1).await?;
+    sites
+        .create(
+            &PostParams::default(),
+            &site("d2", &ns, &format!("d2.{name}.test"))?,
+        )
+        .await?;
+    wait_delib_count(&client, &name, 2).await?;
+    // No longer counted once its deletion starts, nor once it is gone.
+    sites.delete("d1", &DeleteParams::default()).await?;
+    wait_delib_count(&client, &name, 1).await?;
+    eventually(TIMEOUT, "site d1 to be gone", || async {
+        sites
+            .get_opt("d1")
+            .await
+            .ok()
+            .and_then(|s| s.is_none().then_some(()))
+    })
+    .await?;
+    wait_delib_count(&client, &name, 1).await?;
+    Ok(())
+}
