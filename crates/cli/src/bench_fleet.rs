@@ -795,14 +795,29 @@ async fn apply_dynamic(
             }
             _ => Api::all_with(client.clone(), &ar),
         };
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .with_context(|| format!("cannot apply {kind} {name}"))?;
-    Ok(())
+    // A claim's creation can meet a conflict on the namespace's quota, which
+    // the API server's quota admission updates for every concurrent claim:
+    // the client retries, as the operators do.
+    let mut attempt = 0;
+    loop {
+        match api
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(obj),
+            )
+            .await
+        {
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 10 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            done => {
+                done.with_context(|| format!("cannot apply {kind} {name}"))?;
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// Sites Ready over time, for the operators and for the bulk apply.
