@@ -21,6 +21,8 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use mutu_api::{MemberTenant, PloneSite, Product};
 use mutu_runtime::conditions;
@@ -389,11 +391,38 @@ fn reconciles(metrics: &str) -> f64 {
 }
 
 /// Sites Ready now, among those of the tenants named `prefix-*`.
-async fn sites_ready(api: &Api<PloneSite>, prefix: &str) -> anyhow::Result<u32> {
+/// A cache of every `K`, kept by a watch: what the benchmark reads every
+/// second to draw its curves. Listing thousands of objects every second would
+/// load the API server as much as what is measured; a watch sends each change
+/// once. The watch runs until the returned task is aborted.
+async fn watched<K>(api: Api<K>) -> anyhow::Result<(Store<K>, tokio::task::JoinHandle<()>)>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default().page_size(500)).default_backoff(),
+    );
+    let task = tokio::spawn(stream.for_each(|_| std::future::ready(())));
+    reader
+        .wait_until_ready()
+        .await
+        .context("the benchmark's watch stopped before its first list")?;
+    Ok((reader, task))
+}
+
+/// Sites Ready among those in the namespaces of the fleet `prefix`.
+fn sites_ready(store: &Store<PloneSite>, prefix: &str) -> u32 {
     let ns_prefix = mutu_api::tenant_namespace(prefix);
-    let list = api.list(&ListParams::default()).await?;
-    Ok(list
-        .items
+    store
+        .state()
         .iter()
         .filter(|s| {
             s.namespace().is_some_and(|n| n.starts_with(&ns_prefix))
@@ -401,7 +430,7 @@ async fn sites_ready(api: &Api<PloneSite>, prefix: &str) -> anyhow::Result<u32> 
                     conditions::is_true(&st.conditions, mutu_api::CONDITION_READY)
                 })
         })
-        .count() as u32)
+        .count() as u32
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -471,6 +500,7 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
             }
         })
     };
+    let (site_cache, site_watch) = watched(sites.clone()).await?;
     eprintln!("applying {n} sites; the operators bring them to Ready");
     let started = Instant::now();
     let applied = {
@@ -491,11 +521,10 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
         .buffer_unordered(usize::from(args.concurrency))
         .try_collect::<Vec<_>>()
     };
-    let curve_sites = sites.clone();
     let watch = async {
         let mut curve = Vec::new();
         loop {
-            let ready = sites_ready(&curve_sites, "bench").await?;
+            let ready = sites_ready(&site_cache, "bench");
             curve.push((started.elapsed().as_secs_f64(), ready));
             if ready >= n {
                 return anyhow::Ok(curve);
@@ -509,6 +538,7 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
         }
     };
     let (applied, curve) = futures::join!(applied, watch);
+    site_watch.abort();
     applied?;
     r.operator_curve = curve?;
     r.converge_s = r.operator_curve.last().map(|c| c.0).unwrap_or_default();
@@ -680,6 +710,9 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
         }
     }
     let discovery = kube::Discovery::new(client.clone()).run().await?;
+    let (deployments, deployment_watch) = watched(Api::<Deployment>::all(client.clone())).await?;
+    let (statefulsets, statefulset_watch) =
+        watched(Api::<StatefulSet>::all(client.clone())).await?;
     let started = Instant::now();
     // Namespaces first, then the rest, as an operator would.
     let (namespaces, rest): (Vec<_>, Vec<_>) =
@@ -694,12 +727,10 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
         .try_collect::<Vec<_>>()
         .await?;
     }
-    let deployments: Api<Deployment> = Api::all(client.clone());
-    let statefulsets: Api<StatefulSet> = Api::all(client.clone());
     let raw_ns = mutu_api::tenant_namespace("raw");
     loop {
         let mut ready: BTreeMap<(String, String), u8> = BTreeMap::new();
-        for d in deployments.list(&ListParams::default()).await?.items {
+        for d in deployments.state() {
             let ns = d.namespace().unwrap_or_default();
             if ns.starts_with(&raw_ns)
                 && d.status
@@ -711,7 +742,7 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
                 *ready.entry((ns, d.name_any())).or_default() += 1;
             }
         }
-        for s in statefulsets.list(&ListParams::default()).await?.items {
+        for s in statefulsets.state() {
             let ns = s.namespace().unwrap_or_default();
             let site = s.name_any().trim_end_matches("-zeo").to_string();
             if ns.starts_with(&raw_ns)
@@ -736,6 +767,8 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    deployment_watch.abort();
+    statefulset_watch.abort();
     r.raw_apply_s = r.raw_curve.last().map(|c| c.0).unwrap_or_default();
     r.ratio = r.converge_s / r.raw_apply_s.max(1e-9);
     let _ = raw_tenants;
