@@ -370,7 +370,13 @@ fn mutu_kind_writes(apiserver_metrics: &str) -> u64 {
                 sub.is_empty() && matches!(resource, "ingresses" | "networkpolicies")
             }
             "policy" => sub.is_empty() && resource == "poddisruptionbudgets",
-            "rbac.authorization.k8s.io" => sub.is_empty() && resource == "rolebindings",
+            "rbac.authorization.k8s.io" => {
+                sub.is_empty()
+                    && matches!(
+                        resource,
+                        "rolebindings" | "clusterroles" | "clusterrolebindings"
+                    )
+            }
             "batch" => sub.is_empty() && resource == "jobs",
             _ => false,
         }
@@ -657,6 +663,8 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
             objects.push(serde_json::to_value(p)?);
         }
         objects.push(serde_json::to_value(&d.admins)?);
+        objects.push(serde_json::to_value(&d.reader_role)?);
+        objects.push(serde_json::to_value(&d.reader_binding)?);
         raw_tenants.push(t.clone());
         for i in 1..=*k {
             let mut s: PloneSite = serde_json::from_value(site(t, i))?;

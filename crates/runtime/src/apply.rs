@@ -165,6 +165,41 @@ impl Applier {
         Ok(Outcome::Applied)
     }
 
+    /// Applies `desired`, an object no cache of the controller holds (e.g. a
+    /// ClusterRole installed at start-up), unless the API server's copy already
+    /// carries its hash: one read, and no write after a restart.
+    pub async fn apply_uncached<K>(&self, desired: K) -> Result<Outcome, ApplyError>
+    where
+        K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug + 'static,
+    {
+        let kind = K::kind(&()).into_owned();
+        let name = desired.name_any();
+        let namespace = desired.namespace();
+        let api = dynamic_api::<K>(&self.client, namespace.as_deref());
+        let current = api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(|source| ApplyError::Api {
+                verb: "get",
+                kind: kind.clone(),
+                name: name.clone(),
+                source,
+            })?;
+        let mut probe = desired.clone();
+        probe.annotations_mut().remove(APPLIED_HASH);
+        let hash = fingerprint(&probe).map_err(|source| ApplyError::Serialize {
+            kind: kind.clone(),
+            name: name.clone(),
+            source,
+        })?;
+        if current.is_some_and(|found| found.annotations().get(APPLIED_HASH) == Some(&hash)) {
+            return Ok(Outcome::Unchanged);
+        }
+        // Nothing cached: apply sends it.
+        let (nothing, _writer) = kube::runtime::reflector::store::<PartialObjectMeta<K>>();
+        self.apply(&nothing, desired).await
+    }
+
     /// Deletes the children of `owner_uid` in `cache` that are not in `keep`
     /// (names, with namespace for namespaced kinds). Returns how many it deleted.
     pub async fn prune<K>(

@@ -1,6 +1,7 @@
 //! The children a MemberTenant wants, as pure functions of its spec and the
 //! product catalog: its namespace, ResourceQuota, LimitRange, NetworkPolicies
-//! and the RoleBinding of its admins. No client here; unit-tested from YAML.
+//! the RoleBinding of its admins, and their read access to their own
+//! MemberTenant and the catalog. No client here; unit-tested from YAML.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,9 @@ use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -54,6 +57,9 @@ pub struct Desired {
     pub limits: LimitRange,
     pub policies: Vec<NetworkPolicy>,
     pub admins: RoleBinding,
+    /// Lets the admins read their own MemberTenant and the catalog (cluster-scoped).
+    pub reader_role: ClusterRole,
+    pub reader_binding: ClusterRoleBinding,
     /// Entitled products missing from the catalog (left out of the quota).
     pub unknown_products: Vec<String>,
 }
@@ -92,6 +98,8 @@ pub fn build(
         limits: limit_range(tenant, &ns),
         policies: network_policies(tenant, &ns, config),
         admins: admin_binding(tenant, &ns),
+        reader_role: reader_role(tenant),
+        reader_binding: reader_binding(tenant),
         unknown_products,
     }
 }
@@ -332,7 +340,53 @@ fn network_policies(tenant: &MemberTenant, ns: &str, config: &Config) -> Vec<Net
     vec![deny, allow]
 }
 
-fn admin_binding(tenant: &MemberTenant, ns: &str) -> RoleBinding {
+/// Name of the ClusterRole, and its ClusterRoleBinding, that let a tenant's
+/// admins read their own MemberTenant and the catalog.
+pub fn reader_name(tenant: &str) -> String {
+    format!("mutu:tenant:{tenant}")
+}
+
+/// What a tenant's admins may read outside their namespace: their own
+/// MemberTenant (entitlements, domains, status: what they may ask for) and the
+/// product catalog (what there is to ask for). Nothing of another member.
+fn reader_role(tenant: &MemberTenant) -> ClusterRole {
+    let name = tenant.name_any();
+    let rule = |resources: &[&str], names: Option<Vec<String>>, verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec![mutu_api::GROUP.to_string()]),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        resource_names: names,
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    ClusterRole {
+        metadata: meta(tenant, &reader_name(&name), "rbac", None, true),
+        rules: Some(vec![
+            rule(
+                &["membertenants"],
+                Some(vec![name.clone()]),
+                &["get", "watch"],
+            ),
+            rule(&["products"], None, &["get", "list", "watch"]),
+        ]),
+        aggregation_rule: None,
+    }
+}
+
+fn reader_binding(tenant: &MemberTenant) -> ClusterRoleBinding {
+    let name = reader_name(&tenant.name_any());
+    ClusterRoleBinding {
+        metadata: meta(tenant, &name, "rbac", None, true),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_string()),
+            kind: "ClusterRole".to_string(),
+            name,
+        },
+        subjects: Some(admin_subjects(tenant)),
+    }
+}
+
+/// The tenant's admins as RBAC subjects: its groups, then its users.
+fn admin_subjects(tenant: &MemberTenant) -> Vec<Subject> {
     let admins = &tenant.spec.admins;
     let groups = admins.groups.iter().map(|g| Subject {
         kind: "Group".to_string(),
@@ -346,6 +400,10 @@ fn admin_binding(tenant: &MemberTenant, ns: &str) -> RoleBinding {
         api_group: Some("rbac.authorization.k8s.io".to_string()),
         namespace: None,
     });
+    groups.chain(users).collect()
+}
+
+fn admin_binding(tenant: &MemberTenant, ns: &str) -> RoleBinding {
     RoleBinding {
         metadata: meta(tenant, "tenant-admins", "rbac", Some(ns), true),
         role_ref: RoleRef {
@@ -353,7 +411,7 @@ fn admin_binding(tenant: &MemberTenant, ns: &str) -> RoleBinding {
             kind: "ClusterRole".to_string(),
             name: ADMIN_ROLE.to_string(),
         },
-        subjects: Some(groups.chain(users).collect()),
+        subjects: Some(admin_subjects(tenant)),
     }
 }
 
@@ -553,6 +611,47 @@ spec:
         assert_eq!(
             names,
             vec![("Group", "mons-admins"), ("User", "jdupont@mons.be")]
+        );
+    }
+
+    #[test]
+    fn admins_may_read_their_own_tenant_and_the_catalog_only() {
+        let d = build(&tenant(MONS), &catalog(), &Config::default());
+        assert_eq!(
+            d.reader_role.metadata.name.as_deref(),
+            Some("mutu:tenant:mons")
+        );
+        let rules = d.reader_role.rules.clone().unwrap_or_default();
+        let tenants = rules
+            .iter()
+            .find(|r| r.resources.iter().flatten().any(|x| x == "membertenants"))
+            .unwrap_or_else(|| panic!("no rule on membertenants: {rules:?}"));
+        assert_eq!(tenants.resource_names, Some(vec!["mons".to_string()]));
+        assert_eq!(tenants.verbs, vec!["get".to_string(), "watch".to_string()]);
+        for rule in &rules {
+            assert!(
+                !rule
+                    .verbs
+                    .iter()
+                    .any(|v| ["create", "update", "patch", "delete", "*"].contains(&v.as_str())),
+                "read only: {rule:?}"
+            );
+        }
+        assert_eq!(d.reader_binding.role_ref.name, "mutu:tenant:mons");
+        let subjects: Vec<String> = d
+            .reader_binding
+            .subjects
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(subjects, vec!["mons-admins", "jdupont@mons.be"]);
+        assert!(
+            d.reader_role
+                .metadata
+                .owner_references
+                .is_some_and(|o| o.iter().any(|r| r.kind == "MemberTenant")),
+            "goes with the tenant"
         );
     }
 

@@ -4,7 +4,7 @@
 //! `deletionPolicy`. This crate exposes its controller and nothing else.
 
 pub mod build;
-mod quantity;
+pub mod quantity;
 mod reconcile;
 mod validate;
 
@@ -14,8 +14,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
@@ -38,7 +38,7 @@ pub enum StartError {
     AdminRole {
         role: &'static str,
         #[source]
-        source: kube::Error,
+        source: mutu_runtime::ApplyError,
     },
 }
 
@@ -66,13 +66,9 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
-    let roles: Api<ClusterRole> = Api::all(client.clone());
-    roles
-        .patch(
-            build::ADMIN_ROLE,
-            &PatchParams::apply("mutu-tenant").force(),
-            &Patch::Apply(&build::admin_cluster_role()),
-        )
+    // Written only when it differs from the copy in the cluster.
+    mutu_runtime::Applier::new(client.clone(), NAME, metrics.clone())
+        .apply_uncached(build::admin_cluster_role())
         .await
         .map_err(|source| StartError::AdminRole {
             role: build::ADMIN_ROLE,
@@ -102,6 +98,10 @@ pub async fn run(
     let (limits, limit_stream) = children_watch::<LimitRange>(&client, &health, &metrics);
     let (policies, policy_stream) = children_watch::<NetworkPolicy>(&client, &health, &metrics);
     let (bindings, binding_stream) = children_watch::<RoleBinding>(&client, &health, &metrics);
+    let (reader_roles, reader_role_stream) =
+        children_watch::<ClusterRole>(&client, &health, &metrics);
+    let (reader_bindings, reader_binding_stream) =
+        children_watch::<ClusterRoleBinding>(&client, &health, &metrics);
 
     // A tenant whose domains change may free or take a domain that another
     // tenant claims: its reconcile asks for those tenants to be checked again.
@@ -117,6 +117,8 @@ pub async fn run(
         limits: limits.clone(),
         policies: policies.clone(),
         bindings: bindings.clone(),
+        reader_roles: reader_roles.clone(),
+        reader_bindings: reader_bindings.clone(),
     };
     let ctx = Arc::new(Context::new(NAME, client, metrics, health, settings, data));
     let queue = ctx.queue.clone();
@@ -127,6 +129,8 @@ pub async fn run(
         .watches_stream(limit_stream, queue.via(|l| owning_tenant(&l)))
         .watches_stream(policy_stream, queue.via(|p| owning_tenant(&p)))
         .watches_stream(binding_stream, queue.via(|b| owning_tenant(&b)))
+        .watches_stream(reader_role_stream, queue.via(|r| owning_tenant(&r)))
+        .watches_stream(reader_binding_stream, queue.via(|b| owning_tenant(&b)))
         // A tenant's status counts its sites by product: only a site's
         // creation, spec (generation) and deletion (which bumps the generation
         // when it starts) change that, not the status writes of its progress.

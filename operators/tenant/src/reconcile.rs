@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::Action;
@@ -44,6 +44,8 @@ pub struct Data {
     pub limits: Store<PartialObjectMeta<LimitRange>>,
     pub policies: Store<PartialObjectMeta<NetworkPolicy>>,
     pub bindings: Store<PartialObjectMeta<RoleBinding>>,
+    pub reader_roles: Store<PartialObjectMeta<ClusterRole>>,
+    pub reader_bindings: Store<PartialObjectMeta<ClusterRoleBinding>>,
 }
 
 /// Why a tenant reconcile failed.
@@ -93,6 +95,8 @@ impl Data {
             let _ = self.limits.wait_until_ready().await;
             let _ = self.policies.wait_until_ready().await;
             let _ = self.bindings.wait_until_ready().await;
+            let _ = self.reader_roles.wait_until_ready().await;
+            let _ = self.reader_bindings.wait_until_ready().await;
         })
         .await
     }
@@ -274,6 +278,12 @@ async fn provision(
     applier.apply(&ctx.data.quotas, desired.quota).await?;
     applier.apply(&ctx.data.limits, desired.limits).await?;
     applier.apply(&ctx.data.bindings, desired.admins).await?;
+    applier
+        .apply(&ctx.data.reader_roles, desired.reader_role)
+        .await?;
+    applier
+        .apply(&ctx.data.reader_bindings, desired.reader_binding)
+        .await?;
     let mut keep = BTreeSet::new();
     for policy in desired.policies {
         keep.insert((policy.namespace(), policy.name_any()));

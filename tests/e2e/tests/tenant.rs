@@ -120,6 +120,34 @@ async fn an_admin_manages_sites_in_their_namespace_and_nothing_else() -> anyhow:
     );
     assert!(!can_i(&agent, "delete", "namespaces", None));
     assert!(
+        can_i(
+            &agent,
+            "get",
+            &format!("membertenants.hosting.imio.be/{a}"),
+            None
+        ),
+        "an admin reads their own MemberTenant"
+    );
+    assert!(
+        !can_i(
+            &agent,
+            "get",
+            &format!("membertenants.hosting.imio.be/{b}"),
+            None
+        ),
+        "but not another member's"
+    );
+    assert!(!can_i(
+        &agent,
+        "list",
+        "membertenants.hosting.imio.be",
+        None
+    ));
+    assert!(
+        can_i(&agent, "list", "products.hosting.imio.be", None),
+        "the catalog"
+    );
+    assert!(
         !can_i(&agent, "list", "plonesites.hosting.imio.be", None),
         "no cluster-wide listing"
     );
