@@ -74,4 +74,5 @@ if ! cargo test --locked -p mutu-e2e --test e2e -- --test-threads=4 \
   exit 1
 fi
 
+echo "==> screenshots of the portal's pages: ${MUTU_TEST_ARTIFACTS:-$root/.mutu/test-artifacts}/portal"
 echo "==> all tests passed in $(( $(date +%s) - started ))s"

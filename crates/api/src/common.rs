@@ -52,6 +52,10 @@ pub const DATA_VOLUME_ANNOTATION: &str = "hosting.imio.be/data-volume";
 /// `spec.release` and the Product's release.
 pub const RELEASE_ANNOTATION: &str = "hosting.imio.be/release";
 
+/// Label of a PloneSite created for a ProvisioningRequest: the request's name (in the
+/// same namespace).
+pub const REQUEST_LABEL: &str = "hosting.imio.be/request";
+
 /// Pool of the new virtualised frontend nodes, where new sites go by default.
 pub const POOL_FRONTEND: &str = "frontend";
 /// Pool of the legacy physical servers being retired.

@@ -29,7 +29,7 @@ pub use common::{
     CONDITION_READY, DATA_VOLUME_ANNOTATION, DeletionPolicy, GROUP, INSTANCE,
     MAINTENANCE_ANNOTATION, MANAGED_BY, MANAGED_BY_VALUE, OFFLINE_ANNOTATION, POOL_ANNOTATION,
     POOL_FRONTEND, POOL_LABEL, POOL_PHYSICAL, PRODUCT_LABEL, Pool, RELEASE_ANNOTATION,
-    TENANT_LABEL, VERSION, Window, tenant_namespace,
+    REQUEST_LABEL, TENANT_LABEL, VERSION, Window, tenant_namespace,
 };
 pub use crd::{CRD_HEADER, crd_file_name, crd_yaml, crds};
 pub use issuer::{CertificateIssuer, CertificateIssuerSpec, CertificateIssuerStatus};

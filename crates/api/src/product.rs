@@ -121,6 +121,11 @@ pub struct ProductSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<InstanceQuota>,
 
+    /// How members' requests for this product (ProvisioningRequests) are decided and what
+    /// they may ask for. Leave it out for manual approval and at most the default replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<crate::provisioning::ProductProvisioning>,
+
     /// TCP port the application listens on.
     #[serde(default = "default_port")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message(

@@ -96,6 +96,18 @@ pub enum Language {
     En,
 }
 
+impl Language {
+    /// The language's ISO 639-1 code, e.g. `fr`, as Plone takes it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Fr => "fr",
+            Language::De => "de",
+            Language::Nl => "nl",
+            Language::En => "en",
+        }
+    }
+}
+
 /// Decision on a request.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[schemars(description = "")] // keep the field's doc in the CRD: see the `common` module doc
@@ -117,8 +129,9 @@ pub struct ProvisioningRequestStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Current state: `Valid` (entitlement, domains and quota check out), `Ready` once the
-    /// site is created and ready.
+    /// Current state: `Validated` (entitlement, domains, names and quota check out),
+    /// `Approved`, `Fulfilled` (the site exists and is Ready), and `Ready` (the same as
+    /// `Fulfilled`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -127,17 +140,28 @@ pub struct ProvisioningRequestStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
 
-    /// Why the request cannot be approved as it is, or why it was denied, one reason per item.
+    /// Every reason the request cannot be fulfilled as it is, one per item (all of them, not
+    /// just the first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<String>,
+    pub reasons: Vec<RequestReason>,
 
-    /// Who decided (the identity of the approver).
+    /// Who decided: the approver's identity, or `mutu` for an automatic approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
 
     /// When the decision was taken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_time: Option<Time>,
+
+    /// The `metadata.generation` the decision was taken on. A change of the spec after it puts
+    /// the request back to `Pending`: an approval covers only what the approver saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_generation: Option<i64>,
+
+    /// What the approver wrote with the decision: the reason of a denial, or a note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub decision_message: Option<String>,
 
     /// Name of the PloneSite created for the request.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,4 +170,89 @@ pub struct ProvisioningRequestStatus {
     /// The PloneSite the request renders to, as YAML: what approval will create.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rendered_site: Option<String>,
+}
+
+/// One reason a request cannot be fulfilled as it is.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestReason {
+    /// What kind of problem, for programs (the portal words it in French): `NoTenant`,
+    /// `UnknownProduct`, `NotEntitled`, `OverEntitlement`, `ForeignHostname`,
+    /// `HostnameTaken`, `SiteNameTaken`, `ReplicasOutOfRange`, `QuotaExceeded`,
+    /// `TenantNotReady` or `Denied`.
+    pub code: String,
+
+    /// What the reason is about: the hostname, product or site name concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+
+    /// What is wrong and what to change, in English.
+    pub message: String,
+}
+
+/// Who decides a request.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[schemars(description = "")] // keep the field's doc in the CRD: see the `common` module doc
+pub enum Approval {
+    /// mutu approves at once a request that passes every check.
+    Auto,
+    /// A person holding the approver role decides (`mutu request approve|deny`, or the portal).
+    Manual,
+}
+
+/// How an approved request becomes a site.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[schemars(description = "")] // keep the field's doc in the CRD: see the `common` module doc
+pub enum Fulfilment {
+    /// mutu creates the PloneSite.
+    #[default]
+    Create,
+    /// mutu does not create the site: it records the PloneSite's YAML in the request's status
+    /// (`mutu request render NS/NAME` prints it) for a pull request to the GitOps repository.
+    /// The request completes when that site appears.
+    GitOps,
+}
+
+/// A Product's rules for members' requests.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductProvisioning {
+    /// Who decides members' requests for this product: `Auto` or `Manual`. A member's own
+    /// setting (MemberTenant `spec.provisioning.approval`) wins. Leave both out for `Manual`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+
+    /// Most instances a member may ask for in `spec.options.replicas`. Leave it out for the
+    /// product's default number of instances.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message(
+        "spec.provisioning.maxReplicas: must be 1 or more"
+    ))]
+    pub max_replicas: Option<i32>,
+}
+
+/// A member's rules for its requests.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantProvisioning {
+    /// Who decides the member's requests: `Auto` or `Manual`. Leave it out to follow each
+    /// product's setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+
+    /// How approved requests become sites: `Create` (the default) or `GitOps`.
+    #[serde(default)]
+    pub fulfilment: Fulfilment,
+}
+
+/// Who decides a request for `product` of a member: the member's setting, else the
+/// product's, else a person.
+pub fn approval(
+    tenant: Option<&TenantProvisioning>,
+    product: Option<&ProductProvisioning>,
+) -> Approval {
+    tenant
+        .and_then(|t| t.approval)
+        .or_else(|| product.and_then(|p| p.approval))
+        .unwrap_or(Approval::Manual)
 }

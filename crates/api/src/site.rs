@@ -77,6 +77,11 @@ pub struct PloneSiteSpec {
     ))]
     pub replicas: Option<i32>,
 
+    /// Main language of the site, set when it is created: `fr` (the default), `de`, `nl` or
+    /// `en`. Changing it later changes nothing in the existing site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<crate::provisioning::Language>,
+
     /// Where the site's database lives. Leave it out for the Product's defaults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<SiteStorage>,

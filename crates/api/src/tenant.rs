@@ -93,6 +93,11 @@ pub struct MemberTenantSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<TenantQuota>,
 
+    /// How the member's requests for new sites (ProvisioningRequests) are decided and
+    /// fulfilled. Leave it out to follow the products' settings and let mutu create the sites.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<crate::provisioning::TenantProvisioning>,
+
     /// Stops every site of the member (replicas 0) without deleting anything, e.g. while a
     /// member leaves. Set back to false to restart them.
     #[serde(default)]

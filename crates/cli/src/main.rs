@@ -8,6 +8,8 @@ mod dev;
 mod fleet;
 mod maintenance;
 mod operator;
+mod portal;
+mod request;
 mod tenant;
 mod wave;
 
@@ -32,6 +34,10 @@ enum Command {
     Crds(crds::CrdsArgs),
     /// Run mutu's operators against the cluster of the current kubeconfig.
     Operator(operator::OperatorArgs),
+    /// Serve the members' portal (behind the authenticating proxy) until SIGTERM or Ctrl-C.
+    Portal(portal::PortalArgs),
+    /// Members' requests for new sites: approve, deny, or render one for GitOps.
+    Request(request::RequestArgs),
     /// Member tenants: import a member register.
     Tenant(tenant::TenantArgs),
     /// Benchmarks on a local control plane of their own.
@@ -60,7 +66,8 @@ fn main() -> ExitCode {
         | Command::Backup(_)
         | Command::Fleet(_)
         | Command::Migrate(_)
-        | Command::Rollout(_) => "warn,kube_client=off",
+        | Command::Rollout(_)
+        | Command::Request(_) => "warn,kube_client=off",
         _ => "info",
     };
     init_logging(default_filter);
@@ -82,6 +89,8 @@ fn main() -> ExitCode {
             Command::Crds(args) => crds::run(args),
             Command::Operator(args) => operator::run(args).await,
             Command::Tenant(args) => tenant::run(args),
+            Command::Request(args) => request::run(args).await,
+            Command::Portal(args) => portal::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Backup(args) => backup::run(args).await,
             Command::Fleet(args) => fleet::run(args).await,

@@ -130,6 +130,10 @@ struct RunArgs {
     /// How often the MigrationPlans and ReleaseRollouts re-check their sites in flight.
     #[arg(long, env = "MUTU_WAVE_TICK", default_value = "5s", value_parser = parse_duration)]
     wave_tick: std::time::Duration,
+    /// Group (as the identity provider sends it, e.g. in X-Forwarded-Groups)
+    /// whose members may approve or deny members' requests for new sites.
+    #[arg(long, env = "MUTU_APPROVERS_GROUP", default_value = mutu_provisioning::rbac::DEFAULT_APPROVERS_GROUP)]
+    approvers_group: String,
     /// Reconciles running at once, per controller.
     #[arg(long, env = "MUTU_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -143,6 +147,7 @@ const CONTROLLERS: &[&str] = &[
     mutu_solr_index::NAME,
     mutu_backup::NAME,
     mutu_wave::NAME,
+    mutu_provisioning::NAME,
 ];
 
 /// `host:port`, e.g. `mutu-maintenance.mutu-system.svc:8080`.
@@ -372,6 +377,26 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             run.await;
             Ok(())
         });
+    }
+    if enabled(mutu_provisioning::NAME) {
+        let config = mutu_provisioning::Config {
+            tenant: mutu_tenant::Config {
+                ingress_namespace: args.ingress_namespace.clone(),
+                backup_volume_size: k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    args.backup_volume_size.clone(),
+                ),
+            },
+            approvers_group: args.approvers_group.clone(),
+        };
+        let run = mutu_provisioning::run(
+            client.clone(),
+            metrics.clone(),
+            health.clone(),
+            config,
+            settings.clone(),
+            stopped(),
+        );
+        controllers.spawn(async move { run.await.map_err(anyhow::Error::from) });
     }
     health.set_ready(true);
     info!(controllers = controllers.len(), "controllers started");

@@ -13,11 +13,17 @@ use mutu_api::{MemberTenant, PloneSite, ProductSpec};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub reason: &'static str,
+    /// What the refusal is about: the product or hostname concerned.
+    pub subject: Option<String>,
     pub message: String,
 }
 
-fn refuse(reason: &'static str, message: String) -> Refusal {
-    Refusal { reason, message }
+fn refuse(reason: &'static str, subject: Option<&str>, message: String) -> Refusal {
+    Refusal {
+        reason,
+        subject: subject.map(str::to_string),
+        message,
+    }
 }
 
 /// Order of claims: the older site (by creation time, then namespace/name) first.
@@ -51,6 +57,7 @@ pub fn refusals(
     let Some(tenant) = tenant else {
         return vec![refuse(
             "NoTenant",
+            None,
             format!(
                 "namespace {ns} is not the namespace of a MemberTenant; create sites in the member's namespace (tenant-<member>)"
             ),
@@ -62,6 +69,7 @@ pub fn refusals(
         let known: Vec<&str> = catalog.keys().map(String::as_str).collect();
         out.push(refuse(
             "UnknownProduct",
+            Some(product),
             format!(
                 "spec.product: {product} is not in the product catalog; known products: {}",
                 known.join(", ")
@@ -71,6 +79,7 @@ pub fn refusals(
     match tenant.spec.entitlements.get(product) {
         None => out.push(refuse(
             "NotEntitled",
+            Some(product),
             format!(
                 "spec.product: MemberTenant {} is not entitled to {product}; ask for the entitlement to be added to the member",
                 tenant.name_any()
@@ -86,6 +95,7 @@ pub fn refusals(
             if position >= usize::try_from(count.max(0)).unwrap_or(0) {
                 out.push(refuse(
                     "OverEntitlement",
+                    Some(product),
                     format!(
                         "spec.product: MemberTenant {} is entitled to {count} {product} site(s) and already has them; delete one or ask for a larger entitlement",
                         tenant.name_any()
@@ -103,6 +113,7 @@ pub fn refusals(
         {
             out.push(refuse(
                 "ForeignHostname",
+                Some(host),
                 format!(
                     "spec.hostnames: {host} is not under the member's domains ({}); use a name under one of them",
                     if tenant.spec.domains.is_empty() { "none".to_string() } else { tenant.spec.domains.join(", ") }
@@ -119,6 +130,7 @@ pub fn refusals(
         if let Some(other) = earlier {
             out.push(refuse(
                 "HostnameTaken",
+                Some(host),
                 format!(
                     "spec.hostnames: {host} is already served by site {}/{}; choose another hostname",
                     other.namespace().unwrap_or_default(),

@@ -488,8 +488,13 @@ pub fn build(
         if plan.create_site && !product.site_creation_command.is_empty() {
             let mut command = product.site_creation_command.clone();
             command.push(format!("{SCRIPTS_DIR}/create_site.py"));
-            // The members' language: the cooperative serves Wallonia.
-            command.extend(["Plone".to_string(), site_title(site), "fr".to_string()]);
+            // French unless the site says otherwise: the cooperative serves Wallonia.
+            let language = site.spec.language.unwrap_or_default();
+            command.extend([
+                "Plone".to_string(),
+                site_title(site),
+                language.code().to_string(),
+            ]);
             desired.jobs.push(job(
                 site,
                 &format!("{name}-create"),
@@ -906,6 +911,28 @@ mod tests {
         let d = build_ok(&site(""), &delib(), &plan());
         assert_eq!(d.jobs.len(), 1);
         assert_eq!(d.jobs[0].name_any(), "delib-create");
+    }
+
+    #[test]
+    fn the_site_is_created_in_its_language_french_by_default() {
+        let args = |site: &PloneSite| {
+            let d = build_ok(site, &delib(), &plan());
+            let job = json_of(&d.jobs[0]);
+            let command = job["spec"]["template"]["spec"]["containers"][0]["command"].clone();
+            command
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(args(&site("")).last().map(String::as_str), Some("fr"));
+        assert_eq!(
+            args(&site("  language: de\n")).last().map(String::as_str),
+            Some("de")
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! pool's nodes, Service, Ingress and Certificate for exactly its hostnames,
 //! its search index, the site-creation Job and, on a release change, the
 //! upgrade Job that must succeed before the instances move to the new release.
-//! This crate exposes its controller and nothing else.
+//! This crate exposes its controller, and the pure build and admission
+//! functions that the benchmark and the provisioning operator reuse.
 
-mod admission;
+pub mod admission;
 pub mod build;
 mod product;
 mod reconcile;

@@ -1,6 +1,7 @@
 //! Helpers for mutu's end-to-end tests: the checkout's paths and `kubectl`
 //! invocations against the control plane named by `KUBECONFIG`.
 
+pub mod browser;
 pub mod certs;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,8 @@ mod api;
 mod backup;
 mod certificate;
 mod control_plane;
+mod portal;
+mod provisioning;
 mod reindex;
 mod rollout;
 mod site;
