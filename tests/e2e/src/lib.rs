@@ -178,6 +178,34 @@ pub async fn create_tenant_with(
     Ok(())
 }
 
+/// A new Product (`product_overrides` merged into its spec) and a new member
+/// entitled to one site of it (`tenant_overrides` merged into its spec),
+/// Ready. Returns (tenant, namespace, product, domain).
+pub async fn member_entitled_to_one(
+    client: &Client,
+    prefix: &str,
+    product_overrides: serde_json::Value,
+    tenant_overrides: serde_json::Value,
+) -> anyhow::Result<(String, String, String, String)> {
+    let product = mutu_runtime::testing::unique_name(&format!("{prefix}-p"));
+    create_product(client, &product, product_overrides).await?;
+    let tenant = mutu_runtime::testing::unique_name(prefix);
+    let domain = format!("{tenant}.test");
+    let mut body = tenant_json(&tenant, std::slice::from_ref(&domain), "Delete");
+    body["spec"]["entitlements"] = json!({ product.clone(): 1 });
+    if let (Some(spec), Some(extra)) = (body["spec"].as_object_mut(), tenant_overrides.as_object())
+    {
+        for (k, v) in extra {
+            spec.insert(k.clone(), v.clone());
+        }
+    }
+    let api: Api<MemberTenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    wait_ready(client, &tenant).await?;
+    Ok((tenant.clone(), format!("tenant-{tenant}"), product, domain))
+}
+
 /// Creates a Plone Product named `name` (ZEO, 2 replicas, release 1.0, site
 /// creation and upgrade commands), with `overrides` merged into its spec.
 pub async fn create_product(

@@ -8,12 +8,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use kube::Client;
 use kube::api::{Api, PostParams};
 use mutu_api::provisioning::Decision;
 use mutu_api::{PloneSite, ProvisioningRequest};
 use mutu_e2e::browser::{Browser, free_port};
-use mutu_e2e::{create_product, create_site, create_tenant_with, repo_root, site_json, wait_ready};
+use mutu_e2e::{create_site, member_entitled_to_one, repo_root, site_json};
 use mutu_runtime::testing::{self, eventually, unique_name};
 use serde_json::json;
 
@@ -71,40 +70,21 @@ impl Drop for Portal {
     }
 }
 
-/// A product, and a member entitled to one site of it; (tenant, namespace, product, domain).
-async fn member(
-    client: &Client,
-    prefix: &str,
-    product_overrides: serde_json::Value,
-) -> anyhow::Result<(String, String, String, String)> {
-    let product = unique_name(&format!("{prefix}-p"));
-    create_product(client, &product, product_overrides).await?;
-    let tenant = unique_name(prefix);
-    let domain = format!("{tenant}.test");
-    create_tenant_with(
-        client,
-        &tenant,
-        std::slice::from_ref(&domain),
-        json!({ product.clone(): 1 }),
-    )
-    .await?;
-    wait_ready(client, &tenant).await?;
-    Ok((tenant.clone(), format!("tenant-{tenant}"), product, domain))
-}
-
 #[tokio::test]
 async fn an_agent_asks_for_a_site_sees_it_ready_and_sees_nothing_of_another_member()
 -> anyhow::Result<()> {
     let client = testing::client().await?;
     let shots = artifacts();
-    let (a, ns_a, product, domain_a) = member(
+    let (a, ns_a, product, domain_a) = member_entitled_to_one(
         &client,
         "portal-a",
         json!({"provisioning": {"approval": "Auto"}}),
+        json!({}),
     )
     .await?;
     // Another member, with a site of its own.
-    let (b, ns_b, product_b, domain_b) = member(&client, "portal-b", json!({})).await?;
+    let (b, ns_b, product_b, domain_b) =
+        member_entitled_to_one(&client, "portal-b", json!({}), json!({})).await?;
     let secret_host = format!("secret.{domain_b}");
     create_site(
         &client,
@@ -195,10 +175,11 @@ async fn an_agent_asks_for_a_site_sees_it_ready_and_sees_nothing_of_another_memb
     assert!(requests_b.list(&Default::default()).await?.items.is_empty());
 
     // A hostname of another member's domain: the reason, in French.
-    let (c, ns_c, _, domain_c) = member(
+    let (c, ns_c, _, domain_c) = member_entitled_to_one(
         &client,
         "portal-c",
         json!({"provisioning": {"approval": "Auto"}}),
+        json!({}),
     )
     .await?;
     browser
@@ -236,7 +217,8 @@ async fn an_agent_asks_for_a_site_sees_it_ready_and_sees_nothing_of_another_memb
 async fn an_approver_approves_a_pending_request_in_the_portal() -> anyhow::Result<()> {
     let client = testing::client().await?;
     let shots = artifacts();
-    let (_, ns, product, domain) = member(&client, "portal-m", json!({})).await?;
+    let (_, ns, product, domain) =
+        member_entitled_to_one(&client, "portal-m", json!({}), json!({})).await?;
     let requests: Api<ProvisioningRequest> = Api::namespaced(client.clone(), &ns);
     let body = json!({
         "apiVersion": "hosting.imio.be/v1alpha1", "kind": "ProvisioningRequest",

@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mutu_api::provisioning::Decision;
 use mutu_api::{PloneSite, ProvisioningRequest};
-use mutu_e2e::{create_product, create_site, create_tenant_with, kubectl, site_json, wait_ready};
+use mutu_e2e::{create_site, kubectl, member_entitled_to_one, site_json};
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, unique_name, wait_for};
 use serde_json::json;
@@ -120,42 +120,10 @@ fn codes(r: &ProvisioningRequest) -> Vec<String> {
         .collect()
 }
 
-/// A product (`overrides` merged in) and a member entitled to one site of it,
-/// Ready; returns (tenant, namespace, product, domain).
-async fn member(
-    client: &Client,
-    prefix: &str,
-    product_overrides: serde_json::Value,
-    tenant_spec: serde_json::Value,
-) -> anyhow::Result<(String, String, String, String)> {
-    let product = unique_name(&format!("{prefix}-p"));
-    create_product(client, &product, product_overrides).await?;
-    let tenant = unique_name(prefix);
-    let domain = format!("{tenant}.test");
-    create_tenant_with(
-        client,
-        &tenant,
-        std::slice::from_ref(&domain),
-        json!({ product.clone(): 1 }),
-    )
-    .await?;
-    if let Some(extra) = tenant_spec.as_object().filter(|o| !o.is_empty()) {
-        let api: Api<mutu_api::MemberTenant> = Api::all(client.clone());
-        api.patch(
-            &tenant,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "spec": extra })),
-        )
-        .await?;
-    }
-    wait_ready(client, &tenant).await?;
-    Ok((tenant.clone(), format!("tenant-{tenant}"), product, domain))
-}
-
 #[tokio::test]
 async fn a_request_gets_every_reason_it_is_refused_at_once() -> anyhow::Result<()> {
     let client = testing::client().await?;
-    let (_, ns, product, domain) = member(
+    let (_, ns, product, domain) = member_entitled_to_one(
         &client,
         "pr-refused",
         json!({}),
@@ -292,7 +260,7 @@ async fn a_request_gets_every_reason_it_is_refused_at_once() -> anyhow::Result<(
 #[tokio::test]
 async fn an_auto_approved_request_creates_its_site_which_outlives_it() -> anyhow::Result<()> {
     let client = testing::client().await?;
-    let (_, ns, product, domain) = member(
+    let (_, ns, product, domain) = member_entitled_to_one(
         &client,
         "pr-auto",
         json!({"provisioning": {"approval": "Auto"}}),
@@ -351,7 +319,8 @@ async fn an_auto_approved_request_creates_its_site_which_outlives_it() -> anyhow
 async fn an_approver_decides_and_a_member_admin_cannot_approve_their_own_request()
 -> anyhow::Result<()> {
     let client = testing::client().await?;
-    let (tenant, ns, product, domain) = member(&client, "pr-manual", json!({}), json!({})).await?;
+    let (tenant, ns, product, domain) =
+        member_entitled_to_one(&client, "pr-manual", json!({}), json!({})).await?;
     let agent = format!("agent@{tenant}.test");
     let member_groups = [format!("{tenant}-admins")];
     let member_groups: Vec<&str> = member_groups.iter().map(String::as_str).collect();
@@ -490,7 +459,7 @@ async fn an_approver_decides_and_a_member_admin_cannot_approve_their_own_request
 async fn in_gitops_mode_the_site_is_rendered_and_the_request_completes_when_it_appears()
 -> anyhow::Result<()> {
     let client = testing::client().await?;
-    let (_, ns, product, domain) = member(
+    let (_, ns, product, domain) = member_entitled_to_one(
         &client,
         "pr-gitops",
         json!({}),
