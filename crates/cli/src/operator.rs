@@ -255,18 +255,20 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
         ..Settings::default()
     };
     let mut controllers = tokio::task::JoinSet::new();
+    // How tenants' quotas are sized: the tenant controller applies them, the
+    // provisioning controller checks requests against them.
+    let tenant_config = mutu_tenant::Config {
+        ingress_namespace: args.ingress_namespace.clone(),
+        backup_volume_size: k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+            args.backup_volume_size.clone(),
+        ),
+    };
     if enabled(mutu_tenant::NAME) {
-        let config = mutu_tenant::Config {
-            ingress_namespace: args.ingress_namespace.clone(),
-            backup_volume_size: k8s_openapi::apimachinery::pkg::api::resource::Quantity(
-                args.backup_volume_size.clone(),
-            ),
-        };
         let run = mutu_tenant::run(
             client.clone(),
             metrics.clone(),
             health.clone(),
-            config,
+            tenant_config.clone(),
             settings.clone(),
             stopped(),
         );
@@ -380,12 +382,7 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
     }
     if enabled(mutu_provisioning::NAME) {
         let config = mutu_provisioning::Config {
-            tenant: mutu_tenant::Config {
-                ingress_namespace: args.ingress_namespace.clone(),
-                backup_volume_size: k8s_openapi::apimachinery::pkg::api::resource::Quantity(
-                    args.backup_volume_size.clone(),
-                ),
-            },
+            tenant: tenant_config.clone(),
             approvers_group: args.approvers_group.clone(),
         };
         let run = mutu_provisioning::run(
