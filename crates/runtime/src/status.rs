@@ -38,6 +38,30 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize,
 {
+    apply_status_at(
+        api, obj, current, desired, None, manager, metrics, controller,
+    )
+    .await
+}
+
+/// [`apply_status`], with the object's `resourceVersion` as a precondition
+/// when `version` is given: the API server then refuses (409) if the object
+/// changed since it was read.
+#[allow(clippy::too_many_arguments)]
+async fn apply_status_at<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    desired: &S,
+    version: Option<&str>,
+    manager: &str,
+    metrics: &Metrics,
+    controller: &str,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Serialize,
+{
     let current = current
         .map(serde_json::to_value)
         .transpose()
@@ -46,11 +70,14 @@ where
     if current.as_ref() == Some(&desired_value) {
         return Ok(false);
     }
-    let body = json!({
+    let mut body = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": desired_value,
     });
+    if let Some(version) = version {
+        body["metadata"] = json!({ "resourceVersion": version });
+    }
     api.patch_status(
         &obj.name_any(),
         &PatchParams::apply(manager).force(),
@@ -121,4 +148,41 @@ where
         controller,
     )
     .await
+}
+
+/// [`write`], only over the version of `obj` that was read: if the object
+/// changed since (e.g. someone else wrote a field of its status), nothing is
+/// written and the result is `Ok(false)`; the change's watch event brings the
+/// new version to reconcile.
+pub async fn write_over_read<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    mut desired: S,
+    conds: &[Desired<'_>],
+    manager: &str,
+    metrics: &Metrics,
+    controller: &str,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + HasStatus<Status = S>,
+    S: Serialize + WithConditions,
+{
+    let previous = obj.status().map(|s| s.conditions()).unwrap_or(&[]);
+    *desired.conditions_mut() = conditions::merge(previous, conds, obj.meta().generation, now());
+    let version = obj.resource_version();
+    match apply_status_at(
+        api,
+        obj,
+        obj.status(),
+        &desired,
+        Some(version.as_deref().unwrap_or_default()),
+        manager,
+        metrics,
+        controller,
+    )
+    .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        other => other,
+    }
 }

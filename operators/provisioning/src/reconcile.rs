@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -15,7 +15,6 @@ use kube::{Resource, ResourceExt};
 use mutu_api::common::TENANT_NAMESPACE_PREFIX;
 use mutu_api::{MemberTenant, PloneSite, Product, ProductSpec, ProvisioningRequest, REQUEST_LABEL};
 use mutu_runtime::{Context, Reason};
-use serde_json::json;
 
 use crate::check::{self, View};
 
@@ -145,7 +144,19 @@ pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Ctx>) -> Resu
     }
 
     let api: Api<ProvisioningRequest> = Api::namespaced(ctx.client().clone(), &ns);
-    let written = write_status(&ctx, &api, &request, outcome.status, &outcome.conditions).await?;
+    // Only over the version read: an approver's decision written meanwhile is
+    // never overwritten; its watch event brings it to the next reconcile.
+    let written = mutu_runtime::status::write_over_read(
+        &api,
+        request.as_ref(),
+        outcome.status,
+        &outcome.conditions,
+        ctx.applier.field_manager(),
+        &ctx.metrics,
+        ctx.name,
+    )
+    .await
+    .map_err(Error::Status)?;
     if written && let Some(note) = outcome.note {
         ctx.event(request.as_ref(), note.warning, note.reason, note.message)
             .await;
@@ -195,51 +206,5 @@ async fn create_site(
             name,
             source,
         }),
-    }
-}
-
-/// Writes the status when it differs from what was read, by a server-side
-/// apply on the version read: if an approver decided meanwhile, the API server
-/// refuses (409) and the next reconcile sees the decision.
-async fn write_status(
-    ctx: &Ctx,
-    api: &Api<ProvisioningRequest>,
-    request: &ProvisioningRequest,
-    mut desired: mutu_api::ProvisioningRequestStatus,
-    conds: &[mutu_runtime::conditions::Desired<'_>],
-) -> Result<bool, Error> {
-    let previous = request
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or(&[]);
-    desired.conditions = mutu_runtime::conditions::merge(
-        previous,
-        conds,
-        request.meta().generation,
-        mutu_runtime::status::now(),
-    );
-    if request.status.as_ref() == Some(&desired) {
-        return Ok(false);
-    }
-    let body = json!({
-        "apiVersion": mutu_api::API_VERSION,
-        "kind": "ProvisioningRequest",
-        "metadata": {"resourceVersion": request.resource_version()},
-        "status": desired,
-    });
-    let params = PatchParams::apply(ctx.applier.field_manager()).force();
-    match api
-        .patch_status(&request.name_any(), &params, &Patch::Apply(&body))
-        .await
-    {
-        Ok(_) => {
-            ctx.metrics.write(ctx.name, "status", "ProvisioningRequest");
-            Ok(true)
-        }
-        // Changed since it was read (e.g. approved): the watch brings the
-        // new version, and its reconcile decides again.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-        Err(e) => Err(Error::Status(e)),
     }
 }
