@@ -4,6 +4,13 @@
 //! server-side apply of exactly the objects the operators create, rendered by
 //! the same build functions.
 //!
+//! Each phase runs on a fresh control plane: the operators' converge, quiet
+//! period, restart and changes on one, the bulk apply on another, so that
+//! neither starts on a cluster holding the other's fleet. A phase can be run
+//! alone (`--phase`), its results saved (`--save`) and merged with a saved
+//! run of the other phase (`--merge`): at 10,000 sites each phase takes hours
+//! on a small machine.
+//!
 //! The operators run as a child process (`mutu operator run`), so that their
 //! memory is theirs alone. API writes are read from the API server's own
 //! request metrics, counting only the kinds mutu writes.
@@ -26,8 +33,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use mutu_api::{MemberTenant, PloneSite, Product};
 use mutu_runtime::conditions;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 #[derive(Args)]
@@ -62,10 +69,50 @@ pub struct FleetArgs {
     /// Draw the sites Ready over time (operators and bulk apply) into this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Which measures to take: all of them, or one phase alone.
+    #[arg(long, value_enum, default_value_t = Phase::All)]
+    phase: Phase,
+    /// Save the results, with the curves, into this JSON file (for `--merge`).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Take the other phase's results from a run saved with `--save`.
+    #[arg(long)]
+    merge: Option<PathBuf>,
+}
+
+/// The measures of one run.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    /// Both phases, one after the other.
+    All,
+    /// The operators: converge, quiet period, restart, changes, memory.
+    Operators,
+    /// The floor: the bulk server-side apply, no operator.
+    Bulk,
+}
+
+impl Phase {
+    fn operators(self) -> bool {
+        self != Phase::Bulk
+    }
+    fn bulk(self) -> bool {
+        self != Phase::Operators
+    }
+}
+
+/// Results saved with their curves, and which phases they hold.
+#[derive(Serialize, Deserialize, Debug, Default)]
+struct Saved {
+    #[serde(flatten)]
+    results: Results,
+    operators_measured: bool,
+    bulk_measured: bool,
+    operator_curve: Vec<(f64, u32)>,
+    raw_curve: Vec<(f64, u32)>,
 }
 
 /// What one run measured.
-#[derive(Serialize, Debug, Default)]
+#[derive(Serialize, Deserialize, Debug, Default, Clone)]
 pub struct Results {
     sites: u32,
     tenants: u32,
@@ -94,16 +141,41 @@ const FIELD_MANAGER: &str = "mutu-bench";
 const SITES_PER_TENANT: u32 = 10;
 
 pub async fn fleet(args: FleetArgs) -> anyhow::Result<()> {
-    eprintln!(
-        "starting the benchmark's control plane in {}",
-        args.dir.display()
-    );
-    let local = crate::dev::start(&args.dir, args.api_port).await?;
-    let result = measure(&args, &local).await;
-    if !args.keep {
-        crate::dev::stop(local).await?;
+    let mut r = Results {
+        sites: args.sites,
+        tenants: fleet_plan("bench", args.sites).len() as u32,
+        ..Default::default()
+    };
+    // Read the saved run first: a wrong file fails before hours of work.
+    let merged = match &args.merge {
+        Some(path) => Some(read_saved(path, &args)?),
+        None => None,
+    };
+    if args.phase.operators() {
+        let keep = args.keep && !args.phase.bulk();
+        on_fresh_control_plane(&args, keep, |client| operators(&args, client, &mut r)).await?;
     }
-    let r = result?;
+    if args.phase.bulk() {
+        on_fresh_control_plane(&args, args.keep, |client| bulk(&args, client, &mut r)).await?;
+    }
+    if let Some(saved) = merged {
+        r = merge(r, args.phase, saved);
+    }
+    if r.converge_s > 0.0 && r.raw_apply_s > 0.0 {
+        r.ratio = r.converge_s / r.raw_apply_s;
+    }
+    if let Some(path) = &args.save {
+        let saved = Saved {
+            results: r.clone(),
+            operators_measured: r.converge_s > 0.0,
+            bulk_measured: r.raw_apply_s > 0.0,
+            operator_curve: r.operator_curve.clone(),
+            raw_curve: r.raw_curve.clone(),
+        };
+        std::fs::write(path, serde_json::to_string(&saved)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("saved: {}", path.display());
+    }
     if let Some(path) = &args.plot {
         std::fs::write(path, svg(&r))
             .with_context(|| format!("cannot write the chart {}", path.display()))?;
@@ -113,10 +185,20 @@ pub async fn fleet(args: FleetArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!("sites {} ({} tenants)", r.sites, r.tenants);
-        println!(
-            "applied to all Ready: operators {:.1} s, bulk apply {:.1} s: ratio {:.2}",
-            r.converge_s, r.raw_apply_s, r.ratio
-        );
+        if r.ratio > 0.0 {
+            println!(
+                "applied to all Ready: operators {:.1} s, bulk apply {:.1} s: ratio {:.2}",
+                r.converge_s, r.raw_apply_s, r.ratio
+            );
+        } else if r.raw_apply_s > 0.0 {
+            println!("applied to all Ready: bulk apply {:.1} s", r.raw_apply_s);
+        }
+        if r.converge_s == 0.0 {
+            return Ok(());
+        }
+        if r.ratio == 0.0 {
+            println!("applied to all Ready: operators {:.1} s", r.converge_s);
+        }
         println!(
             "API writes in {} s with nothing changed: {} (operator's own count {})",
             args.quiet, r.noop_writes, r.noop_writes_by_operator
@@ -447,17 +529,86 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<Results> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&local.kubeconfig)?;
-    let client = Client::try_from(
-        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?,
-    )?;
-    let n = args.sites;
-    let mut r = Results {
-        sites: n,
-        ..Default::default()
+/// Reads a run saved with `--save`, for the phase this run does not measure.
+fn read_saved(path: &std::path::Path, args: &FleetArgs) -> anyhow::Result<Saved> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the saved run {}", path.display()))?;
+    let saved: Saved = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a run saved by --save", path.display()))?;
+    anyhow::ensure!(
+        saved.results.sites == args.sites,
+        "the saved run {} measured {} sites, this one {}: merge runs of the same size",
+        path.display(),
+        saved.results.sites,
+        args.sites
+    );
+    let (needed, has) = match args.phase {
+        Phase::Operators => ("bulk", saved.bulk_measured),
+        Phase::Bulk => ("operators", saved.operators_measured),
+        Phase::All => anyhow::bail!("--merge needs --phase operators or --phase bulk"),
     };
-    // Room for two fleets' pods on the simulated nodes.
+    anyhow::ensure!(
+        has,
+        "the saved run {} has no {needed} phase to merge",
+        path.display()
+    );
+    Ok(saved)
+}
+
+/// Fills the phase this run did not measure from a saved run.
+fn merge(mut r: Results, phase: Phase, saved: Saved) -> Results {
+    let s = saved.results;
+    match phase {
+        Phase::Operators => {
+            r.raw_apply_s = s.raw_apply_s;
+            r.raw_curve = saved.raw_curve;
+            r
+        }
+        Phase::Bulk => Results {
+            raw_apply_s: r.raw_apply_s,
+            raw_curve: r.raw_curve,
+            operator_curve: saved.operator_curve,
+            ..s
+        },
+        Phase::All => r,
+    }
+}
+
+/// Runs one phase on a control plane of its own, started fresh in the
+/// benchmark's directory and removed afterwards unless kept.
+async fn on_fresh_control_plane<'a, F, Fut>(
+    args: &FleetArgs,
+    keep: bool,
+    phase: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + 'a,
+{
+    eprintln!(
+        "starting the benchmark's control plane in {}",
+        args.dir.display()
+    );
+    // Whatever a previous run left there goes first: each phase starts empty.
+    crate::dev::stop(crate::dev::Local::at(&args.dir, args.api_port)?).await?;
+    let local = crate::dev::start(&args.dir, args.api_port).await?;
+    let result = async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&local.kubeconfig)?;
+        let client = Client::try_from(
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?,
+        )?;
+        make_room(&client, args.sites).await?;
+        phase(client).await
+    }
+    .await;
+    if !keep {
+        crate::dev::stop(local).await?;
+    }
+    result
+}
+
+/// Room for the fleet's pods on the simulated nodes.
+async fn make_room(client: &Client, n: u32) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let pods_per_node = (u64::from(n) * 5 / 5 + 1000).max(1000);
     for node in nodes.list(&ListParams::default()).await? {
@@ -471,13 +622,20 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
             )
             .await?;
     }
+    Ok(())
+}
+
+/// The operators' phase: converge, quiet period, restart, changes, memory.
+async fn operators(args: &FleetArgs, client: Client, r: &mut Results) -> anyhow::Result<()> {
+    let n = args.sites;
+    let kubeconfig = crate::dev::Local::at(&args.dir, args.api_port)?.kubeconfig;
     let products: Api<Product> = Api::all(client.clone());
     apply_json(&products, PRODUCT, &product()).await?;
 
     // 1. The operators bring the fleet from applied to Ready.
     let log = args.dir.join("operator.log");
     let metrics_port = args.api_port + 11;
-    let mut operator = Operator::start(&local.kubeconfig, metrics_port, &log)?;
+    let mut operator = Operator::start(&kubeconfig, metrics_port, &log)?;
     operator.wait_ready().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     r.baseline_rss_mb = operator.rss_mb();
@@ -574,7 +732,7 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
     eprintln!("restarting the operators");
     operator.stop();
     let before = mutu_kind_writes(&apiserver_metrics(&client).await?);
-    let mut operator = Operator::start(&local.kubeconfig, metrics_port, &log)?;
+    let mut operator = Operator::start(&kubeconfig, metrics_port, &log)?;
     operator.wait_ready().await?;
     let mut last = -1.0;
     let settle = Instant::now();
@@ -642,8 +800,12 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
     r.p50_change_to_ready_s = percentile(&samples, 50.0);
     r.p99_change_to_ready_s = percentile(&samples, 99.0);
     operator.stop();
-    drop(operator);
+    Ok(())
+}
 
+/// The floor's phase.
+async fn bulk(args: &FleetArgs, client: Client, r: &mut Results) -> anyhow::Result<()> {
+    let n = args.sites;
     // 5. The floor: the same objects, rendered by the same build functions,
     // applied in bulk with nobody reconciling, until their servers are ready.
     eprintln!("bulk apply of the same objects for {n} sites, no operator");
@@ -651,7 +813,6 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
     let product_spec: mutu_api::ProductSpec = serde_json::from_value(product()["spec"].clone())?;
     let catalog = BTreeMap::from([(PRODUCT.to_string(), product_spec.clone())]);
     let mut objects: Vec<serde_json::Value> = Vec::new();
-    let mut raw_tenants = Vec::new();
     for (t, k) in &raw_plan {
         let mut tenant_obj: MemberTenant = serde_json::from_value(tenant(t, *k))?;
         tenant_obj.metadata.uid = Some(format!("raw-uid-{t}"));
@@ -665,7 +826,6 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
         objects.push(serde_json::to_value(&d.admins)?);
         objects.push(serde_json::to_value(&d.reader_role)?);
         objects.push(serde_json::to_value(&d.reader_binding)?);
-        raw_tenants.push(t.clone());
         for i in 1..=*k {
             let mut s: PloneSite = serde_json::from_value(site(t, i))?;
             s.metadata.uid = Some(format!("raw-uid-{t}-{i}"));
@@ -778,10 +938,7 @@ async fn measure(args: &FleetArgs, local: &crate::dev::Local) -> anyhow::Result<
     deployment_watch.abort();
     statefulset_watch.abort();
     r.raw_apply_s = r.raw_curve.last().map(|c| c.0).unwrap_or_default();
-    r.ratio = r.converge_s / r.raw_apply_s.max(1e-9);
-    let _ = raw_tenants;
-    let _ = Api::<Namespace>::all(client.clone());
-    Ok(r)
+    Ok(())
 }
 
 /// Waits until every tenant's namespace exists.
@@ -873,12 +1030,21 @@ fn svg(r: &Results) -> String {
     let n = f64::from(r.sites.max(1));
     let x = |t: f64| m + (w - 2.0 * m) * t / t_max;
     let y = |v: u32| h - m - (h - 2.0 * m) * f64::from(v) / n;
-    let line = |curve: &[(f64, u32)]| {
-        curve
+    // A phase not measured has no curve, and no legend.
+    let series = |curve: &[(f64, u32)], colour: &str, dash: &str, ly: f64, legend: &str| {
+        if curve.is_empty() {
+            return String::new();
+        }
+        let points = curve
             .iter()
             .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash} points=\"{points}\"/>\n\
+             <text x=\"{lx}\" y=\"{ly}\" fill=\"{colour}\">{legend}</text>\n",
+            lx = w - m - 330.0
+        )
     };
     format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="13">
@@ -889,24 +1055,30 @@ fn svg(r: &Results) -> String {
 <text x="{r}" y="{bl}" text-anchor="end">{t_max:.0} s</text>
 <text x="{m}" y="{bl}">0</text>
 <text x="{ml}" y="{m}" text-anchor="end">{sites}</text>
-<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="{op}"/>
-<polyline fill="none" stroke="#d1242f" stroke-width="2" stroke-dasharray="6 4" points="{raw}"/>
-<text x="{lx}" y="{ly1}" fill="#1f6feb">mutu's operators ({conv:.0} s)</text>
-<text x="{lx}" y="{ly2}" fill="#d1242f">bulk server-side apply, no operator ({rawt:.0} s)</text>
-</svg>
+{op}{raw}</svg>
 "##,
         sites = r.sites,
         b = h - m,
         r = w - m,
         bl = h - m + 20.0,
         ml = m - 6.0,
-        op = line(&r.operator_curve),
-        raw = line(&r.raw_curve),
-        lx = w - m - 330.0,
-        ly1 = h - m - 40.0,
-        ly2 = h - m - 20.0,
-        conv = r.converge_s,
-        rawt = r.raw_apply_s,
+        op = series(
+            &r.operator_curve,
+            "#1f6feb",
+            "",
+            h - m - 40.0,
+            &format!("mutu's operators ({:.0} s)", r.converge_s)
+        ),
+        raw = series(
+            &r.raw_curve,
+            "#d1242f",
+            r#" stroke-dasharray="6 4""#,
+            h - m - 20.0,
+            &format!(
+                "bulk server-side apply, no operator ({:.0} s)",
+                r.raw_apply_s
+            )
+        ),
     )
 }
 
@@ -932,6 +1104,151 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="",res
         assert_eq!(plan.len(), 82);
         assert_eq!(plan.iter().map(|(_, k)| k).sum::<u32>(), 819);
         assert_eq!(plan.last().map(|(_, k)| *k), Some(9));
+    }
+
+    fn args(phase: Phase, sites: u32) -> FleetArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            fleet: FleetArgs,
+        }
+        let mut a = Cli::parse_from(["bench", "--sites", &sites.to_string()]).fleet;
+        a.phase = phase;
+        a
+    }
+
+    /// A directory of this test's own.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("mutu-bench-fleet-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        dir
+    }
+
+    fn saved(dir: &std::path::Path, s: &Saved) -> PathBuf {
+        let path = dir.join("saved.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string(s).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    #[test]
+    fn a_saved_bulk_phase_completes_an_operators_run() {
+        let dir = scratch("0");
+        let bulk = Saved {
+            results: Results {
+                sites: 20,
+                raw_apply_s: 10.0,
+                ..Default::default()
+            },
+            bulk_measured: true,
+            raw_curve: vec![(1.0, 5), (10.0, 20)],
+            ..Default::default()
+        };
+        let path = saved(&dir, &bulk);
+        let loaded =
+            read_saved(&path, &args(Phase::Operators, 20)).unwrap_or_else(|e| panic!("{e}"));
+        let ours = Results {
+            sites: 20,
+            converge_s: 15.0,
+            noop_writes: 0,
+            peak_rss_mb: 80.0,
+            operator_curve: vec![(15.0, 20)],
+            ..Default::default()
+        };
+        let r = merge(ours, Phase::Operators, loaded);
+        assert_eq!(
+            (r.converge_s, r.raw_apply_s, r.peak_rss_mb),
+            (15.0, 10.0, 80.0)
+        );
+        assert_eq!(r.raw_curve.len(), 2);
+        assert_eq!(r.operator_curve.len(), 1);
+        let chart = svg(&r);
+        assert!(chart.contains("operators (15 s)") && chart.contains("no operator (10 s)"));
+    }
+
+    #[test]
+    fn a_bulk_run_keeps_the_saved_operators_measures() {
+        let dir = scratch("1");
+        let ops = Saved {
+            results: Results {
+                sites: 20,
+                converge_s: 15.0,
+                p99_change_to_ready_s: 1.5,
+                ..Default::default()
+            },
+            operators_measured: true,
+            operator_curve: vec![(15.0, 20)],
+            ..Default::default()
+        };
+        let path = saved(&dir, &ops);
+        let loaded = read_saved(&path, &args(Phase::Bulk, 20)).unwrap_or_else(|e| panic!("{e}"));
+        let ours = Results {
+            sites: 20,
+            raw_apply_s: 10.0,
+            raw_curve: vec![(10.0, 20)],
+            ..Default::default()
+        };
+        let r = merge(ours, Phase::Bulk, loaded);
+        assert_eq!(
+            (r.converge_s, r.raw_apply_s, r.p99_change_to_ready_s),
+            (15.0, 10.0, 1.5)
+        );
+        assert_eq!((r.operator_curve.len(), r.raw_curve.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_saved_run_of_another_size_or_without_the_phase_is_refused() {
+        let dir = scratch("2");
+        let ops = Saved {
+            results: Results {
+                sites: 20,
+                converge_s: 15.0,
+                ..Default::default()
+            },
+            operators_measured: true,
+            ..Default::default()
+        };
+        let path = saved(&dir, &ops);
+        let e = read_saved(&path, &args(Phase::Bulk, 30))
+            .err()
+            .unwrap_or_else(|| panic!("accepted, but should be refused"));
+        assert!(
+            e.to_string().contains("measured 20 sites, this one 30"),
+            "{e}"
+        );
+        let e = read_saved(&path, &args(Phase::Operators, 20))
+            .err()
+            .unwrap_or_else(|| panic!("accepted, but should be refused"));
+        assert!(e.to_string().contains("no bulk phase"), "{e}");
+        let e = read_saved(&path, &args(Phase::All, 20))
+            .err()
+            .unwrap_or_else(|| panic!("accepted, but should be refused"));
+        assert!(
+            e.to_string().contains("--phase operators or --phase bulk"),
+            "{e}"
+        );
+        let e = read_saved(&dir.join("none.json"), &args(Phase::Bulk, 20))
+            .err()
+            .unwrap_or_else(|| panic!("accepted, but should be refused"));
+        assert!(e.to_string().contains("cannot read the saved run"), "{e}");
+    }
+
+    #[test]
+    fn a_chart_of_one_phase_has_one_curve() {
+        let r = Results {
+            sites: 20,
+            converge_s: 15.0,
+            operator_curve: vec![(1.0, 3), (15.0, 20)],
+            ..Default::default()
+        };
+        let chart = svg(&r);
+        assert_eq!(chart.matches("<polyline").count(), 1);
+        assert!(!chart.contains("no operator"));
     }
 
     #[test]

@@ -133,17 +133,25 @@ pub struct Local {
 
 /// Starts (or finds running) the local control plane in `dir` on `api_port`.
 pub async fn start(dir: &Path, api_port: u16) -> anyhow::Result<Local> {
-    let layout = Layout::new(&DevArgs {
-        command: DevCommand::Up,
-        dir: dir.to_path_buf(),
-        api_port,
-    })?;
-    up(&layout).await?;
-    Ok(Local {
-        kubeconfig: layout.kubeconfig(),
-        solver_addr: layout.acme.solver_addr(),
-        layout,
-    })
+    let local = Local::at(dir, api_port)?;
+    up(&local.layout).await?;
+    Ok(local)
+}
+
+impl Local {
+    /// The control plane in `dir` on `api_port`, whether it runs or not.
+    pub fn at(dir: &Path, api_port: u16) -> anyhow::Result<Local> {
+        let layout = Layout::new(&DevArgs {
+            command: DevCommand::Up,
+            dir: dir.to_path_buf(),
+            api_port,
+        })?;
+        Ok(Local {
+            kubeconfig: layout.kubeconfig(),
+            solver_addr: layout.acme.solver_addr(),
+            layout,
+        })
+    }
 }
 
 /// Stops a control plane of [`start`] and removes its state.
