@@ -3,11 +3,13 @@
 
 mod backup;
 mod bench;
+mod config;
 mod crds;
 mod dev;
 mod fleet;
 mod maintenance;
 mod operator;
+mod plugin;
 mod portal;
 mod request;
 mod tenant;
@@ -57,7 +59,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, loaded) = parse();
     // The dev commands poll the API server while it starts; the client's own
     // connection errors are expected there and would only be noise.
     let default_filter = match cli.command {
@@ -70,7 +72,10 @@ fn main() -> ExitCode {
         | Command::Request(_) => "warn,kube_client=off",
         _ => "info",
     };
-    init_logging(default_filter);
+    if let Err(e) = init_logging(default_filter, &loaded) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // One TLS stack, one crypto provider, chosen here for the whole process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -108,13 +113,106 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(default_filter: &str) {
+/// The command line, as `mutu` or as the kubectl plugin `kubectl-mutu`, with
+/// the settings of a configuration file (`--config`, `MUTU_CONFIG`) added.
+fn parse() -> (Cli, config::Loaded) {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if args.first().is_some_and(plugin::invoked_as_plugin) {
+        args = plugin::translate(args);
+        command = command
+            .name("kubectl mutu")
+            .bin_name("kubectl mutu")
+            .after_help(plugin::aliases_help());
+    }
+    let (args, loaded) = match config::apply(&command, args, |var| std::env::var(var).ok()) {
+        Ok(applied) => applied,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let matches = match command.try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            if let Some(origin) = loaded.origin(&e) {
+                eprintln!("error: {origin}:\n{}", e.render());
+                std::process::exit(2);
+            }
+            e.exit()
+        }
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    (cli, loaded)
+}
+
+/// Logging to standard error: the filter from `MUTU_LOG` (else `default_filter`),
+/// changeable while the process runs (`/log-level` of the operator), as text
+/// or, with `MUTU_LOG_FORMAT=json`, one JSON object per line. Lines logged
+/// during a reconcile carry its controller, namespace, object and reconcile id.
+fn init_logging(default_filter: &str, file: &config::Loaded) -> Result<(), String> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MUTU_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    // The environment, then the configuration file's `log` section.
+    let (level_source, initial) = match std::env::var("MUTU_LOG") {
+        Ok(text) if !text.trim().is_empty() => ("MUTU_LOG".to_string(), text.trim().to_string()),
+        _ => match &file.log_level {
+            Some(level) => (file.setting("log.level"), level.clone()),
+            None => ("MUTU_LOG".to_string(), default_filter.to_string()),
+        },
+    };
+    let filter = EnvFilter::try_new(&initial).map_err(|e| {
+        format!("{level_source}: {initial:?} is not a log filter ({e}); give e.g. `info` or `info,mutu_site=debug`")
+    })?;
+    let (format_source, format) = match std::env::var("MUTU_LOG_FORMAT") {
+        Ok(text) if !text.is_empty() => ("MUTU_LOG_FORMAT".to_string(), text),
+        _ => match &file.log_format {
+            Some(format) => (file.setting("log.format"), format.clone()),
+            None => ("MUTU_LOG_FORMAT".to_string(), "text".to_string()),
+        },
+    };
+    let json = match format.as_str() {
+        "text" => false,
+        "json" => true,
+        other => {
+            return Err(format!(
+                "{format_source}: {other:?} is not a log format; use `text` or `json`"
+            ));
+        }
+    };
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = if json {
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    };
+    if installed.is_ok() {
+        mutu_runtime::logging::install(
+            &initial,
+            std::sync::Arc::new(move |text: &str| {
+                let filter = EnvFilter::try_new(text).map_err(|e| e.to_string())?;
+                handle.reload(filter).map_err(|e| e.to_string())
+            }),
+        );
+    }
+    Ok(())
 }

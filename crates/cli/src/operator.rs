@@ -22,6 +22,11 @@ enum OperatorCommand {
 
 #[derive(Args)]
 struct RunArgs {
+    /// A YAML file of settings: sections `operator`, `portal` and `log`, whose
+    /// keys are the long flags' names (see the README). Flags and environment
+    /// variables win over it.
+    #[arg(long, env = "MUTU_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Address of the health (`/healthz`, `/readyz`) and metrics (`/metrics`) endpoints.
     #[arg(long, env = "MUTU_METRICS_ADDR", default_value = "127.0.0.1:9090")]
     metrics_addr: SocketAddr,
@@ -31,11 +36,14 @@ struct RunArgs {
     /// Node pool that new sites are placed on (node label `hosting.imio.be/pool`).
     #[arg(long, env = "MUTU_DEFAULT_POOL", default_value = "frontend")]
     default_pool: String,
-    /// Take a coordination Lease so that only one replica reconciles at a time.
-    /// Not available yet: mutu refuses to start with it rather than let two
-    /// replicas believe they are protected. Run a single replica.
-    #[arg(long)]
+    /// Take a coordination Lease (in --namespace) so that only one replica
+    /// reconciles at a time; the others stand by and take over within a lease
+    /// duration (15 s) when the leader dies.
+    #[arg(long, env = "MUTU_LEADER_ELECT")]
     leader_elect: bool,
+    /// Name of the leader-election Lease, in --namespace.
+    #[arg(long, env = "MUTU_LEADER_ELECT_LEASE", default_value = "mutu-operator")]
+    leader_elect_lease: String,
     /// Namespace of the ingress controller, allowed through the tenants' network policies.
     #[arg(long, env = "MUTU_INGRESS_NAMESPACE", default_value = "ingress-nginx")]
     ingress_namespace: String,
@@ -180,15 +188,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
 }
 
 async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
+    if let Some(file) = &args.config {
+        tracing::info!(file = %file.display(), "settings read from the configuration file");
+    }
     if !mutu_api::common::is_dns_label(&args.default_pool) {
         anyhow::bail!(
             "--default-pool: {:?} is not a pool name; use the value of the nodes' hosting.imio.be/pool label, e.g. frontend",
             args.default_pool
-        );
-    }
-    if args.leader_elect {
-        anyhow::bail!(
-            "--leader-elect: leader election is not available in this version of mutu; run a single replica without it"
         );
     }
     if let Some(unknown) = args
@@ -249,6 +255,37 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
     info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+
+    // With --leader-elect, nothing below runs before this process leads. A
+    // standby is ready: it serves, and waits to take over.
+    let leadership = if args.leader_elect {
+        health.set_ready(true);
+        let config = mutu_runtime::leader::Config::new(
+            &args.namespace,
+            &args.leader_elect_lease,
+            &mutu_runtime::leader::identity(),
+        );
+        match mutu_runtime::leader::acquire(client.clone(), config, &metrics, shutdown_signal())
+            .await
+        {
+            Some(leadership) => Some(leadership),
+            None => {
+                health.set_ready(false);
+                let _ = stop_tx.send(true);
+                let _ = server.await;
+                info!("stopped while standing by");
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+    let lost = async {
+        match &leadership {
+            Some(l) => l.lost().await,
+            None => std::future::pending().await,
+        }
+    };
 
     let settings = Settings {
         concurrency: args.concurrency,
@@ -400,6 +437,15 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
 
     tokio::select! {
         () = shutdown_signal() => {}
+        () = lost => {
+            // Another process may lead already: stop reconciling at once.
+            controllers.abort_all();
+            anyhow::bail!(
+                "lost the leadership Lease {}/{}; stopping so that the new leader works alone (the pod restarts as a standby)",
+                args.namespace,
+                args.leader_elect_lease
+            );
+        }
         Some(result) = controllers.join_next() => {
             match result {
                 Ok(Ok(())) => anyhow::bail!("a controller stopped unexpectedly"),
@@ -424,6 +470,12 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers still busy after the grace period; stopping anyway");
         controllers.abort_all();
+    }
+    // The standby takes over at once rather than after a lease duration.
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+    if drained.is_err() {
         return Ok(());
     }
     info!("stopped cleanly");

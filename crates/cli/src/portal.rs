@@ -10,6 +10,11 @@ use tracing::info;
 
 #[derive(Args)]
 pub struct PortalArgs {
+    /// A YAML file of settings: sections `operator`, `portal` and `log`, whose
+    /// keys are the long flags' names (see the README). Flags and environment
+    /// variables win over it.
+    #[arg(long, env = "MUTU_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Address the portal is served on.
     #[arg(long, env = "MUTU_PORTAL_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -40,6 +45,9 @@ fn parse_ip(text: &str) -> anyhow::Result<IpAddr> {
 
 /// Serves the portal until SIGTERM or Ctrl-C.
 pub async fn run(args: PortalArgs) -> anyhow::Result<()> {
+    if let Some(file) = &args.config {
+        tracing::info!(file = %file.display(), "settings read from the configuration file");
+    }
     let trusted: BTreeSet<IpAddr> = args
         .trusted_proxy
         .iter()

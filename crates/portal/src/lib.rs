@@ -46,6 +46,15 @@ pub enum NoIdentity {
     Untrusted(IpAddr),
     /// The proxy sent no user.
     NoUser,
+    /// A user or group name Kubernetes reserves for itself (`system:...`,
+    /// e.g. `system:masters`): the portal never impersonates one, whatever
+    /// the identity provider says.
+    Reserved(String),
+}
+
+/// Whether Kubernetes reserves this user or group name for itself.
+fn reserved(name: &str) -> bool {
+    name.starts_with("system:")
 }
 
 /// The identity of a request that came through `trusted` proxies from `peer`,
@@ -78,12 +87,18 @@ pub fn identity(
     if user.is_empty() {
         return Err(NoIdentity::NoUser);
     }
+    if reserved(&user) {
+        return Err(NoIdentity::Reserved(user));
+    }
     let mut groups: Vec<String> = text("x-forwarded-groups")
         .split(',')
         .map(str::trim)
         .filter(|g| !g.is_empty())
         .map(str::to_string)
         .collect();
+    if let Some(group) = groups.iter().find(|g| reserved(g)) {
+        return Err(NoIdentity::Reserved(group.clone()));
+    }
     groups.sort();
     groups.dedup();
     Ok(Identity { user, groups })
@@ -169,6 +184,42 @@ mod tests {
         assert_eq!(
             identity(&trusted(), peer, &HeaderMap::new()),
             Err(NoIdentity::NoUser)
+        );
+    }
+
+    #[test]
+    fn names_kubernetes_reserves_are_never_believed() {
+        let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            identity(
+                &trusted(),
+                peer,
+                &headers("agent@ans.be", "staff,system:masters")
+            ),
+            Err(NoIdentity::Reserved("system:masters".into()))
+        );
+        assert_eq!(
+            identity(&trusted(), peer, &headers("system:admin", "")),
+            Err(NoIdentity::Reserved("system:admin".into()))
+        );
+        assert_eq!(
+            identity(
+                &trusted(),
+                peer,
+                &headers("system:serviceaccount:mutu-system:mutu", "")
+            ),
+            Err(NoIdentity::Reserved(
+                "system:serviceaccount:mutu-system:mutu".into()
+            ))
+        );
+        // A name that merely contains the word is an ordinary one.
+        assert!(
+            identity(
+                &trusted(),
+                peer,
+                &headers("agent@system.be", "my-system:ops")
+            )
+            .is_ok()
         );
     }
 

@@ -97,8 +97,14 @@ fn kube_fail(e: &kube::Error, who: &Identity) -> Response {
 /// The caller, or the page that says why there is none.
 fn who(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Result<Identity, Refused> {
     crate::identity(&app.trusted, peer, headers).map_err(|e| {
-        if let NoIdentity::Untrusted(ip) = &e {
-            tracing::warn!(%ip, "identity headers from an untrusted address ignored");
+        match &e {
+            NoIdentity::Untrusted(ip) => {
+                tracing::warn!(%ip, "identity headers from an untrusted address ignored");
+            }
+            NoIdentity::Reserved(name) => {
+                tracing::warn!(%name, "the proxy named a user or group Kubernetes reserves; refused");
+            }
+            NoIdentity::NoUser => {}
         }
         Box::new(fail(
             StatusCode::UNAUTHORIZED,

@@ -17,6 +17,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::queue::Queue;
 use crate::{Applier, Health, Metrics};
@@ -279,6 +280,22 @@ pub fn jitter(base: Duration, spread: f64) -> Duration {
     base.mul_f64(factor.max(0.0))
 }
 
+/// A short id for one reconcile, unique in the process and unlikely to repeat
+/// across restarts: the process's start (seconds, low 24 bits) and a counter.
+fn reconcile_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static START: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() & 0xff_ffff)
+            .unwrap_or_default()
+    });
+    format!("{start:06x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 fn key_of<K: Resource>(obj: &K) -> String {
     crate::queue::key(obj.meta().namespace.as_deref(), &obj.name_any())
 }
@@ -366,7 +383,18 @@ pub async fn run<K, T, F, Fut, E>(
                     ctx.queue.started(&key);
                     in_flight.inc();
                     let started = Instant::now();
-                    let result = reconcile(Arc::new(obj.clone()), ctx.clone()).await;
+                    let id = reconcile_id();
+                    // Every line logged during the reconcile names it.
+                    let span = tracing::info_span!(
+                        "reconcile",
+                        controller = ctx.name,
+                        namespace = obj.meta().namespace.as_deref().unwrap_or_default(),
+                        object = %obj.name_any(),
+                        reconcile_id = %id,
+                    );
+                    let result = reconcile(Arc::new(obj.clone()), ctx.clone())
+                        .instrument(span)
+                        .await;
                     in_flight.dec();
                     ctx.metrics
                         .durations
@@ -390,7 +418,7 @@ pub async fn run<K, T, F, Fut, E>(
                                 .errors
                                 .get_or_create(&labels(ctx.name, Some(("reason", error.reason()))))
                                 .inc();
-                            Err(ControllerError { key, error })
+                            Err(ControllerError { key, id, error })
                         }
                     }
                 }
@@ -403,6 +431,7 @@ pub async fn run<K, T, F, Fut, E>(
             tracing::warn!(
                 controller = ctx.name,
                 object = %err.key,
+                reconcile_id = %err.id,
                 reason = err.error.reason(),
                 error = %err.error,
                 retry_in = ?delay,
@@ -426,6 +455,8 @@ pub async fn run<K, T, F, Fut, E>(
 #[error("{key}: {error}")]
 pub struct ControllerError<E: std::error::Error + 'static> {
     key: String,
+    /// The failed reconcile's id, as its log lines carry it.
+    id: String,
     #[source]
     error: E,
 }
@@ -452,6 +483,14 @@ pub fn not_listed_yet() -> Action {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reconcile_ids_differ() {
+        let a = super::reconcile_id();
+        let b = super::reconcile_id();
+        assert_ne!(a, b);
+        assert_eq!(a.split('-').next().map(str::len), Some(6), "{a}");
+    }
+
     use super::*;
 
     #[test]

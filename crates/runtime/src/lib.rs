@@ -8,6 +8,8 @@ pub mod conditions;
 pub mod controller;
 pub mod jobs;
 pub mod labels;
+pub mod leader;
+pub mod logging;
 pub mod metrics;
 pub mod queue;
 pub mod server;

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub(crate) in_flight: Family<Labels, Gauge>,
     pub(crate) writes: Family<Labels, Counter>,
     pub(crate) watch_errors: Family<Labels, Counter>,
+    /// 1 while a watch fails, 0 once it delivers again.
+    pub(crate) watch_broken: Family<Labels, Gauge>,
+    /// Full lists of a watch: its start, and each time it lost its place.
+    pub(crate) watch_relists: Family<Labels, Counter>,
     pub(crate) queue_depth: Family<Labels, Gauge>,
 }
 
@@ -51,6 +55,8 @@ impl Metrics {
             in_flight: Family::default(),
             writes: Family::default(),
             watch_errors: Family::default(),
+            watch_broken: Family::default(),
+            watch_relists: Family::default(),
             queue_depth: Family::default(),
         };
         registry.register(
@@ -82,6 +88,16 @@ impl Metrics {
             "watch_errors",
             "Errors of the watches feeding the controllers, by watched kind",
             metrics.watch_errors.clone(),
+        );
+        registry.register(
+            "watch_broken",
+            "1 while a watch feeding the controllers fails, 0 once it delivers again, by watched kind",
+            metrics.watch_broken.clone(),
+        );
+        registry.register(
+            "watch_relists",
+            "Full lists of a watch (its start, and each time it lost its place), by watched kind",
+            metrics.watch_relists.clone(),
         );
         registry.register(
             "queue_depth",

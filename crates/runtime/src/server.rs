@@ -1,5 +1,7 @@
 //! The HTTP endpoints of an operator process: `/healthz` (the process answers),
-//! `/readyz` (it is connected and its controllers are watching) and `/metrics`.
+//! `/readyz` (it is connected and its controllers are watching), `/metrics`,
+//! and `/log-level` (GET the filter in force; PUT a new one, from the loopback
+//! address only, e.g. through `kubectl port-forward`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -77,6 +79,7 @@ pub fn router(health: Health, metrics: Metrics) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/log-level", get(log_level).put(set_log_level))
         .with_state(AppState { health, metrics })
 }
 
@@ -95,6 +98,43 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: starting\n".to_string(),
         )
+    }
+}
+
+async fn log_level() -> impl IntoResponse {
+    match crate::logging::current() {
+        Some(filter) => (StatusCode::OK, format!("{filter}\n")),
+        None => (
+            StatusCode::NOT_FOUND,
+            "this process cannot change its log level\n".to_string(),
+        ),
+    }
+}
+
+/// A new filter in the body. Only from the loopback address: anyone who can
+/// reach the port over the network could otherwise flood the logs.
+async fn set_log_level(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: String,
+) -> impl IntoResponse {
+    if !peer.ip().is_loopback()
+        && !matches!(peer.ip(), std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            format!(
+                "the log level is changed from the loopback address only (e.g. through `kubectl port-forward`), not from {}\n",
+                peer.ip()
+            ),
+        );
+    }
+    match crate::logging::set(&body) {
+        Ok(()) => (StatusCode::OK, format!("{}\n", body.trim())),
+        Err(crate::logging::SetError::NotInstalled) => (
+            StatusCode::NOT_FOUND,
+            "this process cannot change its log level\n".to_string(),
+        ),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("not a log filter: {e}\n")),
     }
 }
 
@@ -120,9 +160,12 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let app = router(health, metrics);
     let handle = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     });
     Ok((bound, handle))
 }

@@ -21,25 +21,30 @@ use crate::{Health, Metrics};
 /// Page size of the initial lists: bounds the memory of a relist at fleet scale.
 const PAGE_SIZE: u32 = 500;
 
-fn track<E, S, T>(
+fn track<E, S, K>(
     stream: S,
     name: String,
     health: Health,
     metrics: Metrics,
-) -> impl Stream<Item = Result<T, E>>
+) -> impl Stream<Item = Result<watcher::Event<K>, E>>
 where
-    S: Stream<Item = Result<T, E>>,
+    S: Stream<Item = Result<watcher::Event<K>, E>>,
     E: std::fmt::Display,
 {
+    let label = vec![("watch", name.clone())];
     stream.inspect(move |event| match event {
-        Ok(_) => health.watch_ok(&name),
+        Ok(event) => {
+            health.watch_ok(&name);
+            metrics.watch_broken.get_or_create(&label).set(0);
+            if matches!(event, watcher::Event::Init) {
+                metrics.watch_relists.get_or_create(&label).inc();
+            }
+        }
         Err(e) => {
             tracing::warn!(watch = %name, error = %e, "watch failed; retrying with backoff");
             health.watch_failed(&name);
-            metrics
-                .watch_errors
-                .get_or_create(&vec![("watch", name.clone())])
-                .inc();
+            metrics.watch_broken.get_or_create(&label).set(1);
+            metrics.watch_errors.get_or_create(&label).inc();
         }
     })
 }

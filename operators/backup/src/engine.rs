@@ -38,6 +38,9 @@ pub struct BackupMetrics {
     stale: Gauge,
     size: Family<Labels, Gauge>,
     duration: Family<Labels, Gauge>,
+    /// 1 for each site whose backups are suspended (spec.backup.suspended),
+    /// and only those: alerts on stale backups leave them out.
+    suspended: Family<Labels, Gauge>,
     known: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
@@ -63,6 +66,11 @@ impl BackupMetrics {
                 "backup_last_duration_seconds",
                 "How long the last successful backup of each site took",
                 self.duration.clone(),
+            );
+            r.register(
+                "backup_suspended",
+                "1 for each site whose backups are suspended (spec.backup.suspended); no series for the others",
+                self.suspended.clone(),
             );
         });
     }
@@ -442,6 +450,11 @@ async fn last_backups(
         let key = (site.namespace().unwrap_or_default(), site.name_any());
         let labels = vec![("namespace", key.0.clone()), ("site", key.1.clone())];
         seen.insert(key.clone());
+        if fleet::scheduled(site) || site.metadata.deletion_timestamp.is_some() {
+            metrics.suspended.remove(&labels);
+        } else {
+            metrics.suspended.get_or_create(&labels).set(1);
+        }
         let Some(b) = last.get(&key) else {
             if fleet::scheduled(site)
                 && site
@@ -494,6 +507,7 @@ async fn last_backups(
         metrics.last_success.remove(&labels);
         metrics.size.remove(&labels);
         metrics.duration.remove(&labels);
+        metrics.suspended.remove(&labels);
         known.remove(&key);
     }
     known.extend(seen);

@@ -19,6 +19,8 @@ pub struct CertMetrics {
     budget_used: Family<Labels, Gauge>,
     budget_allowed: Family<Labels, Gauge>,
     queue: Family<Labels, Gauge>,
+    /// Failed issuances in a row, only for certificates with at least one.
+    failed: Family<Labels, Gauge>,
     /// The certificates that have an expiry series, to drop it when they go.
     known: Arc<Mutex<HashSet<(String, String, String)>>>,
 }
@@ -52,6 +54,11 @@ impl CertMetrics {
                 self.budget_allowed.clone(),
             );
             r.register(
+                "certificate_failed_attempts",
+                "Failed issuances in a row of each certificate (only those with at least one), as in its status.failedAttempts",
+                self.failed.clone(),
+            );
+            r.register(
                 "certificate_issuance_queue",
                 "Certificates waiting for ACME rate-limit budget, by issuer",
                 self.queue.clone(),
@@ -80,14 +87,34 @@ impl CertMetrics {
         known.retain(|(ns, name, issuer)| {
             let stay = keep(ns, name);
             if !stay {
-                self.expiry.remove(&vec![
+                let labels = vec![
                     ("namespace", ns.clone()),
                     ("name", name.clone()),
                     ("issuer", issuer.clone()),
-                ]);
+                ];
+                self.expiry.remove(&labels);
+                self.failed.remove(&labels);
             }
             stay
         });
+    }
+
+    /// Records a certificate's failed issuances in a row; none clears its series.
+    pub fn failed_attempts(&self, namespace: &str, name: &str, issuer: &str, n: i32) {
+        let labels = vec![
+            ("namespace", namespace.to_string()),
+            ("name", name.to_string()),
+            ("issuer", issuer.to_string()),
+        ];
+        if n <= 0 {
+            self.failed.remove(&labels);
+            return;
+        }
+        self.failed.get_or_create(&labels).set(i64::from(n));
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((namespace.to_string(), name.to_string(), issuer.to_string()));
     }
 
     pub fn issued(&self, issuer: &str, issuer_type: &str, result: &str) {

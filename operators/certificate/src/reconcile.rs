@@ -457,6 +457,12 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, 
     let secret = read_secret(&ctx, &ns, &secret_name).await?;
     let hash = spec_hash(&cert);
     let current = judge(secret.as_ref(), &names, &hash, now);
+    ctx.data.metrics.failed_attempts(
+        &ns,
+        &name,
+        &issuer_name,
+        status.failed_attempts.unwrap_or(0),
+    );
     if let Some(ins) = &current.inspected {
         status.not_before = Some(Time(ins.not_before));
         status.not_after = Some(Time(ins.not_after));
@@ -596,6 +602,9 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, 
                 .expiry(&ns, &name, &issuer_name, ins.not_after.as_second());
             status.order = None;
             status.failed_attempts = None;
+            ctx.data
+                .metrics
+                .failed_attempts(&ns, &name, &issuer_name, 0);
             status.not_before = Some(Time(ins.not_before));
             status.not_after = Some(Time(ins.not_after));
             let window = if issuer.spec.acme.is_some() {
@@ -642,6 +651,9 @@ pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, 
             status.order = None;
             let n = status.failed_attempts.unwrap_or(0).saturating_add(1);
             status.failed_attempts = Some(n);
+            ctx.data
+                .metrics
+                .failed_attempts(&ns, &name, &issuer_name, n);
             status.last_failure_time = Some(Time(now));
             status.last_failure_message = Some(message.clone());
             let retry_at = until.unwrap_or_else(|| {

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod build;
+mod fleet_metrics;
 mod product;
 mod reconcile;
 
@@ -146,6 +147,11 @@ pub async fn run(
         settings.clone(),
         product::Data {
             sites: sites.clone(),
+            fleet: {
+                let fleet = fleet_metrics::FleetMetrics::default();
+                fleet.register(&metrics);
+                fleet
+            },
         },
     ));
     let shutdown = shutdown.shared();

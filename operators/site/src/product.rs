@@ -17,6 +17,7 @@ use mutu_runtime::{Context, Reason};
 /// The site cache the counts are read from.
 pub struct Data {
     pub sites: Store<DeserializeGuard<PloneSite>>,
+    pub fleet: crate::fleet_metrics::FleetMetrics,
 }
 
 /// Why a product's status could not be written.
@@ -71,6 +72,11 @@ pub async fn reconcile(product: Arc<Product>, ctx: Arc<Context<Data>>) -> Result
         .filter_map(|s| s.0.as_ref().ok().cloned())
         .collect();
     let (all, ready, current) = counts(&product.name_any(), &product.spec.release, &sites);
+    ctx.data.fleet.product(
+        &product.name_any(),
+        (all, ready, current),
+        &crate::fleet_metrics::not_ready(&product.name_any(), &sites),
+    );
     let status = ProductStatus {
         observed_generation: product.meta().generation,
         sites: Some(all),
