@@ -14,6 +14,7 @@ all: build
 ## build: the mutu binary (debug profile, cached target directory)
 build:
 	cargo build --locked --bin mutu
+	ln -sf mutu "$(CARGO_TARGET_DIR)/debug/kubectl-mutu"
 
 ## demo: start the local control plane and the operators, apply the examples, show them
 demo: build
@@ -32,9 +33,10 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 
-## crds: regenerate crds/ from crates/api
+## crds: regenerate crds/ (and the Helm chart's copy) from crates/api
 crds: build
 	$(MUTU) crds --dir crds
+	$(MUTU) crds --dir charts/mutu/crds
 
 fmt:
 	cargo fmt --all

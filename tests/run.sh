@@ -22,6 +22,9 @@ tests/plone/run.sh
 echo "==> the RelStorage backup script against a real PostgreSQL (tests/postgres)"
 tests/postgres/run.sh
 
+echo "==> the Argo CD health check of mutu's kinds, in real Lua (tests/gitops)"
+tests/gitops/run.sh
+
 echo "==> local control plane for the end-to-end tests ($state)"
 "$mutu" dev down --dir "$state" --api-port "$port" >/dev/null 2>&1 || true
 pid_file="$state-operator.pid"
@@ -41,6 +44,10 @@ eval "$("$mutu" dev env --dir "$state" --api-port "$port")"
 export KUBECONFIG MUTU_ACME_SOLVER_ADDR
 # Where this control plane lives, for the tests that stop and restart a part of it.
 export MUTU_DEV_DIR="$state" MUTU_DEV_API_PORT="$port"
+# Helm and promtool, for the chart's tests (built once and cached).
+MUTU_HELM="$(bash tests/cluster/tool.sh helm | tail -n 1)"
+MUTU_PROMTOOL="$(bash tests/cluster/tool.sh promtool | tail -n 1)"
+export MUTU_HELM MUTU_PROMTOOL
 # kubectl of the cluster's own release (built with it), ahead of any other.
 PATH="$(bash tests/cluster/build.sh 2>/dev/null | tail -n 1):$PATH"
 export PATH
@@ -68,7 +75,9 @@ done
 echo "==> end-to-end tests"
 if ! cargo test --locked -p mutu-e2e --test e2e -- --test-threads=4 \
    || ! cargo test --locked -p mutu-e2e --test serial -- --test-threads=1 \
-   || ! cargo test --locked -p mutu-e2e --test migration -- --test-threads=1; then
+   || ! cargo test --locked -p mutu-e2e --test migration -- --test-threads=1 \
+   || ! cargo test --locked -p mutu-e2e --test chart -- --test-threads=1 \
+   || ! cargo test --locked -p mutu-e2e --test ha -- --test-threads=1; then
   echo "--- last lines of the operator log ($state/logs/operator.log):"
   tail -n 40 "$state/logs/operator.log"
   exit 1

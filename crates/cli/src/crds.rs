@@ -39,35 +39,39 @@ pub fn run(args: CrdsArgs) -> anyhow::Result<()> {
 mod tests {
     use std::collections::BTreeSet;
 
-    /// crds/ is generated from crates/api by `make crds`; it must never drift.
+    /// crds/ and the Helm chart's copy are generated from crates/api by
+    /// `make crds`; they must never drift.
     #[test]
     fn committed_crds_match_the_types() {
-        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        let root = std::env::var_os("CARGO_MANIFEST_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-            .join("../../crds");
-        let mut expected = BTreeSet::new();
-        for crd in mutu_api::crds() {
-            let file = mutu_api::crd_file_name(&crd);
-            let path = dir.join(&file);
-            let committed = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                Some(committed) == mutu_api::crd_yaml(&crd).ok(),
-                "crds/{file} differs from crates/api; run `make crds` and commit the result"
+            .join("../..");
+        for generated in ["crds", "charts/mutu/crds"] {
+            let dir = root.join(generated);
+            let mut expected = BTreeSet::new();
+            for crd in mutu_api::crds() {
+                let file = mutu_api::crd_file_name(&crd);
+                let path = dir.join(&file);
+                let committed = std::fs::read_to_string(&path).unwrap_or_default();
+                assert!(
+                    Some(committed) == mutu_api::crd_yaml(&crd).ok(),
+                    "{generated}/{file} differs from crates/api; run `make crds` and commit the result"
+                );
+                expected.insert(file);
+            }
+            let present: BTreeSet<String> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.ends_with(".yaml"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(
+                present, expected,
+                "{generated}/ holds files that no kind generates (or misses some); run `make crds`"
             );
-            expected.insert(file);
         }
-        let present: BTreeSet<String> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".yaml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert_eq!(
-            present, expected,
-            "crds/ holds files that no kind generates (or misses some); run `make crds`"
-        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod certs;
+pub mod plane;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

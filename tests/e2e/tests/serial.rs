@@ -158,11 +158,16 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
         args.drain(i..(i + 2).min(args.len()));
     }
     args.extend(["--metrics-addr", addr, "--acme-solver-addr", "off"].map(String::from));
+    // Its log beside the shared operator's, to tell why it wrote if it did.
+    let log_path = std::env::var("MUTU_OPERATOR_LOG")
+        .map(|l| format!("{l}.restarted"))
+        .unwrap_or_else(|_| "/dev/null".into());
+    let log = std::fs::File::create(&log_path)?;
     let mut restarted = tokio::process::Command::new(bin)
         .args(&args)
         .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
         .spawn()?;
     let url = format!("http://{addr}/metrics");
     let metrics = eventually(
@@ -180,7 +185,7 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
     assert_eq!(
         writes(&metrics_later),
         0,
-        "writes after a restart:\n{metrics_later}"
+        "writes after a restart (its log: {log_path}):\n{metrics_later}"
     );
     let reconciles = owner_reconciles(&metrics_later);
     let per_object = reconciles as f64 / count as f64;
@@ -188,6 +193,130 @@ async fn an_unchanged_fleet_sees_no_writes_over_a_quiet_period_nor_after_a_resta
         per_object <= 1.2,
         "{reconciles} reconciles for {count} tenants, sites and products after a restart"
     );
+    Ok(())
+}
+
+/// What Argo CD or Flux does: the same YAML server-side applied under their
+/// own field manager, again and again. mutu owns none of its fields, a second
+/// apply finds nothing to change (no drift), and mutu writes nothing.
+#[tokio::test]
+async fn gitops_applies_the_same_yaml_twice_without_drift_nor_writes_from_mutu()
+-> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let name = unique_name("gitops");
+    let ns = mutu_api::tenant_namespace(&name);
+    let domain = format!("{name}.test");
+    let product = json!({
+        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "Product",
+        "metadata": {"name": format!("{name}-p")},
+        "spec": {
+            "displayName": "GitOps product", "engine": "plone",
+            "image": "registry.imio.be/e2e/gitops", "release": "1.0", "replicas": 1,
+            "storage": {"mode": "zeo", "size": "1Gi"},
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+        },
+    });
+    let mut tenant = mutu_e2e::tenant_json(&name, std::slice::from_ref(&domain), "Delete");
+    tenant["spec"]["entitlements"] = json!({ format!("{name}-p"): 1 });
+    let mut site =
+        mutu_e2e::site_json(&ns, "web", &format!("{name}-p"), &[format!("www.{domain}")]);
+    site["spec"]["deletionPolicy"] = json!("Delete");
+    let yaml = [&product, &tenant, &site]
+        .iter()
+        .map(serde_json::to_string_pretty)
+        .collect::<Result<Vec<_>, _>>()?
+        .join("\n---\n");
+    let file = std::env::temp_dir().join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml)?;
+    let file_arg = file.display().to_string();
+    let apply = || {
+        mutu_e2e::kubectl([
+            "apply",
+            "--server-side",
+            "--field-manager=argocd-controller",
+            "-f",
+            &file_arg,
+        ])
+    };
+    // The site's namespace is the tenant's: the first sync may come before it.
+    eventually(TIMEOUT, "the first sync to apply everything", || async {
+        apply().success.then_some(())
+    })
+    .await?;
+    wait_ready(&client, &name).await?;
+    mutu_e2e::wait_site_condition(&client, &ns, "web", "Ready", "True", None, TIMEOUT).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let versions = || async {
+        let p = Api::<mutu_api::Product>::all(client.clone())
+            .get(&format!("{name}-p"))
+            .await?;
+        let t = Api::<MemberTenant>::all(client.clone()).get(&name).await?;
+        let s = Api::<mutu_api::PloneSite>::namespaced(client.clone(), &ns)
+            .get("web")
+            .await?;
+        anyhow::Ok([
+            (
+                p.metadata.resource_version.clone(),
+                p.metadata.managed_fields.clone(),
+            ),
+            (
+                t.metadata.resource_version.clone(),
+                t.metadata.managed_fields.clone(),
+            ),
+            (
+                s.metadata.resource_version.clone(),
+                s.metadata.managed_fields.clone(),
+            ),
+        ])
+    };
+    let before = versions().await?;
+    // mutu writes only the status: every field of the spec is Git's.
+    for (_, managed) in &before {
+        for entry in managed.iter().flatten() {
+            let manager = entry.manager.as_deref().unwrap_or_default();
+            if manager == "argocd-controller" {
+                continue;
+            }
+            let owns = entry
+                .fields_v1
+                .as_ref()
+                .map(|f| f.0.clone())
+                .unwrap_or_default();
+            assert!(
+                entry.subresource.as_deref() == Some("status") || owns.get("f:spec").is_none(),
+                "{manager} owns spec fields: {owns}"
+            );
+        }
+    }
+    // No drift: the live objects are what Git says.
+    let diff = mutu_e2e::kubectl([
+        "diff",
+        "--server-side",
+        "--field-manager=argocd-controller",
+        "-f",
+        &file_arg,
+    ]);
+    assert!(
+        diff.success,
+        "drift after the first sync:\n{}{}",
+        diff.stdout, diff.stderr
+    );
+
+    let writes_before = writes(&operator_metrics().await?);
+    let second = apply();
+    assert!(second.success, "second sync: {}", second.stderr);
+    tokio::time::sleep(QUIET).await;
+    let writes_after = writes(&operator_metrics().await?);
+    let after = versions().await?;
+    for (b, a) in before.iter().zip(after.iter()) {
+        assert_eq!(b.0, a.0, "the second sync changed an object");
+    }
+    assert_eq!(
+        writes_after, writes_before,
+        "mutu wrote after a sync that changed nothing"
+    );
+    let _ = std::fs::remove_file(&file);
     Ok(())
 }
 
