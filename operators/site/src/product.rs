@@ -64,18 +64,19 @@ pub async fn reconcile(product: Arc<Product>, ctx: Arc<Context<Data>>) -> Result
     {
         return Ok(mutu_runtime::controller::not_listed_yet());
     }
-    let sites: Vec<PloneSite> = ctx
-        .data
-        .sites
-        .state()
-        .iter()
-        .filter_map(|s| s.0.as_ref().ok().cloned())
-        .collect();
-    let (all, ready, current) = counts(&product.name_any(), &product.spec.release, &sites);
+    // The cache's sites are read in place: copying the whole fleet at each
+    // recount would cost the square of the fleet over a converge.
+    let state = ctx.data.sites.state();
+    let sites: Vec<&PloneSite> = state.iter().filter_map(|s| s.0.as_ref().ok()).collect();
+    let (all, ready, current) = counts(
+        &product.name_any(),
+        &product.spec.release,
+        sites.iter().copied(),
+    );
     ctx.data.fleet.product(
         &product.name_any(),
         (all, ready, current),
-        &crate::fleet_metrics::not_ready(&product.name_any(), &sites),
+        &crate::fleet_metrics::not_ready(&product.name_any(), sites.iter().copied()),
     );
     let status = ProductStatus {
         observed_generation: product.meta().generation,
