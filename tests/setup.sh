@@ -17,3 +17,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} with apt-get" >&2
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >&2
 fi
+# cargo's incremental caches grow with every build of every checkout and are
+# only an accelerator: past 15 GB they go, and the next build recreates them.
+incremental="${CARGO_TARGET_DIR:-${MUTU_CACHE:-$HOME/.cache/mutu}/target}/debug/incremental"
+if [ -d "$incremental" ] && [ "$(du -s --block-size=1G "$incremental" | cut -f1)" -gt 15 ]; then
+  echo "removing cargo's incremental cache ($incremental, over 15 GB)" >&2
+  rm -rf "$incremental"
+fi

@@ -28,21 +28,30 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// control plane's; without a cluster Helm assumes an old one).
 const KUBE_VERSION: &str = "v1.37.2";
 
-/// The helm binary, built once and cached.
-fn helm_bin() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("MUTU_HELM") {
+/// A Go tool of the test bed (`tests/cluster/tool.sh NAME`), built once and
+/// cached; `make test` passes its path in `env`.
+fn tool(name: &str, env: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var(env) {
         return Ok(PathBuf::from(path));
     }
     let out = Command::new("bash")
         .arg(repo_root().join("tests/cluster/tool.sh"))
-        .arg("helm")
+        .arg(name)
         .stderr(Stdio::inherit())
         .output()?;
-    anyhow::ensure!(out.status.success(), "tests/cluster/tool.sh helm failed");
+    anyhow::ensure!(out.status.success(), "tests/cluster/tool.sh {name} failed");
     let text = String::from_utf8(out.stdout)?;
     Ok(PathBuf::from(
         text.lines().last().unwrap_or_default().trim().to_string(),
     ))
+}
+
+fn helm_bin() -> anyhow::Result<PathBuf> {
+    tool("helm", "MUTU_HELM")
+}
+
+fn promtool() -> anyhow::Result<PathBuf> {
+    tool("promtool", "MUTU_PROMTOOL")
 }
 
 fn helm(args: &[&str], kubeconfig: Option<&Path>) -> anyhow::Result<String> {
@@ -551,25 +560,6 @@ async fn the_chart_installs_its_operator_works_under_its_rbac_and_upgrades() -> 
         .get("chart-nightly")
         .await?;
     Ok(())
-}
-
-fn promtool() -> anyhow::Result<PathBuf> {
-    if let Ok(path) = std::env::var("MUTU_PROMTOOL") {
-        return Ok(PathBuf::from(path));
-    }
-    let out = Command::new("bash")
-        .arg(repo_root().join("tests/cluster/tool.sh"))
-        .arg("promtool")
-        .stderr(Stdio::inherit())
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "tests/cluster/tool.sh promtool failed"
-    );
-    let text = String::from_utf8(out.stdout)?;
-    Ok(PathBuf::from(
-        text.lines().last().unwrap_or_default().trim().to_string(),
-    ))
 }
 
 /// The alert rules as the chart renders them: Prometheus accepts them
