@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Metrics;
+use crate::index::LabelIndex;
 use crate::labels::{APPLIED_HASH, OWNER_UID};
 
 /// What an apply did.
@@ -236,6 +237,50 @@ impl Applier {
                 continue;
             }
             self.delete::<K>(id.0.as_deref(), &id.1).await?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// [`Applier::prune_in`] that finds the children of `owner_uid` in
+    /// `namespace` by `index` (an index of the owner-uid label fed by the
+    /// watch of `cache`), reading only them rather than the whole cache.
+    pub async fn prune_indexed<K, S>(
+        &self,
+        cache: &Store<S>,
+        index: &LabelIndex,
+        namespace: Option<&str>,
+        owner_uid: &str,
+        keep: &BTreeSet<(Option<String>, String)>,
+    ) -> Result<usize, ApplyError>
+    where
+        K: Resource<DynamicType = ()> + 'static,
+        S: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        debug_assert_eq!(index.label(), OWNER_UID);
+        let ns = namespace.map(str::to_string);
+        let mut deleted = 0;
+        for name in index.names::<K>(namespace, owner_uid) {
+            let id = (ns.clone(), name);
+            if keep.contains(&id) {
+                continue;
+            }
+            let mut at = ObjectRef::<S>::new(&id.1);
+            if let Some(ns) = namespace {
+                at = at.within(ns);
+            }
+            // Gone from the cache meanwhile, or already being deleted: nothing to do.
+            let Some(child) = cache.get(&at) else {
+                continue;
+            };
+            let ours = child
+                .labels()
+                .get(OWNER_UID)
+                .is_some_and(|uid| uid == owner_uid);
+            if !ours || child.meta().deletion_timestamp.is_some() {
+                continue;
+            }
+            self.delete::<K>(namespace, &id.1).await?;
             deleted += 1;
         }
         Ok(deleted)

@@ -15,6 +15,7 @@ use kube::runtime::{WatchStreamExt, reflector::reflector};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::index::LabelIndex;
 use crate::labels::managed_selector;
 use crate::{Health, Metrics};
 
@@ -32,10 +33,15 @@ where
     E: std::fmt::Display,
 {
     let label = vec![("watch", name.clone())];
+    // Health and the gauge are written when the watch breaks or mends, not on every event:
+    // this runs for each event of the fleet's busiest watches.
+    let mut broken = true;
     stream.inspect(move |event| match event {
         Ok(event) => {
-            health.watch_ok(&name);
-            metrics.watch_broken.get_or_create(&label).set(0);
+            if std::mem::replace(&mut broken, false) {
+                health.watch_ok(&name);
+                metrics.watch_broken.get_or_create(&label).set(0);
+            }
             if matches!(event, watcher::Event::Init) {
                 metrics.watch_relists.get_or_create(&label).inc();
             }
@@ -43,6 +49,7 @@ where
         Err(e) => {
             tracing::warn!(watch = %name, error = %e, "watch failed; retrying with backoff");
             health.watch_failed(&name);
+            broken = true;
             metrics.watch_broken.get_or_create(&label).set(1);
             metrics.watch_errors.get_or_create(&label).inc();
         }
@@ -86,6 +93,38 @@ pub fn children_watch<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    children_watch_with(client, health, metrics, None)
+}
+
+/// [`children_watch`] that also keeps `index` (see [`LabelIndex`]) up to date
+/// with what it caches.
+pub fn indexed_children_watch<K>(
+    client: &Client,
+    health: &Health,
+    metrics: &Metrics,
+    index: &LabelIndex,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    children_watch_with(client, health, metrics, Some(index.clone()))
+}
+
+fn children_watch_with<K>(
+    client: &Client,
+    health: &Health,
+    metrics: &Metrics,
+    index: Option<LabelIndex>,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let api: Api<PartialObjectMeta<K>> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     let config = watcher::Config::default()
@@ -95,10 +134,27 @@ where
     let stream = watcher(api, config)
         .default_backoff()
         .modify(|obj| obj.managed_fields_mut().clear());
+    let stream = feed::<K, _, _>(stream, index);
     let stream =
         reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects();
     let stream = after_initial_list(stream, reader.clone());
     (reader, stream)
+}
+
+/// Passes the events of `stream` on, after `index` (if any) has seen them.
+fn feed<K, S, E>(
+    stream: impl Stream<Item = Result<watcher::Event<S>, E>>,
+    index: Option<LabelIndex>,
+) -> impl Stream<Item = Result<watcher::Event<S>, E>>
+where
+    K: 'static,
+    S: Resource,
+{
+    stream.inspect(move |event| {
+        if let (Some(index), Ok(event)) = (&index, event) {
+            index.observe::<K, S>(event);
+        }
+    })
 }
 
 /// A cached, tracked watch of the full objects of kind `K` that mutu manages,
@@ -135,6 +191,41 @@ pub fn slim_children_watch_of<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    slim_children_watch_with(client, health, metrics, labels, slim, None)
+}
+
+/// [`slim_children_watch`] that also keeps `index` (see [`LabelIndex`]) up to
+/// date with what it caches.
+pub fn indexed_slim_children_watch<K>(
+    client: &Client,
+    health: &Health,
+    metrics: &Metrics,
+    slim: fn(&mut K),
+    index: &LabelIndex,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    slim_children_watch_with(client, health, metrics, "", slim, Some(index.clone()))
+}
+
+fn slim_children_watch_with<K>(
+    client: &Client,
+    health: &Health,
+    metrics: &Metrics,
+    labels: &str,
+    slim: fn(&mut K),
+    index: Option<LabelIndex>,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let api: Api<K> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     let selector = if labels.is_empty() {
@@ -154,6 +245,7 @@ where
         obj.managed_fields_mut().clear();
         slim(obj);
     });
+    let stream = feed::<K, _, _>(stream, index);
     let stream =
         reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects();
     let stream = after_initial_list(stream, reader.clone());

@@ -26,8 +26,8 @@ use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Client, Resource, ResourceExt};
 use mutu_api::common::TENANT_NAMESPACE_PREFIX;
 use mutu_api::{Certificate, CertificateIssuer, MemberTenant};
 use mutu_runtime::watch::{after_initial_list, children_watch, main_watch};
@@ -50,6 +50,20 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What of an issuer its certificates read: its generation (spec) and its
+/// status. Any other change (labels, annotations, its resourceVersion alone)
+/// gives the same value, and does not re-check its certificates.
+fn issuer_change(issuer: &DeserializeGuard<CertificateIssuer>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    issuer.meta().generation.hash(&mut h);
+    match &issuer.0 {
+        Ok(i) => serde_json::to_string(&i.status).ok()?.hash(&mut h),
+        Err(e) => e.to_string().hash(&mut h),
+    }
+    Some(h.finish())
 }
 
 /// The Certificate a Secret or challenge Ingress belongs to, from its annotation.
@@ -167,8 +181,14 @@ pub async fn run(
             queue.via(|s: Secret| owning_certificate(&s, true)),
         )
         .watches_stream(ingress_stream, queue.via(|i| owning_certificate(&i, false)))
+        // Only an issuer change that matters to its certificates (its spec,
+        // or its status: ready or not, its CA) re-checks them: each re-check
+        // reads every certificate of the fleet.
         .watches_stream(
-            after_initial_list(issuer_stream, issuers),
+            after_initial_list(
+                issuer_stream.predicate_filter(issuer_change, Default::default()),
+                issuers,
+            ),
             move |i: DeserializeGuard<CertificateIssuer>| {
                 let name = i.name_any();
                 certs_of_issuer
@@ -179,17 +199,19 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
+        // Of a tenant, certificates read only its spec (its domains): its
+        // status, which counts its sites, changes with each of them.
         .watches_stream(
-            after_initial_list(tenant_stream, tenants),
+            after_initial_list(
+                tenant_stream.predicate_filter(predicates::generation, Default::default()),
+                tenants,
+            ),
             move |t: DeserializeGuard<MemberTenant>| {
                 let ns = format!("{TENANT_NAMESPACE_PREFIX}{}", t.name_any());
                 certs_of_tenant
                     .state()
                     .into_iter()
-                    .filter(|c| {
-                        c.0.as_ref()
-                            .is_ok_and(|c| c.namespace().as_deref() == Some(ns.as_str()))
-                    })
+                    .filter(|c| c.meta().namespace.as_deref() == Some(ns.as_str()))
                     .map(|c| ObjectRef::from_obj(&*c))
                     .collect::<Vec<_>>()
             },

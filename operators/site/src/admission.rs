@@ -26,17 +26,19 @@ fn refuse(reason: &'static str, subject: Option<&str>, message: String) -> Refus
     }
 }
 
-/// Order of claims: the older site (by creation time, then namespace/name) first.
-fn claim_key(site: &PloneSite) -> (Option<k8s_openapi::jiff::Timestamp>, String, String) {
+/// Order of claims: the older site (by creation time, then namespace/name)
+/// first. Borrowed: this is computed for sites across the whole fleet.
+fn claim_key(site: &PloneSite) -> (Option<k8s_openapi::jiff::Timestamp>, &str, &str) {
+    let meta = site.meta();
     (
-        site.creation_timestamp().map(|t| t.0),
-        site.namespace().unwrap_or_default(),
-        site.name_any(),
+        meta.creation_timestamp.as_ref().map(|t| t.0),
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
     )
 }
 
 fn is_same(a: &PloneSite, b: &PloneSite) -> bool {
-    a.namespace() == b.namespace() && a.name_any() == b.name_any()
+    a.meta().namespace == b.meta().namespace && a.meta().name == b.meta().name
 }
 
 /// The tenant owning the namespace `ns`, if it is a member's namespace.
@@ -87,7 +89,7 @@ pub fn refusals(
         )),
         Some(&count) => {
             let mut same: Vec<&PloneSite> = all()
-                .filter(|s| s.namespace() == site.namespace() && s.spec.product == *product)
+                .filter(|s| s.meta().namespace == site.meta().namespace && s.spec.product == *product)
                 .filter(|s| s.meta().deletion_timestamp.is_none())
                 .collect();
             same.sort_by_key(|s| claim_key(s));
@@ -123,10 +125,11 @@ pub fn refusals(
     }
     let key = claim_key(site);
     for host in &site.spec.hostnames {
+        // The hostname first: it rules out nearly every site, without copying.
         let earlier = all()
+            .filter(|o| o.spec.hostnames.iter().any(|h| h == host))
             .filter(|o| !is_same(o, site) && o.meta().deletion_timestamp.is_none())
-            .filter(|o| claim_key(o) < key)
-            .find(|o| o.spec.hostnames.iter().any(|h| h == host));
+            .find(|o| claim_key(o) < key);
         if let Some(other) = earlier {
             out.push(refuse(
                 "HostnameTaken",

@@ -30,7 +30,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use mutu_api::{Certificate, MemberTenant, PloneSite, Product, SolrIndex};
-use mutu_runtime::watch::{after_initial_list, children_watch, main_watch, slim_children_watch};
+use mutu_runtime::index::LabelIndex;
+use mutu_runtime::labels::OWNER_UID;
+use mutu_runtime::watch::{
+    after_initial_list, indexed_children_watch, indexed_slim_children_watch, main_watch,
+};
 use mutu_runtime::{Context, Health, Metrics, Settings};
 
 pub use reconcile::Config;
@@ -95,19 +99,33 @@ pub async fn run(
         &metrics,
     );
 
-    let (pods, pod_stream) = slim_children_watch::<Pod>(&client, &health, &metrics, slim_pod);
-    let (jobs, job_stream) = slim_children_watch::<Job>(&client, &health, &metrics, slim_job);
+    // The children of each site and the pods of each site, found by label
+    // without reading the caches of the whole fleet.
+    let owned = LabelIndex::new(OWNER_UID);
+    let pods_of_site = LabelIndex::new(build::SITE_LABEL);
+    let (pods, pod_stream) =
+        indexed_slim_children_watch::<Pod>(&client, &health, &metrics, slim_pod, &pods_of_site);
+    let (jobs, job_stream) =
+        indexed_slim_children_watch::<Job>(&client, &health, &metrics, slim_job, &owned);
 
-    let (configs, config_stream) = children_watch::<ConfigMap>(&client, &health, &metrics);
-    let (statefulsets, sts_stream) = children_watch::<StatefulSet>(&client, &health, &metrics);
-    let (services, svc_stream) = children_watch::<Service>(&client, &health, &metrics);
+    let (configs, config_stream) =
+        indexed_children_watch::<ConfigMap>(&client, &health, &metrics, &owned);
+    let (statefulsets, sts_stream) =
+        indexed_children_watch::<StatefulSet>(&client, &health, &metrics, &owned);
+    let (services, svc_stream) =
+        indexed_children_watch::<Service>(&client, &health, &metrics, &owned);
     let (claims, claim_stream) =
-        children_watch::<PersistentVolumeClaim>(&client, &health, &metrics);
-    let (deployments, dep_stream) = children_watch::<Deployment>(&client, &health, &metrics);
-    let (pdbs, pdb_stream) = children_watch::<PodDisruptionBudget>(&client, &health, &metrics);
-    let (ingresses, ing_stream) = children_watch::<Ingress>(&client, &health, &metrics);
-    let (certificates, cert_stream) = children_watch::<Certificate>(&client, &health, &metrics);
-    let (indexes, idx_stream) = children_watch::<SolrIndex>(&client, &health, &metrics);
+        indexed_children_watch::<PersistentVolumeClaim>(&client, &health, &metrics, &owned);
+    let (deployments, dep_stream) =
+        indexed_children_watch::<Deployment>(&client, &health, &metrics, &owned);
+    let (pdbs, pdb_stream) =
+        indexed_children_watch::<PodDisruptionBudget>(&client, &health, &metrics, &owned);
+    let (ingresses, ing_stream) =
+        indexed_children_watch::<Ingress>(&client, &health, &metrics, &owned);
+    let (certificates, cert_stream) =
+        indexed_children_watch::<Certificate>(&client, &health, &metrics, &owned);
+    let (indexes, idx_stream) =
+        indexed_children_watch::<SolrIndex>(&client, &health, &metrics, &owned);
 
     // The catalog's counts follow the sites: every change of a site seen by
     // the site watch (once its cache is complete, so the count reads what the
@@ -137,6 +155,8 @@ pub async fn run(
         ingresses,
         certificates,
         indexes,
+        owned,
+        pods_of_site,
     };
     // The catalog's counts: recounted when a product or one of its sites changes.
     let catalog_ctx = Arc::new(Context::new(
@@ -152,6 +172,7 @@ pub async fn run(
                 fleet.register(&metrics);
                 fleet
             },
+            recounted: Default::default(),
         },
     ));
     let shutdown = shutdown.shared();

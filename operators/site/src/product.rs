@@ -2,7 +2,9 @@
 //! and how many of them run its current release. Recounted when a product or
 //! one of its sites changes; it writes only when a count moves.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kube::api::Api;
 use kube::core::DeserializeGuard;
@@ -18,6 +20,29 @@ use mutu_runtime::{Context, Reason};
 pub struct Data {
     pub sites: Store<DeserializeGuard<PloneSite>>,
     pub fleet: crate::fleet_metrics::FleetMetrics,
+    /// When each product was last recounted.
+    pub recounted: Mutex<HashMap<String, Instant>>,
+}
+
+/// Shortest time between two recounts of one product. A recount reads the
+/// whole fleet; while sites converge, their events come every few
+/// milliseconds, and recounting for each would keep a core busy. A change
+/// within this time is counted at its end.
+pub const RECOUNT_EVERY: Duration = Duration::from_secs(1);
+
+/// How long to wait before recounting `product`, if it was recounted less than
+/// [`RECOUNT_EVERY`] ago; otherwise records the recount as starting now.
+fn too_soon(data: &Data, product: &str, now: Instant) -> Option<Duration> {
+    let mut recounted = data.recounted.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(wait) = recounted
+        .get(product)
+        .and_then(|at| RECOUNT_EVERY.checked_sub(now.saturating_duration_since(*at)))
+        .filter(|wait| !wait.is_zero())
+    {
+        return Some(wait);
+    }
+    recounted.insert(product.to_string(), now);
+    None
 }
 
 /// Why a product's status could not be written.
@@ -64,6 +89,9 @@ pub async fn reconcile(product: Arc<Product>, ctx: Arc<Context<Data>>) -> Result
     {
         return Ok(mutu_runtime::controller::not_listed_yet());
     }
+    if let Some(wait) = too_soon(&ctx.data, &product.name_any(), Instant::now()) {
+        return Ok(Action::requeue(wait));
+    }
     // The cache's sites are read in place: copying the whole fleet at each
     // recount would cost the square of the fleet over a converge.
     let state = ctx.data.sites.state();
@@ -109,6 +137,27 @@ mod tests {
             "apiVersion: hosting.imio.be/v1alpha1\nkind: PloneSite\nmetadata: {{name: s, namespace: tenant-mons}}\nspec: {{product: {product}, hostnames: [a.mons.be]}}\nstatus:\n  release: \"{release}\"\n  conditions:\n  - {{type: Ready, status: \"{ready}\", reason: r, message: m, lastTransitionTime: \"2026-01-01T00:00:00Z\"}}\n"
         ))
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_product_is_recounted_at_most_once_per_interval() {
+        let (sites, _writer) = kube::runtime::reflector::store();
+        let data = Data {
+            sites,
+            fleet: crate::fleet_metrics::FleetMetrics::default(),
+            recounted: Mutex::default(),
+        };
+        let t0 = Instant::now();
+        assert_eq!(too_soon(&data, "delib", t0), None);
+        let wait = too_soon(&data, "delib", t0 + Duration::from_millis(300));
+        assert_eq!(wait, Some(RECOUNT_EVERY - Duration::from_millis(300)));
+        // Another product has its own interval.
+        assert_eq!(
+            too_soon(&data, "web", t0 + Duration::from_millis(300)),
+            None
+        );
+        assert_eq!(too_soon(&data, "delib", t0 + RECOUNT_EVERY), None);
+        assert!(too_soon(&data, "delib", t0 + RECOUNT_EVERY).is_some());
     }
 
     #[test]

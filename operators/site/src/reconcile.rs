@@ -22,7 +22,7 @@ use mutu_api::site::PloneSiteStatus;
 use mutu_api::{Certificate, MemberTenant, PloneSite, Product, ProductSpec, SolrIndex};
 use mutu_runtime::conditions::{self, Desired as Cond};
 use mutu_runtime::controller::finalizer_reason;
-use mutu_runtime::labels::OWNER_UID;
+use mutu_runtime::index::LabelIndex;
 use mutu_runtime::{ApplyError, Context, Reason};
 
 use crate::admission::{self, Refusal};
@@ -92,6 +92,10 @@ pub struct Data {
     pub ingresses: Store<PartialObjectMeta<Ingress>>,
     pub certificates: Store<PartialObjectMeta<Certificate>>,
     pub indexes: Store<PartialObjectMeta<SolrIndex>>,
+    /// The children of each site, by their owner-uid label (all kinds above).
+    pub owned: LabelIndex,
+    /// The pods of each site, by their site label.
+    pub pods_of_site: LabelIndex,
 }
 
 impl Data {
@@ -390,13 +394,11 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
 
     // Status from what runs.
     let pods: Vec<Arc<Pod>> = data
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(ns.as_str())
-                && p.labels().get(SITE_LABEL) == Some(&name)
-        })
+        .pods_of_site
+        .names::<Pod>(Some(&ns), &name)
+        .iter()
+        .filter_map(|pod| data.pods.get(&ObjectRef::new(pod).within(&ns)))
+        .filter(|p| p.labels().get(SITE_LABEL) == Some(&name))
         .collect();
     let instance_pods: Vec<&Arc<Pod>> = pods
         .iter()
@@ -630,14 +632,24 @@ async fn apply_all(site: &PloneSite, ctx: &Ctx, desired: build::Desired) -> Resu
     for o in desired.jobs {
         a.apply(&d.jobs, o).await?;
     }
-    a.prune(&d.configs, &uid, &k_cfg).await?;
-    a.prune(&d.statefulsets, &uid, &k_zeo).await?;
-    a.prune(&d.services, &uid, &k_svc).await?;
-    a.prune(&d.deployments, &uid, &k_dep).await?;
-    a.prune(&d.pdbs, &uid, &k_pdb).await?;
-    a.prune(&d.ingresses, &uid, &k_ing).await?;
-    a.prune(&d.indexes, &uid, &k_idx).await?;
-    a.prune_in::<Job, _>(&d.jobs, &uid, &k_job).await?;
+    let (o, ns) = (&d.owned, site.namespace());
+    let ns = ns.as_deref();
+    a.prune_indexed::<ConfigMap, _>(&d.configs, o, ns, &uid, &k_cfg)
+        .await?;
+    a.prune_indexed::<StatefulSet, _>(&d.statefulsets, o, ns, &uid, &k_zeo)
+        .await?;
+    a.prune_indexed::<Service, _>(&d.services, o, ns, &uid, &k_svc)
+        .await?;
+    a.prune_indexed::<Deployment, _>(&d.deployments, o, ns, &uid, &k_dep)
+        .await?;
+    a.prune_indexed::<PodDisruptionBudget, _>(&d.pdbs, o, ns, &uid, &k_pdb)
+        .await?;
+    a.prune_indexed::<Ingress, _>(&d.ingresses, o, ns, &uid, &k_ing)
+        .await?;
+    a.prune_indexed::<SolrIndex, _>(&d.indexes, o, ns, &uid, &k_idx)
+        .await?;
+    a.prune_indexed::<Job, _>(&d.jobs, o, ns, &uid, &k_job)
+        .await?;
     Ok(())
 }
 
@@ -657,27 +669,21 @@ async fn release(site: &PloneSite, ctx: &Ctx) -> Result<Action, Error> {
             .await;
         }
         DeletionPolicy::Delete => {
-            for claim in ctx.data.claims.state() {
-                if claim.labels().get(OWNER_UID) == Some(&uid) {
-                    ctx.applier
-                        .delete::<PersistentVolumeClaim>(ns.as_deref(), &claim.name_any())
-                        .await?;
-                }
+            let owned = &ctx.data.owned;
+            for claim in owned.names::<PersistentVolumeClaim>(ns.as_deref(), &uid) {
+                ctx.applier
+                    .delete::<PersistentVolumeClaim>(ns.as_deref(), &claim)
+                    .await?;
             }
-            for cert in ctx.data.certificates.state() {
-                if cert.labels().get(OWNER_UID) == Some(&uid) {
-                    ctx.applier
-                        .delete::<Certificate>(ns.as_deref(), &cert.name_any())
-                        .await?;
-                    // The certificate's Secret carries the Certificate's name
-                    // (and is not owned by it, so that Retain keeps it).
-                    ctx.applier
-                        .delete::<k8s_openapi::api::core::v1::Secret>(
-                            ns.as_deref(),
-                            &cert.name_any(),
-                        )
-                        .await?;
-                }
+            for cert in owned.names::<Certificate>(ns.as_deref(), &uid) {
+                ctx.applier
+                    .delete::<Certificate>(ns.as_deref(), &cert)
+                    .await?;
+                // The certificate's Secret carries the Certificate's name
+                // (and is not owned by it, so that Retain keeps it).
+                ctx.applier
+                    .delete::<k8s_openapi::api::core::v1::Secret>(ns.as_deref(), &cert)
+                    .await?;
             }
         }
     }

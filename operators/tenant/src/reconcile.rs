@@ -101,12 +101,9 @@ impl Data {
         .await
     }
 
-    fn tenants(&self) -> Vec<MemberTenant> {
-        self.tenants
-            .state()
-            .iter()
-            .filter_map(|t| t.0.as_ref().ok().cloned())
-            .collect()
+    /// The cached tenants, shared with the cache (not copied).
+    fn tenants(&self) -> Vec<Arc<DeserializeGuard<MemberTenant>>> {
+        self.tenants.state()
     }
 
     /// Asks for the tenants that `tenant`'s domain claims may affect to be
@@ -119,8 +116,9 @@ impl Data {
         if !spec_changed && tenant.meta().deletion_timestamp.is_none() {
             return;
         }
-        let all = self.tenants();
-        let mut names = validate::overlapping(tenant, &all);
+        let cached = self.tenants();
+        let all: Vec<&MemberTenant> = cached.iter().filter_map(|t| t.0.as_ref().ok()).collect();
+        let mut names = validate::overlapping(tenant, all.iter().copied());
         names.extend(all.iter().filter_map(|t| {
             let ready =
                 conditions::find(&t.status.as_ref()?.conditions, mutu_api::CONDITION_READY)?;
@@ -170,7 +168,7 @@ fn sites_per_product(
     let mut counts = BTreeMap::new();
     for site in store.state() {
         if let Ok(site) = &site.0
-            && site.namespace().as_deref() == Some(ns)
+            && site.metadata.namespace.as_deref() == Some(ns)
             && site.metadata.deletion_timestamp.is_none()
         {
             *counts.entry(site.spec.product.clone()).or_insert(0) += 1;
@@ -220,8 +218,9 @@ async fn provision(
 ) -> Result<Action, Error> {
     let name = tenant.name_any();
     let ns = tenant_namespace(&name);
-    let all = ctx.data.tenants();
-    let mut refusals = validate::refusals(tenant, &all);
+    let cached = ctx.data.tenants();
+    let all = cached.iter().filter_map(|t| t.0.as_ref().ok());
+    let mut refusals = validate::refusals(tenant, all);
     if refusals.is_empty()
         && let Some(taken) = namespace_refusal(tenant, &ns, ctx).await?
     {
