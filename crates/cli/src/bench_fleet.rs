@@ -521,6 +521,78 @@ fn sites_ready(store: &Store<PloneSite>, prefix: &str) -> u32 {
         .count() as u32
 }
 
+/// Sites of the bulk apply whose two servers (the Plone deployment and its
+/// ZEO statefulset `<site>-zeo`) are ready, in the namespaces starting with
+/// `raw_ns`.
+fn raw_sites_ready(
+    deployments: &[Arc<Deployment>],
+    statefulsets: &[Arc<StatefulSet>],
+    raw_ns: &str,
+) -> u32 {
+    let mut ready: BTreeMap<(&str, &str), u8> = BTreeMap::new();
+    for d in deployments {
+        let ns = d.metadata.namespace.as_deref().unwrap_or_default();
+        if ns.starts_with(raw_ns)
+            && d.status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0)
+                >= d.spec.replicas.unwrap_or(1)
+        {
+            let name = d.metadata.name.as_deref().unwrap_or_default();
+            *ready.entry((ns, name)).or_default() += 1;
+        }
+    }
+    for s in statefulsets {
+        let ns = s.metadata.namespace.as_deref().unwrap_or_default();
+        if ns.starts_with(raw_ns)
+            && s.status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0)
+                >= 1
+        {
+            let name = s.metadata.name.as_deref().unwrap_or_default();
+            *ready
+                .entry((ns, name.trim_end_matches("-zeo")))
+                .or_default() += 1;
+        }
+    }
+    ready.values().filter(|v| **v == 2).count() as u32
+}
+
+/// Runs `work` (an apply) and, beside it from its start, counts `ready()`
+/// every `every` until `n` are ready and the work is done: the curve of
+/// sites ready over time, in seconds since the start. An error of the work
+/// ends it at once; `timeout` bounds the wait for `n`.
+async fn sample_during<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ready: impl Fn() -> u32,
+    n: u32,
+    every: Duration,
+    timeout: Duration,
+    what: &str,
+) -> anyhow::Result<(T, Vec<(f64, u32)>)> {
+    let started = tokio::time::Instant::now();
+    let sampling = async {
+        let mut curve = Vec::new();
+        loop {
+            let count = ready();
+            curve.push((started.elapsed().as_secs_f64(), count));
+            if count >= n {
+                return anyhow::Ok(curve);
+            }
+            anyhow::ensure!(
+                started.elapsed() < timeout,
+                "only {count} of {n} {what} after {} s",
+                timeout.as_secs()
+            );
+            tokio::time::sleep(every).await;
+        }
+    };
+    futures::try_join!(work, sampling)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -666,7 +738,6 @@ async fn operators(args: &FleetArgs, client: Client, r: &mut Results) -> anyhow:
     };
     let (site_cache, site_watch) = watched(sites.clone()).await?;
     eprintln!("applying {n} sites; the operators bring them to Ready");
-    let started = Instant::now();
     let applied = {
         let sites_ns = client.clone();
         futures::stream::iter(
@@ -685,26 +756,17 @@ async fn operators(args: &FleetArgs, client: Client, r: &mut Results) -> anyhow:
         .buffer_unordered(usize::from(args.concurrency))
         .try_collect::<Vec<_>>()
     };
-    let watch = async {
-        let mut curve = Vec::new();
-        loop {
-            let ready = sites_ready(&site_cache, "bench");
-            curve.push((started.elapsed().as_secs_f64(), ready));
-            if ready >= n {
-                return anyhow::Ok(curve);
-            }
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(args.timeout),
-                "only {ready} of {n} sites Ready after {} s",
-                args.timeout
-            );
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    };
-    let (applied, curve) = futures::join!(applied, watch);
+    let sampled = sample_during(
+        applied,
+        || sites_ready(&site_cache, "bench"),
+        n,
+        Duration::from_secs(1),
+        Duration::from_secs(args.timeout),
+        "sites Ready",
+    )
+    .await;
     site_watch.abort();
-    applied?;
-    r.operator_curve = curve?;
+    (_, r.operator_curve) = sampled?;
     r.converge_s = r.operator_curve.last().map(|c| c.0).unwrap_or_default();
     eprintln!("all {n} sites Ready in {:.1} s", r.converge_s);
 
@@ -881,62 +943,37 @@ async fn bulk(args: &FleetArgs, client: Client, r: &mut Results) -> anyhow::Resu
     let (deployments, deployment_watch) = watched(Api::<Deployment>::all(client.clone())).await?;
     let (statefulsets, statefulset_watch) =
         watched(Api::<StatefulSet>::all(client.clone())).await?;
-    let started = Instant::now();
-    // Namespaces first, then the rest, as an operator would.
+    // Namespaces first, then the rest, as an operator would. The count runs
+    // beside the apply from its start: at 10,000 sites the apply itself takes
+    // longer than its servers take to become ready.
     let (namespaces, rest): (Vec<_>, Vec<_>) =
         objects.into_iter().partition(|o| o["kind"] == "Namespace");
-    for batch in [namespaces, rest] {
-        futures::stream::iter(batch.into_iter().map(|o| {
-            let client = client.clone();
-            let discovery = &discovery;
-            async move { apply_dynamic(&client, discovery, &o).await }
-        }))
-        .buffer_unordered(usize::from(args.concurrency))
-        .try_collect::<Vec<_>>()
-        .await?;
-    }
+    let applied = async {
+        for batch in [namespaces, rest] {
+            futures::stream::iter(batch.into_iter().map(|o| {
+                let client = client.clone();
+                let discovery = &discovery;
+                async move { apply_dynamic(&client, discovery, &o).await }
+            }))
+            .buffer_unordered(usize::from(args.concurrency))
+            .try_collect::<Vec<_>>()
+            .await?;
+        }
+        anyhow::Ok(())
+    };
     let raw_ns = mutu_api::tenant_namespace("raw");
-    loop {
-        let mut ready: BTreeMap<(String, String), u8> = BTreeMap::new();
-        for d in deployments.state() {
-            let ns = d.namespace().unwrap_or_default();
-            if ns.starts_with(&raw_ns)
-                && d.status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0)
-                    >= d.spec.replicas.unwrap_or(1)
-            {
-                *ready.entry((ns, d.name_any())).or_default() += 1;
-            }
-        }
-        for s in statefulsets.state() {
-            let ns = s.namespace().unwrap_or_default();
-            let site = s.name_any().trim_end_matches("-zeo").to_string();
-            if ns.starts_with(&raw_ns)
-                && s.status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0)
-                    >= 1
-            {
-                *ready.entry((ns, site)).or_default() += 1;
-            }
-        }
-        let done = ready.values().filter(|v| **v == 2).count() as u32;
-        r.raw_curve.push((started.elapsed().as_secs_f64(), done));
-        if done >= n {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(args.timeout),
-            "only {done} of {n} bulk-applied sites ready after {} s",
-            args.timeout
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let sampled = sample_during(
+        applied,
+        || raw_sites_ready(&deployments.state(), &statefulsets.state(), &raw_ns),
+        n,
+        Duration::from_secs(1),
+        Duration::from_secs(args.timeout),
+        "bulk-applied sites ready",
+    )
+    .await;
     deployment_watch.abort();
     statefulset_watch.abort();
+    (_, r.raw_curve) = sampled?;
     r.raw_apply_s = r.raw_curve.last().map(|c| c.0).unwrap_or_default();
     Ok(())
 }
@@ -1249,6 +1286,111 @@ apiserver_request_total{code="200",component="apiserver",dry_run="",group="",res
         let chart = svg(&r);
         assert_eq!(chart.matches("<polyline").count(), 1);
         assert!(!chart.contains("no operator"));
+    }
+
+    /// The fault of the sixth 10,000-site run: the count started once the
+    /// apply had finished, so an apply slower than its servers drew one point.
+    #[tokio::test(start_paused = true)]
+    async fn the_curve_is_sampled_while_the_apply_runs() {
+        let applied = Arc::new(AtomicU64::new(0));
+        let work = {
+            let applied = applied.clone();
+            async move {
+                for _ in 0..10 {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    applied.fetch_add(1, Ordering::Relaxed);
+                }
+                anyhow::Ok("applied")
+            }
+        };
+        let (out, curve) = sample_during(
+            work,
+            || applied.load(Ordering::Relaxed) as u32,
+            10,
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+            "sites ready",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, "applied");
+        assert_eq!(curve.first(), Some(&(0.0, 0)));
+        assert_eq!(curve.last().map(|c| c.1), Some(10));
+        let mut counts: Vec<u32> = curve.iter().map(|c| c.1).collect();
+        counts.dedup();
+        assert_eq!(counts, (0..=10).collect::<Vec<u32>>(), "{curve:?}");
+        assert!(curve.windows(2).all(|w| w[0].0 < w[1].0), "{curve:?}");
+        assert!(
+            (30.0..=31.0).contains(&curve[curve.len() - 1].0),
+            "{curve:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_apply_error_or_a_timeout_ends_the_sampling() {
+        let failed = sample_during(
+            async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Err::<(), _>(anyhow::anyhow!("the API server refused an object"))
+            },
+            || 0,
+            5,
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+            "sites ready",
+        );
+        let e = failed.await.err().unwrap_or_else(|| panic!("no error"));
+        assert!(e.to_string().contains("refused an object"), "{e}");
+        let slow = sample_during(
+            async { anyhow::Ok(()) },
+            || 3,
+            5,
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            "sites ready",
+        );
+        let e = slow.await.err().unwrap_or_else(|| panic!("no error"));
+        assert_eq!(e.to_string(), "only 3 of 5 sites ready after 10 s");
+    }
+
+    #[test]
+    fn a_raw_site_is_ready_when_both_its_servers_are() {
+        let deployment = |ns: &str, name: &str, ready: i32| {
+            Arc::new(
+                serde_json::from_value::<Deployment>(json!({
+                    "metadata": {"namespace": ns, "name": name},
+                    "spec": {"replicas": 1, "selector": {}, "template": {}},
+                    "status": {"readyReplicas": ready},
+                }))
+                .unwrap_or_else(|e| panic!("{e}")),
+            )
+        };
+        let zeo = |ns: &str, name: &str, ready: i32| {
+            Arc::new(
+                serde_json::from_value::<StatefulSet>(json!({
+                    "metadata": {"namespace": ns, "name": format!("{name}-zeo")},
+                    "spec": {"selector": {}, "template": {}},
+                    "status": {"replicas": 1, "readyReplicas": ready},
+                }))
+                .unwrap_or_else(|e| panic!("{e}")),
+            )
+        };
+        let raw = mutu_api::tenant_namespace("raw");
+        let ns1 = format!("{raw}-0001");
+        let deployments = [
+            deployment(&ns1, "site-01", 1),
+            deployment(&ns1, "site-02", 1),
+            deployment(&ns1, "site-03", 0),
+            deployment("elsewhere", "site-01", 1),
+        ];
+        let statefulsets = [
+            zeo(&ns1, "site-01", 1),
+            zeo(&ns1, "site-02", 0),
+            zeo(&ns1, "site-03", 1),
+            zeo("elsewhere", "site-01", 1),
+        ];
+        assert_eq!(raw_sites_ready(&deployments, &statefulsets, &raw), 1);
+        assert_eq!(raw_sites_ready(&deployments, &[], &raw), 0);
     }
 
     #[test]
