@@ -59,7 +59,7 @@ struct CertArgs {
     #[arg(long, default_value = ".mutu/bench")]
     dir: PathBuf,
     /// API server port of the benchmark's control plane (the ACME server's ports derive from it).
-    #[arg(long, default_value_t = 36443)]
+    #[arg(long, default_value_t = 22643)]
     api_port: u16,
     /// Leave the control plane running afterwards.
     #[arg(long)]
@@ -94,7 +94,7 @@ async fn certificates(args: CertArgs) -> anyhow::Result<()> {
         "starting the benchmark's control plane in {}",
         args.dir.display()
     );
-    let local = crate::dev::start(&args.dir, args.api_port).await?;
+    let local = crate::dev::start(&args.dir, args.api_port, args.keep).await?;
     let result = measure(&args, &local).await;
     if !args.keep {
         crate::dev::stop(local).await?;

@@ -57,8 +57,9 @@ pub struct FleetArgs {
     /// State directory of the benchmark's own control plane.
     #[arg(long, default_value = ".mutu/bench-fleet")]
     dir: PathBuf,
-    /// API server port of the benchmark's control plane.
-    #[arg(long, default_value_t = 37443)]
+    /// API server port of the benchmark's control plane (the ports of its
+    /// peers derive from it; all stay below the kernel's ephemeral ports).
+    #[arg(long, default_value_t = 23443)]
     api_port: u16,
     /// Leave the control plane running afterwards.
     #[arg(long)]
@@ -663,7 +664,7 @@ where
     );
     // Whatever a previous run left there goes first: each phase starts empty.
     crate::dev::stop(crate::dev::Local::at(&args.dir, args.api_port)?).await?;
-    let local = crate::dev::start(&args.dir, args.api_port).await?;
+    let local = crate::dev::start(&args.dir, args.api_port, keep).await?;
     let result = async {
         let kubeconfig = kube::config::Kubeconfig::read_from(&local.kubeconfig)?;
         let client = Client::try_from(

@@ -132,9 +132,16 @@ pub struct Local {
 }
 
 /// Starts (or finds running) the local control plane in `dir` on `api_port`.
-pub async fn start(dir: &Path, api_port: u16) -> anyhow::Result<Local> {
+/// If it does not start, what did start is stopped again, unless `keep` (the
+/// error holds the failing component's last log lines either way).
+pub async fn start(dir: &Path, api_port: u16, keep: bool) -> anyhow::Result<Local> {
     let local = Local::at(dir, api_port)?;
-    up(&local.layout).await?;
+    if let Err(e) = up(&local.layout).await {
+        if !keep && let Err(stop) = down(&local.layout).await {
+            eprintln!("could not stop the control plane that failed to start: {stop:#}");
+        }
+        return Err(e);
+    }
     Ok(local)
 }
 
@@ -184,6 +191,68 @@ fn print_env(layout: &Layout) {
     println!("export MUTU_ACME_SOLVER_ADDR={}", layout.acme.solver_addr());
 }
 
+/// The ports a control plane on `layout.api_port` listens on: the API server,
+/// etcd (client and peer), the controller-manager and scheduler, Solr and its
+/// ZooKeeper, Pebble and its DNS server, and the operator's HTTP-01 solver.
+fn listening_ports(layout: &Layout) -> Vec<u16> {
+    let p = layout.api_port;
+    let a = &layout.acme;
+    vec![
+        p,
+        p + 1,
+        p + 2,
+        p + 3,
+        p + 4,
+        solr::port(p),
+        solr::port(p) + 1000,
+        a.directory,
+        a.management,
+        a.dns,
+        a.dns_management,
+        a.http01,
+    ]
+}
+
+/// The kernel's range of ephemeral ports, `low..=high`, from which it picks
+/// the local port of each outgoing connection (`net.ipv4.ip_local_port_range`).
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// A warning when some of `ports` lie in the ephemeral range `low..=high`:
+/// any outgoing connection (the API server's to etcd, a client's to the API
+/// server) may hold one of them when its server starts, which then fails with
+/// "address already in use".
+fn ephemeral_warning(api_port: u16, ports: &[u16], (low, high): (u16, u16)) -> Option<String> {
+    let clash: Vec<String> = ports
+        .iter()
+        .filter(|p| (low..=high).contains(*p))
+        .map(u16::to_string)
+        .collect();
+    if clash.is_empty() {
+        return None;
+    }
+    let highest_offset = ports
+        .iter()
+        .map(|p| p.saturating_sub(api_port))
+        .max()
+        .unwrap_or(0);
+    let hint = match low.checked_sub(highest_offset + 1) {
+        Some(max) if max >= 2466 => {
+            format!("choose an --api-port between 2466 and {max}, whose ports all lie below {low}")
+        }
+        _ => format!("choose an --api-port whose ports all lie below {low}"),
+    };
+    Some(format!(
+        "warning: ports {} of this control plane lie in the kernel's ephemeral port range \
+         {low}-{high} (net.ipv4.ip_local_port_range): an outgoing connection may take one of them \
+         first, and the server meant for it then fails with \"address already in use\"; {hint}",
+        clash.join(", ")
+    ))
+}
+
 fn step(started: Instant, message: &str) {
     eprintln!("[{:>5.1}s] {message}", started.elapsed().as_secs_f64());
 }
@@ -191,6 +260,11 @@ fn step(started: Instant, message: &str) {
 async fn up(layout: &Layout) -> anyhow::Result<()> {
     let started = Instant::now();
     step(started, &format!("state in {}", layout.state.display()));
+    if let Some(warning) = ephemeral_range()
+        .and_then(|range| ephemeral_warning(layout.api_port, &listening_ports(layout), range))
+    {
+        eprintln!("{warning}");
+    }
     let bin = build(layout)?;
     step(
         started,
@@ -482,5 +556,56 @@ async fn wait_apiserver(
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(api_port: u16) -> Layout {
+        Layout::new(&DevArgs {
+            command: DevCommand::Up,
+            dir: PathBuf::from("/nonexistent/mutu-ports"),
+            api_port,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const LINUX_DEFAULT: (u16, u16) = (32768, 60999);
+
+    #[test]
+    fn the_default_and_test_ports_stay_below_the_ephemeral_range() {
+        for api_port in [6443, 16443, 19443, 21443, 22643, 23443, 24210] {
+            let ports = listening_ports(&layout(api_port));
+            assert_eq!(
+                ephemeral_warning(api_port, &ports, LINUX_DEFAULT),
+                None,
+                "{api_port}: {ports:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ports_in_the_ephemeral_range_are_named_with_a_port_that_avoids_them() {
+        let ports = listening_ports(&layout(37443));
+        let w = ephemeral_warning(37443, &ports, LINUX_DEFAULT)
+            .unwrap_or_else(|| panic!("no warning for {ports:?}"));
+        assert!(w.contains("ports 37443, 37444,"), "{w}");
+        assert!(w.contains("45000, 46000"), "{w}");
+        assert!(w.contains("32768-60999"), "{w}");
+        assert!(w.contains("between 2466 and 24210"), "{w}");
+        // The highest port that passes is the one the warning suggests.
+        let ports = listening_ports(&layout(24211));
+        let w = ephemeral_warning(24211, &ports, LINUX_DEFAULT)
+            .unwrap_or_else(|| panic!("no warning for {ports:?}"));
+        assert!(w.contains("ports 32768 "), "{w}");
+        // A range starting too low for any API port still says what to do.
+        let w = ephemeral_warning(6443, &listening_ports(&layout(6443)), (1024, 65535))
+            .unwrap_or_else(|| panic!("no warning"));
+        assert!(
+            w.ends_with("choose an --api-port whose ports all lie below 1024"),
+            "{w}"
+        );
     }
 }
