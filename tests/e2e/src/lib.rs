@@ -256,6 +256,15 @@ pub fn site_json(
 
 /// Creates a site, retrying while the quota controller has not yet counted
 /// the namespace's first usage ("status unknown for quota").
+/// A 409 Conflict on the namespace's ResourceQuota (not on the object created).
+fn quota_conflict(s: &kube::core::Status) -> bool {
+    s.code == 409
+        && s.reason == "Conflict"
+        && s.details
+            .as_ref()
+            .is_some_and(|d| d.kind == "resourcequotas")
+}
+
 pub async fn create_site(
     client: &Client,
     site: serde_json::Value,
@@ -270,8 +279,12 @@ pub async fn create_site(
     loop {
         match api.create(&PostParams::default(), &body).await {
             Ok(created) => return Ok(created),
+            // The quota admission of the API server answers "status unknown"
+            // until the quota controller has counted the namespace, and a
+            // Conflict on the quota when another update of it came first: both
+            // say "try again", as any client must.
             Err(kube::Error::Api(s))
-                if s.message.contains("status unknown for quota")
+                if (s.message.contains("status unknown for quota") || quota_conflict(&s))
                     && tokio::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
