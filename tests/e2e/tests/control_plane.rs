@@ -199,6 +199,13 @@ async fn the_operator_serves_health_and_metrics_and_stops_cleanly_on_sigterm() -
     let bin = std::env::var("MUTU_BIN")
         .map_err(|_| anyhow::anyhow!("MUTU_BIN is not set; run through `make test`"))?;
     let addr = "127.0.0.1:19097";
+    // The log goes to a file: a pipe nobody reads fills up (64 KiB) while the
+    // operator reconciles the tenants of the other tests, and its next log
+    // line then blocks the process, SIGTERM included.
+    let log_path =
+        std::env::temp_dir().join(format!("{}.log", testing::unique_name("mutu-sigterm")));
+    let log = std::fs::File::create(&log_path)?;
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_else(|e| e.to_string());
     // Only the tenant controller: the other operator of this run does the work.
     let mut child = tokio::process::Command::new(bin)
         .args([
@@ -211,7 +218,7 @@ async fn the_operator_serves_health_and_metrics_and_stops_cleanly_on_sigterm() -
         ])
         .kill_on_drop(true)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(log)
         .spawn()?;
     eventually(TIMEOUT, "/readyz to answer ready", || async {
         let body = mutu_e2e::scrape(&format!("http://{addr}/readyz"))
@@ -235,10 +242,25 @@ async fn the_operator_serves_health_and_metrics_and_stops_cleanly_on_sigterm() -
         .status()
         .await?;
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await??;
+    // The operator gives reconciles in flight 20 s before it stops anyway;
+    // a pod's default termination grace is 30 s.
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the operator still runs 30 s after SIGTERM; its log:\n{}",
+                read_log()
+            )
+        })??;
+    let log = read_log();
     assert!(
         status.success(),
-        "the operator exited with {status} after SIGTERM"
+        "the operator exited with {status} after SIGTERM; its log:\n{log}"
     );
+    assert!(
+        log.contains("stopped cleanly"),
+        "the operator did not finish its reconciles within its grace; its log:\n{log}"
+    );
+    let _ = std::fs::remove_file(&log_path);
     Ok(())
 }
