@@ -14,12 +14,15 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use mutu_api::{PloneSite, Restore, RunStatus};
+use mutu_api::{Backup, PloneSite, Restore, RunStatus};
 use mutu_runtime::conditions::{self, Desired as Cond};
 use serde_json::json;
 
 use crate::jobs::{self, JobState};
-use crate::run::{Ctx, Error, Storage, ensure_volume, finished, kube_err, write};
+use crate::run::{
+    CACHE_CATCHING_UP, Ctx, Error, Storage, confirmed_missing, ensure_volume, finished, kube_err,
+    write,
+};
 
 /// Annotation on a PloneSite that stops its servers; the value says who asked.
 pub const MAINTENANCE: &str = mutu_api::MAINTENANCE_ANNOTATION;
@@ -95,6 +98,9 @@ async fn lift(ctx: &Ctx, r: &Restore) -> Result<(), Error> {
 }
 
 pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if !ctx.data.ready().await {
+        return Ok(mutu_runtime::controller::not_listed_yet());
+    }
     let ns = r.namespace().unwrap_or_default();
     let api: Api<Restore> = Api::namespaced(ctx.client().clone(), &ns);
     let (c, a) = (&ctx, &api);
@@ -127,6 +133,9 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
     let site_name = &r.spec.site;
 
     let Some(backup) = ctx.data.backup(&ns, &r.spec.backup) else {
+        if !confirmed_missing::<Backup>(ctx, &ns, &r.spec.backup).await? {
+            return Ok(Action::requeue(CACHE_CATCHING_UP));
+        }
         return fail(ctx, api, r, status, "NoBackup", format!(
             "spec.backup: no Backup {} in namespace {ns}; list them with kubectl -n {ns} get backups -l hosting.imio.be/site={site_name}",
             r.spec.backup
@@ -178,6 +187,9 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
         return Ok(Action::requeue(Duration::from_secs(10)));
     }
     if ctx.data.site(&ns, site_name).is_none() {
+        if !confirmed_missing::<PloneSite>(ctx, &ns, site_name).await? {
+            return Ok(Action::requeue(CACHE_CATCHING_UP));
+        }
         return fail(
             ctx,
             api,
@@ -272,6 +284,9 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
                 return Ok(Action::requeue(Duration::from_secs(2)));
             }
             let Some(site) = ctx.data.site(&ns, site_name) else {
+                if !confirmed_missing::<PloneSite>(ctx, &ns, site_name).await? {
+                    return Ok(Action::requeue(CACHE_CATCHING_UP));
+                }
                 return fail(
                     ctx,
                     api,

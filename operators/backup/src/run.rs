@@ -73,6 +73,22 @@ fn all<K: Resource<DynamicType = ()> + Clone + 'static>(
 }
 
 impl Data {
+    /// Waits until every cache has its first full list: right after a start
+    /// (or an operator's restart), a reconcile must not take a site, Backup or
+    /// Job the cache has not listed yet for a missing one, and fail a run for
+    /// it.
+    pub async fn ready(&self) -> bool {
+        mutu_runtime::controller::caches_listed(async {
+            let _ = futures::join!(
+                self.sites_cache.wait_until_ready(),
+                self.backups_cache.wait_until_ready(),
+                self.restores_cache.wait_until_ready(),
+                self.policies_cache.wait_until_ready(),
+                self.jobs.wait_until_ready(),
+            );
+        })
+        .await
+    }
     pub fn site(&self, ns: &str, name: &str) -> Option<Arc<PloneSite>> {
         self.sites_cache
             .get(&ObjectRef::new(name).within(ns))
@@ -132,6 +148,27 @@ pub(crate) fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> E
 }
 
 pub type Ctx = Context<Data>;
+
+/// Whether `name`, missing from a cache, is missing from the API server too.
+/// A watch lags: a site created a moment before the Backup naming it may not
+/// be cached yet. A run fails for a missing object only when the API server
+/// confirms it; otherwise it is reconciled again once the cache has caught up.
+pub(crate) async fn confirmed_missing<K>(ctx: &Ctx, ns: &str, name: &str) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(ctx.client().clone(), ns)
+        .get_metadata_opt(name)
+        .await
+        .map(|found| found.is_none())
+        .map_err(kube_err(format!("read {} {ns}/{name}", K::kind(&()))))
+}
+
+/// The requeue of a run whose object the API server has but its cache not yet.
+pub(crate) const CACHE_CATCHING_UP: Duration = Duration::from_secs(1);
 
 /// Whether a run (Backup or Restore) has finished, either way.
 pub fn finished(status: Option<&RunStatus>) -> bool {
@@ -231,6 +268,9 @@ pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     if finished(b.status.as_ref()) || b.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if !ctx.data.ready().await {
+        return Ok(mutu_runtime::controller::not_listed_yet());
+    }
     let ns = b.namespace().unwrap_or_default();
     let api: Api<Backup> = Api::namespaced(ctx.client().clone(), &ns);
     let mut status = b.status.clone().unwrap_or_default();
@@ -239,6 +279,9 @@ pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let now = Time(mutu_runtime::status::now());
 
     let Some(site) = ctx.data.site(&ns, site_name) else {
+        if !confirmed_missing::<PloneSite>(&ctx, &ns, site_name).await? {
+            return Ok(Action::requeue(CACHE_CATCHING_UP));
+        }
         status.completion_time = Some(now);
         let msg = format!(
             "spec.site: no PloneSite {site_name} in namespace {ns}; a Backup names a site of its own namespace"
@@ -624,4 +667,47 @@ pub fn scheduled_backup(ns: &str, name: &str, site: &str, policy: &str) -> Backu
         ..Default::default()
     };
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::{self, store::Writer};
+    use kube::runtime::watcher::Event;
+
+    fn listed<K>(writer: &mut Writer<K>)
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_wait_until_every_cache_is_listed() {
+        let (sites_cache, mut sites) = reflector::store();
+        let (backups_cache, mut backups) = reflector::store();
+        let (restores_cache, mut restores) = reflector::store();
+        let (policies_cache, mut policies) = reflector::store();
+        let (jobs, mut job_writer) = reflector::store();
+        let data = Data {
+            config: Config::default(),
+            jobs,
+            restores_cache,
+            backups_cache,
+            policies_cache,
+            sites_cache,
+        };
+        assert!(!data.ready().await, "nothing listed yet");
+        listed(&mut backups);
+        listed(&mut restores);
+        listed(&mut policies);
+        listed(&mut job_writer);
+        assert!(
+            !data.ready().await,
+            "the sites are not listed: a Backup would fail for a site not cached yet"
+        );
+        listed(&mut sites);
+        assert!(data.ready().await);
+    }
 }
