@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tests of the scripts mutu's Jobs run inside a Plone image (operators/site/scripts), against a
+# Tests of the scripts mutu's Jobs run inside a Plone image (crates/model/scripts), against a
 # real Plone installed from PyPI. Works from any directory; extra arguments go to pytest.
 #
 #   tests/plone/run.sh [PYTEST ARGS...]

@@ -1,4 +1,4 @@
-"""reindex_solr.py (operators/site/scripts), run for real against a real Solr.
+"""reindex_solr.py (crates/model/scripts), run for real against a real Solr.
 
 One test bed for the whole module: a local SolrCloud (tests/solr/run.sh, on free loopback ports,
 with a temporary data directory and a random admin password), the Plone configset uploaded and

@@ -1,4 +1,4 @@
-"""The scripts mutu's Jobs run inside a Plone image (operators/site/scripts), run for real.
+"""The scripts mutu's Jobs run inside a Plone image (crates/model/scripts), run for real.
 
 One Zope instance (mkwsgiinstance, FileStorage with blobs) is shared by the whole module; the
 scripts run in it through `zconsole run`, exactly as the Jobs call them, and what they did is
@@ -22,7 +22,7 @@ import pytest
 # MUTU_SITE_SCRIPTS points the tests at other copies of the scripts (e.g. to check that a
 # broken script makes them fail).
 SCRIPTS = Path(os.environ.get("MUTU_SITE_SCRIPTS")
-               or Path(__file__).resolve().parents[2] / "operators" / "site" / "scripts")
+               or Path(__file__).resolve().parents[2] / "crates" / "model" / "scripts")
 CREATE_SITE = SCRIPTS / "create_site.py"
 UPGRADE_SITE = SCRIPTS / "upgrade_site.py"
 BIN = Path(sys.executable).parent  # the venv's console scripts: zconsole, runwsgi, ...

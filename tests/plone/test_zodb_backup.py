@@ -1,4 +1,4 @@
-"""zodb_backup.py (operators/backup/scripts), run for real: backups, restores and prunes of a real
+"""zodb_backup.py (crates/model/scripts), run for real: backups, restores and prunes of a real
 FileStorage with blobs, through repozo, with the venv's Python running the script as a
 subprocess, the way the Jobs run it in the site's image.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 SCRIPTS = Path(os.environ.get("MUTU_BACKUP_SCRIPTS")
-               or Path(__file__).resolve().parents[2] / "operators" / "backup" / "scripts")
+               or Path(__file__).resolve().parents[2] / "crates" / "model" / "scripts")
 ZODB_BACKUP = SCRIPTS / "zodb_backup.py"
 TIMEOUT = 120
 BACKUPS = ["b1", "b2", "b3", "b4", "b5"]

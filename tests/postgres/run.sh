@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tests of operators/backup/scripts/pg_backup.sh (the backups of RelStorage sites) against a real
+# Tests of crates/model/scripts/pg_backup.sh (the backups of RelStorage sites) against a real
 # PostgreSQL server, installed from Debian's packages when missing (setup.sh), run by the tests
 # themselves on 127.0.0.1 (a free port) in a temporary directory, and removed at the end. Works
 # from any directory; arguments go to unittest instead of the whole module (e.g. one test).

@@ -1,4 +1,4 @@
-"""Tests of operators/backup/scripts/pg_backup.sh against a real PostgreSQL server.
+"""Tests of crates/model/scripts/pg_backup.sh against a real PostgreSQL server.
 
 The module starts its own server (initdb in a temporary directory, listening on 127.0.0.1 only,
 on a free port, no Unix socket, password authentication), as an unprivileged user when run as
@@ -30,7 +30,7 @@ import unittest
 from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "..", "..", "operators", "backup", "scripts", "pg_backup.sh")
+SCRIPT = os.path.join(HERE, "..", "..", "crates", "model", "scripts", "pg_backup.sh")
 SCRIPT = os.path.normpath(SCRIPT)
 BIN = os.environ.get("MUTU_PG_BIN", "")
 

@@ -52,6 +52,10 @@ pub const DATA_VOLUME_ANNOTATION: &str = "hosting.imio.be/data-volume";
 /// `spec.release` and the Product's release.
 pub const RELEASE_ANNOTATION: &str = "hosting.imio.be/release";
 
+/// Label on a site's children, their pods and its Jobs naming the PloneSite they belong to
+/// (in the same namespace).
+pub const SITE_LABEL: &str = "hosting.imio.be/site";
+
 /// Label of a PloneSite created for a ProvisioningRequest: the request's name (in the
 /// same namespace).
 pub const REQUEST_LABEL: &str = "hosting.imio.be/request";
@@ -60,6 +64,18 @@ pub const REQUEST_LABEL: &str = "hosting.imio.be/request";
 pub const POOL_FRONTEND: &str = "frontend";
 /// Pool of the legacy physical servers being retired.
 pub const POOL_PHYSICAL: &str = "physical";
+
+/// The one stable 64-bit hash of mutu (FNV-1a): the same in every build, process and
+/// release, so what is derived from it (a site's backup minute, the fingerprint of what
+/// was applied, a migrated volume's name) never moves when the operator is upgraded.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
 
 /// Prefix of the namespace mutu creates for each MemberTenant (`tenant-<name>`).
 pub const TENANT_NAMESPACE_PREFIX: &str = "tenant-";

@@ -1,12 +1,12 @@
 //! `mutu request approve|deny|render NS/NAME`: an approver's decision on a
 //! member's ProvisioningRequest, and the site YAML of a GitOps request. The
-//! decision is recorded by `mutu_provisioning::decision`, as the portal does.
+//! decision is recorded by `mutu_portal::decision`, as the portal does.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use kube::Client;
 use mutu_api::provisioning::Decision;
-use mutu_provisioning::decision::{self, Recorded};
+use mutu_portal::decision::{self, Recorded};
 
 #[derive(Args)]
 pub struct RequestArgs {

@@ -11,6 +11,7 @@
 //! offer each agent the pages of the members naming them as admins.
 
 mod clients;
+pub mod decision;
 pub mod html;
 mod pages;
 

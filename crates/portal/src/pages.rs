@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use crate::decision::{self, DecisionError};
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -21,8 +22,7 @@ use mutu_api::provisioning::Decision;
 use mutu_api::{
     Certificate, MemberTenant, PloneSite, Product, ProvisioningRequest, tenant_namespace,
 };
-use mutu_provisioning::check::{FULFILLED, VALIDATED};
-use mutu_provisioning::decision::{self, DecisionError};
+use mutu_model::provisioning::{FULFILLED, VALIDATED};
 use mutu_runtime::conditions;
 use serde::Deserialize;
 use serde_json::json;
@@ -654,7 +654,7 @@ async fn request_page(
     // 2. The decision.
     let by = status.decided_by.clone().unwrap_or_default();
     let decided = match decision {
-        Decision::Approved if by == mutu_provisioning::check::AUTO_APPROVER => {
+        Decision::Approved if by == mutu_model::provisioning::AUTO_APPROVER => {
             r#"<span class="state-ok">approuvée automatiquement</span>"#.to_string()
         }
         Decision::Approved => format!(

@@ -75,12 +75,7 @@ pub struct Applier {
 /// A stable 64-bit FNV-1a hash of the JSON form of `value`, in hex.
 pub fn fingerprint<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
     let bytes = serde_json::to_vec(value)?;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    Ok(format!("{hash:016x}"))
+    Ok(format!("{:016x}", mutu_api::common::stable_hash(&bytes)))
 }
 
 fn dynamic_api<K: Resource<DynamicType = ()>>(

@@ -336,7 +336,7 @@ async fn pack(
                 ctx.client().clone(),
                 ns,
             )
-            .get_opt(&format!("{site}-zeo"))
+            .get_opt(&mutu_model::names::zeo_server(site))
             .await?
             else {
                 continue; // not a ZEO site: nothing to pack

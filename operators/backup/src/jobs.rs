@@ -17,9 +17,8 @@ use kube::api::ObjectMeta;
 pub const BACKUP: &str = "backup";
 pub const RESTORE: &str = "restore";
 /// The script the site operator ships in the site's scripts ConfigMap.
-pub const SCRIPT: &str = "zodb_backup.py";
-/// Label naming the site a Job works on.
-pub const SITE_LABEL: &str = "hosting.imio.be/site";
+pub const SCRIPT: &str = mutu_model::scripts::ZODB_BACKUP.name;
+pub use mutu_api::common::SITE_LABEL;
 /// Label naming the policy whose cap a backup Job counts against.
 pub const POLICY_LABEL: &str = "hosting.imio.be/backup-policy";
 /// Where the member's backup volume is mounted, and the site's data.
@@ -29,17 +28,7 @@ pub const DATA_DIR: &str = "/data";
 /// Name of a Job for the run `name` (a Backup's or Restore's): the name itself
 /// when it fits, else cut with a hash of the whole name.
 pub fn job_name(prefix: &str, name: &str) -> String {
-    let full = format!("{prefix}-{name}");
-    if full.len() <= 63 {
-        return full;
-    }
-    let hash = crate::schedule::stable_hash(&full);
-    let cut: String = full.chars().take(52).collect();
-    format!(
-        "{}-{:010x}",
-        cut.trim_end_matches('-'),
-        hash & 0xff_ffff_ffff
-    )
+    mutu_model::names::bounded(prefix, name)
 }
 
 /// The labels of a run's Job and its pods: mutu's, the site's, the policy's.
@@ -238,7 +227,7 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
 }
 
 /// The script of RelStorage sites' backups (a PostgreSQL dump).
-pub const PG_SCRIPT: &str = "pg_backup.sh";
+pub const PG_SCRIPT: &str = mutu_model::scripts::PG_BACKUP.name;
 
 /// A backup or restore Job of a RelStorage site: `pg_backup.sh` in a
 /// PostgreSQL client image, with the site's DSN from its Secret, the site's
@@ -317,7 +306,7 @@ pub fn pack_command(site: &str, keep_days: i32) -> Vec<String> {
         "zeopack".to_string(),
         "-d".to_string(),
         keep_days.max(0).to_string(),
-        format!("{site}-zeo:{ZEO_PORT}"),
+        format!("{}:{ZEO_PORT}", mutu_model::names::zeo_server(site)),
     ]
 }
 

@@ -9,7 +9,7 @@ pub mod fleet;
 pub mod jobs;
 mod restore;
 mod run;
-pub mod schedule;
+pub use mutu_model::schedule;
 
 use std::future::Future;
 use std::sync::Arc;

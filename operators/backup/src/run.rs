@@ -571,25 +571,20 @@ pub async fn storage(
     site: &PloneSite,
 ) -> Result<Result<Storage, String>, Error> {
     let name = site.name_any();
+    // Only a site that names no storage mode needs its Product to know.
     let mut mode = site.spec.storage.as_ref().and_then(|s| s.mode);
     if mode.is_none() {
         let product = Api::<Product>::all(ctx.client().clone())
             .get_opt(&site.spec.product)
             .await
             .map_err(kube_err("read the site's product"))?;
-        mode = product.and_then(|p| p.spec.storage.and_then(|s| s.mode));
+        mode = product.and_then(|p| mutu_model::storage::mode(site, &p.spec));
     }
     if mode == Some(StorageMode::Relstorage) {
-        let secret = site
-            .spec
-            .storage
-            .as_ref()
-            .and_then(|s| s.secret_ref.as_ref())
-            .map(|r| r.name.clone())
-            .unwrap_or_else(|| format!("{name}-postgresql"));
+        let secret = mutu_model::storage::relstorage_secret(site);
         return Ok(Ok(Storage::Rel { secret }));
     }
-    let zeo_name = format!("{name}-zeo");
+    let zeo_name = mutu_model::names::zeo_server(&name);
     let zeo = Api::<StatefulSet>::namespaced(ctx.client().clone(), ns)
         .get_opt(&zeo_name)
         .await

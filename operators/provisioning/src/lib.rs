@@ -3,11 +3,9 @@
 //! (every reason at once), approves it when the member's or product's policy
 //! says so or waits for an approver, then creates the PloneSite (or, in GitOps
 //! mode, records its YAML for a pull request) and follows it to Ready. This
-//! crate exposes its controller, its checks, the recording of a decision (for
-//! `mutu request` and the portal) and the approver role.
+//! crate exposes its controller, its checks and the approver role.
 
 pub mod check;
-pub mod decision;
 pub mod rbac;
 mod reconcile;
 
@@ -33,7 +31,7 @@ pub const NAME: &str = "provisioning";
 #[derive(Clone, Debug)]
 pub struct Config {
     /// How the tenant operator sizes quotas (a request must fit in them).
-    pub tenant: mutu_tenant::Config,
+    pub tenant: mutu_model::quota::Config,
     /// Group (as the identity provider sends it) bound to the approver role.
     pub approvers_group: String,
 }
@@ -41,7 +39,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            tenant: mutu_tenant::Config::default(),
+            tenant: mutu_model::quota::Config::default(),
             approvers_group: rbac::DEFAULT_APPROVERS_GROUP.to_string(),
         }
     }

@@ -9,8 +9,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mutu_runtime::labels;
 
-/// Name of the ClusterRole of approvers, and of its ClusterRoleBinding.
-pub const APPROVER_ROLE: &str = "mutu:request-approver";
+pub use mutu_model::provisioning::APPROVER_ROLE;
 /// Group bound to the approver role unless `--approvers-group` says otherwise.
 pub const DEFAULT_APPROVERS_GROUP: &str = "mutu-approvers";
 

@@ -20,7 +20,7 @@ use crate::check::{self, View};
 
 /// The caches and settings of the provisioning controller.
 pub struct Data {
-    pub tenant_config: mutu_tenant::Config,
+    pub tenant_config: mutu_model::quota::Config,
     pub requests: Store<DeserializeGuard<ProvisioningRequest>>,
     pub tenants: Store<DeserializeGuard<MemberTenant>>,
     pub products: Store<DeserializeGuard<Product>>,

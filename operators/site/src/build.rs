@@ -13,25 +13,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use mutu_api::product::{Engine, StorageMode, ZEO_REQUESTS};
 use mutu_api::{Certificate, PloneSite, ProductSpec, SolrIndex};
+use mutu_model::{names, scripts, storage};
 use mutu_runtime::labels;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-/// Label on every pod of a site, naming the site (for spreading and selection).
-pub const SITE_LABEL: &str = "hosting.imio.be/site";
+pub use mutu_api::common::SITE_LABEL;
 /// Where the scripts ConfigMap is mounted in the site's containers.
-pub const SCRIPTS_DIR: &str = "/opt/mutu";
+pub const SCRIPTS_DIR: &str = mutu_model::scripts::DIR;
 /// Port of the ZEO server.
 pub const ZEO_PORT: i32 = 8100;
-
-const CREATE_SITE: &str = include_str!("../scripts/create_site.py");
-const UPGRADE_SITE: &str = include_str!("../scripts/upgrade_site.py");
-/// Run by the SolrIndex operator's reindex Job, in the site's own image.
-const REINDEX_SOLR: &str = include_str!("../scripts/reindex_solr.py");
-/// Run by the backup operator's backup and restore Jobs, in the site's own image.
-const ZODB_BACKUP: &str = include_str!("../../backup/scripts/zodb_backup.py");
-/// Run by the backup and restore Jobs of RelStorage sites, in a PostgreSQL client image.
-const PG_BACKUP: &str = include_str!("../../backup/scripts/pg_backup.sh");
 
 /// What the reconcile decided, on top of the spec.
 #[derive(Clone, Debug)]
@@ -64,15 +55,7 @@ pub struct Plan {
     pub maintenance_backend: (String, i32),
 }
 
-/// Volume claim of a site's ZEO data until a MigrationPlan moves it.
-pub fn zeo_data_claim(site: &str) -> String {
-    format!("data-{site}-zeo-0")
-}
-
-/// Service of an offline site's Ingress: the maintenance page server.
-pub fn offline_service(site: &str) -> String {
-    format!("{site}-offline")
-}
+pub use mutu_model::names::{offline_service, zeo_data_claim};
 
 /// Everything one site wants to exist.
 #[derive(Clone, Debug, Default)]
@@ -160,40 +143,15 @@ fn replicas(site: &PloneSite, product: &ProductSpec, suspended: bool) -> i32 {
 }
 
 fn storage_mode(site: &PloneSite, product: &ProductSpec) -> Option<StorageMode> {
-    match product.engine {
-        Engine::Generic => None,
-        Engine::Plone => Some(
-            site.spec
-                .storage
-                .as_ref()
-                .and_then(|s| s.mode)
-                .or_else(|| product.storage.as_ref().and_then(|s| s.mode))
-                .unwrap_or_default(),
-        ),
-    }
+    storage::mode(site, product)
 }
 
 fn storage_size(site: &PloneSite, product: &ProductSpec) -> String {
-    site.spec
-        .storage
-        .as_ref()
-        .and_then(|s| s.size.clone())
-        .or_else(|| product.storage.as_ref().and_then(|s| s.size.clone()))
-        .map(|q| q.0)
-        .unwrap_or_else(|| "10Gi".to_string())
+    storage::size(site, product)
 }
 
 fn storage_class(site: &PloneSite, product: &ProductSpec) -> Option<String> {
-    site.spec
-        .storage
-        .as_ref()
-        .and_then(|s| s.storage_class_name.clone())
-        .or_else(|| {
-            product
-                .storage
-                .as_ref()
-                .and_then(|s| s.storage_class_name.clone())
-        })
+    storage::class(site, product)
 }
 
 fn image(product: &ProductSpec, release: &str) -> String {
@@ -220,25 +178,24 @@ pub fn build(
     let mut desired = Desired::default();
 
     if product.engine == Engine::Plone {
+        let mut data: serde_json::Map<String, Value> = scripts::ALL
+            .iter()
+            .map(|s| (s.name.to_string(), Value::from(s.text)))
+            .collect();
+        data.insert("zeo.conf".to_string(), Value::from(zeo_conf()));
         desired.config = Some(typed(json!({
             "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": meta(site, &format!("{name}-mutu"), "scripts", true),
-            "data": {
-                "create_site.py": CREATE_SITE,
-                "upgrade_site.py": UPGRADE_SITE,
-                "reindex_solr.py": REINDEX_SOLR,
-                "zodb_backup.py": ZODB_BACKUP,
-                "pg_backup.sh": PG_BACKUP,
-                "zeo.conf": zeo_conf(),
-            },
+            "metadata": meta(site, &names::scripts_config(&name), "scripts", true),
+            "data": data,
         }))?);
     }
-    let scripts_volume = json!({"name": "mutu", "configMap": {"name": format!("{name}-mutu")}});
+    let scripts_volume =
+        json!({"name": "mutu", "configMap": {"name": names::scripts_config(&name)}});
     let scripts_mount = json!({"name": "mutu", "mountPath": SCRIPTS_DIR, "readOnly": true});
 
     match mode {
         Some(StorageMode::Zeo) => {
-            let zeo_name = format!("{name}-zeo");
+            let zeo_name = names::zeo_server(&name);
             let (affinity, spread) = placement(site, "zeo", &plan.pool);
             // The data volume is not owned: it outlives the site unless deletionPolicy says
             // Delete. A MigrationPlan may place the data on another volume (annotation); mutu
@@ -295,13 +252,7 @@ pub fn build(
             env.push(json!({"name": "ZEO_ADDRESS", "value": format!("{zeo_name}:{ZEO_PORT}")}));
         }
         Some(StorageMode::Relstorage) => {
-            let secret = site
-                .spec
-                .storage
-                .as_ref()
-                .and_then(|s| s.secret_ref.as_ref())
-                .map(|s| s.name.clone())
-                .unwrap_or_else(|| format!("{name}-postgresql"));
+            let secret = storage::relstorage_secret(site);
             env.push(json!({"name": "RELSTORAGE_DSN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "dsn"}}}));
         }
         None => {
@@ -320,7 +271,7 @@ pub fn build(
                 // No owner reference: the data outlives the site unless deletionPolicy says Delete.
                 let mut claim = json!({
                     "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                    "metadata": meta(site, &format!("{name}-data"), "data", false),
+                    "metadata": meta(site, &names::generic_data_claim(&name), "data", false),
                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size(site, product)}}},
                 });
                 if let Some(class) = storage_class(site, product) {
@@ -341,7 +292,7 @@ pub fn build(
             ("COLLECTIVE_SOLR_PASSWORD", "password"),
         ] {
             env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {
-                "name": format!("{name}-solr"), "key": key, "optional": true,
+                "name": names::solr_secret(&name), "key": key, "optional": true,
             }}}));
         }
     }
@@ -406,7 +357,7 @@ pub fn build(
         },
     }))?);
 
-    let tls_secret = format!("{name}-tls");
+    let tls_secret = names::tls_secret(&name);
     // Offline, visitors get the maintenance page (503 with Retry-After), not an error.
     let backend = if plan.offline {
         let (host, port) = &plan.maintenance_backend;
@@ -487,7 +438,7 @@ pub fn build(
     if product.engine == Engine::Plone && !plan.suspended {
         if plan.create_site && !product.site_creation_command.is_empty() {
             let mut command = product.site_creation_command.clone();
-            command.push(format!("{SCRIPTS_DIR}/create_site.py"));
+            command.push(scripts::CREATE_SITE.path());
             // French unless the site says otherwise: the cooperative serves Wallonia.
             let language = site.spec.language.unwrap_or_default();
             command.extend([
@@ -497,7 +448,7 @@ pub fn build(
             ]);
             desired.jobs.push(job(
                 site,
-                &format!("{name}-create"),
+                &names::create_job(&name),
                 "create-site",
                 product,
                 &plan.release,
@@ -509,7 +460,7 @@ pub fn build(
             && !product.upgrade_command.is_empty()
         {
             let mut command = product.upgrade_command.clone();
-            command.push(format!("{SCRIPTS_DIR}/upgrade_site.py"));
+            command.push(scripts::UPGRADE_SITE.path());
             command.push("Plone".to_string());
             desired.jobs.push(job(
                 site,
@@ -570,16 +521,10 @@ fn job(
     let mut env = vec![json!({"name": "SITE_ID", "value": "Plone"})];
     match storage_mode(site, product) {
         Some(StorageMode::Zeo) => env.push(
-            json!({"name": "ZEO_ADDRESS", "value": format!("{}-zeo:{ZEO_PORT}", site.name_any())}),
+            json!({"name": "ZEO_ADDRESS", "value": format!("{}:{ZEO_PORT}", names::zeo_server(&site.name_any()))}),
         ),
         Some(StorageMode::Relstorage) => {
-            let secret = site
-                .spec
-                .storage
-                .as_ref()
-                .and_then(|s| s.secret_ref.as_ref())
-                .map(|s| s.name.clone())
-                .unwrap_or_else(|| format!("{}-postgresql", site.name_any()));
+            let secret = storage::relstorage_secret(site);
             env.push(json!({"name": "RELSTORAGE_DSN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "dsn"}}}));
         }
         None => {}

@@ -6,7 +6,6 @@
 //! This crate exposes its controller, and the pure build and admission
 //! functions that the benchmark and the provisioning operator reuse.
 
-pub mod admission;
 pub mod build;
 mod fleet_metrics;
 mod product;

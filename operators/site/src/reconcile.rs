@@ -25,8 +25,8 @@ use mutu_runtime::controller::finalizer_reason;
 use mutu_runtime::index::LabelIndex;
 use mutu_runtime::{ApplyError, Context, Reason};
 
-use crate::admission::{self, Refusal};
 use crate::build::{self, Plan, SITE_LABEL};
+use mutu_model::admission::{self, Refusal};
 
 /// Finalizer that lets mutu honour `deletionPolicy` before a site goes.
 pub const FINALIZER: &str = "hosting.imio.be/site";
@@ -37,15 +37,7 @@ pub const SITE_CREATED: &str = "SiteCreated";
 pub const CONDITION_AVAILABLE: &str = "Available";
 
 fn storage_is_zeo(site: &PloneSite, product: &ProductSpec) -> bool {
-    product.engine == mutu_api::product::Engine::Plone
-        && site
-            .spec
-            .storage
-            .as_ref()
-            .and_then(|s| s.mode)
-            .or_else(|| product.storage.as_ref().and_then(|s| s.mode))
-            .unwrap_or_default()
-            == mutu_api::product::StorageMode::Zeo
+    mutu_model::storage::of(site, product) == mutu_model::storage::Storage::Zeo
 }
 
 /// Operator-wide settings of the site controller.
@@ -226,7 +218,7 @@ fn solr_env(config: &Config, ns: &str, site: &str) -> BTreeMap<String, String> {
 
 /// The Solr alias a site's instances talk to.
 pub fn alias_name(ns: &str, site: &str) -> String {
-    format!("{ns}.{site}")
+    mutu_model::names::solr_alias(ns, site)
 }
 
 async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<Action, Error> {

@@ -115,7 +115,7 @@ pub struct Names {
 pub fn names(idx: &SolrIndex) -> Names {
     let ns = idx.namespace().unwrap_or_default();
     let site = idx.spec.site.clone().unwrap_or_else(|| idx.name_any());
-    let alias = format!("{ns}.{site}");
+    let alias = mutu_model::names::solr_alias(&ns, &site);
     let configset = idx.spec.configset.clone().unwrap_or_else(|| "plone".into());
     let version = idx
         .spec
@@ -123,9 +123,9 @@ pub fn names(idx: &SolrIndex) -> Names {
         .clone()
         .unwrap_or_else(|| "1".into());
     Names {
-        collection: format!("{alias}_v{version}"),
+        collection: mutu_model::names::solr_collection(&alias, &version),
         solr_configset: configset::solr_name(&configset, &version),
-        secret: format!("{site}-solr"),
+        secret: mutu_model::names::solr_secret(&site),
         permission: format!("mutu:{alias}"),
         site,
         alias,

@@ -18,7 +18,7 @@ use crate::reconcile::Names;
 /// Component label of reindex Jobs and their pods.
 pub const COMPONENT: &str = "reindex";
 /// The script the site operator ships in the site's scripts ConfigMap.
-pub const SCRIPT: &str = "reindex_solr.py";
+pub const SCRIPT: &str = mutu_model::scripts::REINDEX_SOLR.name;
 /// Name of the scripts volume in the site's pods.
 const SCRIPTS_VOLUME: &str = "mutu";
 

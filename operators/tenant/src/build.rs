@@ -19,36 +19,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
-use mutu_api::product::{DEFAULT_REQUESTS, Engine, StorageMode, ZEO_REQUESTS};
+use mutu_api::product::DEFAULT_REQUESTS;
 use mutu_api::{MemberTenant, ProductSpec, TENANT_LABEL, tenant_namespace};
+use mutu_model::quota;
+pub use mutu_model::quota::{Config, PerInstance, SITE_COUNT, counted_per_instance, footprint};
 use mutu_runtime::labels;
-
-use crate::quantity;
 
 /// Name of the ClusterRole that a tenant's admins are bound to in their namespace.
 pub const ADMIN_ROLE: &str = "mutu:tenant-admin";
-/// Resource counted by the API server's object-count quota for sites.
-pub const SITE_COUNT: &str = "count/plonesites.hosting.imio.be";
-
-/// Operator-wide settings the children depend on.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Namespace of the ingress controller, allowed to reach the tenant's pods.
-    pub ingress_namespace: String,
-    /// Size of the member's backup volume (the backup Jobs' claim, one per
-    /// namespace), counted in the storage quota.
-    pub backup_volume_size: Quantity,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            ingress_namespace: "ingress-nginx".to_string(),
-            backup_volume_size: Quantity("100Gi".to_string()),
-        }
-    }
-}
-
 /// Everything one tenant wants to exist.
 #[derive(Clone, Debug)]
 pub struct Desired {
@@ -126,115 +104,14 @@ fn namespace(tenant: &MemberTenant, ns: &str) -> Namespace {
     }
 }
 
-/// CPU (cores), memory and storage (bytes) one instance of a product counts.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PerInstance {
-    pub cpu: f64,
-    pub memory: f64,
-    pub storage: f64,
-}
-
-/// What one instance of `product` really requests when it is busiest: its ZEO
-/// server, its servers plus one more pod (a rolling update's surge, or one of
-/// its Jobs: site creation, upgrade, backup, reindex, each at most an
-/// instance's size or the namespace's default), and its volume twice (a
-/// migration copies it to a new one and keeps the old one for its retention).
-pub fn footprint(product: &ProductSpec) -> PerInstance {
-    let parse = |q: Option<&Quantity>| q.and_then(quantity::parse).unwrap_or(0.0);
-    let fixed = |s: &str| quantity::parse(&Quantity(s.to_string())).unwrap_or(0.0);
-    let requests = product.resources.as_ref().and_then(|r| r.requests.as_ref());
-    let server_cpu = parse(requests.and_then(|r| r.cpu.as_ref()));
-    let server_memory = parse(requests.and_then(|r| r.memory.as_ref()));
-    let pods = f64::from(product.replicas.max(0));
-    let zeo = product.engine == Engine::Plone
-        && product
-            .storage
-            .as_ref()
-            .and_then(|s| s.mode)
-            .unwrap_or_default()
-            == StorageMode::Zeo;
-    let (zeo_cpu, zeo_memory) = if zeo {
-        (fixed(ZEO_REQUESTS.0), fixed(ZEO_REQUESTS.1))
-    } else {
-        (0.0, 0.0)
-    };
-    PerInstance {
-        cpu: zeo_cpu + pods * server_cpu + server_cpu.max(fixed(DEFAULT_REQUESTS.0)),
-        memory: zeo_memory + pods * server_memory + server_memory.max(fixed(DEFAULT_REQUESTS.1)),
-        storage: 2.0 * parse(product.storage.as_ref().and_then(|s| s.size.as_ref())),
-    }
-}
-
-/// What one instance of `product` counts against its tenant's quota: the
-/// product's `spec.quota`, or its [`footprint`] where that is more, so that
-/// every site a member is entitled to can run, upgrade and be backed up.
-pub fn counted_per_instance(product: &ProductSpec) -> PerInstance {
-    let parse = |q: Option<&Quantity>| q.and_then(quantity::parse).unwrap_or(0.0);
-    let declared = product.quota.as_ref();
-    let real = footprint(product);
-    PerInstance {
-        cpu: parse(declared.and_then(|q| q.cpu.as_ref())).max(real.cpu),
-        memory: parse(declared.and_then(|q| q.memory.as_ref())).max(real.memory),
-        storage: parse(declared.and_then(|q| q.storage.as_ref())).max(real.storage),
-    }
-}
-
-/// The tenant's quota: the number of sites is the sum of its entitlements (or
-/// `spec.quota.sites`), CPU, memory and storage the sum over its entitlements
-/// of what each instance counts ([`counted_per_instance`]) and, for storage,
-/// the member's backup volume, unless `spec.quota` overrides them.
+/// The tenant's ResourceQuota: its hard limits are [`quota::hard`].
 fn quota(
     tenant: &MemberTenant,
     catalog: &BTreeMap<String, ProductSpec>,
     config: &Config,
     ns: &str,
 ) -> (ResourceQuota, Vec<String>) {
-    let entitled: i64 = tenant
-        .spec
-        .entitlements
-        .values()
-        .map(|n| i64::from((*n).max(0)))
-        .sum();
-    let (mut cpu, mut memory, mut storage) = (0.0, 0.0, 0.0);
-    let mut unknown = Vec::new();
-    for (product, count) in &tenant.spec.entitlements {
-        let Some(spec) = catalog.get(product) else {
-            unknown.push(product.clone());
-            continue;
-        };
-        let n = f64::from((*count).max(0));
-        let counted = counted_per_instance(spec);
-        cpu += counted.cpu * n;
-        memory += counted.memory * n;
-        storage += counted.storage * n;
-    }
-    if storage > 0.0 {
-        // The member's backup volume, once sites have volumes to back up.
-        storage += quantity::parse(&config.backup_volume_size).unwrap_or(0.0);
-    }
-    let overrides = tenant.spec.quota.clone().unwrap_or_default();
-    let sites = overrides.sites.map(i64::from).unwrap_or(entitled);
-    let mut hard = BTreeMap::from([(SITE_COUNT.to_string(), Quantity(sites.to_string()))]);
-    let mut put =
-        |key: &str, explicit: Option<Quantity>, computed: f64, fmt: fn(f64) -> Quantity| {
-            match explicit {
-                Some(q) => {
-                    hard.insert(key.to_string(), q);
-                }
-                None if computed > 0.0 => {
-                    hard.insert(key.to_string(), fmt(computed));
-                }
-                None => {}
-            }
-        };
-    put("requests.cpu", overrides.cpu, cpu, quantity::cpu);
-    put("requests.memory", overrides.memory, memory, quantity::bytes);
-    put(
-        "requests.storage",
-        overrides.storage,
-        storage,
-        quantity::bytes,
-    );
+    let (hard, unknown) = quota::hard(tenant, catalog, config);
     let quota = ResourceQuota {
         metadata: meta(tenant, "tenant-quota", "quota", Some(ns), true),
         spec: Some(ResourceQuotaSpec {
@@ -459,6 +336,7 @@ pub fn admin_cluster_role() -> ClusterRole {
 mod tests {
     use super::*;
     use mutu_api::product::Product;
+    use mutu_model::quantity;
 
     fn tenant(yaml: &str) -> MemberTenant {
         serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("bad test tenant: {e}"))

@@ -4,7 +4,6 @@
 //! `deletionPolicy`. This crate exposes its controller and nothing else.
 
 pub mod build;
-pub mod quantity;
 mod reconcile;
 mod validate;
 

@@ -286,18 +286,12 @@ impl Info {
     }
 
     fn object_name(&self, site: &str, what: &str) -> String {
-        mutu_backup::jobs::job_name(&self.name, &format!("{site}-{what}"))
+        mutu_model::names::bounded(&self.name, &format!("{site}-{what}"))
     }
 
     /// The volume a migrated ZEO site's data is copied to.
     fn new_volume(&self, site: &str) -> String {
-        let hash = mutu_backup::schedule::stable_hash(&self.uid);
-        let name = format!("data-{site}-zeo-{:06x}", hash & 0xff_ffff);
-        if name.len() <= 63 {
-            name
-        } else {
-            mutu_backup::jobs::job_name("data", &format!("{site}-{:06x}", hash & 0xff_ffff))
-        }
+        mutu_model::names::migrated_data_claim(site, &self.uid)
     }
 }
 

@@ -174,7 +174,7 @@ pub fn window_open(window: &Window, now: Timestamp) -> Result<bool, String> {
     let today = now.to_zoned(tz).date();
     for date in [today.yesterday().unwrap_or(today), today] {
         let (opens, closes) =
-            mutu_backup::schedule::window_of(window, date).map_err(|e| e.to_string())?;
+            mutu_model::schedule::window_of(window, date).map_err(|e| e.to_string())?;
         if opens.timestamp() <= now && now < closes.timestamp() {
             return Ok(true);
         }

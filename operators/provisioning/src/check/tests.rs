@@ -1,3 +1,8 @@
+use std::collections::BTreeMap;
+
+use mutu_api::{MemberTenant, ProductSpec};
+use mutu_model::quota::Config as TenantConfig;
+
 use super::*;
 
 fn from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> T {

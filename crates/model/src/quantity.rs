@@ -1,5 +1,6 @@
-//! Just enough resource-quantity arithmetic to add up a tenant's quota:
-//! parse `500m`, `2`, `1.5`, `512Mi`, `10G`, `1e3` and print the total back.
+//! Just enough resource-quantity arithmetic for quotas and placement: parse
+//! `500m`, `2`, `1.5`, `512Mi`, `10G`, `1e3` as the API server does, and print
+//! a total back. A quantity that cannot be read is `None`, never zero.
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -28,6 +29,16 @@ pub fn parse(q: &Quantity) -> Option<f64> {
         _ => return None,
     };
     Some(number * factor)
+}
+
+/// Millicores of a CPU quantity (`500m` is 500, `1.5` is 1500).
+pub fn millicores(q: &Quantity) -> Option<i64> {
+    parse(q).map(|cores| (cores * 1000.0).round() as i64)
+}
+
+/// Whole units of a quantity: bytes of a memory or storage quantity.
+pub fn units(q: &Quantity) -> Option<i64> {
+    parse(q).map(|v| v.round() as i64)
 }
 
 /// CPU cores as millicores, e.g. `2500m`.
@@ -63,6 +74,18 @@ mod tests {
         assert_eq!(parse(&q("10G")), Some(1e10));
         assert_eq!(parse(&q("1e3")), Some(1000.0));
         assert_eq!(parse(&q("12 parsecs")), None);
+    }
+
+    #[test]
+    fn whole_amounts_are_read_as_the_scheduler_does() {
+        assert_eq!(millicores(&q("500m")), Some(500));
+        assert_eq!(millicores(&q("2")), Some(2000));
+        assert_eq!(millicores(&q("1.5")), Some(1500));
+        assert_eq!(units(&q("256Mi")), Some(256 << 20));
+        assert_eq!(units(&q("1G")), Some(1_000_000_000));
+        assert_eq!(units(&q("1024")), Some(1024));
+        assert_eq!(millicores(&q("lots")), None, "never read as zero");
+        assert_eq!(units(&q("")), None);
     }
 
     #[test]

@@ -12,8 +12,7 @@ use mutu_api::ProvisioningRequest;
 use mutu_api::provisioning::Decision;
 use serde_json::json;
 
-use crate::check::VALIDATED;
-use crate::rbac::APPROVER_ROLE;
+use mutu_model::provisioning::{APPROVER_ROLE, VALIDATED};
 
 /// Field manager of the decisions people write.
 pub const MANAGER: &str = "mutu-request";

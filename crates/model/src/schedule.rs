@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, Zoned};
-use mutu_api::common::Window;
+use mutu_api::common::{Window, stable_hash};
 
 /// How long a backup of a site with no history is expected to take.
 pub const DEFAULT_EXPECTED_MINUTES: u32 = 10;
@@ -156,16 +156,6 @@ pub fn window_of(window: &Window, date: Date) -> Result<(Zoned, Zoned), WindowEr
     Ok((opens, closes))
 }
 
-/// A stable 64-bit FNV-1a hash (the same in every build and process).
-pub fn stable_hash(s: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// Minutes of use, globally and per node, along the night.
 struct Line {
     caps: Caps,
@@ -235,7 +225,9 @@ pub fn plan(opens: Zoned, closes: Zoned, sites: &[Site], caps: Caps) -> Plan {
         / 60)
         .max(0) as usize;
     let mut order: Vec<&Site> = sites.iter().collect();
-    order.sort_by(|a, b| (stable_hash(&a.id), &a.id).cmp(&(stable_hash(&b.id), &b.id)));
+    order.sort_by(|a, b| {
+        (stable_hash(a.id.as_bytes()), &a.id).cmp(&(stable_hash(b.id.as_bytes()), &b.id))
+    });
     let mut line = Line {
         caps,
         global: vec![0; window],
@@ -250,7 +242,7 @@ pub fn plan(opens: Zoned, closes: Zoned, sites: &[Site], caps: Caps) -> Plan {
         let node = site.node.as_deref();
         let placed = if d <= window {
             let last = window - d;
-            let preferred = (stable_hash(&site.id) % (last as u64 + 1)) as usize;
+            let preferred = (stable_hash(site.id.as_bytes()) % (last as u64 + 1)) as usize;
             line.first_fit(node, preferred, last, d)
                 .or_else(|| line.first_fit(node, 0, preferred, d))
         } else {

@@ -1,0 +1,20 @@
+//! The hosting rules of mutu, as pure functions and types: no Kubernetes
+//! client, no I/O, no async. This is where a reader learns the domain; the
+//! operators read the cluster, ask these functions what should be, and act.
+//!
+//! - [`names`]: what a site's children are called (ZEO server, volumes, Solr alias, Secrets).
+//! - [`storage`]: where a site keeps its data (ZEO, RelStorage, a generic volume, nothing).
+//! - [`admission`]: whether a site may be served (tenant, entitlement, hostnames).
+//! - [`quota`] and [`quantity`]: what an instance counts and what a member may use.
+//! - [`schedule`]: the backup night: every site's start time inside its window.
+//! - [`provisioning`]: the names and states of a member's request for a site.
+//! - [`scripts`]: the scripts the Jobs run inside a site's image, one copy each.
+
+pub mod admission;
+pub mod names;
+pub mod provisioning;
+pub mod quantity;
+pub mod quota;
+pub mod schedule;
+pub mod scripts;
+pub mod storage;

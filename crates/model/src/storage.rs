@@ -1,0 +1,203 @@
+//! Where a site's data lives: the one rule every operator asks (the site's own
+//! storage settings first, then its Product's, then the defaults).
+
+use mutu_api::product::{Engine, StorageMode};
+use mutu_api::{PloneSite, ProductSpec};
+
+use crate::names;
+
+/// Size of a site's volume when neither it nor its Product names one.
+pub const DEFAULT_SIZE: &str = "10Gi";
+
+/// Where a site's data lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// Plone: FileStorage and blobs on a volume of the site's pool, behind its ZEO server.
+    Zeo,
+    /// Plone: RelStorage in PostgreSQL, outside the pools.
+    Rel,
+    /// A generic product with a volume of its own.
+    Volume,
+    /// A generic product without a volume: no data.
+    Nothing,
+}
+
+impl Storage {
+    /// The site keeps data on a volume of the pool it runs on.
+    pub fn on_pool_volume(self) -> bool {
+        matches!(self, Storage::Zeo | Storage::Volume)
+    }
+}
+
+/// The storage mode of a Plone site (`None` for a generic product).
+pub fn mode(site: &PloneSite, product: &ProductSpec) -> Option<StorageMode> {
+    match product.engine {
+        Engine::Generic => None,
+        Engine::Plone => Some(
+            site.spec
+                .storage
+                .as_ref()
+                .and_then(|s| s.mode)
+                .or_else(|| product_mode(product))
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// The storage mode every instance of a Product gets unless the site says
+/// otherwise (`None` for a generic product).
+pub fn product_mode(product: &ProductSpec) -> Option<StorageMode> {
+    match product.engine {
+        Engine::Generic => None,
+        Engine::Plone => Some(
+            product
+                .storage
+                .as_ref()
+                .and_then(|s| s.mode)
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// Where `site`, an instance of `product`, keeps its data.
+pub fn of(site: &PloneSite, product: &ProductSpec) -> Storage {
+    match mode(site, product) {
+        Some(StorageMode::Zeo) => Storage::Zeo,
+        Some(StorageMode::Relstorage) => Storage::Rel,
+        None => {
+            let sized = product
+                .storage
+                .as_ref()
+                .and_then(|s| s.size.as_ref())
+                .is_some()
+                || site
+                    .spec
+                    .storage
+                    .as_ref()
+                    .and_then(|s| s.size.as_ref())
+                    .is_some();
+            if sized {
+                Storage::Volume
+            } else {
+                Storage::Nothing
+            }
+        }
+    }
+}
+
+/// Size of the site's volume: the site's, else its Product's, else [`DEFAULT_SIZE`].
+pub fn size(site: &PloneSite, product: &ProductSpec) -> String {
+    site.spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.size.clone())
+        .or_else(|| product.storage.as_ref().and_then(|s| s.size.clone()))
+        .map(|q| q.0)
+        .unwrap_or_else(|| DEFAULT_SIZE.to_string())
+}
+
+/// Storage class of the site's volume: the site's, else its Product's, else the cluster's default.
+pub fn class(site: &PloneSite, product: &ProductSpec) -> Option<String> {
+    site.spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+        .or_else(|| {
+            product
+                .storage
+                .as_ref()
+                .and_then(|s| s.storage_class_name.clone())
+        })
+}
+
+/// Secret with the PostgreSQL `dsn` of a RelStorage site: the one it names, else
+/// [`names::postgresql_secret`].
+pub fn relstorage_secret(site: &PloneSite) -> String {
+    site.spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.secret_ref.as_ref())
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| {
+            names::postgresql_secret(site.metadata.name.as_deref().unwrap_or_default())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(storage: serde_json::Value) -> PloneSite {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "PloneSite",
+            "metadata": {"name": "delib", "namespace": "tenant-mons"},
+            "spec": {"product": "delib", "hostnames": ["delib.mons.be"], "storage": storage},
+        }))
+        .unwrap_or_else(|e| panic!("a site: {e}"))
+    }
+
+    fn product(spec: serde_json::Value) -> ProductSpec {
+        let mut base = serde_json::json!({
+            "displayName": "Delib", "engine": "plone", "image": "registry/delib", "release": "6.2.2",
+        });
+        if let (Some(b), Some(s)) = (base.as_object_mut(), spec.as_object()) {
+            b.extend(s.clone());
+        }
+        serde_json::from_value(base).unwrap_or_else(|e| panic!("a product: {e}"))
+    }
+
+    #[test]
+    fn a_plone_site_is_zeo_unless_it_or_its_product_says_relstorage() {
+        let plone = product(serde_json::json!({}));
+        assert_eq!(of(&site(serde_json::json!({})), &plone), Storage::Zeo);
+        let rel = product(serde_json::json!({"storage": {"mode": "relstorage"}}));
+        assert_eq!(of(&site(serde_json::json!({})), &rel), Storage::Rel);
+        assert_eq!(
+            of(&site(serde_json::json!({"mode": "zeo"})), &rel),
+            Storage::Zeo,
+            "the site's own mode comes first"
+        );
+        assert_eq!(product_mode(&rel), Some(StorageMode::Relstorage));
+    }
+
+    #[test]
+    fn a_generic_product_has_a_volume_only_when_a_size_is_given() {
+        let bare = product(serde_json::json!({"engine": "generic"}));
+        assert_eq!(mode(&site(serde_json::json!({})), &bare), None);
+        assert_eq!(of(&site(serde_json::json!({})), &bare), Storage::Nothing);
+        assert_eq!(
+            of(&site(serde_json::json!({"size": "1Gi"})), &bare),
+            Storage::Volume
+        );
+        let sized = product(serde_json::json!({"engine": "generic", "storage": {"size": "5Gi"}}));
+        assert_eq!(of(&site(serde_json::json!({})), &sized), Storage::Volume);
+        assert!(Storage::Volume.on_pool_volume() && !Storage::Rel.on_pool_volume());
+    }
+
+    #[test]
+    fn size_class_and_secret_fall_back_in_order() {
+        let p =
+            product(serde_json::json!({"storage": {"size": "5Gi", "storageClassName": "fast"}}));
+        assert_eq!(size(&site(serde_json::json!({})), &p), "5Gi");
+        assert_eq!(size(&site(serde_json::json!({"size": "1Gi"})), &p), "1Gi");
+        assert_eq!(
+            size(
+                &site(serde_json::json!({})),
+                &product(serde_json::json!({}))
+            ),
+            DEFAULT_SIZE
+        );
+        assert_eq!(
+            class(&site(serde_json::json!({})), &p).as_deref(),
+            Some("fast")
+        );
+        assert_eq!(
+            relstorage_secret(&site(serde_json::json!({}))),
+            "delib-postgresql"
+        );
+        assert_eq!(
+            relstorage_secret(&site(serde_json::json!({"secretRef": {"name": "pg"}}))),
+            "pg"
+        );
+    }
+}
