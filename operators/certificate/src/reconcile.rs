@@ -19,26 +19,31 @@ mod tls_secret;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use mutu_api::Certificate;
+use mutu_api::certificate::CertificateStatus;
+use mutu_api::{Certificate, CertificateIssuer};
 use mutu_runtime::conditions::Desired as Cond;
 
 use crate::budget;
 use crate::pki;
 use acme_order::acme_step;
-use backoff::retry_delay;
+use backoff::{backoff_message, next_attempt, pending_backoff};
 use challenge::cleanup_challenge;
 pub use context::{Config, Ctx, Data, Error};
 use internal_ca::local_step;
 use private_key::delete_next_key;
 use refusal::refusal;
-use renewal::{ari_window, renewal_time};
-use status::{ISSUING, READY, serving, up_to_date, write};
+use renewal::{ari_window, renewal_due, renewal_time, window_after_issuance};
+use status::{
+    backing_off, in_progress, issuer_missing, ready_condition, record_current, record_failure,
+    record_issued, refused, serving, up_to_date, write,
+};
 pub use tls_secret::{CERTIFICATE_ANNOTATION, ISSUER_ANNOTATION, SECRET_COMPONENT};
 use tls_secret::{judge, read_secret, spec_hash, write_secret};
 
@@ -67,308 +72,321 @@ enum Step {
     },
 }
 
+/// What one reconcile works on: the Certificate, where it lives, the names it
+/// asks for, and the time the reconcile started.
+struct Target<'a> {
+    ctx: &'a Ctx,
+    cert: &'a Certificate,
+    api: Api<Certificate>,
+    ns: String,
+    name: String,
+    /// `namespace/name`: the certificate's key in the budget, the challenge
+    /// tokens and the per-certificate caches.
+    key: String,
+    issuer_name: String,
+    /// The spec's names, sorted and without duplicates.
+    names: Vec<String>,
+    now: Timestamp,
+}
+
+impl<'a> Target<'a> {
+    fn new(ctx: &'a Ctx, cert: &'a Certificate) -> Self {
+        let ns = cert.namespace().unwrap_or_default();
+        let name = cert.name_any();
+        Target {
+            ctx,
+            cert,
+            api: Api::namespaced(ctx.client().clone(), &ns),
+            key: format!("{ns}/{name}"),
+            ns,
+            name,
+            issuer_name: cert.spec.issuer_ref.name.clone(),
+            names: budget::name_set(&cert.spec.dns_names),
+            now: mutu_runtime::status::now(),
+        }
+    }
+
+    fn secret_name(&self) -> &str {
+        &self.cert.spec.secret_name
+    }
+
+    async fn write(&self, status: CertificateStatus, conds: &[Cond<'_>]) -> Result<bool, Error> {
+        write(self.ctx, &self.api, self.cert, status, conds).await
+    }
+}
+
+/// What the Secret holds, judged against the spec, and whether a new
+/// certificate is due (and why).
+struct Assessment {
+    secret: Option<Secret>,
+    due: Option<(&'static str, String)>,
+    /// The `Ready` condition that what the Secret holds gives.
+    ready: Cond<'static>,
+}
+
+/// The pipeline: issuer found and certificate allowed, then what the Secret
+/// holds and whether a new certificate is due, the failure backoff, and one
+/// issuance step, each stage writing the status it ends with.
 pub async fn reconcile(cert: Arc<Certificate>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     if !ctx.data.ready().await {
         return Ok(mutu_runtime::controller::not_listed_yet());
     }
-    let ns = cert.namespace().unwrap_or_default();
-    let name = cert.name_any();
-    let key = format!("{ns}/{name}");
-    let api: Api<Certificate> = Api::namespaced(ctx.client().clone(), &ns);
-    let now = mutu_runtime::status::now();
-    let names = budget::name_set(&cert.spec.dns_names);
+    let t = Target::new(&ctx, &cert);
     let mut status = cert.status.clone().unwrap_or_default();
     status.observed_generation = cert.meta().generation;
     status.conditions = Vec::new();
-    let issuer_name = cert.spec.issuer_ref.name.clone();
 
-    // The issuer, without which nothing can be issued (what the Secret holds
-    // still serves).
-    let issuer = ctx
-        .data
-        .issuers
-        .get(&ObjectRef::new(&issuer_name))
-        .and_then(|i| i.0.as_ref().ok().cloned());
-    let Some(issuer) = issuer else {
-        let msg = format!(
-            "CertificateIssuer {issuer_name} does not exist; create it, or set spec.issuerRef.name to an existing one (kubectl get certificateissuers)"
-        );
-        let secret = read_secret(&ctx, &ns, &cert.spec.secret_name).await?;
-        let current = judge(secret.as_ref(), &names, &spec_hash(&cert), now);
-        let ready = if current.serving {
-            Cond::new(
-                READY,
-                true,
-                "Issued",
-                format!(
-                    "the Secret {} holds a valid certificate; it cannot be renewed: {msg}",
-                    cert.spec.secret_name
-                ),
-            )
-        } else {
-            Cond::new(READY, false, "IssuerNotFound", msg.clone())
-        };
-        write(
-            &ctx,
-            &api,
-            &cert,
-            status,
-            &[ready, Cond::new(ISSUING, false, "IssuerNotFound", msg)],
-        )
-        .await?;
-        return Ok(Action::await_change());
+    let Some(issuer) = find_issuer(&ctx, &t.issuer_name) else {
+        return no_issuer(&t, status).await;
     };
-
-    // Refusals: nothing is ever ordered for them.
     if let Some((reason, msg)) = refusal(&cert, &issuer, &ctx.data.tenants) {
-        ctx.data.budget.not_waiting(&issuer_name, &key);
-        cleanup_challenge(&ctx, &ns, &name, &key).await?;
-        if let Some(order) = status.order.take() {
-            tracing::info!(certificate = %key, order = %order.url, "order abandoned: the certificate is refused");
-        }
-        if write(
-            &ctx,
-            &api,
-            &cert,
-            status,
-            &[
-                Cond::new(READY, false, reason, msg.clone()),
-                Cond::new(ISSUING, false, reason, msg.clone()),
-            ],
-        )
-        .await?
-        {
-            ctx.event(&*cert, true, reason, msg).await;
-        }
-        return Ok(Action::await_change());
+        return refuse(&t, status, reason, msg).await;
     }
+    let seen = assess(&t, &issuer, &mut status).await?;
+    let Some(due) = seen.due.clone() else {
+        return keep(&t, status, seen.ready).await;
+    };
+    let config = &ctx.data.config;
+    if let Some((retry_at, msg)) =
+        pending_backoff(&status, config.retry_base, config.retry_cap, t.now)
+    {
+        t.write(status, &[seen.ready, backing_off(msg)]).await?;
+        return Ok(Action::requeue(wait_until(retry_at, t.now)));
+    }
+    issue(&t, &issuer, status, seen, due).await
+}
 
-    // What the Secret holds.
-    let secret_name = cert.spec.secret_name.clone();
-    let secret = read_secret(&ctx, &ns, &secret_name).await?;
-    let hash = spec_hash(&cert);
-    let current = judge(secret.as_ref(), &names, &hash, now);
-    ctx.data.metrics.failed_attempts(
-        &ns,
-        &name,
-        &issuer_name,
-        status.failed_attempts.unwrap_or(0),
-    );
-    if let Some(ins) = &current.inspected {
-        status.not_before = Some(Time(ins.not_before));
-        status.not_after = Some(Time(ins.not_after));
-        if current.serving {
-            ctx.data
-                .metrics
-                .expiry(&ns, &name, &issuer_name, ins.not_after.as_second());
-        }
-    } else {
-        status.not_before = None;
-        status.not_after = None;
-        status.renewal_time = None;
+/// The issuer named by the spec, when it exists and can be read.
+fn find_issuer(ctx: &Ctx, name: &str) -> Option<CertificateIssuer> {
+    ctx.data
+        .issuers
+        .get(&ObjectRef::new(name))
+        .and_then(|i| i.0.as_ref().ok().cloned())
+}
+
+/// Without its issuer nothing can be issued; what the Secret holds still serves.
+async fn no_issuer(t: &Target<'_>, status: CertificateStatus) -> Result<Action, Error> {
+    let secret = read_secret(t.ctx, &t.ns, t.secret_name()).await?;
+    let current = judge(secret.as_ref(), &t.names, &spec_hash(t.cert), t.now);
+    let conds = issuer_missing(current.serving, t.secret_name(), &t.issuer_name);
+    t.write(status, &conds).await?;
+    Ok(Action::await_change())
+}
+
+/// A refused certificate: nothing is ever ordered for it, and an order in
+/// progress is abandoned.
+async fn refuse(
+    t: &Target<'_>,
+    mut status: CertificateStatus,
+    reason: &'static str,
+    msg: String,
+) -> Result<Action, Error> {
+    t.ctx.data.budget.not_waiting(&t.issuer_name, &t.key);
+    cleanup_challenge(t.ctx, &t.ns, &t.name, &t.key).await?;
+    if let Some(order) = status.order.take() {
+        tracing::info!(certificate = %t.key, order = %order.url, "order abandoned: the certificate is refused");
     }
-    let mut due: Option<(&'static str, String)> = current.reissue.clone();
+    if t.write(status, &refused(reason, msg.clone())).await? {
+        t.ctx.event(t.cert, true, reason, msg).await;
+    }
+    Ok(Action::await_change())
+}
+
+/// Reads and judges the Secret, records its certificate's dates and renewal
+/// time in `status`, and decides whether a new certificate is due.
+async fn assess(
+    t: &Target<'_>,
+    issuer: &CertificateIssuer,
+    status: &mut CertificateStatus,
+) -> Result<Assessment, Error> {
+    let secret = read_secret(t.ctx, &t.ns, t.secret_name()).await?;
+    let current = judge(secret.as_ref(), &t.names, &spec_hash(t.cert), t.now);
+    let metrics = &t.ctx.data.metrics;
+    let failures = status.failed_attempts.unwrap_or(0);
+    metrics.failed_attempts(&t.ns, &t.name, &t.issuer_name, failures);
+    record_current(status, current.inspected.as_ref());
+    if let (true, Some(ins)) = (current.serving, &current.inspected) {
+        metrics.expiry(&t.ns, &t.name, &t.issuer_name, ins.not_after.as_second());
+    }
+    let mut due = current.reissue.clone();
     if let (Some(ins), None) = (&current.inspected, &due) {
         let window = if issuer.spec.acme.is_some() {
-            ari_window(&ctx, &issuer, ins, &key).await
+            ari_window(t.ctx, issuer, ins, &t.key).await
         } else {
             None
         };
-        let renewal = renewal_time(&cert, ins, window, &key);
+        let renewal = renewal_time(t.cert, ins, window, &t.key);
         status.renewal_time = Some(Time(renewal));
-        if now >= renewal {
-            due = Some(("Renewing", format!("renewal time {renewal} reached")));
-        }
+        due = renewal_due(renewal, t.now);
     }
-    let ready = if let (true, Some(ins)) = (current.serving, &current.inspected) {
-        serving(&secret_name, &names, ins.not_after)
-    } else {
-        let (reason, msg) = due.clone().unwrap_or(("Missing", String::new()));
-        Cond::new(READY, false, reason, format!("Secret {secret_name}: {msg}"))
-    };
+    let ready = ready_condition(&current, due.as_ref(), t.secret_name(), &t.names);
+    Ok(Assessment { secret, due, ready })
+}
 
-    let Some((due_reason, due_msg)) = due else {
-        // Up to date: nothing pending.
-        ctx.data.budget.not_waiting(&issuer_name, &key);
-        cleanup_challenge(&ctx, &ns, &name, &key).await?;
-        status.order = None;
-        status.failed_attempts = None;
-        let renewal = status.renewal_time.as_ref().map(|t| t.0).unwrap_or(now);
-        write(&ctx, &api, &cert, status, &[ready, up_to_date(renewal)]).await?;
-        let until = to_std(renewal.duration_since(now)).max(Duration::from_secs(1));
-        return Ok(Action::requeue(until.min(ctx.settings.requeue)));
-    };
+/// Up to date: nothing pending; check again at the renewal time.
+async fn keep(
+    t: &Target<'_>,
+    mut status: CertificateStatus,
+    ready: Cond<'static>,
+) -> Result<Action, Error> {
+    t.ctx.data.budget.not_waiting(&t.issuer_name, &t.key);
+    cleanup_challenge(t.ctx, &t.ns, &t.name, &t.key).await?;
+    status.order = None;
+    status.failed_attempts = None;
+    let renewal = status.renewal_time.as_ref().map(|r| r.0).unwrap_or(t.now);
+    t.write(status, &[ready, up_to_date(renewal)]).await?;
+    let until = wait_until(renewal, t.now);
+    Ok(Action::requeue(until.min(t.ctx.settings.requeue)))
+}
 
-    // Failure backoff (an order in progress is always followed).
-    if status.order.is_none()
-        && let (Some(n), Some(last)) = (status.failed_attempts, status.last_failure_time.as_ref())
-        && n > 0
-    {
-        let delay = retry_delay(ctx.data.config.retry_base, ctx.data.config.retry_cap, n);
-        let retry_at = last.0 + SignedDuration::try_from(delay).unwrap_or_default();
-        if now < retry_at {
-            let msg = format!(
-                "{n} failed attempt(s), the last: {}; next attempt at {retry_at}",
-                status.last_failure_message.clone().unwrap_or_default()
-            );
-            write(
-                &ctx,
-                &api,
-                &cert,
-                status,
-                &[ready, Cond::new(ISSUING, false, "Backoff", msg)],
-            )
-            .await?;
-            return Ok(Action::requeue(
-                to_std(retry_at.duration_since(now)).max(Duration::from_secs(1)),
-            ));
-        }
-    }
-
-    tracing::debug!(certificate = %key, reason = due_reason, message = %due_msg, "issuing");
+/// One issuance step through the issuer, and what its outcome writes.
+async fn issue(
+    t: &Target<'_>,
+    issuer: &CertificateIssuer,
+    mut status: CertificateStatus,
+    seen: Assessment,
+    due: (&'static str, String),
+) -> Result<Action, Error> {
+    tracing::debug!(certificate = %t.key, reason = due.0, message = %due.1, "issuing");
+    let secret = seen.secret.as_ref();
     let step = if let Some(acme_spec) = issuer.spec.acme.clone() {
         acme_step(
-            &ctx,
-            &api,
-            &cert,
-            &issuer_name,
+            t.ctx,
+            &t.api,
+            t.cert,
+            &t.issuer_name,
             &acme_spec,
             &mut status,
-            &names,
-            secret.as_ref(),
-            &ready,
-            now,
+            &t.names,
+            secret,
+            &seen.ready,
+            t.now,
         )
         .await?
     } else {
-        local_step(&ctx, &cert, &issuer, &names, secret.as_ref(), now).await?
+        local_step(t.ctx, t.cert, issuer, &t.names, secret, t.now).await?
     };
-    let issuer_type = if issuer.spec.acme.is_some() {
-        "ACME"
-    } else if issuer.spec.ca.is_some() {
-        "CA"
-    } else {
-        "SelfSigned"
-    };
-
     match step {
         Step::Wait {
             reason,
             message,
             after,
         } => {
-            write(
-                &ctx,
-                &api,
-                &cert,
-                status,
-                // In progress, except when the issuer cannot issue at all.
-                &[
-                    ready,
-                    Cond::new(ISSUING, reason != "IssuerNotReady", reason, message),
-                ],
-            )
-            .await?;
+            t.write(status, &[seen.ready, in_progress(reason, message)])
+                .await?;
             Ok(Action::requeue(after))
         }
         Step::Issued { chain, key_pem, ca } => {
-            let ins = pki::pem_certs(&chain)
-                .and_then(|c| pki::inspect(&c[0]))
-                .map_err(Error::Crypto)?;
-            write_secret(
-                &ctx,
-                &cert,
-                &issuer_name,
-                &hash,
-                &chain,
-                &key_pem,
-                ca.as_deref(),
-            )
-            .await?;
-            delete_next_key(&ctx, &ns, &secret_name).await?;
-            cleanup_challenge(&ctx, &ns, &name, &key).await?;
-            ctx.data.metrics.issued(&issuer_name, issuer_type, "issued");
-            ctx.data
-                .metrics
-                .expiry(&ns, &name, &issuer_name, ins.not_after.as_second());
-            status.order = None;
-            status.failed_attempts = None;
-            ctx.data
-                .metrics
-                .failed_attempts(&ns, &name, &issuer_name, 0);
-            status.not_before = Some(Time(ins.not_before));
-            status.not_after = Some(Time(ins.not_after));
-            let window = if issuer.spec.acme.is_some() {
-                ctx.data
-                    .ari
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
-                ari_window(&ctx, &issuer, &ins, &key).await
-            } else {
-                None
-            };
-            let renewal = renewal_time(&cert, &ins, window, &key);
-            status.renewal_time = Some(Time(renewal));
-            let msg = format!(
-                "issued by {issuer_name} for {}, valid until {}",
-                names.join(", "),
-                ins.not_after
-            );
-            write(
-                &ctx,
-                &api,
-                &cert,
-                status,
-                &[
-                    serving(&secret_name, &names, ins.not_after),
-                    up_to_date(renewal),
-                ],
-            )
-            .await?;
-            ctx.event(
-                &*cert,
-                false,
-                "Issued",
-                format!("{msg} ({due_reason}: {due_msg})"),
-            )
-            .await;
-            let until = to_std(renewal.duration_since(now)).max(Duration::from_secs(1));
-            Ok(Action::requeue(until.min(ctx.settings.requeue)))
+            let issued = Issued { chain, key_pem, ca };
+            store_issued(t, issuer, status, issued, due).await
         }
         Step::Failed { message, until } => {
-            cleanup_challenge(&ctx, &ns, &name, &key).await?;
-            ctx.data.metrics.issued(&issuer_name, issuer_type, "failed");
-            status.order = None;
-            let n = status.failed_attempts.unwrap_or(0).saturating_add(1);
-            status.failed_attempts = Some(n);
-            ctx.data
-                .metrics
-                .failed_attempts(&ns, &name, &issuer_name, n);
-            status.last_failure_time = Some(Time(now));
-            status.last_failure_message = Some(message.clone());
-            let retry_at = until.unwrap_or_else(|| {
-                now + SignedDuration::try_from(retry_delay(
-                    ctx.data.config.retry_base,
-                    ctx.data.config.retry_cap,
-                    n,
-                ))
-                .unwrap_or_default()
-            });
-            let msg =
-                format!("{n} failed attempt(s), the last: {message}; next attempt at {retry_at}");
-            write(
-                &ctx,
-                &api,
-                &cert,
-                status,
-                &[ready, Cond::new(ISSUING, false, "Backoff", msg.clone())],
-            )
-            .await?;
-            ctx.event(&*cert, true, "IssuanceFailed", msg).await;
-            Ok(Action::requeue(
-                to_std(retry_at.duration_since(now)).max(Duration::from_secs(1)),
-            ))
+            record_failed(t, issuer, status, seen.ready, message, until).await
         }
+    }
+}
+
+/// A new certificate chain (PEM), its key, and the CA certificate when known.
+struct Issued {
+    chain: String,
+    key_pem: String,
+    ca: Option<String>,
+}
+
+/// Writes a new certificate to the Secret, drops what its order left behind,
+/// and records it with its renewal time.
+async fn store_issued(
+    t: &Target<'_>,
+    issuer: &CertificateIssuer,
+    mut status: CertificateStatus,
+    new: Issued,
+    (due_reason, due_msg): (&'static str, String),
+) -> Result<Action, Error> {
+    let ins = pki::pem_certs(&new.chain)
+        .and_then(|c| pki::inspect(&c[0]))
+        .map_err(Error::Crypto)?;
+    let hash = spec_hash(t.cert);
+    let (chain, key_pem, ca) = (&new.chain, &new.key_pem, new.ca.as_deref());
+    write_secret(t.ctx, t.cert, &t.issuer_name, &hash, chain, key_pem, ca).await?;
+    delete_next_key(t.ctx, &t.ns, t.secret_name()).await?;
+    cleanup_challenge(t.ctx, &t.ns, &t.name, &t.key).await?;
+    let metrics = &t.ctx.data.metrics;
+    metrics.issued(&t.issuer_name, issuer_type(issuer), "issued");
+    metrics.expiry(&t.ns, &t.name, &t.issuer_name, ins.not_after.as_second());
+    metrics.failed_attempts(&t.ns, &t.name, &t.issuer_name, 0);
+    let window = if issuer.spec.acme.is_some() {
+        window_after_issuance(t.ctx, issuer, &ins, &t.key).await
+    } else {
+        None
+    };
+    let renewal = renewal_time(t.cert, &ins, window, &t.key);
+    record_issued(&mut status, &ins, renewal);
+    let ready = serving(t.secret_name(), &t.names, ins.not_after);
+    t.write(status, &[ready, up_to_date(renewal)]).await?;
+    let msg = issued_message(&t.issuer_name, &t.names, ins.not_after);
+    let msg = format!("{msg} ({due_reason}: {due_msg})");
+    t.ctx.event(t.cert, false, "Issued", msg).await;
+    let until = wait_until(renewal, t.now);
+    Ok(Action::requeue(until.min(t.ctx.settings.requeue)))
+}
+
+/// A failed issuance: its order is dropped and the next attempt backs off
+/// (or waits for the time the ACME server named).
+async fn record_failed(
+    t: &Target<'_>,
+    issuer: &CertificateIssuer,
+    mut status: CertificateStatus,
+    ready: Cond<'static>,
+    message: String,
+    until: Option<Timestamp>,
+) -> Result<Action, Error> {
+    cleanup_challenge(t.ctx, &t.ns, &t.name, &t.key).await?;
+    let metrics = &t.ctx.data.metrics;
+    metrics.issued(&t.issuer_name, issuer_type(issuer), "failed");
+    let n = record_failure(&mut status, &message, t.now);
+    metrics.failed_attempts(&t.ns, &t.name, &t.issuer_name, n);
+    let config = &t.ctx.data.config;
+    let retry_at =
+        until.unwrap_or_else(|| next_attempt(t.now, config.retry_base, config.retry_cap, n));
+    let msg = backoff_message(n, &message, retry_at);
+    t.write(status, &[ready, backing_off(msg.clone())]).await?;
+    t.ctx.event(t.cert, true, "IssuanceFailed", msg).await;
+    Ok(Action::requeue(wait_until(retry_at, t.now)))
+}
+
+/// The kind of issuer, as the issuance metrics label it.
+fn issuer_type(issuer: &CertificateIssuer) -> &'static str {
+    if issuer.spec.acme.is_some() {
+        "ACME"
+    } else if issuer.spec.ca.is_some() {
+        "CA"
+    } else {
+        "SelfSigned"
+    }
+}
+
+/// The message of an issuance, for its event.
+fn issued_message(issuer: &str, names: &[String], not_after: Timestamp) -> String {
+    format!(
+        "issued by {issuer} for {}, valid until {not_after}",
+        names.join(", ")
+    )
+}
+
+/// Time from `now` until `at`, at least a second.
+fn wait_until(at: Timestamp, now: Timestamp) -> Duration {
+    to_std(at.duration_since(now)).max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requeues_wait_at_least_a_second() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        let later = now + SignedDuration::from_secs(90);
+        assert_eq!(wait_until(later, now), Duration::from_secs(90));
+        assert_eq!(wait_until(now, later), Duration::from_secs(1), "past");
     }
 }

@@ -54,6 +54,14 @@ pub fn renewal_time(
     seconds(t.max(ins.not_before))
 }
 
+/// A new certificate is due once its renewal time is reached.
+pub(super) fn renewal_due(renewal: Timestamp, now: Timestamp) -> Option<(&'static str, String)> {
+    (now >= renewal).then(|| ("Renewing", format!("renewal time {renewal} reached")))
+}
+
+/// How long the ACME server's answer about a certificate's window is kept.
+const ARI_EVERY: Duration = Duration::from_secs(6 * 3600);
+
 /// The ACME server's suggested renewal window for the certificate `ins`,
 /// read at most every 6 hours per certificate (and again after each issuance).
 pub(super) async fn ari_window(
@@ -62,18 +70,10 @@ pub(super) async fn ari_window(
     ins: &Inspected,
     key: &str,
 ) -> Option<(Timestamp, Timestamp)> {
-    const EVERY: Duration = Duration::from_secs(6 * 3600);
     let id = ins.ari_id.clone()?;
     let cache_key = format!("{key}@{id}");
-    if let Some((at, window)) = ctx
-        .data
-        .ari
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&cache_key)
-        && at.elapsed() < EVERY
-    {
-        return *window;
+    if let Some(window) = cached_window(ctx, &cache_key) {
+        return window;
     }
     let acme_spec = issuer.spec.acme.as_ref()?;
     let account = ctx
@@ -90,26 +90,58 @@ pub(super) async fn ari_window(
     let quoted = serde_json::to_string(&id).ok()?;
     let parsed: instant_acme::CertificateIdentifier<'_> = serde_json::from_str(&quoted).ok()?;
     let window = match account.renewal_info(&parsed).await {
-        Ok((info, _)) => {
-            let ts = |t: time::OffsetDateTime| Timestamp::from_second(t.unix_timestamp()).ok();
-            match (
-                ts(info.suggested_window.start),
-                ts(info.suggested_window.end),
-            ) {
-                (Some(s), Some(e)) => Some((s, e)),
-                _ => None,
-            }
-        }
+        Ok((info, _)) => suggested_window(info.suggested_window.start, info.suggested_window.end),
         Err(e) => {
             tracing::debug!(certificate = %key, error = %e, "no ACME renewal information");
             None
         }
     };
+    remember_window(ctx, key, cache_key, window);
+    window
+}
+
+/// The window read after a new certificate was issued: the cached answer for
+/// the certificate is dropped first.
+pub(super) async fn window_after_issuance(
+    ctx: &Ctx,
+    issuer: &CertificateIssuer,
+    ins: &Inspected,
+    key: &str,
+) -> Option<Window> {
+    ctx.data
+        .ari
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(key);
+    ari_window(ctx, issuer, ins, key).await
+}
+
+/// The window last read for `cache_key`, when read less than 6 hours ago.
+fn cached_window(ctx: &Ctx, cache_key: &str) -> Option<Option<Window>> {
+    let map = ctx.data.ari.lock().unwrap_or_else(|e| e.into_inner());
+    match map.get(cache_key) {
+        Some((at, window)) if at.elapsed() < ARI_EVERY => Some(*window),
+        _ => None,
+    }
+}
+
+/// Keeps the window read for the certificate `key`, replacing what was kept
+/// for its earlier certificates.
+fn remember_window(ctx: &Ctx, key: &str, cache_key: String, window: Option<Window>) {
     let mut map = ctx.data.ari.lock().unwrap_or_else(|e| e.into_inner());
     let prefix = format!("{key}@");
     map.retain(|k, _| !k.starts_with(&prefix));
     map.insert(cache_key, (Instant::now(), window));
-    window
+}
+
+/// The ACME server's suggested window, to the second; none when either end
+/// is out of range.
+fn suggested_window(start: time::OffsetDateTime, end: time::OffsetDateTime) -> Option<Window> {
+    let ts = |t: time::OffsetDateTime| Timestamp::from_second(t.unix_timestamp()).ok();
+    match (ts(start), ts(end)) {
+        (Some(s), Some(e)) => Some((s, e)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -186,5 +218,23 @@ mod tests {
         let ins = inspected(0, 60);
         let r = renewal_time(&c, &ins, None, "k");
         assert!(r > t(0) && r <= t(40), "{r}");
+    }
+
+    #[test]
+    fn a_new_certificate_is_due_once_the_renewal_time_is_reached() {
+        assert_eq!(renewal_due(t(100), t(99)), None);
+        let due = renewal_due(t(100), t(100));
+        assert_eq!(due.map(|d| d.0), Some("Renewing"));
+        assert!(renewal_due(t(100), t(101)).is_some());
+    }
+
+    #[test]
+    fn the_suggested_window_is_kept_to_the_second() {
+        let at = |s: i64| {
+            time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + s)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let start = at(100) + time::Duration::milliseconds(700);
+        assert_eq!(suggested_window(start, at(200)), Some((t(100), t(200))));
     }
 }
