@@ -250,19 +250,7 @@ async fn issue(
     tracing::debug!(certificate = %t.key, reason = due.0, message = %due.1, "issuing");
     let secret = seen.secret.as_ref();
     let step = if let Some(acme_spec) = issuer.spec.acme.clone() {
-        acme_step(
-            t.ctx,
-            &t.api,
-            t.cert,
-            &t.issuer_name,
-            &acme_spec,
-            &mut status,
-            &t.names,
-            secret,
-            &seen.ready,
-            t.now,
-        )
-        .await?
+        acme_step(t, &acme_spec, &mut status, secret, &seen.ready).await?
     } else {
         local_step(t.ctx, t.cert, issuer, &t.names, secret, t.now).await?
     };
