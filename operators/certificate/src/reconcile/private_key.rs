@@ -71,10 +71,26 @@ pub(super) async fn next_key(
         return Ok(None);
     }
     let pem = issuance_key(cert, secret)?.serialize_pem();
-    let obj = Secret {
+    let obj = next_key_secret(cert, &name, &ns, &pem);
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => {
+            ctx.metrics.write(ctx.name, "create", "Secret");
+            Ok(Some(pem))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            Box::pin(next_key(ctx, cert, secret, false)).await
+        }
+        Err(source) => Err(err(source)),
+    }
+}
+
+/// The Secret `ns/name` keeping the key `pem` of an order in progress,
+/// owned by the Certificate (deleting it deletes the key).
+fn next_key_secret(cert: &Certificate, name: &str, ns: &str, pem: &str) -> Secret {
+    Secret {
         metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(ns.clone()),
+            name: Some(name.to_string()),
+            namespace: Some(ns.to_string()),
             labels: Some(mutu_runtime::labels::standard(
                 &cert.name_any(),
                 &cert.uid().unwrap_or_default(),
@@ -92,22 +108,13 @@ pub(super) async fn next_key(
         },
         data: Some(BTreeMap::from([(
             "tls.key".to_string(),
-            ByteString(pem.clone().into_bytes()),
+            ByteString(pem.as_bytes().to_vec()),
         )])),
         ..Default::default()
-    };
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => {
-            ctx.metrics.write(ctx.name, "create", "Secret");
-            Ok(Some(pem))
-        }
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            Box::pin(next_key(ctx, cert, secret, false)).await
-        }
-        Err(source) => Err(err(source)),
     }
 }
 
+/// Deletes the Secret of the order's key, once the certificate is stored.
 pub(super) async fn delete_next_key(ctx: &Ctx, ns: &str, secret_name: &str) -> Result<(), Error> {
     let name = next_key_name(secret_name);
     let api: Api<Secret> = Api::namespaced(ctx.client().clone(), ns);
@@ -123,4 +130,46 @@ pub(super) async fn delete_next_key(ctx: &Ctx, ns: &str, secret_name: &str) -> R
         ctx.applier.delete::<Secret>(Some(ns), &name).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mutu_api::CertificateSpec;
+
+    #[test]
+    fn the_order_key_secret_is_named_after_the_tls_secret_and_owned_by_the_certificate() {
+        assert_eq!(next_key_name("www-tls"), "www-tls-next-key");
+        assert_eq!(
+            next_key_name(&"a".repeat(250)).len(),
+            240 + "-next-key".len()
+        );
+        let spec: CertificateSpec = serde_saphyr::from_str(
+            "dnsNames: [www.mons.be]\nsecretName: www-tls\nissuerRef: {name: dev-ca}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut cert = Certificate::new("www", spec);
+        cert.metadata.uid = Some("u-1".into());
+        let s = next_key_secret(&cert, "www-tls-next-key", "tenant-mons", "PEM");
+        assert_eq!(s.metadata.namespace.as_deref(), Some("tenant-mons"));
+        let owner = &s.metadata.owner_references.unwrap_or_default()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Certificate", "u-1")
+        );
+        assert_eq!(owner.controller, Some(true));
+        let data = s.data.unwrap_or_default();
+        assert_eq!(
+            data.get("tls.key").map(|v| v.0.as_slice()),
+            Some(&b"PEM"[..])
+        );
+        assert_eq!(
+            s.metadata
+                .labels
+                .unwrap_or_default()
+                .get(mutu_api::COMPONENT)
+                .map(String::as_str),
+            Some(NEXT_KEY_COMPONENT)
+        );
+    }
 }
