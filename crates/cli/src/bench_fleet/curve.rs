@@ -72,6 +72,11 @@ pub(super) async fn sample_during<T>(
     futures::try_join!(work, sampling)
 }
 
+/// When a curve reached its last count, in seconds since its start; 0 for no curve.
+pub(super) fn end_time(curve: &[(f64, u32)]) -> f64 {
+    curve.last().map(|c| c.0).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -142,5 +147,11 @@ mod tests {
         );
         let e = slow.await.err().unwrap_or_else(|| panic!("no error"));
         assert_eq!(e.to_string(), "only 3 of 5 sites ready after 10 s");
+    }
+
+    #[test]
+    fn a_curve_ends_at_its_last_sample() {
+        assert_eq!(end_time(&[(0.0, 0), (1.0, 4), (2.5, 9)]), 2.5);
+        assert_eq!(end_time(&[]), 0.0);
     }
 }
