@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use kube::Client;
 use kube::api::Api;
-use mutu_api::{MemberTenant, PloneSite};
+use kube::{Client, Discovery};
+use mutu_api::{MemberTenant, PloneSite, ProductSpec};
+use serde_json::Value;
 
-use super::apply::apply_dynamic;
-use super::curve::{sample_during, watched};
+use super::apply::{all_of, apply_dynamic};
+use super::curve::{end_time, sample_during, watched};
 use super::objects::{PRODUCT, fleet_plan, product, site, tenant};
 use super::{FleetArgs, Results};
 
@@ -23,96 +23,20 @@ pub(super) async fn bulk(args: &FleetArgs, client: Client, r: &mut Results) -> a
     // 5. The floor: the same objects, rendered by the same build functions,
     // applied in bulk with nobody reconciling, until their servers are ready.
     eprintln!("bulk apply of the same objects for {n} sites, no operator");
-    let raw_plan = fleet_plan("raw", n);
-    let product_spec: mutu_api::ProductSpec = serde_json::from_value(product()["spec"].clone())?;
-    let catalog = BTreeMap::from([(PRODUCT.to_string(), product_spec.clone())]);
-    let mut objects: Vec<serde_json::Value> = Vec::new();
-    for (t, k) in &raw_plan {
-        let mut tenant_obj: MemberTenant = serde_json::from_value(tenant(t, *k))?;
-        tenant_obj.metadata.uid = Some(format!("raw-uid-{t}"));
-        let d = mutu_tenant::build::build(&tenant_obj, &catalog, &Default::default());
-        objects.push(serde_json::to_value(&d.namespace)?);
-        objects.push(serde_json::to_value(&d.quota)?);
-        objects.push(serde_json::to_value(&d.limits)?);
-        for p in &d.policies {
-            objects.push(serde_json::to_value(p)?);
-        }
-        objects.push(serde_json::to_value(&d.admins)?);
-        objects.push(serde_json::to_value(&d.reader_role)?);
-        objects.push(serde_json::to_value(&d.reader_binding)?);
-        for i in 1..=*k {
-            let mut s: PloneSite = serde_json::from_value(site(t, i))?;
-            s.metadata.uid = Some(format!("raw-uid-{t}-{i}"));
-            let plan = mutu_site::build::Plan {
-                product: PRODUCT.into(),
-                release: "1.0".into(),
-                upgrade_to: None,
-                pool: mutu_api::POOL_FRONTEND.into(),
-                suspended: false,
-                issuer: "dev-ca".into(),
-                ingress_class: "nginx".into(),
-                solr_env: BTreeMap::new(),
-                create_site: false,
-                data_volume: None,
-                offline: false,
-                maintenance_backend: ("mutu-maintenance.mutu-system.svc".into(), 8080),
-            };
-            let d = mutu_site::build::build(&s, &product_spec, &plan)?;
-            let mut push = |v: serde_json::Value| objects.push(v);
-            for o in d.config.iter() {
-                push(serde_json::to_value(o)?);
-            }
-            for o in d.services.iter() {
-                push(serde_json::to_value(o)?);
-            }
-            for o in d.zeo_data.iter().chain(d.data.iter()) {
-                push(serde_json::to_value(o)?);
-            }
-            for o in d.zeo.iter() {
-                push(serde_json::to_value(o)?);
-            }
-            for o in d.deployment.iter() {
-                push(serde_json::to_value(o)?);
-            }
-            for o in d.pdb.iter() {
-                push(serde_json::to_value(o)?);
-            }
-            for o in d.ingress.iter() {
-                push(serde_json::to_value(o)?);
-            }
-            for o in d.certificate.iter() {
-                push(serde_json::to_value(o)?);
-            }
-        }
-    }
-    // Nothing owns them (the owners do not exist): the garbage collector must not take them.
-    for o in objects.iter_mut() {
-        if let Some(m) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            m.remove("ownerReferences");
-        }
-    }
-    let discovery = kube::Discovery::new(client.clone()).run().await?;
+    let objects = render_fleet(n)?;
+    let discovery = Discovery::new(client.clone()).run().await?;
     let (deployments, deployment_watch) = watched(Api::<Deployment>::all(client.clone())).await?;
     let (statefulsets, statefulset_watch) =
         watched(Api::<StatefulSet>::all(client.clone())).await?;
     // Namespaces first, then the rest, as an operator would. The count runs
     // beside the apply from its start: at 10,000 sites the apply itself takes
     // longer than its servers take to become ready.
-    let (namespaces, rest): (Vec<_>, Vec<_>) =
-        objects.into_iter().partition(|o| o["kind"] == "Namespace");
-    let applied = async {
-        for batch in [namespaces, rest] {
-            futures::stream::iter(batch.into_iter().map(|o| {
-                let client = client.clone();
-                let discovery = &discovery;
-                async move { apply_dynamic(&client, discovery, &o).await }
-            }))
-            .buffer_unordered(usize::from(args.concurrency))
-            .try_collect::<Vec<_>>()
-            .await?;
-        }
-        anyhow::Ok(())
-    };
+    let applied = apply_in_order(
+        &client,
+        &discovery,
+        namespaces_first(objects),
+        args.concurrency,
+    );
     let raw_ns = mutu_api::tenant_namespace("raw");
     let sampled = sample_during(
         applied,
@@ -126,14 +50,139 @@ pub(super) async fn bulk(args: &FleetArgs, client: Client, r: &mut Results) -> a
     deployment_watch.abort();
     statefulset_watch.abort();
     (_, r.raw_curve) = sampled?;
-    r.raw_apply_s = r.raw_curve.last().map(|c| c.0).unwrap_or_default();
+    r.raw_apply_s = end_time(&r.raw_curve);
     Ok(())
+}
+
+/// Applies each batch in turn, the objects of one batch `concurrency` at a time.
+async fn apply_in_order(
+    client: &Client,
+    discovery: &Discovery,
+    batches: [Vec<Value>; 2],
+    concurrency: u16,
+) -> anyhow::Result<()> {
+    for batch in batches {
+        let applies = batch.into_iter().map(|o| {
+            let client = client.clone();
+            async move { apply_dynamic(&client, discovery, &o).await }
+        });
+        all_of(applies, concurrency).await?;
+    }
+    Ok(())
+}
+
+/// The namespaces, then every other object, each in their order.
+fn namespaces_first(objects: Vec<Value>) -> [Vec<Value>; 2] {
+    let (namespaces, rest): (Vec<_>, Vec<_>) =
+        objects.into_iter().partition(|o| o["kind"] == "Namespace");
+    [namespaces, rest]
+}
+
+/// Every object the operators would create for a fleet of `n` sites, of the
+/// tenants named `raw-*`: each tenant's, then each of its sites'. Nothing
+/// owns them.
+fn render_fleet(n: u32) -> anyhow::Result<Vec<Value>> {
+    let product_spec: ProductSpec = serde_json::from_value(product()["spec"].clone())?;
+    let catalog = BTreeMap::from([(PRODUCT.to_string(), product_spec.clone())]);
+    let mut objects = Vec::new();
+    for (t, k) in &fleet_plan("raw", n) {
+        objects.extend(render_tenant(t, *k, &catalog)?);
+        for i in 1..=*k {
+            objects.extend(render_site(t, i, &product_spec)?);
+        }
+    }
+    // Nothing owns them (the owners do not exist): the garbage collector must not take them.
+    for o in objects.iter_mut() {
+        without_owners(o);
+    }
+    Ok(objects)
+}
+
+/// What the tenant operator builds for the tenant `t` of `k` sites.
+fn render_tenant(
+    t: &str,
+    k: u32,
+    catalog: &BTreeMap<String, ProductSpec>,
+) -> anyhow::Result<Vec<Value>> {
+    let mut tenant_obj: MemberTenant = serde_json::from_value(tenant(t, k))?;
+    tenant_obj.metadata.uid = Some(format!("raw-uid-{t}"));
+    let d = mutu_tenant::build::build(&tenant_obj, catalog, &Default::default());
+    let mut objects = vec![
+        serde_json::to_value(&d.namespace)?,
+        serde_json::to_value(&d.quota)?,
+        serde_json::to_value(&d.limits)?,
+    ];
+    for p in &d.policies {
+        objects.push(serde_json::to_value(p)?);
+    }
+    objects.push(serde_json::to_value(&d.admins)?);
+    objects.push(serde_json::to_value(&d.reader_role)?);
+    objects.push(serde_json::to_value(&d.reader_binding)?);
+    Ok(objects)
+}
+
+/// What the site operator builds for the `i`-th site of the tenant `t`.
+fn render_site(t: &str, i: u32, product_spec: &ProductSpec) -> anyhow::Result<Vec<Value>> {
+    let mut s: PloneSite = serde_json::from_value(site(t, i))?;
+    s.metadata.uid = Some(format!("raw-uid-{t}-{i}"));
+    let d = mutu_site::build::build(&s, product_spec, &site_plan())?;
+    let mut objects = Vec::new();
+    for o in d.config.iter() {
+        objects.push(serde_json::to_value(o)?);
+    }
+    for o in d.services.iter() {
+        objects.push(serde_json::to_value(o)?);
+    }
+    for o in d.zeo_data.iter().chain(d.data.iter()) {
+        objects.push(serde_json::to_value(o)?);
+    }
+    for o in d.zeo.iter() {
+        objects.push(serde_json::to_value(o)?);
+    }
+    for o in d.deployment.iter() {
+        objects.push(serde_json::to_value(o)?);
+    }
+    for o in d.pdb.iter() {
+        objects.push(serde_json::to_value(o)?);
+    }
+    for o in d.ingress.iter() {
+        objects.push(serde_json::to_value(o)?);
+    }
+    for o in d.certificate.iter() {
+        objects.push(serde_json::to_value(o)?);
+    }
+    Ok(objects)
+}
+
+/// How the site operator would run each site of the bulk apply.
+fn site_plan() -> mutu_site::build::Plan {
+    mutu_site::build::Plan {
+        product: PRODUCT.into(),
+        release: "1.0".into(),
+        upgrade_to: None,
+        pool: mutu_api::POOL_FRONTEND.into(),
+        suspended: false,
+        issuer: "dev-ca".into(),
+        ingress_class: "nginx".into(),
+        solr_env: BTreeMap::new(),
+        create_site: false,
+        data_volume: None,
+        offline: false,
+        maintenance_backend: ("mutu-maintenance.mutu-system.svc".into(), 8080),
+    }
+}
+
+/// Removes the owner references of an object.
+fn without_owners(o: &mut Value) {
+    if let Some(m) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.remove("ownerReferences");
+    }
 }
 
 /// Sites of the bulk apply whose two servers (the Plone deployment and its
 /// ZEO statefulset `<site>-zeo`) are ready, in the namespaces starting with
 /// `raw_ns`.
-pub(super) fn raw_sites_ready(
+fn raw_sites_ready(
     deployments: &[Arc<Deployment>],
     statefulsets: &[Arc<StatefulSet>],
     raw_ns: &str,
@@ -141,26 +190,14 @@ pub(super) fn raw_sites_ready(
     let mut ready: BTreeMap<(&str, &str), u8> = BTreeMap::new();
     for d in deployments {
         let ns = d.metadata.namespace.as_deref().unwrap_or_default();
-        if ns.starts_with(raw_ns)
-            && d.status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0)
-                >= d.spec.replicas.unwrap_or(1)
-        {
+        if ns.starts_with(raw_ns) && deployment_ready(d) {
             let name = d.metadata.name.as_deref().unwrap_or_default();
             *ready.entry((ns, name)).or_default() += 1;
         }
     }
     for s in statefulsets {
         let ns = s.metadata.namespace.as_deref().unwrap_or_default();
-        if ns.starts_with(raw_ns)
-            && s.status
-                .as_ref()
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0)
-                >= 1
-        {
+        if ns.starts_with(raw_ns) && statefulset_ready(s) {
             let name = s.metadata.name.as_deref().unwrap_or_default();
             *ready
                 .entry((ns, name.trim_end_matches("-zeo")))
@@ -168,6 +205,24 @@ pub(super) fn raw_sites_ready(
         }
     }
     ready.values().filter(|v| **v == 2).count() as u32
+}
+
+/// As many replicas ready as wanted (1 if unsaid).
+fn deployment_ready(d: &Deployment) -> bool {
+    d.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        >= d.spec.replicas.unwrap_or(1)
+}
+
+/// One replica ready at least.
+fn statefulset_ready(s: &StatefulSet) -> bool {
+    s.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        >= 1
 }
 
 #[cfg(test)]
@@ -214,5 +269,47 @@ mod tests {
         ];
         assert_eq!(raw_sites_ready(&deployments, &statefulsets, &raw), 1);
         assert_eq!(raw_sites_ready(&deployments, &[], &raw), 0);
+    }
+
+    #[test]
+    fn a_rendered_fleet_has_each_site_s_servers_and_no_owner() {
+        let objects = render_fleet(12).unwrap_or_else(|e| panic!("{e}"));
+        let kinds = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).count();
+        assert_eq!(kinds("Namespace"), 2);
+        assert_eq!(kinds("Deployment"), 12);
+        assert_eq!(kinds("StatefulSet"), 12);
+        assert_eq!(
+            objects.first().map(|o| o["kind"].clone()),
+            Some(json!("Namespace"))
+        );
+        assert!(
+            objects
+                .iter()
+                .all(|o| o["metadata"].get("ownerReferences").is_none())
+        );
+        let raw = mutu_api::tenant_namespace("raw");
+        let deployments: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "Deployment")
+            .collect();
+        assert!(deployments.iter().all(|d| {
+            d["metadata"]["namespace"]
+                .as_str()
+                .is_some_and(|ns| ns.starts_with(&raw))
+        }));
+        assert_eq!(deployments[0]["metadata"]["name"], "site-01");
+        let [namespaces, rest] = namespaces_first(objects.clone());
+        assert_eq!((namespaces.len(), rest.len()), (2, objects.len() - 2));
+        assert!(rest.iter().all(|o| o["kind"] != "Namespace"));
+    }
+
+    #[test]
+    fn owner_references_are_removed() {
+        let mut o = json!({"kind": "Service", "metadata": {"name": "a", "ownerReferences": [{"uid": "x"}]}});
+        without_owners(&mut o);
+        assert_eq!(o, json!({"kind": "Service", "metadata": {"name": "a"}}));
+        let mut bare = json!({"kind": "Service"});
+        without_owners(&mut bare);
+        assert_eq!(bare, json!({"kind": "Service"}));
     }
 }
