@@ -51,8 +51,6 @@ use bulk_phase::bulk;
 use control_plane::on_fresh_control_plane;
 use objects::fleet_plan;
 use operators_phase::operators;
-use plot::svg;
-use saved::{Saved, merge, read_saved};
 
 #[derive(Args)]
 pub struct FleetArgs {
@@ -151,7 +149,7 @@ pub async fn fleet(args: FleetArgs) -> anyhow::Result<()> {
     };
     // Read the saved run first: a wrong file fails before hours of work.
     let merged = match &args.merge {
-        Some(path) => Some(read_saved(path, &args)?),
+        Some(path) => Some(saved::read_saved(path, &args)?),
         None => None,
     };
     if args.phase.operators() {
@@ -161,63 +159,164 @@ pub async fn fleet(args: FleetArgs) -> anyhow::Result<()> {
     if args.phase.bulk() {
         on_fresh_control_plane(&args, args.keep, |client| bulk(&args, client, &mut r)).await?;
     }
-    if let Some(saved) = merged {
-        r = merge(r, args.phase, saved);
+    if let Some(other) = merged {
+        r = saved::merge(r, args.phase, other);
     }
-    if r.converge_s > 0.0 && r.raw_apply_s > 0.0 {
-        r.ratio = r.converge_s / r.raw_apply_s;
+    if let Some(ratio) = ratio(r.converge_s, r.raw_apply_s) {
+        r.ratio = ratio;
     }
     if let Some(path) = &args.save {
-        let saved = Saved {
-            results: r.clone(),
-            operators_measured: r.converge_s > 0.0,
-            bulk_measured: r.raw_apply_s > 0.0,
-            operator_curve: r.operator_curve.clone(),
-            raw_curve: r.raw_curve.clone(),
-        };
-        std::fs::write(path, serde_json::to_string(&saved)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("saved: {}", path.display());
+        saved::save(path, &r)?;
     }
     if let Some(path) = &args.plot {
-        std::fs::write(path, svg(&r))
+        std::fs::write(path, plot::svg(&r))
             .with_context(|| format!("cannot write the chart {}", path.display()))?;
         eprintln!("chart: {}", path.display());
     }
     if args.output.is_some() {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!("sites {} ({} tenants)", r.sites, r.tenants);
-        if r.ratio > 0.0 {
-            println!(
-                "applied to all Ready: operators {:.1} s, bulk apply {:.1} s: ratio {:.2}",
-                r.converge_s, r.raw_apply_s, r.ratio
-            );
-        } else if r.raw_apply_s > 0.0 {
-            println!("applied to all Ready: bulk apply {:.1} s", r.raw_apply_s);
+        for line in report(&r, args.quiet) {
+            println!("{line}");
         }
-        if r.converge_s == 0.0 {
-            return Ok(());
-        }
-        if r.ratio == 0.0 {
-            println!("applied to all Ready: operators {:.1} s", r.converge_s);
-        }
-        println!(
-            "API writes in {} s with nothing changed: {} (operator's own count {})",
-            args.quiet, r.noop_writes, r.noop_writes_by_operator
-        );
-        println!(
-            "API writes after a restart: {} (operator's own count {}); reconciles per object: {:.2}",
-            r.restart_writes, r.restart_writes_by_operator, r.reconciles_per_object_after_restart
-        );
-        println!(
-            "operator memory: {:.0} MB empty, {:.0} MB peak, {:.0} MB steady, {:.1} kB per site",
-            r.baseline_rss_mb, r.peak_rss_mb, r.steady_rss_mb, r.rss_per_site_kb
-        );
-        println!(
-            "one site's spec change to Ready, the fleet idle: p50 {:.2} s, p99 {:.2} s",
-            r.p50_change_to_ready_s, r.p99_change_to_ready_s
-        );
     }
     Ok(())
+}
+
+/// The operators' time to Ready over the bulk apply's, when both were measured.
+fn ratio(converge_s: f64, raw_apply_s: f64) -> Option<f64> {
+    (converge_s > 0.0 && raw_apply_s > 0.0).then(|| converge_s / raw_apply_s)
+}
+
+/// The results as text, line by line; the operators' measures only if they
+/// were taken. `quiet` is the quiet period, in seconds.
+fn report(r: &Results, quiet: u64) -> Vec<String> {
+    let mut lines = vec![format!("sites {} ({} tenants)", r.sites, r.tenants)];
+    if r.ratio > 0.0 {
+        lines.push(format!(
+            "applied to all Ready: operators {:.1} s, bulk apply {:.1} s: ratio {:.2}",
+            r.converge_s, r.raw_apply_s, r.ratio
+        ));
+    } else if r.raw_apply_s > 0.0 {
+        lines.push(format!(
+            "applied to all Ready: bulk apply {:.1} s",
+            r.raw_apply_s
+        ));
+    }
+    if r.converge_s == 0.0 {
+        return lines;
+    }
+    if r.ratio == 0.0 {
+        lines.push(format!(
+            "applied to all Ready: operators {:.1} s",
+            r.converge_s
+        ));
+    }
+    lines.extend([
+        format!(
+            "API writes in {} s with nothing changed: {} (operator's own count {})",
+            quiet, r.noop_writes, r.noop_writes_by_operator
+        ),
+        format!(
+            "API writes after a restart: {} (operator's own count {}); reconciles per object: {:.2}",
+            r.restart_writes, r.restart_writes_by_operator, r.reconciles_per_object_after_restart
+        ),
+        format!(
+            "operator memory: {:.0} MB empty, {:.0} MB peak, {:.0} MB steady, {:.1} kB per site",
+            r.baseline_rss_mb, r.peak_rss_mb, r.steady_rss_mb, r.rss_per_site_kb
+        ),
+        format!(
+            "one site's spec change to Ready, the fleet idle: p50 {:.2} s, p99 {:.2} s",
+            r.p50_change_to_ready_s, r.p99_change_to_ready_s
+        ),
+    ]);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ratio_needs_both_phases() {
+        assert_eq!(ratio(30.0, 10.0), Some(3.0));
+        assert_eq!(ratio(30.0, 0.0), None);
+        assert_eq!(ratio(0.0, 10.0), None);
+    }
+
+    #[test]
+    fn a_bulk_run_reports_the_bulk_apply_alone() {
+        let r = Results {
+            sites: 20,
+            tenants: 2,
+            raw_apply_s: 10.04,
+            ..Default::default()
+        };
+        assert_eq!(
+            report(&r, 60),
+            [
+                "sites 20 (2 tenants)",
+                "applied to all Ready: bulk apply 10.0 s"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_operators_run_reports_every_measure() {
+        let r = Results {
+            sites: 20,
+            tenants: 2,
+            converge_s: 15.26,
+            noop_writes: 1,
+            noop_writes_by_operator: 2,
+            restart_writes: 3,
+            restart_writes_by_operator: 4,
+            reconciles_per_object_after_restart: 1.234,
+            baseline_rss_mb: 40.4,
+            peak_rss_mb: 80.6,
+            steady_rss_mb: 60.0,
+            rss_per_site_kb: 1024.04,
+            p50_change_to_ready_s: 0.5,
+            p99_change_to_ready_s: 1.456,
+            ..Default::default()
+        };
+        let lines = report(&r, 60);
+        assert_eq!(lines.len(), 6, "{lines:?}");
+        assert_eq!(lines[1], "applied to all Ready: operators 15.3 s");
+        assert_eq!(
+            lines[2],
+            "API writes in 60 s with nothing changed: 1 (operator's own count 2)"
+        );
+        assert_eq!(
+            lines[3],
+            "API writes after a restart: 3 (operator's own count 4); reconciles per object: 1.23"
+        );
+        assert_eq!(
+            lines[4],
+            "operator memory: 40 MB empty, 81 MB peak, 60 MB steady, 1024.0 kB per site"
+        );
+        assert_eq!(
+            lines[5],
+            "one site's spec change to Ready, the fleet idle: p50 0.50 s, p99 1.46 s"
+        );
+    }
+
+    #[test]
+    fn a_run_of_both_phases_reports_the_ratio_once() {
+        let r = Results {
+            sites: 20,
+            tenants: 2,
+            converge_s: 30.0,
+            raw_apply_s: 10.0,
+            ratio: 3.0,
+            ..Default::default()
+        };
+        let lines = report(&r, 60);
+        assert_eq!(
+            lines[1],
+            "applied to all Ready: operators 30.0 s, bulk apply 10.0 s: ratio 3.00"
+        );
+        assert_eq!(lines.iter().filter(|l| l.starts_with("applied")).count(), 1);
+        assert_eq!(lines.len(), 6);
+    }
 }

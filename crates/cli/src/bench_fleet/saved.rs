@@ -1,6 +1,8 @@
 //! Runs saved with `--save`, and the phase a run did not measure filled from
 //! one with `--merge`.
 
+use std::path::Path;
+
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
@@ -10,15 +12,36 @@ use super::{FleetArgs, Phase, Results};
 #[derive(Serialize, Deserialize, Debug, Default)]
 pub(super) struct Saved {
     #[serde(flatten)]
-    pub(super) results: Results,
-    pub(super) operators_measured: bool,
-    pub(super) bulk_measured: bool,
-    pub(super) operator_curve: Vec<(f64, u32)>,
-    pub(super) raw_curve: Vec<(f64, u32)>,
+    results: Results,
+    operators_measured: bool,
+    bulk_measured: bool,
+    operator_curve: Vec<(f64, u32)>,
+    raw_curve: Vec<(f64, u32)>,
+}
+
+impl Saved {
+    /// `r` with its curves; a phase counts as measured if it took some time.
+    fn of(r: &Results) -> Self {
+        Self {
+            results: r.clone(),
+            operators_measured: r.converge_s > 0.0,
+            bulk_measured: r.raw_apply_s > 0.0,
+            operator_curve: r.operator_curve.clone(),
+            raw_curve: r.raw_curve.clone(),
+        }
+    }
+}
+
+/// Saves `r` with its curves into `path`, for a later `--merge`.
+pub(super) fn save(path: &Path, r: &Results) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string(&Saved::of(r))?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("saved: {}", path.display());
+    Ok(())
 }
 
 /// Reads a run saved with `--save`, for the phase this run does not measure.
-pub(super) fn read_saved(path: &std::path::Path, args: &FleetArgs) -> anyhow::Result<Saved> {
+pub(super) fn read_saved(path: &Path, args: &FleetArgs) -> anyhow::Result<Saved> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the saved run {}", path.display()))?;
     let saved: Saved = serde_json::from_str(&text)
@@ -89,7 +112,7 @@ mod tests {
         dir
     }
 
-    fn saved(dir: &std::path::Path, s: &Saved) -> PathBuf {
+    fn saved(dir: &Path, s: &Saved) -> PathBuf {
         let path = dir.join("saved.json");
         std::fs::write(
             &path,
@@ -199,5 +222,32 @@ mod tests {
             .err()
             .unwrap_or_else(|| panic!("accepted, but should be refused"));
         assert!(e.to_string().contains("cannot read the saved run"), "{e}");
+    }
+
+    #[test]
+    fn a_saved_run_reads_back_with_its_curves() {
+        let dir = scratch("3");
+        let path = dir.join("run.json");
+        let r = Results {
+            sites: 20,
+            converge_s: 15.0,
+            p50_change_to_ready_s: 0.5,
+            operator_curve: vec![(0.0, 0), (15.0, 20)],
+            ..Default::default()
+        };
+        save(&path, &r).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json["sites"], 20);
+        assert_eq!(json["operators_measured"], true);
+        assert_eq!(json["bulk_measured"], false);
+        assert_eq!(
+            json["operator_curve"],
+            serde_json::json!([[0.0, 0], [15.0, 20]])
+        );
+        let loaded = read_saved(&path, &args(Phase::Bulk, 20)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.results.p50_change_to_ready_s, 0.5);
+        assert_eq!(loaded.operator_curve, r.operator_curve);
+        assert!(loaded.raw_curve.is_empty());
     }
 }
