@@ -11,7 +11,9 @@
 //! offer each agent the pages of the members naming them as admins.
 
 mod clients;
+mod form;
 pub mod html;
+mod model;
 mod pages;
 
 use std::collections::BTreeSet;

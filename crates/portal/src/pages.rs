@@ -16,7 +16,6 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use mutu_api::common::is_dns_name;
 use mutu_api::provisioning::Decision;
 use mutu_api::{
     Certificate, MemberTenant, PloneSite, Product, ProvisioningRequest, tenant_namespace,
@@ -27,6 +26,7 @@ use mutu_runtime::conditions;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::form::{self, AskForm};
 use crate::html::{self, esc};
 use crate::{Clients, Identity, NoIdentity};
 
@@ -377,21 +377,6 @@ fn request_state(r: &ProvisioningRequest) -> &'static str {
     }
 }
 
-/// The form's fields, all optional so that a missing one gets a French message.
-#[derive(Deserialize, Default)]
-pub struct AskForm {
-    #[serde(default)]
-    produit: Option<String>,
-    #[serde(default)]
-    adresse: Option<String>,
-    #[serde(default)]
-    alias: Option<String>,
-    #[serde(default)]
-    langue: Option<String>,
-    #[serde(default)]
-    commentaire: Option<String>,
-}
-
 fn ask_body(
     tenant: &str,
     t: &MemberTenant,
@@ -491,21 +476,6 @@ async fn ask_form(
     respond(StatusCode::OK, Some(&id), "Demander un site", &body)
 }
 
-/// The first of `product`, `product-2`, ... that no site or request of the
-/// namespace uses.
-fn free_name(product: &str, taken: &BTreeSet<String>) -> String {
-    (1..)
-        .map(|i| {
-            if i == 1 {
-                product.to_string()
-            } else {
-                format!("{product}-{i}")
-            }
-        })
-        .find(|n| !taken.contains(n))
-        .unwrap_or_else(|| product.to_string())
-}
-
 /// The form sent: a ProvisioningRequest created as the agent.
 async fn ask(
     State(app): State<Shared>,
@@ -530,33 +500,10 @@ async fn ask(
             &ask_body(&tenant, &t, &names, &form, Some(error)),
         )
     };
-    let product = form.produit.clone().unwrap_or_default();
-    if product.is_empty() {
-        return again("Choisissez un produit.");
-    }
-    let mut hostnames = Vec::new();
-    for field in [&form.adresse, &form.alias] {
-        let value = field.as_deref().unwrap_or_default().trim().to_lowercase();
-        if value.is_empty() {
-            continue;
-        }
-        if !is_dns_name(&value) {
-            return again(&format!(
-                "« {value} » n'est pas une adresse valide : lettres minuscules, chiffres, tirets et points, par exemple www.commune.be."
-            ));
-        }
-        if !hostnames.contains(&value) {
-            hostnames.push(value);
-        }
-    }
-    if hostnames.is_empty() {
-        return again("Indiquez l'adresse du site.");
-    }
-    let language = form
-        .langue
-        .as_deref()
-        .filter(|l| ["fr", "de", "nl", "en"].contains(l))
-        .unwrap_or("fr");
+    let new = match form::new_request(&form) {
+        Ok(new) => new,
+        Err(invalid) => return again(&invalid.to_string()),
+    };
     let mut taken = BTreeSet::new();
     if let Ok(l) = Api::<PloneSite>::namespaced(c.clone(), &ns)
         .list(&ListParams::default())
@@ -570,19 +517,14 @@ async fn ask(
     {
         taken.extend(l.items.iter().map(|r| r.name_any()));
     }
-    let name = free_name(&product, &taken);
+    let name = form::free_name(&new.product, &taken);
     let mut spec = json!({
-        "product": product,
-        "hostnames": hostnames,
+        "product": new.product,
+        "hostnames": new.hostnames,
         "siteName": name,
-        "options": {"language": language},
+        "options": {"language": new.language},
     });
-    if let Some(comment) = form
-        .commentaire
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
+    if let Some(comment) = &new.comment {
         spec["comment"] = json!(comment);
     }
     let body = json!({
@@ -903,17 +845,5 @@ async fn decide(
             );
             respond(status, Some(&id), "Décision", &body)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_new_request_takes_the_first_free_name() {
-        let taken = BTreeSet::from(["web".to_string(), "web-2".to_string()]);
-        assert_eq!(free_name("web", &taken), "web-3");
-        assert_eq!(free_name("delib", &taken), "delib");
     }
 }
