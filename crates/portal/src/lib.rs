@@ -11,10 +11,12 @@
 //! offer each agent the pages of the members naming them as admins.
 
 mod clients;
+mod cluster;
 mod form;
+mod handlers;
 pub mod html;
 mod model;
-mod pages;
+mod views;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -113,14 +115,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let own = kube::Client::try_from(config.kube.clone()).map_err(ServeError::Client)?;
-    let app = Arc::new(pages::App {
+    let app = Arc::new(handlers::App {
         trusted: config.trusted_proxies,
         clients: Clients::new(config.kube),
         own,
     });
     axum::serve(
         listener,
-        pages::router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        handlers::router(app).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
