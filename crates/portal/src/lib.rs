@@ -11,9 +11,13 @@
 //! offer each agent the pages of the members naming them as admins.
 
 mod clients;
+mod cluster;
 pub mod decision;
+mod form;
+mod handlers;
 pub mod html;
-mod pages;
+mod model;
+mod views;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -112,14 +116,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let own = kube::Client::try_from(config.kube.clone()).map_err(ServeError::Client)?;
-    let app = Arc::new(pages::App {
+    let app = Arc::new(handlers::App {
         trusted: config.trusted_proxies,
         clients: Clients::new(config.kube),
         own,
     });
     axum::serve(
         listener,
-        pages::router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        handlers::router(app).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -1,0 +1,505 @@
+//! The portal's HTTP side: its routes and, for each request, who is asking
+//! (the proxy's headers, from the trusted proxy only), what to read or write
+//! as them ([`crate::cluster`]), and which response to give: a page
+//! ([`crate::views`]), a redirection, or a refusal with its status.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use kube::Client;
+use mutu_api::provisioning::Decision;
+use serde::Deserialize;
+
+use crate::cluster::{self, CreateError, DecideError, Failure};
+use crate::form::{self, AskForm};
+use crate::model::Member;
+use crate::{Clients, Identity, NoIdentity, html, views};
+
+/// What every handler shares.
+pub struct App {
+    pub trusted: BTreeSet<IpAddr>,
+    pub clients: Clients,
+    /// The portal's own client: only to list MemberTenants for the home page.
+    pub own: Client,
+}
+
+type Shared = Arc<App>;
+
+/// The page that answers instead, when a step refuses (boxed: a response is large).
+pub struct Refused(Box<Response>);
+
+impl From<Response> for Refused {
+    fn from(response: Response) -> Self {
+        Refused(Box::new(response))
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// A handler's answer: its response, or the refusal of a step on the way.
+type Answer = Result<Response, Refused>;
+
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/", get(home))
+        .route("/membres/{tenant}/sites", get(sites))
+        .route("/membres/{tenant}/demander", get(ask_form).post(ask))
+        .route("/membres/{tenant}/demandes/{name}", get(request_page))
+        .route("/approbations", get(approvals))
+        .route("/approbations/{ns}/{name}", post(decide))
+        .with_state(app)
+}
+
+/// A page, never cached, reloading itself after `refresh` seconds if any.
+fn page(
+    status: StatusCode,
+    who: Option<&Identity>,
+    title: &str,
+    body: &str,
+    refresh: Option<u32>,
+) -> Response {
+    let page = html::page(title, who.map(|w| w.user.as_str()), body, refresh);
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
+}
+
+fn respond(status: StatusCode, who: Option<&Identity>, title: &str, body: &str) -> Response {
+    page(status, who, title, body, None)
+}
+
+fn fail(status: StatusCode, who: Option<&Identity>, title: &str, text: &str) -> Response {
+    respond(status, who, title, &views::refusal(text))
+}
+
+/// The page saying why a read or write as `who` failed.
+fn failure(e: &Failure, who: &Identity) -> Response {
+    match e {
+        Failure::Forbidden => fail(
+            StatusCode::FORBIDDEN,
+            Some(who),
+            "Accès refusé",
+            "Vous n'avez pas accès à cette page. Si vous pensez que c'est une erreur, contactez le support de la coopérative.",
+        ),
+        Failure::NotFound => fail(
+            StatusCode::NOT_FOUND,
+            Some(who),
+            "Introuvable",
+            "Cette page n'existe pas ou plus.",
+        ),
+        Failure::Unavailable(e) => {
+            tracing::warn!(error = %e, user = %who.user, "Kubernetes call failed");
+            fail(
+                StatusCode::BAD_GATEWAY,
+                Some(who),
+                "Service indisponible",
+                "Le service est momentanément indisponible ; réessayez dans un instant.",
+            )
+        }
+    }
+}
+
+fn refused(e: Failure, who: &Identity) -> Refused {
+    failure(&e, who).into()
+}
+
+/// The caller, or the page that says why there is none.
+fn who(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Result<Identity, Refused> {
+    crate::identity(&app.trusted, peer, headers).map_err(|e| {
+        match &e {
+            NoIdentity::Untrusted(ip) => {
+                tracing::warn!(%ip, "identity headers from an untrusted address ignored");
+            }
+            NoIdentity::Reserved(name) => {
+                tracing::warn!(%name, "the proxy named a user or group Kubernetes reserves; refused");
+            }
+            NoIdentity::NoUser => {}
+        }
+        fail(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "Connexion requise",
+            "Ce portail s'utilise au travers de la connexion de la coopérative : ouvrez-le depuis l'adresse habituelle.",
+        )
+        .into()
+    })
+}
+
+/// Refuses a form posted from another site (`Sec-Fetch-Site: cross-site`).
+fn same_site(headers: &HeaderMap, id: &Identity) -> Result<(), Refused> {
+    let site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if site == "cross-site" {
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            Some(id),
+            "Formulaire refusé",
+            "Ce formulaire ne vient pas du portail ; recommencez depuis le portail.",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A client acting as `id`.
+fn client(app: &App, id: &Identity) -> Result<Client, Refused> {
+    app.clients.get(id).map_err(|e| refused(e.into(), id))
+}
+
+/// The caller, their client and the member `tenant`, read as the caller
+/// (RBAC decides: another member's page is refused).
+async fn member(
+    app: &App,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<(Identity, Client, Member), Refused> {
+    let id = who(app, peer, headers)?;
+    let c = client(app, &id)?;
+    let member = cluster::member(&c, tenant)
+        .await
+        .map_err(|e| refused(e, &id))?;
+    Ok((id, c, member))
+}
+
+/// Home: the members the caller administers, and the approvals if they
+/// decide; straight to the member's sites if that is all there is.
+async fn home(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Answer {
+    let id = who(&app, peer, &headers)?;
+    let c = client(&app, &id)?;
+    let members = cluster::members_of(&app.own, &id)
+        .await
+        .map_err(|e| refused(e, &id))?;
+    let approver = cluster::may_decide(&c).await;
+    if let [only] = members.as_slice()
+        && !approver
+    {
+        return Ok(Redirect::to(&format!("/membres/{}/sites", only.name)).into_response());
+    }
+    let body = views::home(&members, approver);
+    Ok(respond(StatusCode::OK, Some(&id), "Accueil", &body))
+}
+
+/// "Mes sites": the member's sites, and its requests.
+async fn sites(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+) -> Answer {
+    let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
+    let sites = cluster::sites(&c, &member.namespace)
+        .await
+        .map_err(|e| refused(e, &id))?;
+    let names = cluster::product_names(&c).await;
+    let requests = cluster::requests(&c, &member.namespace).await;
+    let body = views::sites(&member, &sites, &names, &requests);
+    Ok(respond(StatusCode::OK, Some(&id), "Mes sites", &body))
+}
+
+/// "Demander un site": the form.
+async fn ask_form(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+) -> Answer {
+    let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
+    let names = cluster::product_names(&c).await;
+    let body = views::ask(&member, &names, &AskForm::default(), None);
+    Ok(respond(
+        StatusCode::OK,
+        Some(&id),
+        "Demander un site",
+        &body,
+    ))
+}
+
+/// The form sent: a ProvisioningRequest created as the agent, or the form
+/// again saying what to correct.
+async fn ask(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Form(form): Form<AskForm>,
+) -> Answer {
+    let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
+    same_site(&headers, &id)?;
+    let names = cluster::product_names(&c).await;
+    let again = |error: &str| {
+        let body = views::ask(&member, &names, &form, Some(error));
+        respond(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(&id),
+            "Demander un site",
+            &body,
+        )
+    };
+    let new = match form::new_request(&form) {
+        Ok(new) => new,
+        Err(invalid) => return Ok(again(&invalid.to_string())),
+    };
+    let taken = cluster::taken_names(&c, &member.namespace).await;
+    let name = form::free_name(&new.product, &taken);
+    Ok(
+        match cluster::create_request(&c, &member.namespace, &name, &new).await {
+            Ok(()) => Redirect::to(&format!("/membres/{tenant}/demandes/{name}")).into_response(),
+            Err(CreateError::Rejected(message)) => again(&format!(
+                "La demande a été refusée telle quelle : {message}"
+            )),
+            Err(CreateError::NameTaken) => again(
+                "Une demande du même nom vient d'être faite ; envoyez le formulaire une nouvelle fois.",
+            ),
+            Err(CreateError::Failed(e)) => failure(&e, &id),
+        },
+    )
+}
+
+/// One request, its checks, decision and progress; reloads itself until done.
+async fn request_page(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Answer {
+    let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
+    let r = cluster::request(&c, &member.namespace, &name)
+        .await
+        .map_err(|e| refused(e, &id))?;
+    let body = views::request(&member, &r);
+    Ok(page(
+        StatusCode::OK,
+        Some(&id),
+        "Ma demande",
+        &body,
+        views::refresh(&r),
+    ))
+}
+
+/// The approvers' page: every member's requests waiting for a decision, after
+/// the confirmation of the one just taken (`fait` and `decision`).
+async fn approvals(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Answer {
+    let id = who(&app, peer, &headers)?;
+    let c = client(&app, &id)?;
+    let requests = match cluster::all_requests(&c).await {
+        Ok(requests) => requests,
+        Err(Failure::Forbidden) => {
+            return Ok(fail(
+                StatusCode::FORBIDDEN,
+                Some(&id),
+                "Accès refusé",
+                "Cette page est réservée aux approbateurs de la coopérative.",
+            ));
+        }
+        Err(e) => return Err(refused(e, &id)),
+    };
+    let body = views::approvals(&requests, done(&query));
+    Ok(respond(
+        StatusCode::OK,
+        Some(&id),
+        "Demandes à approuver",
+        &body,
+    ))
+}
+
+/// The decision just taken, as the approvals page's query says it.
+fn done(query: &HashMap<String, String>) -> Option<views::Done<'_>> {
+    query.get("fait").map(|request| views::Done {
+        request,
+        denied: query.get("decision").map(String::as_str) == Some("refusee"),
+    })
+}
+
+/// An approver's decision, sent from the approvals page.
+#[derive(Deserialize, Default)]
+pub struct DecideForm {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    raison: Option<String>,
+}
+
+/// The decision a form's `action` asks for, and its word in the approvals
+/// page's query.
+fn chosen(action: Option<&str>) -> Option<(Decision, &'static str)> {
+    match action {
+        Some("approuver") => Some((Decision::Approved, "approuvee")),
+        Some("refuser") => Some((Decision::Denied, "refusee")),
+        _ => None,
+    }
+}
+
+/// An approver's decision recorded, then back to the approvals.
+async fn decide(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    Form(form): Form<DecideForm>,
+) -> Answer {
+    let id = who(&app, peer, &headers)?;
+    same_site(&headers, &id)?;
+    let c = client(&app, &id)?;
+    let Some((decision, word)) = chosen(form.action.as_deref()) else {
+        return Ok(fail(
+            StatusCode::BAD_REQUEST,
+            Some(&id),
+            "Décision",
+            "Choisissez d'approuver ou de refuser.",
+        ));
+    };
+    Ok(
+        match cluster::decide(&c, &ns, &name, decision, form.raison.clone()).await {
+            Ok(()) => Redirect::to(&format!("/approbations?fait={ns}/{name}&decision={word}"))
+                .into_response(),
+            Err(e) => {
+                let (status, text) = decision_failure(&e);
+                respond(
+                    status,
+                    Some(&id),
+                    "Décision",
+                    &views::decision_refused(&text),
+                )
+            }
+        },
+    )
+}
+
+/// The status and the words for a decision not recorded.
+fn decision_failure(e: &DecideError) -> (StatusCode, String) {
+    match e {
+        DecideError::Forbidden => (
+            StatusCode::FORBIDDEN,
+            "Vous n'êtes pas approbateur : seule la coopérative décide des demandes, et jamais un membre des siennes.".to_string(),
+        ),
+        DecideError::Changed => (
+            StatusCode::CONFLICT,
+            "La demande a changé entre-temps (le membre l'a peut-être modifiée) ; relisez-la avant de décider.".to_string(),
+        ),
+        DecideError::NotValid => (
+            StatusCode::CONFLICT,
+            "Cette demande ne peut pas être approuvée : elle ne passe pas les vérifications.".to_string(),
+        ),
+        DecideError::NoReason => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Indiquez la raison du refus : le membre la lira.".to_string(),
+        ),
+        DecideError::AlreadyDecided => (
+            StatusCode::CONFLICT,
+            "Cette demande a déjà été décidée.".to_string(),
+        ),
+        DecideError::NotFound => (
+            StatusCode::NOT_FOUND,
+            "Cette demande n'existe plus.".to_string(),
+        ),
+        DecideError::Failed(why) => (
+            StatusCode::BAD_GATEWAY,
+            format!("La décision n'a pas pu être enregistrée ({why})."),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn agent() -> Identity {
+        Identity {
+            user: "agent@ans.be".into(),
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn a_form_from_another_site_is_refused() {
+        let mut headers = HeaderMap::new();
+        assert!(same_site(&headers, &agent()).is_ok());
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_site(&headers, &agent()).is_ok());
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        let refused = same_site(&headers, &agent())
+            .err()
+            .map(IntoResponse::into_response);
+        assert_eq!(refused.map(|r| r.status()), Some(StatusCode::FORBIDDEN));
+    }
+
+    #[test]
+    fn a_failure_is_a_status_and_a_page_that_is_not_cached() {
+        let r = failure(&Failure::NotFound, &agent());
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            r.headers().get(header::CACHE_CONTROL),
+            Some(&HeaderValue::from_static("no-store"))
+        );
+        assert_eq!(
+            failure(&Failure::Forbidden, &agent()).status(),
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    #[test]
+    fn only_approving_and_denying_are_decisions() {
+        assert_eq!(
+            chosen(Some("approuver")),
+            Some((Decision::Approved, "approuvee"))
+        );
+        assert_eq!(chosen(Some("refuser")), Some((Decision::Denied, "refusee")));
+        assert_eq!(chosen(Some("x")), None);
+        assert_eq!(chosen(None), None);
+    }
+
+    #[test]
+    fn the_approvals_query_confirms_the_decision_taken() {
+        let query = HashMap::from([
+            ("fait".to_string(), "tenant-ans/web".to_string()),
+            ("decision".to_string(), "refusee".to_string()),
+        ]);
+        assert_eq!(
+            done(&query),
+            Some(views::Done {
+                request: "tenant-ans/web",
+                denied: true
+            })
+        );
+        assert_eq!(done(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn each_decision_failure_has_its_status() {
+        let status = |e: DecideError| decision_failure(&e).0;
+        assert_eq!(status(DecideError::Forbidden), StatusCode::FORBIDDEN);
+        assert_eq!(status(DecideError::Changed), StatusCode::CONFLICT);
+        assert_eq!(status(DecideError::NotValid), StatusCode::CONFLICT);
+        assert_eq!(status(DecideError::AlreadyDecided), StatusCode::CONFLICT);
+        assert_eq!(
+            status(DecideError::NoReason),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(status(DecideError::NotFound), StatusCode::NOT_FOUND);
+        let (status, text) = decision_failure(&DecideError::Failed("boom".into()));
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(text, "La décision n'a pas pu être enregistrée (boom).");
+    }
+}
