@@ -116,7 +116,7 @@ local READY_FALSE = {
     HostnameTaken = DEGRADED,
     CatalogOrTenantMissing = DEGRADED,
   },
-  -- operators/solr/src/reconcile.rs.
+  -- operators/solr-index/src/reconcile.rs.
   SolrIndex = {
     UnknownConfigset = DEGRADED,
     NoSolrCredentials = DEGRADED,

@@ -27,10 +27,7 @@ OP = "operators"
 TENANT = f"{OP}/tenant/src/reconcile.rs"
 TENANT_VALIDATE = f"{OP}/tenant/src/validate.rs"
 SITE = f"{OP}/site/src/reconcile.rs"
-ADMISSION = f"{OP}/site/src/admission.rs"
 PRODUCT = f"{OP}/site/src/product.rs"
-SOLR = f"{OP}/solr/src/reconcile.rs"
-CERT = f"{OP}/certificate/src/reconcile.rs"
 ISSUER = f"{OP}/certificate/src/issuer.rs"
 POLICY = f"{OP}/backup/src/engine.rs"
 BACKUP = f"{OP}/backup/src/run.rs"
@@ -38,6 +35,13 @@ RESTORE = f"{OP}/backup/src/restore.rs"
 WAVE = f"{OP}/wave/src/engine.rs"
 WAVE_PROGRESS = f"{OP}/wave/src/progress.rs"
 REQUEST = f"{OP}/provisioning/src/check.rs"
+MODEL_ADMISSION = "crates/model/src/admission.rs"
+SOLR_INDEX_RECONCILE = "operators/solr-index/src/reconcile.rs"
+CERTIFICATE_RECONCILE_ACME_ORDER = "operators/certificate/src/reconcile/acme_order.rs"
+CERTIFICATE_RECONCILE_TLS_SECRET = "operators/certificate/src/reconcile/tls_secret.rs"
+CERTIFICATE_RECONCILE_STATUS = "operators/certificate/src/reconcile/status.rs"
+CERTIFICATE_RECONCILE_REFUSAL = "operators/certificate/src/reconcile/refusal.rs"
+MODEL_PROVISIONING = "crates/model/src/provisioning.rs"
 
 
 def c(type_, status, reason, message="", generation=GEN):
@@ -137,50 +141,50 @@ CASES = [
         c("Progressing", "False", "Stable", "running release 6.2.1"),
         c("Ready", "True", "Serving", "2/2 instances ready on release 6.2.1"),
         c("SiteCreated", "True", "Created", "the site exists in its database"),
-    ], src=[f"{SITE}:527", f"{SITE}:546", f"{SITE}:493", f"{SITE}:484", f"{SITE}:434"],
+    ], src=[f"{SITE}:519", f"{SITE}:214", f"{SITE}:485", f"{SITE}:245", f"{SITE}:426"],
         message="2/2 instances ready on release 6.2.1"),
     Case("PloneSite", PROGRESSING, [
         c("Degraded", "False", "AsExpected", "no failure"),
         c("Progressing", "True", "Starting", "waiting for the site-creation Job"),
         c("Ready", "False", "Starting", "waiting for the site-creation Job"),
         c("SiteCreated", "False", "Creating"),
-    ], src=[f"{SITE}:513", f"{SITE}:519", f"{SITE}:546", f"{SITE}:434"]),
+    ], src=[f"{SITE}:245", f"{SITE}:251", f"{SITE}:214", f"{SITE}:426"]),
     Case("PloneSite", PROGRESSING, [
         c("Degraded", "False", "AsExpected", "no failure"),
         c("Progressing", "True", "Upgrading", "upgrade Job to release 6.3.0 is running; release 6.2.1 keeps serving"),
         c("Ready", "True", "Serving", "2/2 instances ready on release 6.2.1"),
-    ], src=[f"{SITE}:491", f"{SITE}:484", f"{SITE}:546"], message="upgrade Job to release 6.3.0"),
+    ], src=[f"{SITE}:483", f"{SITE}:245", f"{SITE}:214"], message="upgrade Job to release 6.3.0"),
     Case("PloneSite", PROGRESSING, [
         c("Progressing", "True", "Offline", "2/2 instances ready on release 6.2.1, but the public sees the maintenance page (migrationplan/to-frontend)"),
         c("Ready", "False", "Offline", "2/2 instances ready on release 6.2.1, but the public sees the maintenance page (migrationplan/to-frontend)"),
-    ], src=[f"{SITE}:471", f"{SITE}:477"]),
+    ], src=[f"{SITE}:245", f"{SITE}:251"]),
     Case("PloneSite", DEGRADED, [
         c("Progressing", "False", "HostnameTaken", "not admitted: nothing is served"),
         c("Ready", "False", "HostnameTaken", "spec.hostnames: deliberations.mons.be is already served by site tenant-mons/delib"),
-    ], src=[f"{ADMISSION}:132", f"{SITE}:251", f"{SITE}:257"], message="already served"),
+    ], src=[f"{MODEL_ADMISSION}:132", f"{SITE}:243", f"{SITE}:214"], message="already served"),
     Case("PloneSite", DEGRADED, [
         c("Progressing", "False", "NotEntitled", "not admitted: nothing is served"),
         c("Ready", "False", "NotEntitled", "..."),
-    ], src=[f"{ADMISSION}:81", f"{SITE}:251"]),
+    ], src=[f"{MODEL_ADMISSION}:81", f"{SITE}:243"]),
     # Serving the old release, but the upgrade failed: the Degraded condition says so.
     Case("PloneSite", DEGRADED, [
         c("Degraded", "True", "UpgradeFailed", "the upgrade to release 6.3.0 failed (BackoffLimitExceeded); release 6.2.1 keeps serving with its data untouched."),
         c("Progressing", "False", "Stable", "running release 6.2.1"),
         c("Ready", "True", "Serving", "2/2 instances ready on release 6.2.1"),
-    ], src=[f"{SITE}:541", f"{SITE}:493", f"{SITE}:484"], message="the upgrade to release 6.3.0 failed"),
+    ], src=[f"{SITE}:533", f"{SITE}:485", f"{SITE}:245"], message="the upgrade to release 6.3.0 failed"),
     # Written with the status as it was (reconcile.rs:283): status.observedGeneration stays
     # behind, the Ready condition carries the generation seen.
     Case("PloneSite", DEGRADED, [
         c("Ready", "False", "CatalogOrTenantMissing", "the site's MemberTenant or Product no longer exists; mutu leaves the site as it is", generation=5),
-    ], src=[f"{SITE}:280"], generation=5, observed=4, message="no longer exists"),
+    ], src=[f"{SITE}:272"], generation=5, observed=4, message="no longer exists"),
     Case("PloneSite", SUSPENDED, [
         c("Progressing", "False", "Suspended", "nothing runs while the member is suspended"),
         c("Ready", "False", "Suspended", "the member is suspended: the site is scaled to zero and serves nothing; its data is kept"),
-    ], src=[f"{SITE}:442", f"{SITE}:446"], message="the member is suspended"),
+    ], src=[f"{SITE}:278", f"{SITE}:251"], message="the member is suspended"),
     Case("PloneSite", SUSPENDED, [
         c("Progressing", "True", "Maintenance", "in maintenance (restore/delib-1): the site's servers are stopped; its data is kept"),
         c("Ready", "False", "Maintenance", "in maintenance (restore/delib-1): the site's servers are stopped; its data is kept"),
-    ], src=[f"{SITE}:455", f"{SITE}:461"], message="restore/delib-1"),
+    ], src=[f"{SITE}:245", f"{SITE}:251"], message="restore/delib-1"),
     # A reason the table does not know: Degraded, never hidden.
     Case("PloneSite", DEGRADED, [c("Ready", "False", "SomethingNew", "a reason added later")],
          src=None, message="a reason added later"),
@@ -192,67 +196,67 @@ CASES = [
         c("Degraded", "False", "SolrAnswers", "Solr answers"),
         c("Ready", "True", "Ready", "alias tenant-mons.delib serves collection tenant-mons-delib-v3"),
         c("Reindexed", "True", "Current", "the alias serves configset version v3 as asked; nothing to reindex"),
-    ], src=[f"{SOLR}:288", f"{SOLR}:285", f"{SOLR}:304"]),
+    ], src=[f"{SOLR_INDEX_RECONCILE}:288", f"{SOLR_INDEX_RECONCILE}:285", f"{SOLR_INDEX_RECONCILE}:304"]),
     Case("SolrIndex", PROGRESSING, [
         c("Degraded", "False", "SolrAnswers", "Solr answers"),
         c("Ready", "True", "Ready", "alias tenant-mons.delib serves collection tenant-mons-delib-v3"),
         c("Reindexed", "False", "Reindexing", "Job delib-reindex-v4 reindexes the site into tenant-mons-delib-v4; the alias stays on tenant-mons-delib-v3 until it succeeds"),
-    ], src=[f"{SOLR}:288", f"{SOLR}:285", f"{SOLR}:502"], message="reindexes the site"),
+    ], src=[f"{SOLR_INDEX_RECONCILE}:288", f"{SOLR_INDEX_RECONCILE}:285", f"{SOLR_INDEX_RECONCILE}:426"], message="reindexes the site"),
     Case("SolrIndex", DEGRADED, [
         c("Ready", "False", "UnknownConfigset", "spec.configsetVersion: mutu ships no version v9 of configset plone; shipped versions: v3, v4"),
-    ], src=[f"{SOLR}:223"]),
+    ], src=[f"{SOLR_INDEX_RECONCILE}:223"]),
     Case("SolrIndex", DEGRADED, [
         c("Ready", "False", "NoSolrCredentials", "no Solr admin credentials: create Secret mutu-system/solr-admin"),
-    ], src=[f"{SOLR}:243"]),
+    ], src=[f"{SOLR_INDEX_RECONCILE}:243"]),
     # Solr down: Ready stays True (the alias still serves), Degraded=True says it.
     Case("SolrIndex", DEGRADED, [
         c("Degraded", "True", "SolrUnreachable", "cannot reach Solr at http://solr:8983"),
         c("Ready", "True", "Ready", "cannot reach Solr at http://solr:8983"),
-    ], src=[f"{SOLR}:339", f"{SOLR}:363", f"{SOLR}:360"], message="cannot reach Solr"),
+    ], src=[f"{SOLR_INDEX_RECONCILE}:339", f"{SOLR_INDEX_RECONCILE}:363", f"{SOLR_INDEX_RECONCILE}:360"], message="cannot reach Solr"),
     Case("SolrIndex", DEGRADED, [
         c("Degraded", "False", "SolrAnswers", "Solr answers"),
         c("Ready", "True", "Ready", "alias tenant-mons.delib serves collection tenant-mons-delib-v3"),
         c("Reindexed", "False", "ReindexFailed", "Job delib-reindex-v4 failed (BackoffLimitExceeded); the alias stays on tenant-mons-delib-v3."),
-    ], src=[f"{SOLR}:288", f"{SOLR}:285", f"{SOLR}:473"], message="failed"),
+    ], src=[f"{SOLR_INDEX_RECONCILE}:288", f"{SOLR_INDEX_RECONCILE}:285", f"{SOLR_INDEX_RECONCILE}:473"], message="failed"),
 
     # --- Certificate ---------------------------------------------------------------------
     Case("Certificate", HEALTHY, [
         c("Issuing", "False", "UpToDate", "next renewal at 2026-03-01T00:00:00Z"),
         c("Ready", "True", "Issued", "the Secret delib-tls holds a valid certificate for deliberations.mons.be until 2026-04-01T00:00:00Z"),
-    ], src=[f"{CERT}:699", f"{CERT}:686"]),
+    ], src=[f"{CERTIFICATE_RECONCILE_STATUS}:37", f"{CERTIFICATE_RECONCILE_STATUS}:24"]),
     Case("Certificate", PROGRESSING, [
         c("Issuing", "True", "Validating", "the ACME server is validating deliberations.mons.be"),
         c("Ready", "False", "Missing", "Secret delib-tls: the Secret does not exist"),
-    ], src=[f"{CERT}:1261", f"{CERT}:185", f"{CERT}:496"], message="the ACME server is validating"),
+    ], src=[f"{CERTIFICATE_RECONCILE_ACME_ORDER}:265", f"{CERTIFICATE_RECONCILE_TLS_SECRET}:67", f"{CERTIFICATE_RECONCILE_STATUS}:54"], message="the ACME server is validating"),
     Case("Certificate", PROGRESSING, [
         c("Issuing", "True", "WaitingForBudget", "the issuer's budget of new orders is spent until ..."),
         c("Ready", "False", "Expired", "Secret delib-tls: the certificate expired at ..."),
-    ], src=[f"{CERT}:1161", f"{CERT}:227"]),
+    ], src=[f"{CERTIFICATE_RECONCILE_ACME_ORDER}:163", f"{CERTIFICATE_RECONCILE_TLS_SECRET}:109"]),
     Case("Certificate", PROGRESSING, [
         c("Issuing", "True", "OrderPlaced", "order https://acme/order/1 placed for deliberations.mons.be"),
         c("Ready", "False", "NamesDiffer", "Secret delib-tls: the certificate is for a, the spec asks for a, b"),
-    ], src=[f"{CERT}:1214", f"{CERT}:216"]),
+    ], src=[f"{CERTIFICATE_RECONCILE_ACME_ORDER}:141", f"{CERTIFICATE_RECONCILE_TLS_SECRET}:98"]),
     Case("Certificate", DEGRADED, [
         c("Issuing", "False", "ForeignDomain", "spec.dnsNames: www.other.be is not under the domains of member mons (mons.be)"),
         c("Ready", "False", "ForeignDomain", "spec.dnsNames: www.other.be is not under the domains of member mons (mons.be)"),
-    ], src=[f"{CERT}:321", f"{CERT}:444", f"{CERT}:445"]),
+    ], src=[f"{CERTIFICATE_RECONCILE_REFUSAL}:45", f"{CERTIFICATE_RECONCILE_STATUS}:82", f"{CERTIFICATE_RECONCILE_STATUS}:83"]),
     Case("Certificate", DEGRADED, [
         c("Issuing", "False", "Backoff", "2 failed attempt(s), the last: the ACME server refused the order: ...; next attempt at ..."),
         c("Ready", "False", "Missing", "Secret delib-tls: the Secret does not exist"),
-    ], src=[f"{CERT}:670", f"{CERT}:185"], message="2 failed attempt(s)"),
+    ], src=[f"{CERTIFICATE_RECONCILE_STATUS}:95", f"{CERTIFICATE_RECONCILE_TLS_SECRET}:67"], message="2 failed attempt(s)"),
     Case("Certificate", DEGRADED, [
         c("Issuing", "False", "IssuerNotReady", "the CA Secret mutu-system/ca does not exist or lacks tls.crt and tls.key"),
         c("Ready", "False", "Missing", "Secret delib-tls: the Secret does not exist"),
-    ], src=[f"{CERT}:817", f"{CERT}:577", f"{CERT}:185"]),
+    ], src=[f"{ISSUER}:143", f"{CERTIFICATE_RECONCILE_ACME_ORDER}:81", f"{CERTIFICATE_RECONCILE_TLS_SECRET}:67"]),
     Case("Certificate", DEGRADED, [
         c("Issuing", "False", "IssuerNotFound", "CertificateIssuer letsencrypt does not exist"),
         c("Ready", "False", "IssuerNotFound", "CertificateIssuer letsencrypt does not exist"),
-    ], src=[f"{CERT}:418", f"{CERT}:425"]),
+    ], src=[f"{CERTIFICATE_RECONCILE_STATUS}:74", f"{CERTIFICATE_RECONCILE_STATUS}:74"]),
     # Still serving while renewal fails: Healthy, with the failure in the message.
     Case("Certificate", HEALTHY, [
         c("Issuing", "False", "Backoff", "1 failed attempt(s), the last: connection refused; next attempt at ..."),
         c("Ready", "True", "Issued", "the Secret delib-tls holds a valid certificate"),
-    ], src=[f"{CERT}:670", f"{CERT}:686"], message="renewal failing: 1 failed attempt(s)"),
+    ], src=[f"{CERTIFICATE_RECONCILE_STATUS}:95", f"{CERTIFICATE_RECONCILE_STATUS}:24"], message="renewal failing: 1 failed attempt(s)"),
 
     # --- CertificateIssuer ---------------------------------------------------------------
     Case("CertificateIssuer", HEALTHY, [
@@ -358,66 +362,66 @@ CASES = [
         c("Complete", "True", "AllDone", "40 done, 0 failed, 0 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "False", "Finished", "40 of 40 sites done, 0 failed"),
-    ], src=[f"{WAVE}:783", f"{WAVE}:796", f"{WAVE}:726"], message="40 done"),
+    ], src=[f"{WAVE}:777", f"{WAVE}:790", f"{WAVE}:720"], message="40 done"),
     Case("MigrationPlan", PROGRESSING, [
         c("Complete", "False", "SitesLeft", "10 done, 0 failed, 30 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "True", "Running", "wave 2: 3 in flight, 27 pending, 10 done, 0 failed"),
-    ], src=[f"{WAVE}:779", f"{WAVE}:796", f"{WAVE}:758"], message="wave 2"),
+    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:752"], message="wave 2"),
     Case("MigrationPlan", PROGRESSING, [
         c("Complete", "False", "SitesLeft", "10 done, 0 failed, 30 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "False", "OutsideWindow", "outside the window 22:00\u201305:00 Europe/Brussels: no new site starts; 0 in flight finish"),
-    ], src=[f"{WAVE}:779", f"{WAVE}:796", f"{WAVE}:750", f"{WAVE}:464"]),
+    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:744", f"{WAVE}:458"]),
     # Same reason, but the window cannot be read (progress.rs:170): a person must fix it.
     Case("MigrationPlan", DEGRADED, [
         c("Complete", "False", "SitesLeft", "0 done, 0 failed, 40 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "False", "OutsideWindow", "spec.window.timeZone: \"Europe/Nowhere\" is not a known time zone: no new site starts; 0 in flight finish"),
-    ], src=[f"{WAVE}:779", f"{WAVE}:796", f"{WAVE}:750", f"{WAVE_PROGRESS}:170"],
+    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:744", f"{WAVE_PROGRESS}:170"],
         message="not a known time zone"),
     Case("MigrationPlan", DEGRADED, [
         c("Complete", "False", "SitesLeft", "10 done, 1 failed, 29 left of 40"),
         c("Failed", "True", "ThresholdReached", "1 failed, the threshold is 1"),
         c("Progressing", "True", "Halted", "1 sites failed, the failure threshold is 1: no new site starts; 2 in flight finish."),
-    ], src=[f"{WAVE}:779", f"{WAVE}:794", f"{WAVE}:734"], message="1 failed, the threshold is 1"),
+    ], src=[f"{WAVE}:773", f"{WAVE}:788", f"{WAVE}:728"], message="1 failed, the threshold is 1"),
     Case("MigrationPlan", DEGRADED, [
         c("Complete", "False", "SitesLeft", "0 done, 0 failed, 0 left of 0"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "False", "InvalidSpec", "spec.waves: ..."),
-    ], src=[f"{WAVE}:779", f"{WAVE}:796", f"{WAVE}:723"]),
+    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:717"]),
     Case("MigrationPlan", SUSPENDED, [
         c("Complete", "False", "SitesLeft", "10 done, 0 failed, 30 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "True", "Paused", "spec.paused: no new site starts; 1 in flight finish"),
-    ], src=[f"{WAVE}:779", f"{WAVE}:796", f"{WAVE}:742"], spec={"paused": True}, message="spec.paused"),
+    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:736"], spec={"paused": True}, message="spec.paused"),
 
     # --- ReleaseRollout ------------------------------------------------------------------
     Case("ReleaseRollout", HEALTHY, [
         c("Complete", "True", "AllDone", "120 done, 0 failed, 0 left of 120"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 3"),
         c("Progressing", "False", "Finished", "120 of 120 sites done, 0 failed"),
-    ], src=[f"{WAVE}:783", f"{WAVE}:796", f"{WAVE}:726"]),
+    ], src=[f"{WAVE}:777", f"{WAVE}:790", f"{WAVE}:720"]),
     # Finished with failures below the threshold: Complete=True, so Healthy (the count is in
     # the message; the failed sites are in status.siteProgress).
     Case("ReleaseRollout", HEALTHY, [
         c("Complete", "True", "DoneWithFailures", "118 done, 2 failed, 0 left of 120"),
         c("Failed", "False", "BelowThreshold", "2 failed, the threshold is 3"),
         c("Progressing", "False", "Finished", "118 of 120 sites done, 2 failed"),
-    ], src=[f"{WAVE}:781", f"{WAVE}:796", f"{WAVE}:726"], message="2 failed"),
+    ], src=[f"{WAVE}:775", f"{WAVE}:790", f"{WAVE}:720"], message="2 failed"),
     Case("ReleaseRollout", PROGRESSING, [
         c("Complete", "False", "SitesLeft", "30 done, 0 failed, 90 left of 120"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 3"),
         c("Progressing", "True", "Running", "wave 3: 5 in flight, 85 pending, 30 done, 0 failed"),
-    ], src=[f"{WAVE}:779", f"{WAVE}:796", f"{WAVE}:758"]),
+    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:752"]),
     Case("ReleaseRollout", DEGRADED, [
         c("Progressing", "False", "NoProduct", "spec.product: there is no Product delib; nothing is upgraded"),
-    ], src=[f"{WAVE}:443"], message="there is no Product"),
+    ], src=[f"{WAVE}:437"], message="there is no Product"),
     Case("ReleaseRollout", SUSPENDED, [
         c("Complete", "False", "SitesLeft", "30 done, 0 failed, 90 left of 120"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 3"),
         c("Progressing", "False", "Paused", "spec.paused: no new site starts; 0 in flight finish"),
-    ], src=[f"{WAVE}:779", f"{WAVE}:796", f"{WAVE}:742"], spec={"paused": True}),
+    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:736"], spec={"paused": True}),
 
     # --- ProvisioningRequest -------------------------------------------------------------
     Case("ProvisioningRequest", HEALTHY, [
@@ -425,58 +429,58 @@ CASES = [
         c("Fulfilled", "True", "SiteReady", "site tenant-mons/web is Ready at https://www.mons.be"),
         c("Ready", "True", "SiteReady", "site tenant-mons/web is Ready at https://www.mons.be"),
         c("Validated", "True", "Valid", "web for www.mons.be: entitled, under the member's domains, names free, within quota"),
-    ], src=[f"{REQUEST}:547", f"{REQUEST}:401", f"{REQUEST}:450"], message="is Ready at"),
+    ], src=[f"{REQUEST}:248", f"{REQUEST}:102", f"{REQUEST}:151"], message="is Ready at"),
     Case("ProvisioningRequest", PROGRESSING, [
         c("Fulfilled", "False", "SiteNotReady", "site tenant-mons/web is being set up: waiting for the site-creation Job"),
         c("Ready", "False", "SiteNotReady", "site tenant-mons/web is being set up: waiting for the site-creation Job"),
-    ], src=[f"{REQUEST}:407"]),
+    ], src=[f"{REQUEST}:108"]),
     Case("ProvisioningRequest", PROGRESSING, [
         c("Approved", "True", "Approved", "approved by mutu"),
         c("Fulfilled", "False", "Creating", "creating site tenant-mons/web"),
         c("Ready", "False", "Creating", "creating site tenant-mons/web"),
         c("Validated", "True", "Valid", "..."),
-    ], src=[f"{REQUEST}:547", f"{REQUEST}:564", f"{REQUEST}:450"]),
+    ], src=[f"{REQUEST}:248", f"{REQUEST}:265", f"{REQUEST}:151"]),
     # Its only problem is a tenant not Ready yet (e.g. created in the same sync).
     Case("ProvisioningRequest", PROGRESSING, [
         c("Approved", "False", "NotValid", "the request cannot be fulfilled as it is: MemberTenant mons is not Ready"),
         c("Fulfilled", "False", "NotValid", "the request cannot be fulfilled as it is: MemberTenant mons is not Ready"),
         c("Ready", "False", "NotValid", "the request cannot be fulfilled as it is: MemberTenant mons is not Ready"),
         c("Validated", "False", "TenantNotReady", "MemberTenant mons is not Ready; its sites can be created once it is"),
-    ], src=[f"{REQUEST}:585", f"{REQUEST}:586", f"{REQUEST}:146"],
+    ], src=[f"{REQUEST}:286", f"{REQUEST}:252", f"{MODEL_PROVISIONING}:146"],
         status={"reasons": [{"code": "TenantNotReady", "subject": "mons", "message": "MemberTenant mons is not Ready"}]}),
     Case("ProvisioningRequest", DEGRADED, [
         c("Approved", "False", "NotValid", "the request cannot be fulfilled as it is: ...; edit the request"),
         c("Fulfilled", "False", "NotValid", "the request cannot be fulfilled as it is: ...; edit the request"),
         c("Ready", "False", "NotValid", "the request cannot be fulfilled as it is: the member's quota allows 3 site(s) and it has 3; edit the request"),
         c("Validated", "False", "QuotaExceeded", "the member's quota allows 3 site(s) and it has 3"),
-    ], src=[f"{REQUEST}:585", f"{REQUEST}:586", f"{REQUEST}:252"],
+    ], src=[f"{REQUEST}:286", f"{REQUEST}:252", f"{MODEL_PROVISIONING}:249"],
         status={"reasons": [{"code": "QuotaExceeded", "subject": "sites", "message": "..."}]},
         message="edit the request"),
     Case("ProvisioningRequest", DEGRADED, [
         c("Ready", "False", "NotValid", "the request cannot be fulfilled as it is: ...; edit the request"),
         c("Validated", "False", "TenantNotReady", "..."),
-    ], src=[f"{REQUEST}:586", f"{REQUEST}:146", f"{ADMISSION}:132"],
+    ], src=[f"{REQUEST}:252", f"{MODEL_PROVISIONING}:146", f"{MODEL_ADMISSION}:132"],
         status={"reasons": [{"code": "TenantNotReady", "message": "..."},
                             {"code": "HostnameTaken", "subject": "www.mons.be", "message": "..."}]}),
     Case("ProvisioningRequest", DEGRADED, [
         c("Approved", "False", "Denied", "denied by alice: no budget this year"),
         c("Fulfilled", "False", "Denied", "denied by alice: no budget this year"),
         c("Ready", "False", "Denied", "denied by alice: no budget this year"),
-    ], src=[f"{REQUEST}:540", f"{REQUEST}:541"], message="denied by alice"),
+    ], src=[f"{REQUEST}:241", f"{REQUEST}:242"], message="denied by alice"),
     Case("ProvisioningRequest", DEGRADED, [
         c("Ready", "False", "SiteDeleted", "site tenant-mons/web was deleted; the request does not create it again"),
-    ], src=[f"{REQUEST}:432"]),
+    ], src=[f"{REQUEST}:133"]),
     Case("ProvisioningRequest", SUSPENDED, [
         c("Approved", "False", "WaitingForApprover", "waiting for an approver: mutu request approve tenant-mons/web (or deny it with a reason)"),
         c("Fulfilled", "False", "NotApproved", "waiting for approval"),
         c("Ready", "False", "NotApproved", "waiting for approval"),
         c("Validated", "True", "Valid", "..."),
-    ], src=[f"{REQUEST}:574", f"{REQUEST}:581", f"{REQUEST}:450"],
+    ], src=[f"{REQUEST}:275", f"{REQUEST}:282", f"{REQUEST}:151"],
         message="mutu request approve tenant-mons/web"),
     Case("ProvisioningRequest", SUSPENDED, [
         c("Approved", "True", "Approved", "approved by alice"),
         c("Ready", "False", "AwaitingGitOps", "add the site to the GitOps repository (mutu request render tenant-mons/web)"),
-    ], src=[f"{REQUEST}:547", f"{REQUEST}:555"], message="GitOps repository"),
+    ], src=[f"{REQUEST}:248", f"{REQUEST}:256"], message="GitOps repository"),
 ]
 
 

@@ -162,7 +162,7 @@ expect_status 401 "wrong password" -u "admin:wrong" "$B/admin/collections?action
 expect_status 200 "admin" "${admin[@]}" "$B/admin/collections?action=LIST"
 
 step "configset, collections, alias"
-(cd "$here/../../operators/solr/configsets/plone" && jar cfM "$tmp/plone.zip" .)
+(cd "$here/../../operators/solr-index/configsets/plone" && jar cfM "$tmp/plone.zip" .)
 api "upload configset plone" -H 'Content-Type: application/octet-stream' --data-binary "@$tmp/plone.zip" \
   "$B/admin/configs?action=UPLOAD&name=plone&wt=json"
 api "create collection site1_v1" \

@@ -27,7 +27,7 @@ use mutu_api::{Certificate, CertificateIssuer};
 use mutu_runtime::{Health, Metrics, Settings, conditions};
 use serde_json::json;
 
-#[path = "bench_fleet.rs"]
+#[path = "bench_fleet/mod.rs"]
 mod fleet;
 
 #[derive(Args)]

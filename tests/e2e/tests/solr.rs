@@ -39,7 +39,7 @@ async fn a_collection_behind_an_alias_is_searchable_and_closed_to_other_sites_us
     let solr = admin().await?;
     let mut files = BTreeMap::new();
     files_of(
-        &repo_root().join("operators/solr/configsets/plone"),
+        &repo_root().join("operators/solr-index/configsets/plone"),
         "",
         &mut files,
     )?;

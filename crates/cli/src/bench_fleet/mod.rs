@@ -18,27 +18,15 @@
 //! The command, its options and its report are here; the rest lives in
 //! `bench_fleet/`, one file per part.
 
-// `bench.rs` names this file with `#[path]`, which makes its submodules
-// siblings of it: their paths are given.
-#[path = "bench_fleet/apply.rs"]
 mod apply;
-#[path = "bench_fleet/bulk_phase.rs"]
 mod bulk_phase;
-#[path = "bench_fleet/control_plane.rs"]
 mod control_plane;
-#[path = "bench_fleet/curve.rs"]
 mod curve;
-#[path = "bench_fleet/objects.rs"]
 mod objects;
-#[path = "bench_fleet/operators_phase.rs"]
 mod operators_phase;
-#[path = "bench_fleet/plot.rs"]
 mod plot;
-#[path = "bench_fleet/process.rs"]
 mod process;
-#[path = "bench_fleet/prometheus.rs"]
 mod prometheus;
-#[path = "bench_fleet/saved.rs"]
 mod saved;
 
 use std::path::PathBuf;
