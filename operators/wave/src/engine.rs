@@ -35,7 +35,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::progress::{self, Hold};
+use mutu_model::wave::progress::{self, Hold};
+use mutu_model::wave::{self, Cohort};
 
 /// Settings of the wave engine.
 #[derive(Clone, Debug)]
@@ -319,7 +320,7 @@ pub async fn reconcile_migration(plan: Arc<MigrationPlan>, ctx: Arc<Ctx>) -> Res
     };
     let spec = s.clone();
     drive(plan.as_ref(), info, &ctx, move |sites| {
-        crate::migration_waves(&spec, sites).map_err(|e| e.to_string())
+        wave::migration_candidates(&spec, sites).map_err(|e| e.to_string())
     })
     .await
 }
@@ -344,7 +345,7 @@ pub async fn reconcile_rollout(plan: Arc<ReleaseRollout>, ctx: Arc<Ctx>) -> Resu
     };
     let spec = s.clone();
     drive(plan.as_ref(), info, &ctx, move |sites| {
-        crate::rollout_waves(&spec, sites).map_err(|e| e.to_string())
+        wave::rollout_candidates(&spec, sites).map_err(|e| e.to_string())
     })
     .await
 }
@@ -378,7 +379,7 @@ async fn drive<K>(
     plan: &K,
     info: Info,
     ctx: &Ctx,
-    waves_of: impl Fn(&[PloneSite]) -> Result<Vec<crate::Wave>, String>,
+    candidates_of: impl Fn(&[PloneSite]) -> Result<Vec<Cohort>, String>,
 ) -> Result<Action, Error>
 where
     K: Resource<DynamicType = ()>
@@ -412,16 +413,22 @@ where
         .iter()
         .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
         .collect();
-    // The cohort of each site still to change (rollouts), for the waves' progress.
-    let mut cohort_of_site: BTreeMap<String, String> = BTreeMap::new();
-    let invalid = match waves_of(&sites) {
-        Ok(waves) => {
-            progress::merge(&mut status.site_progress, &waves, info.wave_size, |k| {
-                existing.contains(k)
-            });
-            for w in waves {
+    // The cohort of each wave (rollouts), for the waves' progress.
+    let mut cohort_of_wave: BTreeMap<i32, String> = BTreeMap::new();
+    let exists = |k: &str| existing.contains(k);
+    let invalid = match candidates_of(&sites) {
+        Ok(candidates) => {
+            let planned = wave::waves(
+                &status.site_progress,
+                &status.waves,
+                &candidates,
+                info.wave_size,
+                exists,
+            );
+            wave::record(&mut status.site_progress, &planned, exists);
+            for w in planned {
                 if let Some(c) = w.cohort {
-                    cohort_of_site.extend(w.sites.into_iter().map(|s| (s, c.clone())));
+                    cohort_of_wave.insert(w.index, c);
                 }
             }
             None
@@ -689,13 +696,6 @@ where
     let counted = progress::counts(status.site_progress.iter());
     status.sites = counted.clone();
     status.current_wave = progress::current_wave(&status.site_progress);
-    // A recorded wave's cohort is its sites' (the fresh waves are numbered
-    // without the sites already done, so their numbers do not match).
-    let cohorts: BTreeMap<i32, String> = status
-        .site_progress
-        .iter()
-        .filter_map(|p| Some((p.wave, cohort_of_site.get(&progress::key(p))?.clone())))
-        .collect();
     let before_waves = status.waves.clone();
     status.waves = progress::waves(
         &status.site_progress,
@@ -705,7 +705,7 @@ where
                 .iter()
                 .find(|w| w.index == i)
                 .and_then(|w| w.cohort.clone())
-                .or_else(|| cohorts.get(&i).cloned())
+                .or_else(|| cohort_of_wave.get(&i).cloned())
         },
         &now,
     );
