@@ -24,7 +24,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use mutu_api::backup::BackupTrigger;
-use mutu_api::product::{Engine, StorageMode};
+use mutu_api::common::SITE_LABEL;
 use mutu_api::wave::{SiteProgress, SiteStep, WaveStatus};
 use mutu_api::{
     Backup, Certificate, MigrationPlan, PloneSite, Product, ProductSpec, ReleaseRollout, Restore,
@@ -35,8 +35,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use mutu_model::storage::{self, Storage};
 use mutu_model::wave::progress::{self, Hold};
 use mutu_model::wave::{self, Cohort};
+use mutu_model::{names, quantity};
 
 /// Settings of the wave engine.
 #[derive(Clone, Debug)]
@@ -218,8 +220,6 @@ impl Data {
     }
 }
 
-/// Label of the site on its pods and Jobs.
-pub const SITE_LABEL: &str = "hosting.imio.be/site";
 /// Component label of the Jobs that copy a site's data to its new volume.
 pub const MIGRATE: &str = "migrate";
 /// Annotation on the volumes a MigrationPlan created: the plan's name.
@@ -500,13 +500,13 @@ where
             };
             p.origin_volume = match (&info.kind, data.product(&site.spec.product)) {
                 (Kind::Migration { .. }, Some(product))
-                    if storage(&site, &product) == Storage::Zeo =>
+                    if storage::of(&site, &product) == Storage::Zeo =>
                 {
                     Some(
                         site.annotations()
                             .get(mutu_api::DATA_VOLUME_ANNOTATION)
                             .cloned()
-                            .unwrap_or_else(|| format!("data-{}-zeo-0", p.name)),
+                            .unwrap_or_else(|| names::zeo_data_claim(&p.name)),
                     )
                 }
                 _ => None,
@@ -886,55 +886,6 @@ enum Next {
     Fail(String),
 }
 
-/// Where a site's data lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Storage {
-    /// ZEO filestorage on a volume of the site's pool.
-    Zeo,
-    /// RelStorage in PostgreSQL, outside the pools.
-    Rel,
-    /// A generic product's own volume.
-    Volume,
-    /// No data.
-    Nothing,
-}
-
-fn storage(site: &PloneSite, product: &ProductSpec) -> Storage {
-    match product.engine {
-        Engine::Plone => {
-            let mode = site
-                .spec
-                .storage
-                .as_ref()
-                .and_then(|s| s.mode)
-                .or_else(|| product.storage.as_ref().and_then(|s| s.mode))
-                .unwrap_or_default();
-            if mode == StorageMode::Zeo {
-                Storage::Zeo
-            } else {
-                Storage::Rel
-            }
-        }
-        Engine::Generic => {
-            let sized = |s: Option<&mutu_api::product::ProductStorage>| {
-                s.and_then(|s| s.size.as_ref()).is_some()
-            };
-            if sized(product.storage.as_ref())
-                || site
-                    .spec
-                    .storage
-                    .as_ref()
-                    .and_then(|s| s.size.as_ref())
-                    .is_some()
-            {
-                Storage::Volume
-            } else {
-                Storage::Nothing
-            }
-        }
-    }
-}
-
 fn cond<'a>(
     site: &'a PloneSite,
     type_: &str,
@@ -1083,7 +1034,8 @@ fn owner_ref(info: &Info) -> OwnerReference {
 }
 
 /// Room for the site on `pool`: its servers' CPU and memory requests fit in
-/// what the pool's schedulable nodes have left.
+/// what the pool's schedulable nodes have left. A quantity that cannot be
+/// read is said, never counted as nothing.
 fn room(data: &Data, site: &PloneSite, product: &ProductSpec, pool: &str) -> Result<(), String> {
     let replicas = site.spec.replicas.unwrap_or(product.replicas).max(0) as i64;
     let req = product
@@ -1092,11 +1044,12 @@ fn room(data: &Data, site: &PloneSite, product: &ProductSpec, pool: &str) -> Res
         .map(|r| r.to_requirements())
         .and_then(|r| r.requests)
         .unwrap_or_default();
+    let of_product = || format!("the requests of Product {}", site.spec.product);
     let (mut cpu, mut mem) = (
-        req.get("cpu").map(milli).unwrap_or(0) * replicas,
-        req.get("memory").map(bytes).unwrap_or(0) * replicas,
+        amount(&req, "cpu", of_product)? * replicas,
+        amount(&req, "memory", of_product)? * replicas,
     );
-    if storage(site, product) == Storage::Zeo {
+    if storage::of(site, product) == Storage::Zeo {
         cpu += 100;
         mem += 256 << 20;
     }
@@ -1121,8 +1074,9 @@ fn room(data: &Data, site: &PloneSite, product: &ProductSpec, pool: &str) -> Res
             .as_ref()
             .and_then(|s| s.allocatable.clone())
             .unwrap_or_default();
-        free_cpu += alloc.get("cpu").map(milli).unwrap_or(0);
-        free_mem += alloc.get("memory").map(bytes).unwrap_or(0);
+        let of_node = || format!("what node {} can allocate", n.name_any());
+        free_cpu += amount(&alloc, "cpu", of_node)?;
+        free_mem += amount(&alloc, "memory", of_node)?;
     }
     for p in data.pods.state() {
         let on = p.spec.as_ref().and_then(|s| s.node_name.clone());
@@ -1139,8 +1093,15 @@ fn room(data: &Data, site: &PloneSite, product: &ProductSpec, pool: &str) -> Res
                 .as_ref()
                 .and_then(|r| r.requests.clone())
                 .unwrap_or_default();
-            free_cpu -= r.get("cpu").map(milli).unwrap_or(0);
-            free_mem -= r.get("memory").map(bytes).unwrap_or(0);
+            let of_pod = || {
+                format!(
+                    "the requests of pod {}/{}",
+                    p.namespace().unwrap_or_default(),
+                    p.name_any()
+                )
+            };
+            free_cpu -= amount(&r, "cpu", of_pod)?;
+            free_mem -= amount(&r, "memory", of_pod)?;
         }
     }
     if free_cpu < cpu || free_mem < mem {
@@ -1155,44 +1116,34 @@ fn room(data: &Data, site: &PloneSite, product: &ProductSpec, pool: &str) -> Res
     Ok(())
 }
 
-/// Millicores of a CPU quantity (`500m`, `2`, `1.5`).
-fn milli(q: &Quantity) -> i64 {
-    let s = q.0.trim();
-    if let Some(m) = s.strip_suffix('m') {
-        m.parse().unwrap_or(0)
+/// Millicores (`cpu`) or bytes (anything else) of `resource` in `list`, 0
+/// when it is not there; one that cannot be read says so, naming `whose`.
+fn amount(
+    list: &BTreeMap<String, Quantity>,
+    resource: &str,
+    whose: impl Fn() -> String,
+) -> Result<i64, String> {
+    let Some(q) = list.get(resource) else {
+        return Ok(0);
+    };
+    let read = if resource == "cpu" {
+        quantity::millicores(q)
     } else {
-        s.parse::<f64>().map(|v| (v * 1000.0) as i64).unwrap_or(0)
-    }
-}
-
-/// Bytes of a memory quantity (`256Mi`, `1Gi`, `1G`, `1000`).
-fn bytes(q: &Quantity) -> i64 {
-    let s = q.0.trim();
-    let units: [(&str, i64); 8] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    for (suffix, factor) in units {
-        if let Some(n) = s.strip_suffix(suffix) {
-            return n
-                .parse::<f64>()
-                .map(|v| (v * factor as f64) as i64)
-                .unwrap_or(0);
-        }
-    }
-    s.parse::<f64>().map(|v| v as i64).unwrap_or(0)
+        quantity::units(q)
+    };
+    read.ok_or_else(|| {
+        format!(
+            "cannot read the {resource} quantity {:?} of {}: the room on the pool cannot be counted",
+            q.0,
+            whose()
+        )
+    })
 }
 
 /// The site's certificate is issued and not about to expire.
 async fn certificate_valid(ctx: &Ctx, site: &PloneSite) -> Result<Result<(), String>, Error> {
     let ns = site.namespace().unwrap_or_default();
-    let name = format!("{}-tls", site.name_any());
+    let name = names::tls_secret(&site.name_any());
     let api: Api<Certificate> = Api::namespaced(ctx.client().clone(), &ns);
     let cert = match api.get_opt(&name).await {
         Ok(c) => c,
@@ -1239,7 +1190,7 @@ async fn ingress_offline(ctx: &Ctx, site: &PloneSite) -> Result<bool, Error> {
             "read the Ingress of {ns}/{}",
             site.name_any()
         )))?;
-    let offline = format!("{}-offline", site.name_any());
+    let offline = names::offline_service(&site.name_any());
     Ok(ing.is_some_and(|i| {
         let rules = i.spec.and_then(|s| s.rules).unwrap_or_default();
         !rules.is_empty()
@@ -1296,7 +1247,7 @@ async fn ensure_copy_job(
     }
     let sts: Api<StatefulSet> = Api::namespaced(ctx.client().clone(), &ns);
     let Some(zeo) = sts
-        .get_opt(&format!("{}-zeo", site.name_any()))
+        .get_opt(&names::zeo_server(&site.name_any()))
         .await
         .map_err(kube_err("read the site's ZEO server"))?
     else {
@@ -1413,7 +1364,7 @@ async fn migrate(
         Ok(p) => p,
         Err(next) => return Ok(next),
     };
-    let kind = storage(site, &product);
+    let kind = storage::of(site, &product);
     let who = info.who();
     let origin_pool = p.origin.clone().unwrap_or_else(|| from.to_string());
     let new_volume = info.new_volume(&p.name);
@@ -1485,7 +1436,7 @@ async fn migrate(
             let origin = p
                 .origin_volume
                 .clone()
-                .unwrap_or_else(|| format!("data-{}-zeo-0", p.name));
+                .unwrap_or_else(|| names::zeo_data_claim(&p.name));
             if let Err(why) = ensure_volume(ctx, info, site, &origin, &new_volume).await? {
                 return Ok(Next::Fail(why));
             }
@@ -1547,7 +1498,7 @@ async fn migrate(
             let back_volume = p
                 .origin_volume
                 .clone()
-                .filter(|v| *v != format!("data-{}-zeo-0", p.name));
+                .filter(|v| *v != names::zeo_data_claim(&p.name));
             let mut wanted = vec![
                 (mutu_api::POOL_ANNOTATION, Some(origin_pool.clone())),
                 (mutu_api::MAINTENANCE_ANNOTATION, None),
@@ -1665,7 +1616,7 @@ async fn upgrade(
         Ok(p) => p,
         Err(next) => return Ok(next),
     };
-    let kind = storage(site, &product);
+    let kind = storage::of(site, &product);
     let has_backup = matches!(kind, Storage::Zeo | Storage::Rel);
     let st = site.status.clone().unwrap_or_default();
     let origin = p.origin.clone().unwrap_or_default();
@@ -1839,13 +1790,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantities_are_read_as_the_scheduler_does() {
-        assert_eq!(milli(&Quantity("500m".into())), 500);
-        assert_eq!(milli(&Quantity("2".into())), 2000);
-        assert_eq!(milli(&Quantity("1.5".into())), 1500);
-        assert_eq!(bytes(&Quantity("256Mi".into())), 256 << 20);
-        assert_eq!(bytes(&Quantity("1G".into())), 1_000_000_000);
-        assert_eq!(bytes(&Quantity("1024".into())), 1024);
+    fn an_unreadable_quantity_is_named_not_counted_as_nothing() {
+        let list = BTreeMap::from([
+            ("cpu".to_string(), Quantity("1.5".into())),
+            ("memory".to_string(), Quantity("lots".into())),
+        ]);
+        assert_eq!(amount(&list, "cpu", || "node n1".into()), Ok(1500));
+        assert_eq!(
+            amount(&list, "ephemeral-storage", || "node n1".into()),
+            Ok(0)
+        );
+        let err = amount(&list, "memory", || "node n1".into())
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("\"lots\"") && err.contains("node n1"), "{err}");
     }
 
     #[test]
