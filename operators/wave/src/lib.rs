@@ -6,7 +6,10 @@
 //! records, so what is previewed is what runs. The engine (`engine`) then
 //! drives each site through its steps, recorded in the plan's status.
 
+mod act;
 mod engine;
+mod plan;
+mod step;
 
 use std::future::Future;
 use std::sync::Arc;
