@@ -935,3 +935,1016 @@ fn upgrade_back(plan: &PlanRef, p: &SiteProgress, w: &World, has_backup: bool) -
         )),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Kind;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
+    use serde_json::json;
+
+    const FROM: &str = "physical";
+    const TO: &str = "frontend";
+    const RELEASE: &str = "4.3.0";
+
+    fn plan(kind: Kind) -> PlanRef {
+        PlanRef {
+            kind,
+            name: "move".into(),
+            uid: "uid-1".into(),
+            owner: Default::default(),
+            wave_size: 10,
+            max_in_flight: 2,
+            window: None,
+            paused: false,
+            threshold: 3,
+            verify: Duration::from_secs(600),
+            retention: Duration::from_secs(3600),
+        }
+    }
+
+    fn migration() -> PlanRef {
+        plan(Kind::Migration {
+            from: FROM.into(),
+            to: TO.into(),
+        })
+    }
+
+    fn rollout() -> PlanRef {
+        plan(Kind::Rollout {
+            product: "delib".into(),
+            release: RELEASE.into(),
+        })
+    }
+
+    fn time(s: &str) -> Time {
+        Time(s.parse().unwrap_or_else(|e| panic!("{s}: {e}")))
+    }
+
+    fn condition(type_: &str, status: bool, reason: &str, message: &str) -> serde_json::Value {
+        json!({"type": type_, "status": if status { "True" } else { "False" },
+               "reason": reason, "message": message,
+               "lastTransitionTime": "2026-11-28T22:00:00Z"})
+    }
+
+    /// The site `delib` of tenant `t`, with these annotations and status.
+    fn site(annotations: serde_json::Value, status: serde_json::Value) -> PloneSite {
+        serde_json::from_value(json!({
+            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "PloneSite",
+            "metadata": {"name": "delib", "namespace": "t", "annotations": annotations},
+            "spec": {"product": "delib", "hostnames": ["delib.example.be"]},
+            "status": status,
+        }))
+        .unwrap_or_else(|e| panic!("a site: {e}"))
+    }
+
+    fn ready_on(pool: &str, release: &str) -> serde_json::Value {
+        json!({"pool": pool, "release": release, "conditions": [
+            condition("Ready", true, "Ready", "serving"),
+            condition("Available", true, "Available", "all servers ready"),
+        ]})
+    }
+
+    fn not_ready_on(pool: &str, release: &str) -> serde_json::Value {
+        json!({"pool": pool, "release": release, "conditions": [
+            condition("Ready", false, "Starting", "instances start"),
+        ]})
+    }
+
+    fn product(spec: serde_json::Value) -> ProductSpec {
+        let mut base = json!({
+            "displayName": "Delib", "engine": "plone", "image": "registry/delib", "release": "4.2.18",
+        });
+        if let (Some(b), Some(s)) = (base.as_object_mut(), spec.as_object()) {
+            b.extend(s.clone());
+        }
+        serde_json::from_value(base).unwrap_or_else(|e| panic!("a product: {e}"))
+    }
+
+    fn zeo() -> ProductSpec {
+        product(json!({}))
+    }
+
+    fn relstorage() -> ProductSpec {
+        product(json!({"storage": {"mode": "relstorage"}}))
+    }
+
+    fn stateless() -> ProductSpec {
+        product(json!({"engine": "generic"}))
+    }
+
+    fn world(site: PloneSite, product: ProductSpec) -> World {
+        World {
+            product: Some(product),
+            room: Some(Ok(())),
+            certificate: Some(Ok(())),
+            ..World::new(time("2026-11-28T22:05:00Z"), site)
+        }
+    }
+
+    fn at(step: SiteStep, origin: &str) -> SiteProgress {
+        SiteProgress {
+            name: "delib".into(),
+            namespace: "t".into(),
+            wave: 1,
+            step,
+            reason: Some("working".into()),
+            since: Some(time("2026-11-28T22:00:00Z")),
+            origin: Some(origin.into()),
+            origin_volume: None,
+            failed_step: None,
+            finished: None,
+        }
+    }
+
+    /// Since long enough for any verify timeout to have passed.
+    fn long_ago(mut p: SiteProgress) -> SiteProgress {
+        p.since = Some(time("2026-11-28T18:00:00Z"));
+        p
+    }
+
+    fn server(name: &str, zeo: bool, pool: &str) -> Server {
+        Server {
+            name: name.into(),
+            zeo,
+            deleting: false,
+            pool: Some(pool.into()),
+        }
+    }
+
+    fn go(step: SiteStep, reason: &str) -> Next {
+        Next::Go(step, reason.into())
+    }
+
+    fn wait(reason: &str) -> Next {
+        Next::Wait(reason.into())
+    }
+
+    fn fail(reason: &str) -> Next {
+        Next::Fail(reason.into())
+    }
+
+    fn annotate(wanted: &[(&'static str, Option<&str>)]) -> Action {
+        Action::Annotate(
+            wanted
+                .iter()
+                .map(|(k, v)| (*k, v.map(str::to_string)))
+                .collect(),
+        )
+    }
+
+    fn migrating(p: &SiteProgress, w: &World) -> Outcome {
+        migrate(&migration(), p, w, FROM, TO)
+    }
+
+    fn upgrading(p: &SiteProgress, w: &World) -> Outcome {
+        upgrade(&rollout(), p, w, RELEASE)
+    }
+
+    /// Only where the site goes, for outcomes that do nothing.
+    fn only(next: Next) -> Outcome {
+        Outcome::Then(Vec::new(), next)
+    }
+
+    // --- migrations ------------------------------------------------------
+
+    #[test]
+    fn a_site_whose_product_is_gone_fails_in_either_kind_of_plan() {
+        let mut w = world(site(json!({}), ready_on(FROM, "4.2.18")), zeo());
+        w.product = None;
+        let gone = only(fail("the site's Product delib does not exist"));
+        assert_eq!(migrating(&at(SiteStep::Preflight, FROM), &w), gone);
+        assert_eq!(upgrading(&at(SiteStep::Upgrading, "4.2.18"), &w), gone);
+    }
+
+    #[test]
+    fn preflight_refuses_to_move_a_generic_site_volume() {
+        let sized = product(json!({"engine": "generic", "storage": {"size": "1Gi"}}));
+        let w = world(site(json!({}), ready_on(FROM, "1")), sized);
+        assert_eq!(
+            migrating(&at(SiteStep::Preflight, FROM), &w),
+            only(fail(
+                "mutu cannot move the volume of a delib site yet; it stays on pool physical"
+            ))
+        );
+    }
+
+    #[test]
+    fn preflight_looks_at_the_room_then_the_certificate() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        w.room = None;
+        w.certificate = None;
+        let p = at(SiteStep::Preflight, FROM);
+        assert_eq!(migrating(&p, &w), Outcome::Look(Look::Room));
+        w.room = Some(Ok(()));
+        assert_eq!(migrating(&p, &w), Outcome::Look(Look::Certificate));
+    }
+
+    #[test]
+    fn preflight_fails_without_room_on_the_new_pool() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        w.room = Some(Err("no room on pool frontend".into()));
+        assert_eq!(
+            migrating(&at(SiteStep::Preflight, FROM), &w),
+            only(fail("no room on pool frontend"))
+        );
+    }
+
+    #[test]
+    fn preflight_fails_with_a_certificate_that_is_not_valid() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        w.certificate = Some(Err("its Certificate delib-tls expires within a day".into()));
+        assert_eq!(
+            migrating(&at(SiteStep::Preflight, FROM), &w),
+            only(fail("its Certificate delib-tls expires within a day"))
+        );
+    }
+
+    #[test]
+    fn preflight_of_a_site_without_data_goes_straight_to_maintenance() {
+        let w = world(site(json!({}), ready_on(FROM, "1")), stateless());
+        assert_eq!(
+            migrating(&at(SiteStep::Preflight, FROM), &w),
+            only(go(SiteStep::Maintenance, "no data to back up"))
+        );
+    }
+
+    #[test]
+    fn preflight_starts_a_fresh_backup_and_waits_for_it() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        let p = at(SiteStep::Preflight, FROM);
+        assert_eq!(
+            migrating(&p, &w),
+            Outcome::Then(
+                vec![Action::CreateBackup {
+                    name: "move-delib-pre".into()
+                }],
+                wait("fresh Backup move-delib-pre: Backup move-delib-pre started")
+            )
+        );
+        w.backups
+            .insert("move-delib-pre".into(), Run::Running("copying".into()));
+        assert_eq!(
+            migrating(&p, &w),
+            only(wait("fresh Backup move-delib-pre: copying"))
+        );
+    }
+
+    #[test]
+    fn preflight_fails_when_the_fresh_backup_failed() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        w.backups
+            .insert("move-delib-pre".into(), Run::Failed("disk full".into()));
+        assert_eq!(
+            migrating(&at(SiteStep::Preflight, FROM), &w),
+            only(fail("the fresh Backup move-delib-pre failed: disk full"))
+        );
+    }
+
+    #[test]
+    fn preflight_goes_to_maintenance_once_the_backup_is_complete() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), relstorage());
+        w.backups.insert("move-delib-pre".into(), Run::Complete);
+        assert_eq!(
+            migrating(&at(SiteStep::Preflight, FROM), &w),
+            only(go(
+                SiteStep::Maintenance,
+                "room on pool frontend, certificate valid, Backup move-delib-pre complete"
+            ))
+        );
+    }
+
+    #[test]
+    fn maintenance_puts_the_site_offline_and_waits_for_its_ingress() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        let p = at(SiteStep::Maintenance, FROM);
+        assert_eq!(migrating(&p, &w), Outcome::Look(Look::Ingress));
+        w.ingress_offline = Some(false);
+        assert_eq!(
+            migrating(&p, &w),
+            Outcome::Then(
+                vec![annotate(&[(
+                    mutu_api::OFFLINE_ANNOTATION,
+                    Some("migration/move")
+                )])],
+                wait("waiting for the site's Ingress to show the maintenance page")
+            )
+        );
+    }
+
+    #[test]
+    fn maintenance_ends_once_visitors_see_the_maintenance_page() {
+        let offline = json!({mutu_api::OFFLINE_ANNOTATION: "migration/move"});
+        let mut w = world(site(offline, ready_on(FROM, "1")), zeo());
+        w.ingress_offline = Some(true);
+        assert_eq!(
+            migrating(&at(SiteStep::Maintenance, FROM), &w),
+            only(go(
+                SiteStep::CopyingData,
+                "visitors see the maintenance page"
+            ))
+        );
+    }
+
+    #[test]
+    fn copying_leaves_data_outside_the_pools_where_it_is() {
+        let w = world(site(json!({}), ready_on(FROM, "1")), relstorage());
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            only(go(
+                SiteStep::Moving,
+                "the data stays where it is (outside the pools)"
+            ))
+        );
+    }
+
+    #[test]
+    fn copying_takes_a_last_backup_with_no_visitor_writing() {
+        let w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![Action::CreateBackup {
+                    name: "move-delib-final".into()
+                }],
+                wait(
+                    "last Backup move-delib-final, with no visitor writing: Backup move-delib-final started"
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn copying_fails_when_the_last_backup_failed() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        w.backups
+            .insert("move-delib-final".into(), Run::Failed("no space".into()));
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            only(fail("the last Backup move-delib-final failed: no space"))
+        );
+    }
+
+    fn backed_up() -> World {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        w.backups.insert("move-delib-final".into(), Run::Complete);
+        w
+    }
+
+    fn in_maintenance() -> Action {
+        annotate(&[(mutu_api::MAINTENANCE_ANNOTATION, Some("migration/move"))])
+    }
+
+    #[test]
+    fn copying_stops_the_servers_and_waits_for_them() {
+        let mut w = backed_up();
+        w.servers = vec![
+            server("delib-zeo-0", true, FROM),
+            server("delib-0", false, FROM),
+        ];
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![in_maintenance()],
+                wait("waiting for the site's 2 servers to stop")
+            )
+        );
+    }
+
+    #[test]
+    fn copying_fails_when_the_current_volume_is_missing() {
+        let mut w = backed_up();
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Look(Look::Volumes)
+        );
+        w.volumes = Some(Volumes::default());
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![in_maintenance()],
+                fail("the site's data volume claim data-delib-zeo-0 does not exist")
+            )
+        );
+    }
+
+    fn old_claim() -> PersistentVolumeClaim {
+        PersistentVolumeClaim {
+            metadata: kube::api::ObjectMeta {
+                name: Some("data-delib-zeo-0".into()),
+                labels: Some(BTreeMap::from([
+                    ("app".to_string(), "delib".to_string()),
+                    (
+                        mutu_runtime::labels::APPLIED_HASH.to_string(),
+                        "abc".to_string(),
+                    ),
+                ])),
+                ..Default::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                storage_class_name: Some("fast".into()),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn copying_creates_the_new_volume_and_the_copy_job_then_waits() {
+        let mut w = backed_up();
+        w.volumes = Some(Volumes {
+            new_exists: false,
+            origin: Some(old_claim()),
+        });
+        let p = at(SiteStep::CopyingData, FROM);
+        assert_eq!(migrating(&p, &w), Outcome::Look(Look::CopyJob));
+        let job = Job {
+            metadata: kube::api::ObjectMeta {
+                name: Some("move-delib-data".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        w.copy_job_built = Some(Ok(job.clone()));
+        let volume = names::migrated_data_claim("delib", "uid-1");
+        let Outcome::Then(actions, next) = migrating(&p, &w) else {
+            panic!("a decision")
+        };
+        assert_eq!(
+            next,
+            wait(&format!(
+                "Job move-delib-data restores Backup move-delib-final into {volume}"
+            ))
+        );
+        assert_eq!(actions.len(), 3, "{actions:?}");
+        assert_eq!(actions[0], in_maintenance());
+        let Action::CreateVolume(claim) = &actions[1] else {
+            panic!("a volume: {actions:?}")
+        };
+        assert_eq!(claim.metadata.name.as_deref(), Some(volume.as_str()));
+        assert_eq!(claim.metadata.namespace.as_deref(), Some("t"));
+        let labels = claim.metadata.labels.clone().unwrap_or_default();
+        assert!(
+            labels.contains_key("app") && !labels.contains_key(mutu_runtime::labels::APPLIED_HASH)
+        );
+        assert_eq!(
+            claim
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(MIGRATED_BY)),
+            Some(&"move".to_string())
+        );
+        assert_eq!(
+            claim
+                .spec
+                .as_ref()
+                .and_then(|s| s.storage_class_name.as_deref()),
+            Some("fast")
+        );
+        assert_eq!(actions[2], Action::CreateCopyJob(Box::new(job)));
+    }
+
+    #[test]
+    fn copying_fails_when_the_copy_job_cannot_be_built() {
+        let mut w = backed_up();
+        w.volumes = Some(Volumes {
+            new_exists: true,
+            origin: None,
+        });
+        w.copy_job_built = Some(Err("the site has no ZEO server StatefulSet".into()));
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![in_maintenance()],
+                fail("the site has no ZEO server StatefulSet")
+            )
+        );
+    }
+
+    #[test]
+    fn copying_fails_when_the_copy_job_failed_and_says_where_its_logs_are() {
+        let mut w = backed_up();
+        w.volumes = Some(Volumes {
+            new_exists: true,
+            origin: None,
+        });
+        w.copy_job = Some(JobState::Failed("BackoffLimitExceeded".into()));
+        let volume = names::migrated_data_claim("delib", "uid-1");
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![in_maintenance()],
+                fail(&format!(
+                    "copying the data into {volume} failed: BackoffLimitExceeded (logs: kubectl logs -n t job/move-delib-data)"
+                ))
+            )
+        );
+    }
+
+    #[test]
+    fn copying_goes_to_moving_once_the_data_is_restored() {
+        let mut w = backed_up();
+        w.volumes = Some(Volumes {
+            new_exists: true,
+            origin: None,
+        });
+        w.copy_job = Some(JobState::Succeeded);
+        let volume = names::migrated_data_claim("delib", "uid-1");
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![in_maintenance()],
+                go(
+                    SiteStep::Moving,
+                    &format!(
+                        "data restored from Backup move-delib-final into {volume} on pool frontend"
+                    )
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn moving_points_a_zeo_site_at_the_new_pool_and_its_new_volume() {
+        let w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        let volume = names::migrated_data_claim("delib", "uid-1");
+        assert_eq!(
+            migrating(&at(SiteStep::Moving, FROM), &w),
+            Outcome::Then(
+                vec![annotate(&[
+                    (mutu_api::POOL_ANNOTATION, Some(TO)),
+                    (mutu_api::MAINTENANCE_ANNOTATION, None),
+                    (mutu_api::DATA_VOLUME_ANNOTATION, Some(&volume)),
+                ])],
+                go(
+                    SiteStep::Verifying,
+                    "the site's servers start on pool frontend"
+                )
+            )
+        );
+        let rel = world(site(json!({}), ready_on(FROM, "1")), relstorage());
+        let Outcome::Then(actions, _) = migrating(&at(SiteStep::Moving, FROM), &rel) else {
+            panic!("a decision")
+        };
+        assert_eq!(
+            actions,
+            [annotate(&[
+                (mutu_api::POOL_ANNOTATION, Some(TO)),
+                (mutu_api::MAINTENANCE_ANNOTATION, None),
+            ])],
+            "no volume annotation for data outside the pools"
+        );
+    }
+
+    #[test]
+    fn verifying_ends_the_maintenance_once_ready_on_the_new_pool() {
+        let offline = json!({mutu_api::OFFLINE_ANNOTATION: "migration/move"});
+        let mut w = world(site(offline, ready_on(TO, "1")), zeo());
+        w.servers = vec![server("delib-zeo-0", true, TO)];
+        assert_eq!(
+            migrating(&at(SiteStep::Verifying, FROM), &w),
+            Outcome::Then(
+                vec![annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])],
+                go(SiteStep::Done, "Ready on pool frontend")
+            )
+        );
+    }
+
+    #[test]
+    fn verifying_waits_while_a_server_still_runs_on_the_old_pool() {
+        let mut w = world(site(json!({}), ready_on(TO, "1")), zeo());
+        w.servers = vec![
+            server("delib-zeo-0", true, TO),
+            server("delib-0", false, FROM),
+        ];
+        assert_eq!(
+            migrating(&at(SiteStep::Verifying, FROM), &w),
+            only(wait(
+                "waiting for the site to be ready on pool frontend: serving (Ready)"
+            ))
+        );
+    }
+
+    #[test]
+    fn verifying_fails_after_the_verify_timeout() {
+        let w = world(site(json!({}), not_ready_on(TO, "1")), zeo());
+        assert_eq!(
+            migrating(&long_ago(at(SiteStep::Verifying, FROM)), &w),
+            only(fail(
+                "not ready on pool frontend after 10m: instances start (Starting)"
+            ))
+        );
+    }
+
+    fn failed_move() -> SiteProgress {
+        let mut p = at(SiteStep::RollingBack, FROM);
+        p.reason = Some("not ready on pool frontend after 10m".into());
+        p.origin_volume = Some("data-delib-zeo-0".into());
+        p
+    }
+
+    #[test]
+    fn rolling_back_puts_the_site_on_its_pool_with_its_original_volume() {
+        let w = world(site(json!({}), not_ready_on(TO, "1")), zeo());
+        assert_eq!(
+            migrating(&failed_move(), &w),
+            Outcome::Then(
+                vec![annotate(&[
+                    (mutu_api::POOL_ANNOTATION, Some(FROM)),
+                    (mutu_api::MAINTENANCE_ANNOTATION, None),
+                    (mutu_api::OFFLINE_ANNOTATION, Some("migration/move")),
+                    (mutu_api::DATA_VOLUME_ANNOTATION, None),
+                ])],
+                wait(
+                    "not ready on pool frontend after 10m — putting it back on pool physical: instances start (Starting)"
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn rolling_back_deletes_zeo_servers_left_on_the_new_pool() {
+        let back = json!({mutu_api::POOL_ANNOTATION: FROM});
+        let mut w = world(site(back, not_ready_on(FROM, "1")), zeo());
+        w.servers = vec![
+            server("delib-zeo-0", true, TO),
+            server("delib-0", false, TO),
+            Server {
+                deleting: true,
+                ..server("delib-zeo-1", true, TO)
+            },
+        ];
+        let Outcome::Then(actions, _) = migrating(&failed_move(), &w) else {
+            panic!("a decision")
+        };
+        assert_eq!(
+            actions.last(),
+            Some(&Action::DeletePods(vec!["delib-zeo-0".into()]))
+        );
+    }
+
+    #[test]
+    fn rolling_back_fails_the_site_once_it_is_ready_on_its_pool() {
+        let back = json!({mutu_api::POOL_ANNOTATION: FROM, mutu_api::OFFLINE_ANNOTATION: "migration/move"});
+        let w = world(site(back, ready_on(FROM, "1")), zeo());
+        assert_eq!(
+            migrating(&failed_move(), &w),
+            Outcome::Then(
+                vec![annotate(&[
+                    (mutu_api::POOL_ANNOTATION, Some(FROM)),
+                    (mutu_api::MAINTENANCE_ANNOTATION, None),
+                    (mutu_api::OFFLINE_ANNOTATION, None),
+                ])],
+                go(
+                    SiteStep::Failed,
+                    "not ready on pool frontend after 10m; put back on pool physical with its original data volume data-delib-zeo-0"
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn rolling_back_gives_up_after_twice_the_verify_timeout() {
+        let w = world(site(json!({}), not_ready_on(FROM, "1")), zeo());
+        assert_eq!(
+            migrating(&long_ago(failed_move()), &w),
+            Outcome::Then(
+                vec![annotate(&[
+                    (mutu_api::POOL_ANNOTATION, Some(FROM)),
+                    (mutu_api::MAINTENANCE_ANNOTATION, None),
+                    (mutu_api::OFFLINE_ANNOTATION, Some("migration/move")),
+                    (mutu_api::DATA_VOLUME_ANNOTATION, None),
+                ])],
+                go(
+                    SiteStep::Failed,
+                    "not ready on pool frontend after 10m; put back on pool physical, but it is not ready there either: instances start (Starting)"
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn a_site_at_a_step_of_no_migration_keeps_its_reason() {
+        let w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        assert_eq!(
+            migrating(&at(SiteStep::Upgrading, FROM), &w),
+            only(wait("working"))
+        );
+    }
+
+    // --- rollouts --------------------------------------------------------
+
+    #[test]
+    fn an_upgrade_fails_a_site_not_ready_before_it_starts() {
+        let w = world(site(json!({}), not_ready_on(FROM, "4.2.18")), zeo());
+        assert_eq!(
+            upgrading(&at(SiteStep::Preflight, "4.2.18"), &w),
+            only(fail(
+                "the site is not Ready before the upgrade: instances start (Starting)"
+            ))
+        );
+    }
+
+    #[test]
+    fn an_upgrade_of_a_site_without_data_starts_at_once() {
+        let w = world(site(json!({}), ready_on(FROM, "4.2.18")), stateless());
+        assert_eq!(
+            upgrading(&at(SiteStep::Preflight, "4.2.18"), &w),
+            only(go(SiteStep::Upgrading, "no data to back up"))
+        );
+    }
+
+    #[test]
+    fn an_upgrade_backs_up_first_and_starts_once_the_backup_is_complete() {
+        let mut w = world(site(json!({}), ready_on(FROM, "4.2.18")), zeo());
+        let p = at(SiteStep::Preflight, "4.2.18");
+        assert_eq!(
+            upgrading(&p, &w),
+            Outcome::Then(
+                vec![Action::CreateBackup {
+                    name: "move-delib-pre".into()
+                }],
+                wait("Backup move-delib-pre before the upgrade: Backup move-delib-pre started")
+            )
+        );
+        w.backups.insert("move-delib-pre".into(), Run::Complete);
+        assert_eq!(
+            upgrading(&p, &w),
+            only(go(
+                SiteStep::Upgrading,
+                "Backup move-delib-pre complete; upgrading to 4.3.0"
+            ))
+        );
+    }
+
+    #[test]
+    fn an_upgrade_fails_when_its_backup_failed() {
+        let mut w = world(site(json!({}), ready_on(FROM, "4.2.18")), relstorage());
+        w.backups.insert(
+            "move-delib-pre".into(),
+            Run::Failed("pg_dump: denied".into()),
+        );
+        assert_eq!(
+            upgrading(&at(SiteStep::Preflight, "4.2.18"), &w),
+            only(fail(
+                "the Backup move-delib-pre before the upgrade failed: pg_dump: denied"
+            ))
+        );
+    }
+
+    fn to_release() -> Action {
+        annotate(&[(mutu_api::RELEASE_ANNOTATION, Some(RELEASE))])
+    }
+
+    #[test]
+    fn upgrading_sets_the_release_and_waits_for_the_upgrade_job() {
+        let w = world(site(json!({}), ready_on(FROM, "4.2.18")), zeo());
+        assert_eq!(
+            upgrading(&at(SiteStep::Upgrading, "4.2.18"), &w),
+            Outcome::Then(vec![to_release()], wait("the upgrade Job to 4.3.0 runs"))
+        );
+    }
+
+    #[test]
+    fn upgrading_fails_when_the_site_operator_reports_this_upgrade_failed() {
+        let mut status = ready_on(FROM, "4.2.18");
+        if let Some(c) = status["conditions"].as_array_mut() {
+            c.push(condition(
+                "Degraded",
+                true,
+                "UpgradeFailed",
+                "the upgrade to release 4.3.0 failed: exit 1",
+            ));
+        }
+        let w = world(site(json!({}), status), zeo());
+        assert_eq!(
+            upgrading(&at(SiteStep::Upgrading, "4.2.18"), &w),
+            Outcome::Then(
+                vec![to_release()],
+                fail("the upgrade to release 4.3.0 failed: exit 1")
+            )
+        );
+    }
+
+    #[test]
+    fn upgrading_goes_on_to_verifying_once_the_release_runs() {
+        let on = json!({mutu_api::RELEASE_ANNOTATION: RELEASE});
+        let w = world(site(on, not_ready_on(FROM, RELEASE)), zeo());
+        assert_eq!(
+            upgrading(&at(SiteStep::Upgrading, "4.2.18"), &w),
+            only(go(
+                SiteStep::Verifying,
+                "running release 4.3.0; waiting for it to be Ready"
+            ))
+        );
+    }
+
+    #[test]
+    fn an_upgraded_site_is_done_once_ready_on_the_release() {
+        let w = world(site(json!({}), ready_on(FROM, RELEASE)), zeo());
+        assert_eq!(
+            upgrading(&at(SiteStep::Verifying, "4.2.18"), &w),
+            only(go(SiteStep::Done, "Ready on release 4.3.0"))
+        );
+        let starting = world(site(json!({}), not_ready_on(FROM, RELEASE)), zeo());
+        assert_eq!(
+            upgrading(&at(SiteStep::Verifying, "4.2.18"), &starting),
+            only(wait(
+                "waiting for release 4.3.0 to be Ready: instances start (Starting)"
+            ))
+        );
+    }
+
+    #[test]
+    fn an_upgraded_site_fails_after_the_verify_timeout() {
+        let w = world(site(json!({}), not_ready_on(FROM, RELEASE)), zeo());
+        assert_eq!(
+            upgrading(&long_ago(at(SiteStep::Verifying, "4.2.18")), &w),
+            only(fail(
+                "not Ready on release 4.3.0 after 10m: instances start (Starting)"
+            ))
+        );
+    }
+
+    fn failed_upgrade() -> SiteProgress {
+        let mut p = at(SiteStep::RollingBack, "4.2.18");
+        p.reason = Some("the upgrade failed".into());
+        p
+    }
+
+    #[test]
+    fn a_failed_upgrade_without_data_goes_back_to_the_old_release() {
+        let w = world(site(json!({}), not_ready_on(FROM, RELEASE)), stateless());
+        let back = annotate(&[(mutu_api::RELEASE_ANNOTATION, Some("4.2.18"))]);
+        assert_eq!(
+            upgrading(&failed_upgrade(), &w),
+            Outcome::Then(
+                vec![back],
+                wait("the upgrade failed — putting it back on release 4.2.18")
+            )
+        );
+        let on = json!({mutu_api::RELEASE_ANNOTATION: "4.2.18"});
+        let w = world(site(on, ready_on(FROM, "4.2.18")), stateless());
+        assert_eq!(
+            upgrading(&failed_upgrade(), &w),
+            only(go(
+                SiteStep::Failed,
+                "the upgrade failed; back on release 4.2.18"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_failed_upgrade_with_data_restores_the_backup_of_before() {
+        let mut w = world(site(json!({}), ready_on(FROM, RELEASE)), zeo());
+        let p = failed_upgrade();
+        assert_eq!(upgrading(&p, &w), Outcome::Look(Look::Restore));
+        w.restore = Some(None);
+        assert_eq!(
+            upgrading(&p, &w),
+            Outcome::Then(
+                vec![
+                    annotate(&[
+                        (mutu_api::RELEASE_ANNOTATION, Some("4.2.18")),
+                        (mutu_api::MAINTENANCE_ANNOTATION, Some("rollout/move")),
+                    ]),
+                    Action::CreateRestore {
+                        name: "move-delib-restore".into(),
+                        backup: "move-delib-pre".into(),
+                    },
+                ],
+                wait(
+                    "the upgrade failed — putting it back on release 4.2.18: Restore move-delib-restore of Backup move-delib-pre started"
+                )
+            )
+        );
+        w.restore = Some(Some(Run::Running("restoring".into())));
+        assert_eq!(
+            upgrading(&p, &w),
+            only(wait(
+                "the upgrade failed — putting it back on release 4.2.18: Restore move-delib-restore: restoring"
+            ))
+        );
+        w.restore = Some(Some(Run::Complete));
+        assert_eq!(
+            upgrading(&p, &w),
+            only(go(
+                SiteStep::Failed,
+                "the upgrade failed; back on release 4.2.18 with its data of before the upgrade (Restore move-delib-restore)"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_failed_restore_leaves_the_site_to_a_person() {
+        let mut w = world(site(json!({}), ready_on(FROM, RELEASE)), zeo());
+        w.restore = Some(Some(Run::Failed("no such backup".into())));
+        assert_eq!(
+            upgrading(&failed_upgrade(), &w),
+            only(go(
+                SiteStep::Failed,
+                "the upgrade failed; back on release 4.2.18, but the Restore move-delib-restore of Backup move-delib-pre failed: no such backup. The site needs a person"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_site_at_a_step_of_no_rollout_keeps_its_reason() {
+        let w = world(site(json!({}), ready_on(FROM, "4.2.18")), zeo());
+        assert_eq!(
+            upgrading(&at(SiteStep::CopyingData, "4.2.18"), &w),
+            only(wait("working"))
+        );
+    }
+
+    // --- what the steps read ---------------------------------------------
+
+    fn node(name: &str, pool: &str, cpu: &str, memory: &str) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {mutu_api::POOL_LABEL: pool}},
+                "status": {"allocatable": {"cpu": cpu, "memory": memory}},
+            }))
+            .unwrap_or_else(|e| panic!("a node: {e}")),
+        )
+    }
+
+    fn pod_on(node: &str, cpu: &str, memory: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "other", "namespace": "t2"},
+                "spec": {"nodeName": node, "containers": [{"name": "c",
+                    "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
+            }))
+            .unwrap_or_else(|e| panic!("a pod: {e}")),
+        )
+    }
+
+    #[test]
+    fn a_site_fits_on_a_pool_only_with_room_on_its_schedulable_nodes() {
+        let s = site(json!({}), ready_on(FROM, "1"));
+        let p = zeo();
+        assert!(
+            fits_on_pool(&s, &p, TO, &[], &[]).is_err_and(|e| e.contains("no schedulable node"))
+        );
+        let nodes = [node("n1", TO, "2", "4Gi"), node("n2", FROM, "64", "64Gi")];
+        assert_eq!(fits_on_pool(&s, &p, TO, &nodes, &[]), Ok(()));
+        let busy = [pod_on("n1", "1950m", "1Gi")];
+        let err = fits_on_pool(&s, &p, TO, &nodes, &busy)
+            .err()
+            .unwrap_or_default();
+        assert!(err.starts_with("no room on pool frontend"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_quantity_is_named_not_counted_as_nothing() {
+        let s = site(json!({}), ready_on(FROM, "1"));
+        let nodes = [node("n1", TO, "2", "lots")];
+        let err = fits_on_pool(&s, &zeo(), TO, &nodes, &[])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("\"lots\"") && err.contains("what node n1 can allocate"),
+            "{err}"
+        );
+        let nodes = [node("n1", TO, "2", "4Gi")];
+        let err = fits_on_pool(&s, &zeo(), TO, &nodes, &[pod_on("n1", "x", "1Gi")])
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("pod t2/other"), "{err}");
+    }
+
+    #[test]
+    fn a_certificate_must_be_issued_and_valid_for_a_day_more() {
+        let now = time("2026-11-28T22:00:00Z");
+        assert_eq!(
+            certificate_valid(None, "delib-tls", &now),
+            Err("the site has no Certificate delib-tls yet".into())
+        );
+        let cert = |after: &str| -> Certificate {
+            serde_json::from_value(json!({
+                "apiVersion": "hosting.imio.be/v1alpha1", "kind": "Certificate",
+                "metadata": {"name": "delib-tls", "namespace": "t"},
+                "spec": {"dnsNames": ["delib.example.be"], "secretName": "delib-tls", "issuerRef": {"name": "letsencrypt", "kind": "CertificateIssuer"}},
+                "status": {"conditions": [condition("Ready", true, "Issued", "ok")], "notAfter": after},
+            }))
+            .unwrap_or_else(|e| panic!("a certificate: {e}"))
+        };
+        assert_eq!(
+            certificate_valid(Some(&cert("2027-01-01T00:00:00Z")), "delib-tls", &now),
+            Ok(())
+        );
+        assert!(
+            certificate_valid(Some(&cert("2026-11-29T10:00:00Z")), "delib-tls", &now)
+                .is_err_and(|e| e.contains("expires within a day"))
+        );
+    }
+
+    #[test]
+    fn durations_read_back_as_written() {
+        assert_eq!(human(Duration::from_secs(600)), "10m");
+        assert_eq!(human(Duration::from_secs(7200)), "2h");
+        assert_eq!(human(Duration::from_secs(45)), "45s");
+    }
+}
