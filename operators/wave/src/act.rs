@@ -143,27 +143,7 @@ async fn look_at(
                 &names::offline_service(&site),
             ));
         }
-        Look::Volumes => {
-            let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), &ns);
-            let claim = plan.new_volume(&p.name);
-            let new_exists = api
-                .get_opt(&claim)
-                .await
-                .map_err(kube_err(format!("read the volume claim {ns}/{claim}")))?
-                .is_some();
-            let origin = if new_exists {
-                None
-            } else {
-                let origin = p
-                    .origin_volume
-                    .clone()
-                    .unwrap_or_else(|| names::zeo_data_claim(&p.name));
-                api.get_opt(&origin)
-                    .await
-                    .map_err(kube_err(format!("read the volume claim {ns}/{origin}")))?
-            };
-            w.volumes = Some(Volumes { new_exists, origin });
-        }
+        Look::Volumes => w.volumes = Some(volumes(ctx, plan, p, &ns).await?),
         Look::CopyJob => w.copy_job_built = Some(copy_job(ctx, plan, p, &w.site, to).await?),
         Look::Restore => {
             let name = plan.object_name(&p.name, "restore");
@@ -183,6 +163,32 @@ async fn look_at(
         }
     }
     Ok(())
+}
+
+/// The site's new data volume: whether it exists, and if not, its current one.
+async fn volumes(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, ns: &str) -> Result<Volumes, Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), ns);
+    let claim = plan.new_volume(&p.name);
+    let new_exists = api
+        .get_opt(&claim)
+        .await
+        .map_err(kube_err(format!("read the volume claim {ns}/{claim}")))?
+        .is_some();
+    if new_exists {
+        return Ok(Volumes {
+            new_exists,
+            origin: None,
+        });
+    }
+    let origin = p
+        .origin_volume
+        .clone()
+        .unwrap_or_else(|| names::zeo_data_claim(&p.name));
+    let origin = api
+        .get_opt(&origin)
+        .await
+        .map_err(kube_err(format!("read the volume claim {ns}/{origin}")))?;
+    Ok(Volumes { new_exists, origin })
 }
 
 /// The Job that restores the site's last Backup into its new volume on

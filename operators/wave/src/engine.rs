@@ -385,6 +385,30 @@ async fn drive<K: Plan>(
         delete_old_volumes(ctx, &info, &mut status.site_progress, &now).await?;
         cordon(ctx, plan, from, &mut status, &sites).await?;
     }
+    let (conds, busy) = settle(
+        &mut status,
+        &info,
+        invalid.as_deref(),
+        &cohort_of_wave,
+        &now,
+    );
+    for (failed, site, reason) in events {
+        let reason_code = if failed { "SiteFailed" } else { "SiteDone" };
+        ctx.event(plan, failed, reason_code, format!("{site}: {reason}"))
+            .await;
+    }
+    finish(ctx, &api, plan, &info, status, conds, busy).await
+}
+
+/// The counts, waves and conditions of the status after a reconcile's work,
+/// and whether the plan has sites to watch closely.
+fn settle(
+    status: &mut WaveStatus,
+    info: &PlanRef,
+    invalid: Option<&str>,
+    cohort_of_wave: &BTreeMap<i32, String>,
+    now: &Time,
+) -> (Vec<Cond<'static>>, bool) {
     let counted = progress::counts(status.site_progress.iter());
     status.sites = counted.clone();
     status.current_wave = progress::current_wave(&status.site_progress);
@@ -399,25 +423,13 @@ async fn drive<K: Plan>(
                 .and_then(|w| w.cohort.clone())
                 .or_else(|| cohort_of_wave.get(&i).cloned())
         },
-        &now,
+        now,
     );
     // What holds the plan now, after this reconcile's work (a site may have failed).
-    let hold = plan::hold(&info, invalid.as_deref(), &counted, &now);
-    let conds = plan::conditions(
-        &info,
-        invalid.as_deref(),
-        &counted,
-        hold.as_ref(),
-        status.current_wave,
-    );
-    for (failed, site, reason) in events {
-        let reason_code = if failed { "SiteFailed" } else { "SiteDone" };
-        ctx.event(plan, failed, reason_code, format!("{site}: {reason}"))
-            .await;
-    }
+    let hold = plan::hold(info, invalid, &counted, now);
+    let conds = plan::conditions(info, invalid, &counted, hold.as_ref(), status.current_wave);
     let left = counted.pending + counted.in_flight;
-    let busy = counted.in_flight > 0 || (left > 0 && hold.is_none());
-    finish(ctx, &api, plan, &info, status, conds, busy).await
+    (conds, counted.in_flight > 0 || (left > 0 && hold.is_none()))
 }
 
 /// Records the plan's waves over `sites` (once, then only added to); returns

@@ -276,7 +276,54 @@ pub fn conditions(
 ) -> Vec<Cond<'static>> {
     let left = counted.pending + counted.in_flight;
     let halted = counted.failed >= plan.threshold;
-    let (progressing, reason, message) = match (invalid, left, hold) {
+    let (progressing, reason, message) = progressing(invalid, counted, hold, current_wave);
+    vec![
+        Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            progressing,
+            reason,
+            message,
+        ),
+        Cond::new(
+            mutu_api::CONDITION_COMPLETE,
+            invalid.is_none() && left == 0,
+            if left > 0 {
+                "SitesLeft"
+            } else if counted.failed > 0 {
+                "DoneWithFailures"
+            } else {
+                "AllDone"
+            },
+            format!(
+                "{} done, {} failed, {} left of {}",
+                counted.done, counted.failed, left, counted.total
+            ),
+        ),
+        Cond::new(
+            mutu_api::CONDITION_FAILED,
+            halted,
+            if halted {
+                "ThresholdReached"
+            } else {
+                "BelowThreshold"
+            },
+            format!(
+                "{} failed, the threshold is {}",
+                counted.failed, plan.threshold
+            ),
+        ),
+    ]
+}
+
+/// The Progressing condition: whether, why, and what is under way.
+fn progressing(
+    invalid: Option<&str>,
+    counted: &SiteCounts,
+    hold: Option<&Hold>,
+    current_wave: Option<i32>,
+) -> (bool, &'static str, String) {
+    let left = counted.pending + counted.in_flight;
+    match (invalid, left, hold) {
         (Some(message), _, _) => (false, "InvalidSpec", message.to_string()),
         (None, 0, _) => (
             false,
@@ -322,41 +369,5 @@ pub fn conditions(
                 counted.failed
             ),
         ),
-    };
-    vec![
-        Cond::new(
-            mutu_api::CONDITION_PROGRESSING,
-            progressing,
-            reason,
-            message,
-        ),
-        Cond::new(
-            mutu_api::CONDITION_COMPLETE,
-            invalid.is_none() && left == 0,
-            if left > 0 {
-                "SitesLeft"
-            } else if counted.failed > 0 {
-                "DoneWithFailures"
-            } else {
-                "AllDone"
-            },
-            format!(
-                "{} done, {} failed, {} left of {}",
-                counted.done, counted.failed, left, counted.total
-            ),
-        ),
-        Cond::new(
-            mutu_api::CONDITION_FAILED,
-            halted,
-            if halted {
-                "ThresholdReached"
-            } else {
-                "BelowThreshold"
-            },
-            format!(
-                "{} failed, the threshold is {}",
-                counted.failed, plan.threshold
-            ),
-        ),
-    ]
+    }
 }

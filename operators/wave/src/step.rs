@@ -513,33 +513,7 @@ pub fn migrate(plan: &PlanRef, p: &SiteProgress, w: &World, from: &str, to: &str
                 ),
             )
         }
-        SiteStep::Verifying => {
-            if w.available_on(to) {
-                let actions = w
-                    .annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])
-                    .into_iter()
-                    .collect();
-                return then(
-                    actions,
-                    if ready(&w.site) {
-                        Next::Go(SiteStep::Done, format!("Ready on pool {to}"))
-                    } else {
-                        Next::Wait("ready on the new pool; ending the maintenance".into())
-                    },
-                );
-            }
-            if age(p.since.as_ref(), &w.now) > plan.verify {
-                return next(Next::Fail(format!(
-                    "not ready on pool {to} after {}: {}",
-                    human(plan.verify),
-                    ready_message(&w.site)
-                )));
-            }
-            next(Next::Wait(format!(
-                "waiting for the site to be ready on pool {to}: {}",
-                ready_message(&w.site)
-            )))
-        }
+        SiteStep::Verifying => verify_move(plan, p, w, to),
         SiteStep::RollingBack => migration_back(plan, p, w, kind, &origin_pool),
         SiteStep::Pending | SiteStep::Upgrading | SiteStep::Done | SiteStep::Failed => {
             next(Next::Wait(p.reason.clone().unwrap_or_default()))
@@ -741,16 +715,7 @@ fn migration_back(
         .map(String::as_str)
         == Some(origin_pool)
     {
-        let strays: Vec<String> = w
-            .servers
-            .iter()
-            .filter(|s| s.zeo && !s.deleting)
-            .filter(|s| s.pool.as_deref().is_some_and(|on| on != origin_pool))
-            .map(|s| s.name.clone())
-            .collect();
-        if !strays.is_empty() {
-            actions.push(Action::DeletePods(strays));
-        }
+        actions.extend(strays(w, origin_pool));
     }
     if age(p.since.as_ref(), &w.now) > plan.verify * 2 {
         actions.extend(w.annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)]));
@@ -783,79 +748,9 @@ pub fn upgrade(plan: &PlanRef, p: &SiteProgress, w: &World, release: &str) -> Ou
     let has_backup = matches!(storage::of(&w.site, product), Storage::Zeo | Storage::Rel);
     let running = w.site.status.as_ref().and_then(|s| s.release.as_deref());
     match p.step {
-        SiteStep::Preflight => {
-            if !ready(&w.site) {
-                return next(Next::Fail(format!(
-                    "the site is not Ready before the upgrade: {}",
-                    ready_message(&w.site)
-                )));
-            }
-            if !has_backup {
-                return next(Next::Go(SiteStep::Upgrading, "no data to back up".into()));
-            }
-            let backup = plan.object_name(&p.name, "pre");
-            let (create, run) = w.backup(&backup);
-            then(
-                create.into_iter().collect(),
-                match run {
-                    Run::Complete => Next::Go(
-                        SiteStep::Upgrading,
-                        format!("Backup {backup} complete; upgrading to {release}"),
-                    ),
-                    Run::Running(m) => {
-                        Next::Wait(format!("Backup {backup} before the upgrade: {m}"))
-                    }
-                    Run::Failed(m) => Next::Fail(format!(
-                        "the Backup {backup} before the upgrade failed: {m}"
-                    )),
-                },
-            )
-        }
-        SiteStep::Upgrading => {
-            let actions = w
-                .annotate(&[(mutu_api::RELEASE_ANNOTATION, Some(release.to_string()))])
-                .into_iter()
-                .collect();
-            if running == Some(release) {
-                return then(
-                    actions,
-                    Next::Go(
-                        SiteStep::Verifying,
-                        format!("running release {release}; waiting for it to be Ready"),
-                    ),
-                );
-            }
-            if let Some(c) = cond(&w.site, "Degraded")
-                && c.status == "True"
-                && c.reason == "UpgradeFailed"
-                && c.message.contains(&format!("release {release} "))
-            {
-                return then(actions, Next::Fail(c.message.clone()));
-            }
-            then(
-                actions,
-                Next::Wait(format!("the upgrade Job to {release} runs")),
-            )
-        }
-        SiteStep::Verifying => {
-            if running == Some(release) && ready(&w.site) {
-                return next(Next::Go(
-                    SiteStep::Done,
-                    format!("Ready on release {release}"),
-                ));
-            }
-            if age(p.since.as_ref(), &w.now) > plan.verify {
-                return next(Next::Fail(format!(
-                    "not Ready on release {release} after {}: {}",
-                    human(plan.verify),
-                    ready_message(&w.site)
-                )));
-            }
-            next(Next::Wait(format!(
-                "waiting for release {release} to be Ready: {}",
-                ready_message(&w.site)
-            )))
-        }
+        SiteStep::Preflight => upgrade_preflight(plan, p, w, has_backup, release),
+        SiteStep::Upgrading => upgrading(w, release, running),
+        SiteStep::Verifying => verify_upgrade(plan, p, w, release, running),
         SiteStep::RollingBack => upgrade_back(plan, p, w, has_backup),
         SiteStep::Pending
         | SiteStep::Maintenance
@@ -934,6 +829,136 @@ fn upgrade_back(plan: &PlanRef, p: &SiteProgress, w: &World, has_backup: bool) -
             "{failure} — putting it back on release {origin}: Restore {name}: {m}"
         )),
     })
+}
+
+/// The site runs on the new pool: ready there ends the maintenance.
+fn verify_move(plan: &PlanRef, p: &SiteProgress, w: &World, to: &str) -> Outcome {
+    if w.available_on(to) {
+        let actions = w
+            .annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])
+            .into_iter()
+            .collect();
+        return then(
+            actions,
+            if ready(&w.site) {
+                Next::Go(SiteStep::Done, format!("Ready on pool {to}"))
+            } else {
+                Next::Wait("ready on the new pool; ending the maintenance".into())
+            },
+        );
+    }
+    if age(p.since.as_ref(), &w.now) > plan.verify {
+        return next(Next::Fail(format!(
+            "not ready on pool {to} after {}: {}",
+            human(plan.verify),
+            ready_message(&w.site)
+        )));
+    }
+    next(Next::Wait(format!(
+        "waiting for the site to be ready on pool {to}: {}",
+        ready_message(&w.site)
+    )))
+}
+
+/// Before the upgrade: the site is Ready, and its data backed up.
+fn upgrade_preflight(
+    plan: &PlanRef,
+    p: &SiteProgress,
+    w: &World,
+    has_backup: bool,
+    release: &str,
+) -> Outcome {
+    if !ready(&w.site) {
+        return next(Next::Fail(format!(
+            "the site is not Ready before the upgrade: {}",
+            ready_message(&w.site)
+        )));
+    }
+    if !has_backup {
+        return next(Next::Go(SiteStep::Upgrading, "no data to back up".into()));
+    }
+    let backup = plan.object_name(&p.name, "pre");
+    let (create, run) = w.backup(&backup);
+    then(
+        create.into_iter().collect(),
+        match run {
+            Run::Complete => Next::Go(
+                SiteStep::Upgrading,
+                format!("Backup {backup} complete; upgrading to {release}"),
+            ),
+            Run::Running(m) => Next::Wait(format!("Backup {backup} before the upgrade: {m}")),
+            Run::Failed(m) => Next::Fail(format!(
+                "the Backup {backup} before the upgrade failed: {m}"
+            )),
+        },
+    )
+}
+
+/// The site is told its new release; the site operator upgrades it.
+fn upgrading(w: &World, release: &str, running: Option<&str>) -> Outcome {
+    let actions = w
+        .annotate(&[(mutu_api::RELEASE_ANNOTATION, Some(release.to_string()))])
+        .into_iter()
+        .collect();
+    if running == Some(release) {
+        return then(
+            actions,
+            Next::Go(
+                SiteStep::Verifying,
+                format!("running release {release}; waiting for it to be Ready"),
+            ),
+        );
+    }
+    if let Some(c) = cond(&w.site, "Degraded")
+        && c.status == "True"
+        && c.reason == "UpgradeFailed"
+        && c.message.contains(&format!("release {release} "))
+    {
+        return then(actions, Next::Fail(c.message.clone()));
+    }
+    then(
+        actions,
+        Next::Wait(format!("the upgrade Job to {release} runs")),
+    )
+}
+
+/// The new release runs: it must be Ready within the verify timeout.
+fn verify_upgrade(
+    plan: &PlanRef,
+    p: &SiteProgress,
+    w: &World,
+    release: &str,
+    running: Option<&str>,
+) -> Outcome {
+    if running == Some(release) && ready(&w.site) {
+        return next(Next::Go(
+            SiteStep::Done,
+            format!("Ready on release {release}"),
+        ));
+    }
+    if age(p.since.as_ref(), &w.now) > plan.verify {
+        return next(Next::Fail(format!(
+            "not Ready on release {release} after {}: {}",
+            human(plan.verify),
+            ready_message(&w.site)
+        )));
+    }
+    next(Next::Wait(format!(
+        "waiting for release {release} to be Ready: {}",
+        ready_message(&w.site)
+    )))
+}
+
+/// Deletes the site's ZEO servers on another pool than `pool`, if any.
+fn strays(w: &World, pool: &str) -> Option<Action> {
+    let strays: Vec<String> = w
+        .servers
+        .iter()
+        .filter(|s| s.zeo && !s.deleting)
+        .filter(|s| s.pool.as_deref().is_some_and(|on| on != pool))
+        .map(|s| s.name.clone())
+        .collect();
+    (!strays.is_empty()).then_some(Action::DeletePods(strays))
 }
 
 #[cfg(test)]
