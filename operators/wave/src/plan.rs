@@ -371,3 +371,244 @@ fn progressing(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn time(s: &str) -> Time {
+        Time(s.parse().unwrap_or_else(|e| panic!("{s}: {e}")))
+    }
+
+    fn migration() -> PlanRef {
+        PlanRef {
+            kind: Kind::Migration {
+                from: "physical".into(),
+                to: "frontend".into(),
+            },
+            name: "move".into(),
+            uid: "uid-1".into(),
+            owner: Default::default(),
+            wave_size: 10,
+            max_in_flight: 2,
+            window: None,
+            paused: false,
+            threshold: 2,
+            verify: Duration::from_secs(600),
+            retention: Duration::from_secs(3600),
+        }
+    }
+
+    fn site_at(step: SiteStep) -> SiteProgress {
+        SiteProgress {
+            step,
+            ..progress::pending("t", "delib", 1)
+        }
+    }
+
+    fn counts(pending: i32, in_flight: i32, done: i32, failed: i32) -> SiteCounts {
+        SiteCounts {
+            total: pending + in_flight + done + failed,
+            pending,
+            in_flight,
+            done,
+            failed,
+        }
+    }
+
+    #[test]
+    fn new_sites_are_held_by_an_invalid_spec_then_failures_then_a_pause() {
+        let now = time("2026-11-28T12:00:00Z");
+        let mut plan = migration();
+        plan.paused = true;
+        assert_eq!(
+            hold(&plan, Some("spec.selector: bad"), &counts(1, 0, 0, 5), &now),
+            Some(Hold::OutsideWindow("spec.selector: bad".into()))
+        );
+        assert_eq!(
+            hold(&plan, None, &counts(1, 0, 0, 2), &now),
+            Some(Hold::Halted {
+                failed: 2,
+                threshold: 2
+            })
+        );
+        assert_eq!(
+            hold(&plan, None, &counts(1, 0, 0, 1), &now),
+            Some(Hold::Paused)
+        );
+        plan.paused = false;
+        assert_eq!(hold(&plan, None, &counts(1, 0, 0, 1), &now), None);
+        plan.window = Some(mutu_api::Window {
+            start: "22:00".into(),
+            end: "05:00".into(),
+            time_zone: "Europe/Brussels".into(),
+        });
+        assert!(matches!(
+            hold(&plan, None, &counts(1, 0, 0, 0), &now),
+            Some(Hold::OutsideWindow(m)) if m.starts_with("outside the window 22:00–05:00")
+        ));
+    }
+
+    #[test]
+    fn a_starting_zeo_site_records_its_pool_and_data_volume() {
+        let site: PloneSite = serde_json::from_value(json!({
+            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "PloneSite",
+            "metadata": {"name": "delib", "namespace": "t"},
+            "spec": {"product": "delib", "hostnames": ["delib.example.be"]},
+            "status": {"pool": "physical", "release": "4.2.18"},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let product: ProductSpec = serde_json::from_value(json!({
+            "displayName": "Delib", "engine": "plone", "image": "r/delib", "release": "4.2.18",
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let now = time("2026-11-28T22:00:00Z");
+        let mut p = site_at(SiteStep::Pending);
+        start(&migration(), &mut p, &site, Some(&product), &now);
+        assert_eq!(p.step, SiteStep::Preflight);
+        assert_eq!(p.origin.as_deref(), Some("physical"));
+        assert_eq!(p.origin_volume.as_deref(), Some("data-delib-zeo-0"));
+        assert_eq!(p.since, Some(now));
+    }
+
+    #[test]
+    fn a_failure_before_anything_changed_fails_at_once_and_later_rolls_back() {
+        let now = time("2026-11-28T22:00:00Z");
+        let mut p = site_at(SiteStep::Preflight);
+        let event = apply(&mut p, Next::Fail("no room".into()), &now);
+        assert_eq!(event, Some((true, "t/delib".into(), "no room".into())));
+        assert_eq!(
+            (p.step, p.failed_step),
+            (SiteStep::Failed, Some(SiteStep::Preflight))
+        );
+        let mut p = site_at(SiteStep::CopyingData);
+        assert_eq!(apply(&mut p, Next::Fail("job failed".into()), &now), None);
+        assert_eq!(p.step, SiteStep::RollingBack);
+        assert_eq!(p.failed_step, Some(SiteStep::CopyingData));
+        assert!(p.finished.is_none());
+    }
+
+    #[test]
+    fn a_site_that_finishes_is_an_event_and_one_that_waits_keeps_its_step() {
+        let now = time("2026-11-28T22:00:00Z");
+        let mut p = site_at(SiteStep::Verifying);
+        assert_eq!(apply(&mut p, Next::Wait("starting".into()), &now), None);
+        assert_eq!(
+            (p.step, p.reason.as_deref()),
+            (SiteStep::Verifying, Some("starting"))
+        );
+        let done = apply(&mut p, Next::Go(SiteStep::Done, "Ready".into()), &now);
+        assert_eq!(done, Some((false, "t/delib".into(), "Ready".into())));
+        assert_eq!(p.finished, Some(now.clone()));
+        let mut gone = site_at(SiteStep::Moving);
+        site_gone(&mut gone, &now);
+        assert_eq!(
+            (gone.step, gone.failed_step),
+            (SiteStep::Failed, Some(SiteStep::Moving))
+        );
+    }
+
+    #[test]
+    fn an_old_volume_goes_after_the_retention_unless_the_site_uses_it() {
+        let now = time("2026-11-28T22:00:00Z");
+        let mut old = site_at(SiteStep::Done);
+        old.finished = Some(time("2026-11-28T20:00:00Z"));
+        old.origin_volume = Some("data-delib-zeo-0".into());
+        let mut recent = old.clone();
+        recent.name = "recent".into();
+        recent.finished = Some(time("2026-11-28T21:30:00Z"));
+        let mut used = old.clone();
+        used.name = "used".into();
+        let mut progress = vec![old, recent, used];
+        let in_use = |p: &SiteProgress| (p.name == "used").then(|| "data-delib-zeo-0".to_string());
+        let gone = expired_volumes(&mut progress, Duration::from_secs(3600), &now, in_use);
+        assert_eq!(gone, [(0, "data-delib-zeo-0".to_string())]);
+        assert!(progress[1].origin_volume.is_some(), "retention not passed");
+        assert!(
+            progress[2].origin_volume.is_none(),
+            "in use: forgotten, kept"
+        );
+        assert_eq!(
+            volume_deleted("v", Duration::from_secs(3600)),
+            "moved; its old volume v was deleted after the plan's retention (1h)"
+        );
+    }
+
+    fn node(name: &str, pool: &str) -> std::sync::Arc<Node> {
+        std::sync::Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {mutu_api::POOL_LABEL: pool}},
+            }))
+            .unwrap_or_else(|e| panic!("{e}")),
+        )
+    }
+
+    fn server_on(node: &str) -> std::sync::Arc<Pod> {
+        std::sync::Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "s", "namespace": "t",
+                    "labels": {SITE_LABEL: "delib", mutu_api::COMPONENT: "instance"}},
+                "spec": {"nodeName": node, "containers": []},
+            }))
+            .unwrap_or_else(|e| panic!("{e}")),
+        )
+    }
+
+    #[test]
+    fn only_empty_nodes_of_the_pool_left_are_cordoned_once_sites_are_done() {
+        let nodes = [
+            node("a", "physical"),
+            node("b", "physical"),
+            node("c", "frontend"),
+        ];
+        let pods = [server_on("b")];
+        let done = counts(0, 0, 1, 0);
+        assert_eq!(
+            nodes_to_cordon("physical", &done, &[], &[], &nodes, &pods),
+            ["a"]
+        );
+        assert!(nodes_to_cordon("physical", &done, &["a".into()], &[], &nodes, &pods).is_empty());
+        assert!(
+            nodes_to_cordon("physical", &counts(0, 1, 1, 0), &[], &[], &nodes, &pods).is_empty(),
+            "a site in flight"
+        );
+        assert!(
+            nodes_to_cordon("physical", &counts(1, 0, 0, 0), &[], &[], &nodes, &pods).is_empty(),
+            "nothing done yet"
+        );
+        let mut back = site_at(SiteStep::RollingBack);
+        assert!(uncordon(&migration(), std::slice::from_ref(&back)));
+        back.step = SiteStep::Done;
+        assert!(!uncordon(&migration(), &[back]));
+    }
+
+    #[test]
+    fn the_conditions_say_running_halted_or_finished() {
+        let plan = migration();
+        let running = conditions(&plan, None, &counts(3, 1, 1, 0), None, Some(1));
+        assert_eq!((running[0].reason, running[0].status), ("Running", true));
+        assert_eq!(
+            running[0].message,
+            "wave 1: 1 in flight, 3 pending, 1 done, 0 failed"
+        );
+        let halted = Hold::Halted {
+            failed: 2,
+            threshold: 2,
+        };
+        let c = conditions(&plan, None, &counts(3, 0, 1, 2), Some(&halted), Some(1));
+        assert_eq!((c[0].reason, c[0].status), ("Halted", false));
+        assert_eq!((c[2].reason, c[2].status), ("ThresholdReached", true));
+        let c = conditions(&plan, None, &counts(0, 0, 4, 1), None, None);
+        assert_eq!(c[0].reason, "Finished");
+        assert_eq!((c[1].reason, c[1].status), ("DoneWithFailures", true));
+        let c = conditions(
+            &plan,
+            Some("spec.selector: bad"),
+            &counts(0, 0, 0, 0),
+            None,
+            None,
+        );
+        assert_eq!((c[0].reason, c[1].status), ("InvalidSpec", false));
+    }
+}
