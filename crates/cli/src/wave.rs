@@ -1,6 +1,8 @@
 //! `mutu migrate preview` and `mutu rollout preview`: the waves of a
 //! MigrationPlan or ReleaseRollout (from the cluster, or from a YAML file not
-//! applied yet) over the sites of the cluster, before anything moves.
+//! applied yet) over the sites of the cluster. A plan under way shows its
+//! recorded waves as they are and the sites it would add after them: what
+//! the engine records.
 
 use std::path::PathBuf;
 
@@ -8,8 +10,9 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
+use mutu_api::wave::WaveStatus;
 use mutu_api::{MigrationPlan, PloneSite, ReleaseRollout};
-use mutu_wave::Wave;
+use mutu_wave::{Cohort, Wave};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Output {
@@ -93,7 +96,10 @@ fn print(name: &str, waves: &[Wave], output: Output) -> anyhow::Result<()> {
     match output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"name": name, "waves": waves}))?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "name": name,
+                "waves": waves.iter().map(Wave::to_json).collect::<Vec<_>>(),
+            }))?
         ),
         Output::Table => {
             let total: usize = waves.iter().map(|w| w.sites.len()).sum();
@@ -120,11 +126,36 @@ async fn client() -> anyhow::Result<Client> {
         .context("cannot reach the cluster of the current kubeconfig")
 }
 
+/// The waves the engine records for a plan with this `status` over `sites`.
+fn planned(
+    status: Option<&WaveStatus>,
+    sites: &[PloneSite],
+    candidates: &[Cohort],
+    wave_size: i32,
+) -> Vec<Wave> {
+    let status = status.cloned().unwrap_or_default();
+    let existing: std::collections::BTreeSet<String> = sites.iter().map(mutu_wave::id).collect();
+    mutu_wave::waves(
+        &status.site_progress,
+        &status.waves,
+        candidates,
+        wave_size,
+        |k| existing.contains(k),
+    )
+}
+
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let MigrateCommand::Preview(args) = args.command;
     let client = client().await?;
     let plan: MigrationPlan = object(&client, &args, "MigrationPlan").await?;
-    let waves = mutu_wave::migration_waves(&plan.spec, &sites(&client).await?)?;
+    let sites = sites(&client).await?;
+    let candidates = mutu_wave::migration_candidates(&plan.spec, &sites)?;
+    let waves = planned(
+        plan.status.as_ref(),
+        &sites,
+        &candidates,
+        plan.spec.wave_size,
+    );
     print(&plan.name_any(), &waves, args.output)
 }
 
@@ -132,6 +163,13 @@ pub async fn rollout(args: RolloutArgs) -> anyhow::Result<()> {
     let RolloutCommand::Preview(args) = args.command;
     let client = client().await?;
     let rollout: ReleaseRollout = object(&client, &args, "ReleaseRollout").await?;
-    let waves = mutu_wave::rollout_waves(&rollout.spec, &sites(&client).await?)?;
+    let sites = sites(&client).await?;
+    let candidates = mutu_wave::rollout_candidates(&rollout.spec, &sites)?;
+    let waves = planned(
+        rollout.status.as_ref(),
+        &sites,
+        &candidates,
+        rollout.spec.wave_size,
+    );
     print(&rollout.name_any(), &waves, args.output)
 }

@@ -8,6 +8,7 @@
 //! - [`quota`] and [`quantity`]: what an instance counts and what a member may use.
 //! - [`schedule`]: the backup night: every site's start time inside its window.
 //! - [`provisioning`]: the names and states of a member's request for a site.
+//! - [`wave`]: which sites a MigrationPlan or ReleaseRollout changes together, in which order.
 //! - [`scripts`]: the scripts the Jobs run inside a site's image, one copy each.
 
 pub mod admission;
@@ -18,3 +19,4 @@ pub mod quota;
 pub mod schedule;
 pub mod scripts;
 pub mod storage;
+pub mod wave;

@@ -1,5 +1,5 @@
-//! The bookkeeping of a plan's status, pure: which sites join the plan, which
-//! may start now, and the counts. The engine records the result in the plan's
+//! The bookkeeping of a plan's status, pure: which sites may start now, the
+//! counts, the waves' times and the window. The engine records the result in the plan's
 //! status before it acts on it.
 
 use std::collections::BTreeSet;
@@ -7,8 +7,6 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use mutu_api::Window;
 use mutu_api::wave::{SiteCounts, SiteProgress, SiteStep, WaveProgress};
-
-use crate::Wave;
 
 /// A site is in flight from the moment it starts until it is done or failed.
 pub fn in_flight(step: SiteStep) -> bool {
@@ -25,54 +23,20 @@ pub fn key(p: &SiteProgress) -> String {
     format!("{}/{}", p.namespace, p.name)
 }
 
-/// Adds the sites of `waves` the plan does not have yet, as new waves after its
-/// last one (the plan's waves never change once recorded), and drops pending
-/// sites that no longer exist (`exists`). Returns whether anything changed.
-pub fn merge(
-    progress: &mut Vec<SiteProgress>,
-    waves: &[Wave],
-    wave_size: i32,
-    exists: impl Fn(&str) -> bool,
-) -> bool {
-    let before = progress.len();
-    progress.retain(|p| p.step != SiteStep::Pending || exists(&key(p)));
-    let mut changed = progress.len() != before;
-    let known: BTreeSet<String> = progress.iter().map(key).collect();
-    let fresh: Vec<(Option<String>, String)> = waves
-        .iter()
-        .flat_map(|w| w.sites.iter().map(|s| (w.cohort.clone(), s.clone())))
-        .filter(|(_, s)| !known.contains(s))
-        .collect();
-    if fresh.is_empty() {
-        return changed;
+/// A site that joins the plan in wave `wave`, not started.
+pub fn pending(namespace: &str, name: &str, wave: i32) -> SiteProgress {
+    SiteProgress {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        wave,
+        step: SiteStep::Pending,
+        reason: None,
+        since: None,
+        origin: None,
+        origin_volume: None,
+        failed_step: None,
+        finished: None,
     }
-    changed = true;
-    let mut next = progress.iter().map(|p| p.wave).max().unwrap_or(0) + 1;
-    let size = wave_size.max(1) as usize;
-    let mut in_wave = 0;
-    let mut cohort: Option<Option<String>> = None;
-    for (c, id) in fresh {
-        if in_wave == size || cohort.as_ref().is_some_and(|prev| *prev != c) {
-            next += 1;
-            in_wave = 0;
-        }
-        cohort = Some(c);
-        in_wave += 1;
-        let (namespace, name) = id.split_once('/').unwrap_or(("", id.as_str()));
-        progress.push(SiteProgress {
-            name: name.to_string(),
-            namespace: namespace.to_string(),
-            wave: next,
-            step: SiteStep::Pending,
-            reason: None,
-            since: None,
-            origin: None,
-            origin_volume: None,
-            failed_step: None,
-            finished: None,
-        });
-    }
-    changed
 }
 
 /// The wave under way: the first with a site not finished.
@@ -174,7 +138,7 @@ pub fn window_open(window: &Window, now: Timestamp) -> Result<bool, String> {
     let today = now.to_zoned(tz).date();
     for date in [today.yesterday().unwrap_or(today), today] {
         let (opens, closes) =
-            mutu_model::schedule::window_of(window, date).map_err(|e| e.to_string())?;
+            crate::schedule::window_of(window, date).map_err(|e| e.to_string())?;
         if opens.timestamp() <= now && now < closes.timestamp() {
             return Ok(true);
         }
@@ -188,73 +152,9 @@ mod tests {
 
     fn site(ns: &str, name: &str, wave: i32, step: SiteStep) -> SiteProgress {
         SiteProgress {
-            name: name.into(),
-            namespace: ns.into(),
-            wave,
             step,
-            reason: None,
-            since: None,
-            origin: None,
-            origin_volume: None,
-            failed_step: None,
-            finished: None,
+            ..pending(ns, name, wave)
         }
-    }
-
-    fn wave(index: i32, sites: &[&str]) -> Wave {
-        Wave {
-            index,
-            cohort: None,
-            sites: sites.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn a_new_plan_records_its_waves_and_later_sites_come_after_them() {
-        let mut p = Vec::new();
-        let waves = [wave(1, &["a/1", "a/2"]), wave(2, &["a/3"])];
-        assert!(merge(&mut p, &waves, 2, |_| true));
-        assert_eq!(
-            p.iter().map(|s| (key(s), s.wave)).collect::<Vec<_>>(),
-            [("a/1".into(), 1), ("a/2".into(), 1), ("a/3".into(), 2)]
-        );
-        assert!(!merge(&mut p, &waves, 2, |_| true), "nothing new");
-        // A site that appears later joins a new wave; moved sites (gone from
-        // the waves) stay where they are.
-        let later = [wave(1, &["a/0", "a/3"])];
-        assert!(merge(&mut p, &later, 2, |_| true));
-        assert_eq!(p.last().map(|s| (key(s), s.wave)), Some(("a/0".into(), 3)));
-        assert_eq!(p.len(), 4);
-    }
-
-    #[test]
-    fn a_deleted_pending_site_leaves_the_plan_but_one_in_flight_stays() {
-        let mut p = vec![
-            site("a", "1", 1, SiteStep::Pending),
-            site("a", "2", 1, SiteStep::Moving),
-        ];
-        assert!(merge(&mut p, &[], 2, |_| false));
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].name, "2");
-    }
-
-    #[test]
-    fn cohorts_never_share_a_wave() {
-        let mut p = Vec::new();
-        let waves = [
-            Wave {
-                index: 1,
-                cohort: Some("pilot".into()),
-                sites: vec!["a/1".into()],
-            },
-            Wave {
-                index: 2,
-                cohort: Some("rest".into()),
-                sites: vec!["a/2".into(), "a/3".into()],
-            },
-        ];
-        merge(&mut p, &waves, 5, |_| true);
-        assert_eq!(p.iter().map(|s| s.wave).collect::<Vec<_>>(), [1, 2, 2]);
     }
 
     #[test]

@@ -1,0 +1,384 @@
+//! The executor of the step machine (`step`): it fills what a site's step
+//! looks at from the caches and the API server, and does what the step says
+//! (annotations, Backups, volumes, the copy Job, Restores, pods).
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use mutu_api::backup::BackupTrigger;
+use mutu_api::common::SITE_LABEL;
+use mutu_api::wave::SiteProgress;
+use mutu_api::{Backup, Certificate, PloneSite, Restore};
+use mutu_model::names;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::engine::{Ctx, Error, MIGRATE, kube_err};
+use crate::plan::{Kind, PlanRef};
+use crate::step::{self, Action, Look, Next, Outcome, Server, Volumes, World};
+
+/// Works on the recorded step of a site: reads what the step looks at, does
+/// what it says, and returns where the site goes.
+pub async fn step(
+    ctx: &Ctx,
+    plan: &PlanRef,
+    p: &SiteProgress,
+    site: PloneSite,
+    now: &Time,
+) -> Result<Next, Error> {
+    let mut world = observe(ctx, plan, p, site, now);
+    loop {
+        let outcome = match &plan.kind {
+            Kind::Migration { from, to } => step::migrate(plan, p, &world, from, to),
+            Kind::Rollout { release, .. } => step::upgrade(plan, p, &world, release),
+        };
+        match outcome {
+            Outcome::Look(look) => look_at(ctx, plan, p, &mut world, look).await?,
+            Outcome::Then(actions, next) => {
+                for action in actions {
+                    perform(ctx, plan, &world.site, action).await?;
+                }
+                return Ok(next);
+            }
+        }
+    }
+}
+
+/// What the caches say of the site: its Product, the plan's Backups of it,
+/// its server pods, the copy Job.
+fn observe(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, site: PloneSite, now: &Time) -> World {
+    let data = &ctx.data;
+    let ns = site.namespace().unwrap_or_default();
+    let backups = ["pre", "final"]
+        .into_iter()
+        .map(|what| plan.object_name(&p.name, what))
+        .filter_map(|name| {
+            let b = data.backup(&ns, &name)?;
+            let conds = b
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or(&[]);
+            Some((name, step::run_state(conds)))
+        })
+        .collect();
+    let servers = data
+        .server_pods(&ns, &p.name)
+        .iter()
+        .map(|pod| Server {
+            name: pod.name_any(),
+            zeo: pod.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("zeo"),
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+            pool: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .and_then(|n| data.node_pool(n)),
+        })
+        .collect();
+    let copy_job = data
+        .jobs
+        .get(&ObjectRef::new(&plan.object_name(&p.name, "data")).within(&ns))
+        .map(|j| mutu_runtime::jobs::state(&j));
+    World {
+        product: data.product(&site.spec.product),
+        backups,
+        servers,
+        copy_job,
+        ..World::new(now.clone(), site)
+    }
+}
+
+/// Reads what a step looks at.
+async fn look_at(
+    ctx: &Ctx,
+    plan: &PlanRef,
+    p: &SiteProgress,
+    w: &mut World,
+    look: Look,
+) -> Result<(), Error> {
+    let ns = w.site.namespace().unwrap_or_default();
+    let site = w.site.name_any();
+    let to = match &plan.kind {
+        Kind::Migration { to, .. } => to.as_str(),
+        Kind::Rollout { .. } => "",
+    };
+    match look {
+        Look::Room => {
+            w.room = Some(match &w.product {
+                Some(product) => step::fits_on_pool(
+                    &w.site,
+                    product,
+                    to,
+                    &ctx.data.nodes.state(),
+                    &ctx.data.pods.state(),
+                ),
+                None => Ok(()),
+            });
+        }
+        Look::Certificate => {
+            let name = names::tls_secret(&site);
+            let api: Api<Certificate> = Api::namespaced(ctx.client().clone(), &ns);
+            let cert = api
+                .get_opt(&name)
+                .await
+                .map_err(kube_err(format!("read the Certificate {ns}/{name}")))?;
+            let now = Time(mutu_runtime::status::now());
+            w.certificate = Some(step::certificate_valid(cert.as_ref(), &name, &now));
+        }
+        Look::Ingress => {
+            let api: Api<Ingress> = Api::namespaced(ctx.client().clone(), &ns);
+            let ing = api
+                .get_opt(&site)
+                .await
+                .map_err(kube_err(format!("read the Ingress of {ns}/{site}")))?;
+            w.ingress_offline = Some(step::shows_maintenance(
+                ing.as_ref(),
+                &names::offline_service(&site),
+            ));
+        }
+        Look::Volumes => w.volumes = Some(volumes(ctx, plan, p, &ns).await?),
+        Look::CopyJob => w.copy_job_built = Some(copy_job(ctx, plan, p, &w.site, to).await?),
+        Look::Restore => {
+            let name = plan.object_name(&p.name, "restore");
+            let api: Api<Restore> = Api::namespaced(ctx.client().clone(), &ns);
+            let restore = api
+                .get_opt(&name)
+                .await
+                .map_err(kube_err(format!("read the Restore {ns}/{name}")))?;
+            w.restore = Some(restore.map(|r| {
+                step::run_state(
+                    r.status
+                        .as_ref()
+                        .map(|s| s.conditions.as_slice())
+                        .unwrap_or(&[]),
+                )
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// The site's new data volume: whether it exists, and if not, its current one.
+async fn volumes(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, ns: &str) -> Result<Volumes, Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), ns);
+    let claim = plan.new_volume(&p.name);
+    let new_exists = api
+        .get_opt(&claim)
+        .await
+        .map_err(kube_err(format!("read the volume claim {ns}/{claim}")))?
+        .is_some();
+    if new_exists {
+        return Ok(Volumes {
+            new_exists,
+            origin: None,
+        });
+    }
+    let origin = p
+        .origin_volume
+        .clone()
+        .unwrap_or_else(|| names::zeo_data_claim(&p.name));
+    let origin = api
+        .get_opt(&origin)
+        .await
+        .map_err(kube_err(format!("read the volume claim {ns}/{origin}")))?;
+    Ok(Volumes { new_exists, origin })
+}
+
+/// The Job that restores the site's last Backup into its new volume on
+/// `pool`, built from the site's ZEO server; or why it cannot be.
+async fn copy_job(
+    ctx: &Ctx,
+    plan: &PlanRef,
+    p: &SiteProgress,
+    site: &PloneSite,
+    pool: &str,
+) -> Result<Result<Job, String>, Error> {
+    let ns = site.namespace().unwrap_or_default();
+    let sts: Api<StatefulSet> = Api::namespaced(ctx.client().clone(), &ns);
+    let Some(zeo) = sts
+        .get_opt(&names::zeo_server(&p.name))
+        .await
+        .map_err(kube_err("read the site's ZEO server"))?
+    else {
+        return Ok(Err("the site has no ZEO server StatefulSet".into()));
+    };
+    let spec = mutu_backup::jobs::Spec {
+        component: MIGRATE,
+        name: plan.object_name(&p.name, "data"),
+        namespace: ns,
+        site: &p.name,
+        owner: plan.owner.clone(),
+        owner_uid: plan.uid.clone(),
+        args: vec![
+            "restore".into(),
+            "--data".into(),
+            mutu_backup::jobs::DATA_DIR.into(),
+            "--repo".into(),
+            format!("{}/{}", mutu_backup::jobs::BACKUPS_DIR, p.name),
+            "--id".into(),
+            plan.object_name(&p.name, "final"),
+        ],
+        backups_claim: &ctx.data.config.backup_volume_claim,
+        policy: None,
+        writes_data: true,
+        data_claim: Some(plan.new_volume(&p.name)),
+        pool: Some(pool.to_string()),
+    };
+    Ok(mutu_backup::jobs::build(&spec, &zeo).map_err(|blocked| blocked.to_string()))
+}
+
+/// Does what a step says.
+async fn perform(ctx: &Ctx, plan: &PlanRef, site: &PloneSite, action: Action) -> Result<(), Error> {
+    let ns = site.namespace().unwrap_or_default();
+    match action {
+        Action::Annotate(wanted) => annotate(ctx, site, &wanted).await,
+        Action::CreateBackup { name } => {
+            let trigger = match plan.kind {
+                Kind::Migration { .. } => BackupTrigger::Migration,
+                Kind::Rollout { .. } => BackupTrigger::Rollout,
+            };
+            let backup: Backup = owned(
+                plan,
+                site,
+                &name,
+                "Backup",
+                "backup",
+                json!({"site": site.name_any(), "trigger": trigger}),
+            )?;
+            let api: Api<Backup> = Api::namespaced(ctx.client().clone(), &ns);
+            create_once(ctx, &api, &backup, format!("the Backup {ns}/{name}")).await
+        }
+        Action::CreateRestore { name, backup } => {
+            let restore: Restore = owned(
+                plan,
+                site,
+                &name,
+                "Restore",
+                "restore",
+                json!({"site": site.name_any(), "backup": backup}),
+            )?;
+            let api: Api<Restore> = Api::namespaced(ctx.client().clone(), &ns);
+            create_once(ctx, &api, &restore, format!("the Restore {ns}/{name}")).await
+        }
+        Action::CreateVolume(claim) => {
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), &ns);
+            let what = format!("the volume claim {ns}/{}", claim.name_any());
+            create_once(ctx, &api, &claim, what).await
+        }
+        Action::CreateCopyJob(job) => {
+            let api: Api<Job> = Api::namespaced(ctx.client().clone(), &ns);
+            let what = format!("the Job {ns}/{}", job.name_any());
+            create_once(ctx, &api, &job, what).await
+        }
+        Action::DeletePods(pods) => delete_pods(ctx, &ns, &pods).await,
+    }
+}
+
+/// A Backup or Restore `name` of the site, owned by the plan.
+fn owned<K: DeserializeOwned>(
+    plan: &PlanRef,
+    site: &PloneSite,
+    name: &str,
+    kind: &str,
+    component: &str,
+    spec: Value,
+) -> Result<K, Error> {
+    serde_json::from_value(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": kind,
+        "metadata": {
+            "name": name, "namespace": site.namespace().unwrap_or_default(),
+            "labels": {
+                mutu_api::MANAGED_BY: mutu_api::MANAGED_BY_VALUE,
+                mutu_api::INSTANCE: site.name_any(),
+                mutu_api::COMPONENT: component,
+                SITE_LABEL: site.name_any(),
+            },
+            "ownerReferences": [plan.owner_ref()],
+        },
+        "spec": spec,
+    }))
+    .map_err(|e| Error::Kube {
+        what: format!("build the {kind} {name}"),
+        source: kube::Error::SerdeError(e),
+    })
+}
+
+/// Deletes the site's server pods left on the wrong pool.
+async fn delete_pods(ctx: &Ctx, ns: &str, pods: &[String]) -> Result<(), Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client().clone(), ns);
+    for pod in pods {
+        match api.delete(pod, &DeleteParams::default()).await {
+            Ok(_) => ctx.metrics.write(ctx.name, "delete", "Pod"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Kube {
+                    what: format!("delete the pod {ns}/{pod} left on the wrong pool"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets (or, with `None`, removes) annotations of a site, unless they already are so.
+async fn annotate(
+    ctx: &Ctx,
+    site: &PloneSite,
+    wanted: &[(&str, Option<String>)],
+) -> Result<(), Error> {
+    let current = site.annotations();
+    let changes: serde_json::Map<String, Value> = wanted
+        .iter()
+        .filter(|(k, v)| current.get(*k) != v.as_ref())
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let ns = site.namespace().unwrap_or_default();
+    let api: Api<PloneSite> = Api::namespaced(ctx.client().clone(), &ns);
+    match api
+        .patch(
+            &site.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": changes}})),
+        )
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.write(ctx.name, "patch", "PloneSite");
+            Ok(())
+        }
+        Err(source) => Err(Error::Kube {
+            what: format!("annotate the site {ns}/{}", site.name_any()),
+            source,
+        }),
+    }
+}
+
+/// Creates `obj` unless it exists: a step that repeats (after a restart)
+/// finds what it created the first time.
+async fn create_once<K>(ctx: &Ctx, api: &Api<K>, obj: &K, what: String) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => {
+            ctx.metrics.write(ctx.name, "create", &K::kind(&()));
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            what: format!("create {what}"),
+            source,
+        }),
+    }
+}
