@@ -33,8 +33,12 @@ POLICY = f"{OP}/backup/src/engine.rs"
 BACKUP = f"{OP}/backup/src/run.rs"
 RESTORE = f"{OP}/backup/src/restore.rs"
 WAVE = f"{OP}/wave/src/engine.rs"
-WAVE_PROGRESS = f"{OP}/wave/src/progress.rs"
 REQUEST = f"{OP}/provisioning/src/check.rs"
+WAVE_PLAN = "operators/wave/src/plan.rs"
+MODEL_WAVE = "crates/model/src/wave.rs"
+WAVE_PLAN = "operators/wave/src/plan.rs"
+MODEL_WAVE_PROGRESS = "crates/model/src/wave/progress.rs"
+WAVE_ACT = "operators/wave/src/act.rs"
 MODEL_ADMISSION = "crates/model/src/admission.rs"
 SOLR_INDEX_RECONCILE = "operators/solr-index/src/reconcile.rs"
 CERTIFICATE_RECONCILE_ACME_ORDER = "operators/certificate/src/reconcile/acme_order.rs"
@@ -362,66 +366,66 @@ CASES = [
         c("Complete", "True", "AllDone", "40 done, 0 failed, 0 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "False", "Finished", "40 of 40 sites done, 0 failed"),
-    ], src=[f"{WAVE}:777", f"{WAVE}:790", f"{WAVE}:720"], message="40 done"),
+    ], src=[f"{WAVE_PLAN}:289", f"{WAVE_PLAN}:306", f"{MODEL_WAVE}:234"], message="40 done"),
     Case("MigrationPlan", PROGRESSING, [
         c("Complete", "False", "SitesLeft", "10 done, 0 failed, 30 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "True", "Running", "wave 2: 3 in flight, 27 pending, 10 done, 0 failed"),
-    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:752"], message="wave 2"),
+    ], src=[f"{WAVE_PLAN}:285", f"{WAVE_PLAN}:306", f"{WAVE_PLAN}:356"], message="wave 2"),
     Case("MigrationPlan", PROGRESSING, [
         c("Complete", "False", "SitesLeft", "10 done, 0 failed, 30 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "False", "OutsideWindow", "outside the window 22:00\u201305:00 Europe/Brussels: no new site starts; 0 in flight finish"),
-    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:744", f"{WAVE}:458"]),
+    ], src=[f"{WAVE_PLAN}:285", f"{WAVE_PLAN}:306", f"{WAVE_PLAN}:348", f"{WAVE}:141"]),
     # Same reason, but the window cannot be read (progress.rs:170): a person must fix it.
     Case("MigrationPlan", DEGRADED, [
         c("Complete", "False", "SitesLeft", "0 done, 0 failed, 40 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "False", "OutsideWindow", "spec.window.timeZone: \"Europe/Nowhere\" is not a known time zone: no new site starts; 0 in flight finish"),
-    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:744", f"{WAVE_PROGRESS}:170"],
+    ], src=[f"{WAVE_PLAN}:285", f"{WAVE_PLAN}:306", f"{WAVE_PLAN}:348", f"{MODEL_WAVE_PROGRESS}:134"],
         message="not a known time zone"),
     Case("MigrationPlan", DEGRADED, [
         c("Complete", "False", "SitesLeft", "10 done, 1 failed, 29 left of 40"),
         c("Failed", "True", "ThresholdReached", "1 failed, the threshold is 1"),
         c("Progressing", "True", "Halted", "1 sites failed, the failure threshold is 1: no new site starts; 2 in flight finish."),
-    ], src=[f"{WAVE}:773", f"{WAVE}:788", f"{WAVE}:728"], message="1 failed, the threshold is 1"),
+    ], src=[f"{WAVE_PLAN}:285", f"{WAVE_ACT}:121", f"{WAVE_PLAN}:332"], message="1 failed, the threshold is 1"),
     Case("MigrationPlan", DEGRADED, [
         c("Complete", "False", "SitesLeft", "0 done, 0 failed, 0 left of 0"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "False", "InvalidSpec", "spec.waves: ..."),
-    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:717"]),
+    ], src=[f"{WAVE_PLAN}:285", f"{WAVE_PLAN}:306", f"{WAVE}:79"]),
     Case("MigrationPlan", SUSPENDED, [
         c("Complete", "False", "SitesLeft", "10 done, 0 failed, 30 left of 40"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 1"),
         c("Progressing", "True", "Paused", "spec.paused: no new site starts; 1 in flight finish"),
-    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:736"], spec={"paused": True}, message="spec.paused"),
+    ], src=[f"{WAVE_PLAN}:285", f"{WAVE_PLAN}:306", f"{WAVE_PLAN}:340"], spec={"paused": True}, message="spec.paused"),
 
     # --- ReleaseRollout ------------------------------------------------------------------
     Case("ReleaseRollout", HEALTHY, [
         c("Complete", "True", "AllDone", "120 done, 0 failed, 0 left of 120"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 3"),
         c("Progressing", "False", "Finished", "120 of 120 sites done, 0 failed"),
-    ], src=[f"{WAVE}:777", f"{WAVE}:790", f"{WAVE}:720"]),
+    ], src=[f"{WAVE_PLAN}:289", f"{WAVE_PLAN}:306", f"{MODEL_WAVE}:234"]),
     # Finished with failures below the threshold: Complete=True, so Healthy (the count is in
     # the message; the failed sites are in status.siteProgress).
     Case("ReleaseRollout", HEALTHY, [
         c("Complete", "True", "DoneWithFailures", "118 done, 2 failed, 0 left of 120"),
         c("Failed", "False", "BelowThreshold", "2 failed, the threshold is 3"),
         c("Progressing", "False", "Finished", "118 of 120 sites done, 2 failed"),
-    ], src=[f"{WAVE}:775", f"{WAVE}:790", f"{WAVE}:720"], message="2 failed"),
+    ], src=[f"{WAVE_PLAN}:291", f"{WAVE_PLAN}:306", f"{MODEL_WAVE}:234"], message="2 failed"),
     Case("ReleaseRollout", PROGRESSING, [
         c("Complete", "False", "SitesLeft", "30 done, 0 failed, 90 left of 120"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 3"),
         c("Progressing", "True", "Running", "wave 3: 5 in flight, 85 pending, 30 done, 0 failed"),
-    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:752"]),
+    ], src=[f"{WAVE_PLAN}:285", f"{WAVE_PLAN}:306", f"{WAVE_PLAN}:356"]),
     Case("ReleaseRollout", DEGRADED, [
         c("Progressing", "False", "NoProduct", "spec.product: there is no Product delib; nothing is upgraded"),
-    ], src=[f"{WAVE}:437"], message="there is no Product"),
+    ], src=[f"{WAVE}:49"], message="there is no Product"),
     Case("ReleaseRollout", SUSPENDED, [
         c("Complete", "False", "SitesLeft", "30 done, 0 failed, 90 left of 120"),
         c("Failed", "False", "BelowThreshold", "0 failed, the threshold is 3"),
         c("Progressing", "False", "Paused", "spec.paused: no new site starts; 0 in flight finish"),
-    ], src=[f"{WAVE}:773", f"{WAVE}:790", f"{WAVE}:736"], spec={"paused": True}),
+    ], src=[f"{WAVE_PLAN}:285", f"{WAVE_PLAN}:306", f"{WAVE_PLAN}:340"], spec={"paused": True}),
 
     # --- ProvisioningRequest -------------------------------------------------------------
     Case("ProvisioningRequest", HEALTHY, [
