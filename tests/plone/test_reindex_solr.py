@@ -36,7 +36,7 @@ from test_scripts import BIN, CREATE_SITE, SCRIPTS, Instance, last_line
 REPO = Path(__file__).resolve().parents[2]
 REINDEX_SOLR = SCRIPTS / "reindex_solr.py"
 SOLR_RUN = REPO / "tests" / "solr" / "run.sh"
-CONFIGSET = REPO / "operators" / "solr" / "configsets" / "plone"
+CONFIGSET = REPO / "operators" / "solr-index" / "configsets" / "plone"
 
 SITE_ID = "Plone"
 OTHER_SITE = "Other"  # a site without collective.solr

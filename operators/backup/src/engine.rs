@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use mutu_api::backup::{BackupPolicyStatus, BackupTrigger, Retention};
 use mutu_api::{Backup, BackupPolicy, PloneSite, Restore};
 use mutu_runtime::conditions::{self, Desired as Cond};
+use mutu_runtime::create::Created;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use serde_json::json;
@@ -285,14 +286,8 @@ async fn plan_policy(
             continue;
         }
         let b = crate::run::scheduled_backup(ns, &name, site, &policy.name_any());
-        match Api::<Backup>::namespaced(ctx.client().clone(), ns)
-            .create(&PostParams::default(), &b)
-            .await
-        {
-            Ok(_) => ctx.metrics.write(ctx.name, "create", "Backup"),
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(e) => return Err(e),
-        }
+        ctx.create_once(&Api::<Backup>::namespaced(ctx.client().clone(), ns), &b)
+            .await?;
     }
     Ok(())
 }
@@ -348,16 +343,10 @@ async fn pack(
             else {
                 continue;
             };
-            match Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ctx.client().clone(), ns)
-                .create(&PostParams::default(), &job)
-                .await
-            {
-                Ok(_) => {
-                    ctx.metrics.write(ctx.name, "create", "Job");
-                    tracing::info!(namespace = %ns, site = %site, job = %name, "weekly pack started");
-                }
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(e) => return Err(e),
+            let jobs =
+                Api::<k8s_openapi::api::batch::v1::Job>::namespaced(ctx.client().clone(), ns);
+            if ctx.create_once(&jobs, &job).await? == Created::New {
+                tracing::info!(namespace = %ns, site = %site, job = %name, "weekly pack started");
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -355,19 +355,12 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
                     return fail(ctx, api, r, status, "Unsupported", blocked.to_string()).await;
                 }
             };
-            match Api::<Job>::namespaced(ctx.client().clone(), &ns)
-                .create(&PostParams::default(), &job)
+            ctx.create_once(&Api::<Job>::namespaced(ctx.client().clone(), &ns), &job)
                 .await
-            {
-                Ok(_) => ctx.metrics.write(ctx.name, "create", "Job"),
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(source) => {
-                    return Err(Error::Kube {
-                        what: format!("create Job {job_name}"),
-                        source,
-                    });
-                }
-            }
+                .map_err(|source| Error::Kube {
+                    what: format!("create Job {job_name}"),
+                    source,
+                })?;
             write(
                 ctx,
                 api,

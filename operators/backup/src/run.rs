@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -208,18 +208,13 @@ pub async fn ensure_volume(ctx: &Ctx, ns: &str) -> Result<(), Error> {
         what: "build the backup volume claim".into(),
         source: kube::Error::SerdeError(e),
     })?;
-    match api.create(&PostParams::default(), &claim).await {
-        Ok(_) => {
-            ctx.metrics
-                .write(ctx.name, "create", "PersistentVolumeClaim");
-            Ok(())
-        }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(source) => Err(Error::Kube {
+    ctx.create_once(&api, &claim)
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Kube {
             what: "create the backup volume claim".into(),
             source,
-        }),
-    }
+        })
 }
 
 /// The running restore of `site` in `ns`, if any.
@@ -448,19 +443,12 @@ pub async fn reconcile(b: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Error> {
                     .unwrap_or_default();
                 c.command = Some(vec!["sh".into(), "-c".into(), script, path]);
             }
-            match Api::<Job>::namespaced(ctx.client().clone(), &ns)
-                .create(&PostParams::default(), &job)
+            ctx.create_once(&Api::<Job>::namespaced(ctx.client().clone(), &ns), &job)
                 .await
-            {
-                Ok(_) => ctx.metrics.write(ctx.name, "create", "Job"),
-                Err(kube::Error::Api(e)) if e.code == 409 => {}
-                Err(source) => {
-                    return Err(Error::Kube {
-                        what: format!("create Job {job_name}"),
-                        source,
-                    });
-                }
-            }
+                .map_err(|source| Error::Kube {
+                    what: format!("create Job {job_name}"),
+                    source,
+                })?;
             status.start_time.get_or_insert(now);
             status.location = Some(format!("{ns}/{site_name}/{}", b.name_any()));
             write(ctx.as_ref(), &api, &b, status, &running(&job_name)).await?;

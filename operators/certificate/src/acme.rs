@@ -235,7 +235,7 @@ async fn account_key(
     match secrets.create(&PostParams::default(), &obj).await {
         Ok(_) => Ok(pem),
         // Another reconcile created it first: use theirs.
-        Err(kube::Error::Api(e)) if e.code == 409 => {
+        Err(e) if mutu_runtime::create::already_exists(&e) => {
             Box::pin(account_key(secrets, secret, issuer)).await
         }
         Err(e) => Err(AcmeError::Kube(e)),

@@ -112,7 +112,7 @@ pub async fn reconcile(issuer: Arc<CertificateIssuer>, ctx: Arc<Ctx>) -> Result<
                     .await;
                     secret = Some(s);
                 }
-                Err(kube::Error::Api(e)) if e.code == 409 => {
+                Err(e) if mutu_runtime::create::already_exists(&e) => {
                     secret = secrets.get_opt(&ca.secret_name).await.map_err(secret_err)?;
                 }
                 Err(e) => return Err(secret_err(e)),

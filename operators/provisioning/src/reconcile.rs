@@ -183,7 +183,7 @@ async fn create_site(
             ctx.metrics.write(ctx.name, "create", "PloneSite");
             Ok(())
         }
-        Err(kube::Error::Api(status)) if status.code == 409 => {
+        Err(e) if mutu_runtime::create::already_exists(&e) => {
             let found = api.get_opt(&name).await.map_err(|source| Error::Create {
                 namespace: ns.to_string(),
                 name: name.clone(),

@@ -21,6 +21,7 @@ use mutu_api::solr::{PendingCollection, PreviousCollection, SolrIndexStatus};
 use mutu_api::{PloneSite, Product, SolrIndex};
 use mutu_runtime::conditions::Desired as Cond;
 use mutu_runtime::controller::finalizer_reason;
+use mutu_runtime::create::Created;
 use mutu_runtime::{Context, Reason};
 
 use crate::configset;
@@ -444,9 +445,8 @@ async fn advance(
                 ),
             )),
             Ok(job) => {
-                match jobs.create(&PostParams::default(), &job).await {
-                    Ok(_) => {
-                        ctx.metrics.write(ctx.name, "create", "Job");
+                match ctx.create_once(&jobs, &job).await {
+                    Ok(Created::New) => {
                         ctx.event(
                             idx,
                             false,
@@ -455,7 +455,7 @@ async fn advance(
                         )
                         .await;
                     }
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Ok(Created::Existed) => {}
                     Err(source) => return Err(Error::Job { name, source }.into()),
                 }
                 Ok(reindexing(n, &name, target))

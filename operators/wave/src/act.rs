@@ -7,7 +7,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use mutu_api::backup::BackupTrigger;
@@ -370,15 +370,11 @@ async fn create_once<K>(ctx: &Ctx, api: &Api<K>, obj: &K, what: String) -> Resul
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    match api.create(&PostParams::default(), obj).await {
-        Ok(_) => {
-            ctx.metrics.write(ctx.name, "create", &K::kind(&()));
-            Ok(())
-        }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(source) => Err(Error::Kube {
+    ctx.create_once(api, obj)
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Kube {
             what: format!("create {what}"),
             source,
-        }),
-    }
+        })
 }

@@ -77,7 +77,7 @@ pub(super) async fn next_key(
             ctx.metrics.write(ctx.name, "create", "Secret");
             Ok(Some(pem))
         }
-        Err(kube::Error::Api(e)) if e.code == 409 => {
+        Err(e) if mutu_runtime::create::already_exists(&e) => {
             Box::pin(next_key(ctx, cert, secret, false)).await
         }
         Err(source) => Err(err(source)),
