@@ -400,8 +400,6 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
     }
     if enabled(mutu_wave::NAME) {
         let config = mutu_wave::Config {
-            backup_volume_claim: args.backup_volume_claim.clone(),
-            postgres_image: args.backup_postgres_image.clone(),
             tick: args.wave_tick,
         };
         let run = mutu_wave::run(

@@ -400,13 +400,21 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
                 .map(|t| t.0);
             // Ready again since the restore: a Ready condition that turned true after it.
             let site = ctx.data.site(&ns, site_name);
-            let ready = site
+            // A site someone else keeps offline (a MigrationPlan moving it) is
+            // not Ready until they bring it back: the restore is done now.
+            let held_offline = site
                 .as_ref()
-                .and_then(|s| s.status.as_ref())
-                .and_then(|s| conditions::find(&s.conditions, mutu_api::CONDITION_READY).cloned())
-                .is_some_and(|c| {
-                    c.status == "True" && done_at.is_none_or(|d| c.last_transition_time.0 >= d)
-                });
+                .and_then(|s| s.annotations().get(mutu_api::OFFLINE_ANNOTATION).cloned());
+            let ready = held_offline.is_some()
+                || site
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .and_then(|s| {
+                        conditions::find(&s.conditions, mutu_api::CONDITION_READY).cloned()
+                    })
+                    .is_some_and(|c| {
+                        c.status == "True" && done_at.is_none_or(|d| c.last_transition_time.0 >= d)
+                    });
             if !ready {
                 write(
                     ctx,
@@ -427,10 +435,16 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
                 return Ok(Action::requeue(Duration::from_secs(5)));
             }
             status.completion_time = Some(now);
-            let msg = format!(
-                "site {site_name} restored from Backup {} and Ready again",
-                r.spec.backup
-            );
+            let msg = match &held_offline {
+                Some(by) => format!(
+                    "site {site_name} restored from Backup {}; it stays offline for {by}, which brings it back",
+                    r.spec.backup
+                ),
+                None => format!(
+                    "site {site_name} restored from Backup {} and Ready again",
+                    r.spec.backup
+                ),
+            };
             write(
                 ctx,
                 api,

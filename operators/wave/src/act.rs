@@ -1,14 +1,12 @@
 //! The executor of the step machine (`step`): it fills what a site's step
 //! looks at from the caches and the API server, and does what the step says
-//! (annotations, Backups, volumes, the copy Job, Restores, pods).
+//! (annotations, Backups, volumes, Restores, pods).
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use mutu_api::backup::BackupTrigger;
 use mutu_api::common::SITE_LABEL;
@@ -19,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::engine::{Ctx, Error, MIGRATE, kube_err};
+use crate::engine::{Ctx, Error, kube_err};
 use crate::plan::{Kind, PlanRef};
 use crate::step::{self, Action, Look, Next, Outcome, Server, Volumes, World};
 
@@ -82,15 +80,10 @@ fn observe(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, site: PloneSite, now: &T
                 .and_then(|n| data.node_pool(n)),
         })
         .collect();
-    let copy_job = data
-        .jobs
-        .get(&ObjectRef::new(&plan.object_name(&p.name, "data")).within(&ns))
-        .map(|j| mutu_runtime::jobs::state(&j));
     World {
         product: data.product(&site.spec.product),
         backups,
         servers,
-        copy_job,
         ..World::new(now.clone(), site)
     }
 }
@@ -144,22 +137,14 @@ async fn look_at(
             ));
         }
         Look::Volumes => w.volumes = Some(volumes(ctx, plan, p, &ns).await?),
-        Look::CopyJob => w.copy_job_built = Some(copy_job(ctx, plan, p, &w.site, to).await?),
+        Look::ZeoServer => w.zeo_claim = Some(zeo_claim(ctx, &ns, &site).await?),
+        Look::DataRestore => {
+            let name = plan.object_name(&p.name, "data");
+            w.data_restore = Some(restore_run(ctx, &ns, &name).await?);
+        }
         Look::Restore => {
             let name = plan.object_name(&p.name, "restore");
-            let api: Api<Restore> = Api::namespaced(ctx.client().clone(), &ns);
-            let restore = api
-                .get_opt(&name)
-                .await
-                .map_err(kube_err(format!("read the Restore {ns}/{name}")))?;
-            w.restore = Some(restore.map(|r| {
-                step::run_state(
-                    r.status
-                        .as_ref()
-                        .map(|s| s.conditions.as_slice())
-                        .unwrap_or(&[]),
-                )
-            }));
+            w.restore = Some(restore_run(ctx, &ns, &name).await?);
         }
     }
     Ok(())
@@ -191,47 +176,42 @@ async fn volumes(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, ns: &str) -> Resul
     Ok(Volumes { new_exists, origin })
 }
 
-/// The Job that restores the site's last Backup into its new volume on
-/// `pool`, built from the site's ZEO server; or why it cannot be.
-async fn copy_job(
-    ctx: &Ctx,
-    plan: &PlanRef,
-    p: &SiteProgress,
-    site: &PloneSite,
-    pool: &str,
-) -> Result<Result<Job, String>, Error> {
-    let ns = site.namespace().unwrap_or_default();
-    let sts: Api<StatefulSet> = Api::namespaced(ctx.client().clone(), &ns);
-    let Some(zeo) = sts
-        .get_opt(&names::zeo_server(&p.name))
+/// The run of the Restore `name`, `None` when it does not exist.
+async fn restore_run(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<step::Run>, Error> {
+    let api: Api<Restore> = Api::namespaced(ctx.client().clone(), ns);
+    let restore = api
+        .get_opt(name)
         .await
-        .map_err(kube_err("read the site's ZEO server"))?
-    else {
-        return Ok(Err("the site has no ZEO server StatefulSet".into()));
-    };
-    let spec = mutu_backup::jobs::Spec {
-        component: MIGRATE,
-        name: plan.object_name(&p.name, "data"),
-        namespace: ns,
-        site: &p.name,
-        owner: plan.owner.clone(),
-        owner_uid: plan.uid.clone(),
-        args: vec![
-            "restore".into(),
-            "--data".into(),
-            mutu_backup::jobs::DATA_DIR.into(),
-            "--repo".into(),
-            format!("{}/{}", mutu_backup::jobs::BACKUPS_DIR, p.name),
-            "--id".into(),
-            plan.object_name(&p.name, "final"),
-        ],
-        backups_claim: &ctx.data.config.backup_volume_claim,
-        policy: None,
-        writes_data: true,
-        data_claim: Some(plan.new_volume(&p.name)),
-        pool: Some(pool.to_string()),
-    };
-    Ok(mutu_backup::jobs::build(&spec, &zeo).map_err(|blocked| blocked.to_string()))
+        .map_err(kube_err(format!("read the Restore {ns}/{name}")))?;
+    Ok(restore.map(|r| {
+        step::run_state(
+            r.status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or(&[]),
+        )
+    }))
+}
+
+/// The volume claim the site's ZEO server mounts as its data, `None` without a ZEO server.
+async fn zeo_claim(ctx: &Ctx, ns: &str, site: &str) -> Result<Option<String>, Error> {
+    let sts: Api<StatefulSet> = Api::namespaced(ctx.client().clone(), ns);
+    let zeo = sts
+        .get_opt(&names::zeo_server(site))
+        .await
+        .map_err(kube_err("read the site's ZEO server"))?;
+    Ok(zeo.map(|z| {
+        z.spec
+            .template
+            .spec
+            .and_then(|p| p.volumes)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|v| v.name == "data")
+            .and_then(|v| v.persistent_volume_claim)
+            .map(|c| c.claim_name)
+            .unwrap_or_default()
+    }))
 }
 
 /// Does what a step says.
@@ -271,11 +251,6 @@ async fn perform(ctx: &Ctx, plan: &PlanRef, site: &PloneSite, action: Action) ->
             let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), &ns);
             let what = format!("the volume claim {ns}/{}", claim.name_any());
             create_once(ctx, &api, &claim, what).await
-        }
-        Action::CreateCopyJob(job) => {
-            let api: Api<Job> = Api::namespaced(ctx.client().clone(), &ns);
-            let what = format!("the Job {ns}/{}", job.name_any());
-            create_once(ctx, &api, &job, what).await
         }
         Action::DeletePods(pods) => delete_pods(ctx, &ns, &pods).await,
     }

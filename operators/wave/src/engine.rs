@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -40,10 +39,6 @@ use crate::plan::{self, Finished, Kind, PlanRef};
 /// Settings of the wave engine.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The member's backup volume claim (as the backup operator's).
-    pub backup_volume_claim: String,
-    /// Image with PostgreSQL's client tools (as the backup operator's).
-    pub postgres_image: String,
     /// How often a plan with sites in flight re-checks them.
     pub tick: Duration,
 }
@@ -51,8 +46,6 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            backup_volume_claim: "backups".into(),
-            postgres_image: "docker.io/library/postgres:17-alpine".into(),
             tick: Duration::from_secs(5),
         }
     }
@@ -116,7 +109,6 @@ pub struct Data {
     pub migrations: Store<DeserializeGuard<MigrationPlan>>,
     pub rollouts: Store<DeserializeGuard<ReleaseRollout>>,
     pub backups: Store<DeserializeGuard<Backup>>,
-    pub jobs: Store<Job>,
     pub nodes: Store<Node>,
     pub pods: Store<Pod>,
     /// The status each plan was last given (by uid): the cache may lag behind
@@ -135,7 +127,6 @@ impl Data {
             let _ = self.migrations.wait_until_ready().await;
             let _ = self.rollouts.wait_until_ready().await;
             let _ = self.backups.wait_until_ready().await;
-            let _ = self.jobs.wait_until_ready().await;
             let _ = self.nodes.wait_until_ready().await;
             let _ = self.pods.wait_until_ready().await;
         })
@@ -217,8 +208,6 @@ impl Data {
     }
 }
 
-/// Component label of the Jobs that copy a site's data to its new volume.
-pub const MIGRATE: &str = "migrate";
 /// How long a changed site may take to be Ready, by default.
 const DEFAULT_VERIFY: Duration = Duration::from_secs(600);
 const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);

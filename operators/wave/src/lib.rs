@@ -15,7 +15,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
 use kube::core::DeserializeGuard;
@@ -23,8 +22,8 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
-use mutu_api::{Backup, MigrationPlan, Product, ReleaseRollout};
-use mutu_runtime::watch::{main_watch, slim_children_watch_of};
+use mutu_api::{Backup, MigrationPlan, Product, ReleaseRollout, Restore};
+use mutu_runtime::watch::main_watch;
 use mutu_runtime::{Context, Health, Metrics, Settings};
 
 pub use engine::Config;
@@ -35,12 +34,6 @@ pub use mutu_model::wave::{
 
 /// Name of this controller in metrics, events and its field manager (`mutu-wave`).
 pub const NAME: &str = "wave";
-
-/// Keeps only what the engine reads of a Job: metadata and state.
-fn slim_job(job: &mut Job) {
-    job.spec = None;
-    job.meta_mut().annotations = None;
-}
 
 /// Keeps only what the engine reads of a pod: labels, node, requests, phase.
 fn slim_pod(pod: &mut Pod) {
@@ -117,12 +110,13 @@ pub async fn run(
         &health,
         &metrics,
     );
-    let (jobs, job_stream) = slim_children_watch_of::<Job>(
-        &client,
+    // A Restore that moves on (a migration's copy, a rollout's way back)
+    // moves its plan on; the engine reads the few it needs from the API server.
+    let (_restores, restore_stream) = main_watch(
+        Api::<DeserializeGuard<Restore>>::all(client.clone()),
+        watcher::Config::default(),
         &health,
         &metrics,
-        &format!("{}={}", mutu_api::COMPONENT, engine::MIGRATE),
-        slim_job,
     );
     // Every pod, cut down: the room left on a pool counts them all.
     let (pods, pod_writer) = reflector::store();
@@ -151,7 +145,6 @@ pub async fn run(
             migrations: migrations.clone(),
             rollouts: rollouts.clone(),
             backups,
-            jobs,
             nodes,
             pods,
             memo: Default::default(),
@@ -160,7 +153,7 @@ pub async fn run(
         },
     ));
     let shutdown = shutdown.shared();
-    // A change of a site, a backup or a Job re-checks every plan: there are few.
+    // A change of a site, a Backup or a Restore re-checks every plan: there are few.
     let (m_tx, m_rx) = futures::channel::mpsc::unbounded::<()>();
     let (r_tx, r_rx) = futures::channel::mpsc::unbounded::<()>();
     let poke = move |_| {
@@ -170,7 +163,7 @@ pub async fn run(
     };
     let triggers = futures::stream::select(
         futures::stream::select(site_stream.map(|_| ()), backup_stream.map(|_| ())),
-        job_stream.map(|_| ()),
+        restore_stream.map(|_| ()),
     )
     .for_each(poke);
     let migrations_ctl = Controller::for_stream(migration_stream, migrations)

@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -19,7 +18,6 @@ use mutu_api::{Certificate, PloneSite, ProductSpec};
 use mutu_model::storage::{self, Storage};
 use mutu_model::{names, quantity};
 use mutu_runtime::conditions;
-use mutu_runtime::jobs::JobState;
 
 use crate::plan::PlanRef;
 
@@ -57,9 +55,11 @@ pub enum Look {
     Ingress,
     /// The site's new data volume and, if missing, its current one.
     Volumes,
-    /// The copy Job, built from the site's ZEO server.
-    CopyJob,
-    /// The plan's Restore of the site.
+    /// The volume claim the site's ZEO server mounts.
+    ZeoServer,
+    /// The plan's Restore of the site's last Backup into its new volume.
+    DataRestore,
+    /// The plan's Restore of the site after a failed upgrade.
     Restore,
 }
 
@@ -72,8 +72,6 @@ pub enum Action {
     CreateBackup { name: String },
     /// Create the site's new data volume.
     CreateVolume(Box<PersistentVolumeClaim>),
-    /// Create the Job that restores the last Backup into the new volume.
-    CreateCopyJob(Box<Job>),
     /// Create the plan's Restore `name` of Backup `backup` of the site.
     CreateRestore { name: String, backup: String },
     /// Delete these server pods of the site (left on the wrong pool).
@@ -126,14 +124,14 @@ pub struct World {
     pub backups: BTreeMap<String, Run>,
     /// The site's server pods (instances and ZEO), wherever they are.
     pub servers: Vec<Server>,
-    /// The copy Job's state, when it exists.
-    pub copy_job: Option<JobState>,
     pub room: Option<Result<(), String>>,
     pub certificate: Option<Result<(), String>>,
     pub ingress_offline: Option<bool>,
     pub volumes: Option<Volumes>,
-    /// The copy Job to create, or why it cannot be.
-    pub copy_job_built: Option<Result<Job, String>>,
+    /// The claim of the ZEO server's data volume, `Some(None)` without a ZEO server.
+    pub zeo_claim: Option<Option<String>>,
+    /// The run of the Restore into the new volume, `Some(None)` when it does not exist.
+    pub data_restore: Option<Option<Run>>,
     /// The Restore's run, `Some(None)` when it does not exist.
     pub restore: Option<Option<Run>>,
 }
@@ -147,12 +145,12 @@ impl World {
             product: None,
             backups: BTreeMap::new(),
             servers: Vec::new(),
-            copy_job: None,
             room: None,
             certificate: None,
             ingress_offline: None,
             volumes: None,
-            copy_job_built: None,
+            zeo_claim: None,
+            data_restore: None,
             restore: None,
         }
     }
@@ -566,7 +564,9 @@ fn migration_preflight(
 }
 
 /// Visitors see the maintenance page: a last Backup, the servers stop, the
-/// Backup is restored into a new volume on the new pool.
+/// site's ZEO server is pointed at a new volume on the new pool, and a Restore
+/// of the last Backup fills it, as a person would restore a site (one
+/// implementation of a restore, with its lock and its record).
 fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &str) -> Outcome {
     if kind != Storage::Zeo {
         return next(Next::Go(
@@ -588,6 +588,33 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
             return next(Next::Fail(format!("the last Backup {last} failed: {m}")));
         }
     }
+    let new_volume = plan.new_volume(&p.name);
+    let restore = plan.object_name(&p.name, "data");
+    let Some(restored) = &w.data_restore else {
+        return Outcome::Look(Look::DataRestore);
+    };
+    // Once the Restore exists it holds the site's maintenance, and ends it.
+    match restored {
+        Some(Run::Complete) => {
+            return next(Next::Go(
+                SiteStep::Moving,
+                format!(
+                    "data restored from Backup {last} into {new_volume} on pool {to} (Restore {restore})"
+                ),
+            ));
+        }
+        Some(Run::Failed(m)) => {
+            return next(Next::Fail(format!(
+                "restoring Backup {last} into {new_volume} failed (Restore {restore}): {m}"
+            )));
+        }
+        Some(Run::Running(m)) => {
+            return next(Next::Wait(format!(
+                "Restore {restore} of Backup {last} into {new_volume}: {m}"
+            )));
+        }
+        None => {}
+    }
     let mut actions: Vec<Action> = w
         .annotate(&[(mutu_api::MAINTENANCE_ANNOTATION, Some(plan.who()))])
         .into_iter()
@@ -599,7 +626,6 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
             Next::Wait(format!("waiting for the site's {running} servers to stop")),
         );
     }
-    let new_volume = plan.new_volume(&p.name);
     let origin = p
         .origin_volume
         .clone()
@@ -623,34 +649,39 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
             &plan.name,
         ))));
     }
-    let job = plan.object_name(&p.name, "data");
-    let state = match &w.copy_job {
-        Some(state) => Some(state.clone()),
-        None => match &w.copy_job_built {
-            None => return Outcome::Look(Look::CopyJob),
-            Some(Err(why)) => return then(actions, Next::Fail(why.clone())),
-            Some(Ok(built)) => {
-                actions.push(Action::CreateCopyJob(Box::new(built.clone())));
-                None
-            }
-        },
+    // The stopped servers move to the new pool and volume, still in maintenance.
+    actions.extend(w.annotate(&[
+        (mutu_api::MAINTENANCE_ANNOTATION, Some(plan.who())),
+        (mutu_api::POOL_ANNOTATION, Some(to.to_string())),
+        (mutu_api::DATA_VOLUME_ANNOTATION, Some(new_volume.clone())),
+    ]));
+    let Some(claim) = &w.zeo_claim else {
+        return Outcome::Look(Look::ZeoServer);
     };
-    then(
-        actions,
-        match state {
-            Some(JobState::Succeeded) => Next::Go(
-                SiteStep::Moving,
-                format!("data restored from Backup {last} into {new_volume} on pool {to}"),
-            ),
-            Some(JobState::Failed(m)) => Next::Fail(format!(
-                "copying the data into {new_volume} failed: {m} (logs: kubectl logs -n {} job/{job})",
-                w.ns()
+    match claim {
+        None => then(
+            actions,
+            Next::Fail("the site has no ZEO server StatefulSet".into()),
+        ),
+        Some(claim) if *claim != new_volume => then(
+            actions,
+            Next::Wait(format!(
+                "waiting for the site's ZEO server to mount {new_volume} on pool {to}"
             )),
-            _ => Next::Wait(format!(
-                "Job {job} restores Backup {last} into {new_volume}"
-            )),
-        },
-    )
+        ),
+        Some(_) => {
+            actions.push(Action::CreateRestore {
+                name: restore.clone(),
+                backup: last.clone(),
+            });
+            then(
+                actions,
+                Next::Wait(format!(
+                    "Restore {restore} of Backup {last} into {new_volume} started"
+                )),
+            )
+        }
+    }
 }
 
 /// A failed migration puts the site back on its pool with its data.
@@ -1313,6 +1344,7 @@ mod tests {
     fn backed_up() -> World {
         let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
         w.backups.insert("move-delib-final".into(), Run::Complete);
+        w.data_restore = Some(None);
         w
     }
 
@@ -1374,23 +1406,37 @@ mod tests {
         }
     }
 
+    fn on_the_new_volume(volume: &str) -> Action {
+        Action::Annotate(vec![
+            (
+                mutu_api::MAINTENANCE_ANNOTATION,
+                Some("migration/move".to_string()),
+            ),
+            (mutu_api::POOL_ANNOTATION, Some(TO.to_string())),
+            (mutu_api::DATA_VOLUME_ANNOTATION, Some(volume.to_string())),
+        ])
+    }
+
     #[test]
-    fn copying_creates_the_new_volume_and_the_copy_job_then_waits() {
+    fn copying_looks_for_its_restore_once_the_last_backup_is_complete() {
+        let mut w = backed_up();
+        w.data_restore = None;
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Look(Look::DataRestore)
+        );
+    }
+
+    #[test]
+    fn copying_creates_the_new_volume_and_points_the_stopped_servers_at_it() {
         let mut w = backed_up();
         w.volumes = Some(Volumes {
             new_exists: false,
             origin: Some(old_claim()),
         });
         let p = at(SiteStep::CopyingData, FROM);
-        assert_eq!(migrating(&p, &w), Outcome::Look(Look::CopyJob));
-        let job = Job {
-            metadata: kube::api::ObjectMeta {
-                name: Some("move-delib-data".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        w.copy_job_built = Some(Ok(job.clone()));
+        assert_eq!(migrating(&p, &w), Outcome::Look(Look::ZeoServer));
+        w.zeo_claim = Some(Some("data-delib-zeo-0".into()));
         let volume = names::migrated_data_claim("delib", "uid-1");
         let Outcome::Then(actions, next) = migrating(&p, &w) else {
             panic!("a decision")
@@ -1398,7 +1444,7 @@ mod tests {
         assert_eq!(
             next,
             wait(&format!(
-                "Job move-delib-data restores Backup move-delib-final into {volume}"
+                "waiting for the site's ZEO server to mount {volume} on pool {TO}"
             ))
         );
         assert_eq!(actions.len(), 3, "{actions:?}");
@@ -1427,41 +1473,81 @@ mod tests {
                 .and_then(|s| s.storage_class_name.as_deref()),
             Some("fast")
         );
-        assert_eq!(actions[2], Action::CreateCopyJob(Box::new(job)));
+        assert_eq!(actions[2], on_the_new_volume(&volume));
     }
 
     #[test]
-    fn copying_fails_when_the_copy_job_cannot_be_built() {
+    fn copying_restores_the_last_backup_once_the_zeo_server_mounts_the_new_volume() {
         let mut w = backed_up();
         w.volumes = Some(Volumes {
             new_exists: true,
             origin: None,
         });
-        w.copy_job_built = Some(Err("the site has no ZEO server StatefulSet".into()));
+        let volume = names::migrated_data_claim("delib", "uid-1");
+        w.zeo_claim = Some(Some(volume.clone()));
         assert_eq!(
             migrating(&at(SiteStep::CopyingData, FROM), &w),
             Outcome::Then(
-                vec![in_maintenance()],
+                vec![
+                    in_maintenance(),
+                    on_the_new_volume(&volume),
+                    Action::CreateRestore {
+                        name: "move-delib-data".into(),
+                        backup: "move-delib-final".into(),
+                    },
+                ],
+                wait(&format!(
+                    "Restore move-delib-data of Backup move-delib-final into {volume} started"
+                ))
+            )
+        );
+    }
+
+    #[test]
+    fn copying_fails_without_a_zeo_server() {
+        let mut w = backed_up();
+        w.volumes = Some(Volumes {
+            new_exists: true,
+            origin: None,
+        });
+        w.zeo_claim = Some(None);
+        let volume = names::migrated_data_claim("delib", "uid-1");
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![in_maintenance(), on_the_new_volume(&volume)],
                 fail("the site has no ZEO server StatefulSet")
             )
         );
     }
 
     #[test]
-    fn copying_fails_when_the_copy_job_failed_and_says_where_its_logs_are() {
+    fn copying_leaves_the_maintenance_to_the_restore_while_it_runs() {
         let mut w = backed_up();
-        w.volumes = Some(Volumes {
-            new_exists: true,
-            origin: None,
-        });
-        w.copy_job = Some(JobState::Failed("BackoffLimitExceeded".into()));
+        w.data_restore = Some(Some(Run::Running("restoring".into())));
         let volume = names::migrated_data_claim("delib", "uid-1");
         assert_eq!(
             migrating(&at(SiteStep::CopyingData, FROM), &w),
             Outcome::Then(
-                vec![in_maintenance()],
+                vec![],
+                wait(&format!(
+                    "Restore move-delib-data of Backup move-delib-final into {volume}: restoring"
+                ))
+            )
+        );
+    }
+
+    #[test]
+    fn copying_fails_when_the_restore_failed() {
+        let mut w = backed_up();
+        w.data_restore = Some(Some(Run::Failed("Job failed".into())));
+        let volume = names::migrated_data_claim("delib", "uid-1");
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![],
                 fail(&format!(
-                    "copying the data into {volume} failed: BackoffLimitExceeded (logs: kubectl logs -n t job/move-delib-data)"
+                    "restoring Backup move-delib-final into {volume} failed (Restore move-delib-data): Job failed"
                 ))
             )
         );
@@ -1470,20 +1556,16 @@ mod tests {
     #[test]
     fn copying_goes_to_moving_once_the_data_is_restored() {
         let mut w = backed_up();
-        w.volumes = Some(Volumes {
-            new_exists: true,
-            origin: None,
-        });
-        w.copy_job = Some(JobState::Succeeded);
+        w.data_restore = Some(Some(Run::Complete));
         let volume = names::migrated_data_claim("delib", "uid-1");
         assert_eq!(
             migrating(&at(SiteStep::CopyingData, FROM), &w),
             Outcome::Then(
-                vec![in_maintenance()],
+                vec![],
                 go(
                     SiteStep::Moving,
                     &format!(
-                        "data restored from Backup move-delib-final into {volume} on pool frontend"
+                        "data restored from Backup move-delib-final into {volume} on pool frontend (Restore move-delib-data)"
                     )
                 )
             )
