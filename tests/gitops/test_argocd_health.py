@@ -30,7 +30,8 @@ SITE = f"{OP}/site/src/reconcile.rs"
 PRODUCT = f"{OP}/site/src/product.rs"
 ISSUER = f"{OP}/certificate/src/issuer.rs"
 POLICY = f"{OP}/backup/src/engine.rs"
-BACKUP = f"{OP}/backup/src/run.rs"
+BACKUP = f"{OP}/backup/src/backup.rs"
+BACKUP_STATUS = f"{OP}/backup/src/status.rs"
 RESTORE = f"{OP}/backup/src/restore.rs"
 WAVE = f"{OP}/wave/src/engine.rs"
 REQUEST = f"{OP}/provisioning/src/check.rs"
@@ -306,29 +307,29 @@ CASES = [
         c("Complete", "True", "BackedUp", "Job backup-delib-1 succeeded"),
         c("Progressing", "False", "Done", "finished"),
         c("Ready", "True", "Restorable", "this backup can be restored"),
-    ], src=[f"{BACKUP}:451", f"{BACKUP}:457", f"{BACKUP}:463"], generation=1, observed=1,
+    ], src=[f"{BACKUP}:367", f"{BACKUP_STATUS}:59", f"{BACKUP}:374"], generation=1, observed=1,
         message="succeeded"),
     Case("Backup", PROGRESSING, [
         c("Complete", "False", "Running", "Job backup-delib-1 backs the site up", generation=1),
         c("Progressing", "True", "Running", "Job backup-delib-1 backs the site up", generation=1),
-    ], src=[f"{BACKUP}:223", f"{BACKUP}:226"], generation=1, observed=1),
+    ], src=[f"{BACKUP}:150", f"{BACKUP_STATUS}:49", f"{BACKUP_STATUS}:50"], generation=1, observed=1),
     Case("Backup", PROGRESSING, [
         c("Progressing", "False", "Queued", "4 backups of policy nightly run already (maxConcurrent 4)", generation=1),
-    ], src=[f"{BACKUP}:308"], generation=1, observed=1, message="run already"),
+    ], src=[f"{BACKUP}:273"], generation=1, observed=1, message="run already"),
     Case("Backup", PROGRESSING, [
         c("Progressing", "False", "WaitingForRestore", "Restore delib-1 of the site runs first", generation=1),
-    ], src=[f"{BACKUP}:278"], generation=1, observed=1),
+    ], src=[f"{BACKUP}:261"], generation=1, observed=1),
     Case("Backup", DEGRADED, [
         c("Complete", "False", "JobFailed", "Job backup-delib-1 failed (BackoffLimitExceeded); read its log", generation=1),
         c("Failed", "True", "JobFailed", "Job backup-delib-1 failed (BackoffLimitExceeded); read its log", generation=1),
         c("Progressing", "False", "Done", "finished", generation=1),
-    ], src=[f"{BACKUP}:494", f"{BACKUP}:498", f"{BACKUP}:504"], generation=1, observed=1,
+    ], src=[f"{BACKUP}:395", f"{BACKUP_STATUS}:67", f"{BACKUP_STATUS}:68", f"{BACKUP_STATUS}:59"], generation=1, observed=1,
         message="BackoffLimitExceeded"),
     Case("Backup", DEGRADED, [
         c("Complete", "False", "NoSite", "spec.site: no PloneSite delib in namespace tenant-mons", generation=1),
         c("Failed", "True", "NoSite", "spec.site: no PloneSite delib in namespace tenant-mons", generation=1),
-    ], src=[f"{BACKUP}:252", f"{BACKUP}:253"], generation=1, observed=1),
-    Case("Backup", PROGRESSING, src=[f"{BACKUP}:237"], generation=1, no_status=True),
+    ], src=[f"{BACKUP}:253", f"{BACKUP_STATUS}:67", f"{BACKUP_STATUS}:68"], generation=1, observed=1),
+    Case("Backup", PROGRESSING, src=[f"{BACKUP}:173"], generation=1, no_status=True),
     # A Progressing=False reason the table does not know: Degraded.
     Case("Backup", DEGRADED, [c("Progressing", "False", "Stuck", "hypothetical", generation=1)],
          src=None, generation=1, observed=1),

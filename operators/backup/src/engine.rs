@@ -22,8 +22,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use serde_json::json;
 
+use crate::context::Ctx;
 use crate::fleet;
-use crate::run::{Ctx, finished};
+use crate::status::finished;
 
 /// How long after the window (or its planned end) a missed start is still made up.
 const CATCH_UP: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
@@ -285,7 +286,7 @@ async fn plan_policy(
         if existing.contains(&(ns.to_string(), name.clone())) {
             continue;
         }
-        let b = crate::run::scheduled_backup(ns, &name, site, &policy.name_any());
+        let b = crate::backup::scheduled_backup(ns, &name, site, &policy.name_any());
         ctx.create_once(&Api::<Backup>::namespaced(ctx.client().clone(), ns), &b)
             .await?;
     }

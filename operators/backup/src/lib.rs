@@ -4,11 +4,14 @@
 //! of the Backup and Restore runs. The plan is pure and shared with
 //! `mutu backup schedule`.
 
+mod backup;
+mod context;
 mod engine;
 pub mod fleet;
 pub mod jobs;
 mod restore;
-mod run;
+mod status;
+mod storage;
 pub use mutu_model::schedule;
 
 use std::future::Future;
@@ -26,7 +29,7 @@ use mutu_api::{Backup, BackupPolicy, PloneSite, Restore};
 use mutu_runtime::watch::{main_watch, slim_children_watch_of};
 use mutu_runtime::{Context, Health, Metrics, Settings};
 
-pub use run::Config;
+pub use context::Config;
 
 /// Name of this controller in metrics, events and its field manager (`mutu-backup`).
 pub const NAME: &str = "backup";
@@ -92,7 +95,7 @@ pub async fn run(
         metrics.clone(),
         health.clone(),
         settings.clone(),
-        run::Data {
+        context::Caches {
             config,
             jobs,
             restores_cache: restores.clone(),
@@ -132,7 +135,7 @@ pub async fn run(
         }
     };
     futures::join!(
-        mutu_runtime::controller::run(backups_ctl, ctx.clone(), run::reconcile),
+        mutu_runtime::controller::run(backups_ctl, ctx.clone(), backup::reconcile),
         mutu_runtime::controller::run(restores_ctl, ctx.clone(), restore::reconcile),
         engine::run(ctx.clone(), backup_metrics, shutdown.clone()),
         drain,

@@ -18,11 +18,10 @@ use mutu_api::{Backup, PloneSite, Restore, RunStatus};
 use mutu_runtime::conditions::{self, Desired as Cond};
 use serde_json::json;
 
+use crate::context::{CACHE_CATCHING_UP, Ctx, Error, confirmed_missing, kube_err};
 use crate::jobs::{self, JobState};
-use crate::run::{
-    CACHE_CATCHING_UP, Ctx, Error, Storage, confirmed_missing, ensure_volume, finished, kube_err,
-    write,
-};
+use crate::status::{finished, write};
+use crate::storage::{Storage, ensure_volume};
 
 /// Annotation on a PloneSite that stops its servers; the value says who asked.
 pub const MAINTENANCE: &str = mutu_api::MAINTENANCE_ANNOTATION;
@@ -297,7 +296,7 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
                 )
                 .await;
             };
-            let storage = match crate::run::storage(ctx, &ns, &site).await? {
+            let storage = match crate::storage::storage(ctx, &ns, &site).await? {
                 Ok(s) => s,
                 Err(msg) => {
                     lift(ctx, r).await?;

@@ -1,0 +1,109 @@
+//! Where a site's data is, for a backup or a restore: its ZEO server's
+//! FileStorage or its RelStorage database ([`storage`]), and the member's
+//! backup volume the runs write to and read from ([`ensure_volume`]).
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::ResourceExt;
+use kube::api::Api;
+use mutu_api::product::StorageMode;
+use mutu_api::{PloneSite, Product};
+
+use crate::context::{Ctx, Error, kube_err};
+use crate::jobs;
+
+/// Where a site keeps its database.
+pub enum Storage {
+    /// FileStorage and blobs behind its ZEO server (the StatefulSet).
+    Zeo(Box<StatefulSet>),
+    /// RelStorage in PostgreSQL; the Secret with its `dsn`.
+    Rel { secret: String },
+}
+
+impl Storage {
+    /// The Job that runs `spec` against this storage, or why it cannot be built.
+    pub fn job(
+        &self,
+        spec: &jobs::Spec<'_>,
+        postgres_image: &str,
+    ) -> Result<k8s_openapi::api::batch::v1::Job, jobs::Blocked> {
+        match self {
+            Storage::Zeo(zeo) => jobs::build(spec, zeo),
+            Storage::Rel { secret } => Ok(jobs::pg_job(spec, postgres_image, secret)),
+        }
+    }
+}
+
+/// The storage of `site`, or why it cannot be worked on yet.
+pub async fn storage(
+    ctx: &Ctx,
+    ns: &str,
+    site: &PloneSite,
+) -> Result<Result<Storage, String>, Error> {
+    let name = site.name_any();
+    // Only a site that names no storage mode needs its Product to know.
+    let mut mode = site.spec.storage.as_ref().and_then(|s| s.mode);
+    if mode.is_none() {
+        let product = Api::<Product>::all(ctx.client().clone())
+            .get_opt(&site.spec.product)
+            .await
+            .map_err(kube_err("read the site's product"))?;
+        mode = product.and_then(|p| mutu_model::storage::mode(site, &p.spec));
+    }
+    if mode == Some(StorageMode::Relstorage) {
+        let secret = mutu_model::storage::relstorage_secret(site);
+        return Ok(Ok(Storage::Rel { secret }));
+    }
+    let zeo_name = mutu_model::names::zeo_server(&name);
+    let zeo = Api::<StatefulSet>::namespaced(ctx.client().clone(), ns)
+        .get_opt(&zeo_name)
+        .await
+        .map_err(kube_err("read the site's ZEO server"))?;
+    Ok(zeo
+        .map(|z| Storage::Zeo(Box::new(z)))
+        .ok_or_else(|| format!("the site's ZEO server {zeo_name} does not exist yet")))
+}
+
+/// The member's backup volume claim as mutu creates it.
+fn volume_claim(config: &crate::Config, ns: &str) -> Result<PersistentVolumeClaim, Error> {
+    let mut spec = serde_json::json!({
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": config.volume_size}},
+    });
+    if let Some(class) = &config.storage_class {
+        spec["storageClassName"] = serde_json::json!(class);
+    }
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": config.volume_claim, "namespace": ns, "labels": {
+            mutu_api::MANAGED_BY: mutu_api::MANAGED_BY_VALUE,
+            mutu_api::COMPONENT: "backups",
+        }},
+        "spec": spec,
+    }))
+    .map_err(|e| Error::Kube {
+        what: "build the backup volume claim".into(),
+        source: kube::Error::SerdeError(e),
+    })
+}
+
+/// Makes sure the member's backup volume exists (never deleted by mutu).
+pub async fn ensure_volume(ctx: &Ctx, ns: &str) -> Result<(), Error> {
+    let config = &ctx.data.config;
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), ns);
+    if api
+        .get_opt(&config.volume_claim)
+        .await
+        .map_err(kube_err("read the backup volume claim"))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let claim = volume_claim(config, ns)?;
+    ctx.create_once(&api, &claim)
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Kube {
+            what: "create the backup volume claim".into(),
+            source,
+        })
+}
