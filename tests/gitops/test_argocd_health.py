@@ -283,24 +283,24 @@ CASES = [
     # --- BackupPolicy --------------------------------------------------------------------
     Case("BackupPolicy", HEALTHY, [
         c("Ready", "True", "Planned", "120 sites: 6 h 10 min of backups expected in 22:00-05:00, at most 3 at once (maxConcurrent 4)"),
-    ], src=[f"{POLICY}:233"], spec={"default": True}),
+    ], src=[f"{POLICY}:234"], spec={"default": True}),
     Case("BackupPolicy", PROGRESSING, [c("Ready", "True", "Planned", "...", generation=2)],
-         src=[f"{POLICY}:233", f"{POLICY}:193"], generation=3, observed=2),
+         src=[f"{POLICY}:234", f"{POLICY}:194"], generation=3, observed=2),
     Case("BackupPolicy", DEGRADED, [
         c("Ready", "False", "WindowTooSmall", "the window cannot hold the fleet: ... Raise maxConcurrent, widen the window, or move sites to another policy"),
-    ], src=[f"{POLICY}:246"], message="the window cannot hold the fleet"),
+    ], src=[f"{POLICY}:247"], message="the window cannot hold the fleet"),
     Case("BackupPolicy", DEGRADED, [
         c("Ready", "False", "InvalidWindow", "spec.window: ..."),
-    ], src=[f"{POLICY}:212"]),
+    ], src=[f"{POLICY}:213"]),
     Case("BackupPolicy", DEGRADED, [
         c("Default", "False", "AnotherDefault", "another policy, nightly, is the default (the oldest of those marked default); unmark this one"),
         c("Ready", "True", "Planned", "..."),
-    ], src=[f"{POLICY}:265", f"{POLICY}:233"], spec={"default": True}, message="unmark this one"),
+    ], src=[f"{POLICY}:266", f"{POLICY}:234"], spec={"default": True}, message="unmark this one"),
     # Unmarked since: the controller leaves the old Default condition, which no longer counts.
     Case("BackupPolicy", HEALTHY, [
         c("Default", "False", "AnotherDefault", "another policy, nightly, is the default"),
         c("Ready", "True", "Planned", "..."),
-    ], src=[f"{POLICY}:265", f"{POLICY}:233"], spec={"default": False}),
+    ], src=[f"{POLICY}:266", f"{POLICY}:234"], spec={"default": False}),
 
     # --- Backup --------------------------------------------------------------------------
     Case("Backup", HEALTHY, [
@@ -338,29 +338,29 @@ CASES = [
     Case("Restore", HEALTHY, [
         c("Complete", "True", "Restored", "Backup delib-1 is restored and site delib is Ready", generation=1),
         c("Progressing", "False", "Done", "finished", generation=1),
-    ], src=[f"{RESTORE}:432", f"{RESTORE}:436"], generation=1, observed=1),
+    ], src=[f"{RESTORE}:512", f"{BACKUP_STATUS}:59"], generation=1, observed=1),
     Case("Restore", PROGRESSING, [
         c("Complete", "False", "Stopping", "the restore has not run yet", generation=1),
         c("Progressing", "True", "Stopping", "site delib is in maintenance; waiting for its 2 server(s) to stop", generation=1),
-    ], src=[f"{RESTORE}:269", f"{RESTORE}:271"], generation=1, observed=1, message="waiting for its 2 server(s)"),
+    ], src=[f"{RESTORE}:361", f"{RESTORE}:367"], generation=1, observed=1, message="waiting for its 2 server(s)"),
     Case("Restore", PROGRESSING, [
         c("Progressing", "False", "WaitingForBackup", "Backup delib-1 has not completed yet", generation=1),
-    ], src=[f"{RESTORE}:173"], generation=1, observed=1),
+    ], src=[f"{RESTORE}:259"], generation=1, observed=1),
     Case("Restore", PROGRESSING, [
         c("Complete", "False", "Restoring", "Job restore-delib-1 restores Backup delib-1", generation=1),
         c("Progressing", "True", "Restoring", "Job restore-delib-1 restores Backup delib-1", generation=1),
-    ], src=[f"{RESTORE}:365", f"{RESTORE}:371"], generation=1, observed=1),
+    ], src=[f"{RESTORE}:445", f"{BACKUP_STATUS}:49", f"{BACKUP_STATUS}:50"], generation=1, observed=1),
     Case("Restore", DEGRADED, [
         c("Complete", "False", "BackupFailed", "Backup delib-1 failed: there is nothing to restore from", generation=1),
         c("Failed", "True", "BackupFailed", "Backup delib-1 failed: there is nothing to restore from", generation=1),
         c("Progressing", "False", "Done", "finished", generation=1),
-    ], src=[f"{RESTORE}:156", f"{RESTORE}:48", f"{RESTORE}:53"], generation=1, observed=1,
+    ], src=[f"{RESTORE}:255", f"{BACKUP_STATUS}:67", f"{BACKUP_STATUS}:68", f"{BACKUP_STATUS}:59"], generation=1, observed=1,
         message="nothing to restore from"),
     Case("Restore", DEGRADED, [
         c("Complete", "False", "JobFailed", "Job restore-delib-1 failed", generation=1),
         c("Failed", "True", "JobFailed", "Job restore-delib-1 failed", generation=1),
         c("Progressing", "False", "Done", "finished", generation=1),
-    ], src=[f"{RESTORE}:382", f"{RESTORE}:53"], generation=1, observed=1),
+    ], src=[f"{RESTORE}:478", f"{BACKUP_STATUS}:67", f"{BACKUP_STATUS}:68", f"{BACKUP_STATUS}:59"], generation=1, observed=1),
 
     # --- MigrationPlan -------------------------------------------------------------------
     Case("MigrationPlan", HEALTHY, [

@@ -3,6 +3,11 @@
 //! backup into its data volume with a Job (the data it replaces is moved
 //! aside, and put back if anything fails), lifts the maintenance, and reports
 //! `Complete` once the site is Ready again, or `Failed` with the reason.
+//!
+//! A reconcile checks what the Restore names (its Backup, [`check_backup`];
+//! its site; an earlier restore of the site, [`earlier_restore`]), then goes
+//! by its Job's state: starts it ([`RestoreRun::start`]), waits for it, or
+//! reports how it ended ([`RestoreRun::finish`], [`site_after_restore`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,54 +17,154 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
+use mutu_api::backup::RestoreSpec;
 use mutu_api::{Backup, PloneSite, Restore, RunStatus};
 use mutu_runtime::conditions::{self, Desired as Cond};
 use serde_json::json;
 
-use crate::context::{CACHE_CATCHING_UP, Ctx, Error, confirmed_missing, kube_err};
+use crate::context::{Ctx, Error, fail_if_confirmed_missing, kube_err};
 use crate::jobs::{self, JobState};
-use crate::status::{finished, write};
-use crate::storage::{Storage, ensure_volume};
+use crate::status::{done, failed_and_done, finished, waiting, working, write};
+use crate::storage::{Storage, ensure_volume, storage};
 
 /// Annotation on a PloneSite that stops its servers; the value says who asked.
 pub const MAINTENANCE: &str = mutu_api::MAINTENANCE_ANNOTATION;
 /// Finalizer that lifts the maintenance when a Restore is deleted midway.
 pub const FINALIZER: &str = "hosting.imio.be/restore";
 
-fn who(r: &Restore) -> String {
+/// The value of the maintenance annotation this restore sets on its site.
+fn maintenance_mark(r: &Restore) -> String {
     format!("restore/{}", r.name_any())
 }
 
-async fn fail(
-    ctx: &Ctx,
-    api: &Api<Restore>,
-    r: &Restore,
-    mut status: RunStatus,
-    reason: &str,
-    msg: String,
-) -> Result<Action, Error> {
-    status.completion_time = Some(Time(mutu_runtime::status::now()));
-    write(
-        ctx,
-        api,
-        r,
-        status,
-        &[
-            Cond::new(mutu_api::CONDITION_FAILED, true, reason, msg.clone()),
-            Cond::new(mutu_api::CONDITION_COMPLETE, false, reason, msg.clone()),
-            Cond::new(
-                mutu_api::CONDITION_PROGRESSING,
-                false,
-                "Done",
-                "finished".to_string(),
-            ),
-        ],
+/// What the Backup a Restore names allows.
+#[derive(Debug, PartialEq, Eq)]
+enum BackupCheck {
+    /// It completed, for the Restore's site.
+    Restorable,
+    /// It is a backup of this other site.
+    OfAnotherSite(String),
+    /// It failed: there is nothing to restore from.
+    Failed,
+    /// It has not completed yet.
+    NotComplete,
+}
+
+/// Whether `backup` can be restored into `site`.
+fn check_backup(site: &str, backup: &Backup) -> BackupCheck {
+    if backup.spec.site != site {
+        return BackupCheck::OfAnotherSite(backup.spec.site.clone());
+    }
+    let backup_conditions = backup
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    if conditions::is_true(backup_conditions, mutu_api::CONDITION_FAILED) {
+        BackupCheck::Failed
+    } else if conditions::is_true(backup_conditions, mutu_api::CONDITION_COMPLETE) {
+        BackupCheck::Restorable
+    } else {
+        BackupCheck::NotComplete
+    }
+}
+
+/// The unfinished restore of `r`'s site that goes before `r`: one restore of
+/// a site at a time, the oldest first (by creation, then name).
+fn earlier_restore<'a>(r: &Restore, restores: &'a [Arc<Restore>]) -> Option<&'a Arc<Restore>> {
+    let ns = r.namespace();
+    let mine = (r.creation_timestamp().map(|t| t.0), r.name_any());
+    restores.iter().find(|o| {
+        o.namespace() == ns
+            && o.spec.site == r.spec.site
+            && o.name_any() != r.name_any()
+            && !finished(o.status.as_ref())
+            && (o.creation_timestamp().map(|t| t.0), o.name_any()) < mine
+    })
+}
+
+/// A backup of `site` in `ns` that has started and not finished.
+fn running_backup<'a>(ns: &str, site: &str, backups: &'a [Arc<Backup>]) -> Option<&'a Arc<Backup>> {
+    backups.iter().find(|b| {
+        b.namespace().as_deref() == Some(ns)
+            && b.spec.site == site
+            && b.status.as_ref().is_some_and(|s| s.start_time.is_some())
+            && !finished(b.status.as_ref())
+    })
+}
+
+/// Whether `pod` is one of a site's servers (its ZEO server or an instance).
+fn is_server(pod: &Pod) -> bool {
+    matches!(
+        pod.labels().get(mutu_api::COMPONENT).map(String::as_str),
+        Some("zeo" | "instance")
     )
-    .await?;
-    ctx.event(r, true, reason, msg).await;
-    Ok(Action::await_change())
+}
+
+/// The arguments of the restore tool for `spec`, from the repository `repo`.
+fn restore_args(storage: &Storage, repo: String, spec: &RestoreSpec) -> Vec<String> {
+    let mut args = vec!["restore".to_string()];
+    match storage {
+        Storage::Zeo(_) => {
+            args.extend([
+                "--data".to_string(),
+                jobs::DATA_DIR.into(),
+                "--repo".into(),
+                repo,
+            ]);
+            match &spec.point_in_time {
+                Some(t) => args.extend(["--at".to_string(), t.0.to_string()]),
+                None => args.extend(["--id".to_string(), spec.backup.clone()]),
+            }
+        }
+        // A dump is one point in time: the backup's.
+        Storage::Rel { .. } => args.extend([
+            "--repo".to_string(),
+            repo,
+            "--id".into(),
+            spec.backup.clone(),
+        ]),
+    }
+    args
+}
+
+/// How the site is once its restore Job has succeeded.
+#[derive(Debug, PartialEq, Eq)]
+enum SiteAfterRestore {
+    /// Not Ready again since the restore (or not cached).
+    Starting,
+    /// Ready since the restore.
+    Ready,
+    /// Kept offline by someone else (a MigrationPlan moving it), named here:
+    /// it is not Ready until they bring it back, and the restore is done now.
+    HeldOffline(String),
+}
+
+/// How `site` is after a restore Job that completed at `done_at`: Ready again
+/// is a Ready condition that turned true after it.
+fn site_after_restore(
+    site: Option<&PloneSite>,
+    done_at: Option<jiff::Timestamp>,
+) -> SiteAfterRestore {
+    let Some(site) = site else {
+        return SiteAfterRestore::Starting;
+    };
+    if let Some(by) = site.annotations().get(mutu_api::OFFLINE_ANNOTATION) {
+        return SiteAfterRestore::HeldOffline(by.clone());
+    }
+    let ready = site
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, mutu_api::CONDITION_READY))
+        .is_some_and(|c| {
+            c.status == "True" && done_at.is_none_or(|d| c.last_transition_time.0 >= d)
+        });
+    if ready {
+        SiteAfterRestore::Ready
+    } else {
+        SiteAfterRestore::Starting
+    }
 }
 
 async fn set_maintenance(
@@ -87,10 +192,10 @@ async fn set_maintenance(
 }
 
 /// Lifts the maintenance of the site if this restore set it.
-async fn lift(ctx: &Ctx, r: &Restore) -> Result<(), Error> {
+async fn lift_maintenance(ctx: &Ctx, r: &Restore) -> Result<(), Error> {
     let ns = r.namespace().unwrap_or_default();
     let site = ctx.data.site(&ns, &r.spec.site);
-    if site.is_some_and(|s| s.annotations().get(MAINTENANCE) == Some(&who(r))) {
+    if site.is_some_and(|s| s.annotations().get(MAINTENANCE) == Some(&maintenance_mark(r))) {
         set_maintenance(ctx, &ns, &r.spec.site, None).await?;
     }
     Ok(())
@@ -109,7 +214,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         r,
         |r| async move { restore(&r, c, a).await },
         |r| async move {
-            lift(c, &r).await?;
+            lift_maintenance(c, &r).await?;
             Ok(Action::await_change())
         },
     )
@@ -123,345 +228,542 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, Error> 
 
 async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, Error> {
     if finished(r.status.as_ref()) {
-        lift(ctx, r).await?;
+        lift_maintenance(ctx, r).await?;
         return Ok(Action::await_change());
     }
-    let ns = r.namespace().unwrap_or_default();
-    let mut status = r.status.clone().unwrap_or_default();
-    status.observed_generation = r.meta().generation;
-    let site_name = &r.spec.site;
+    let run = RestoreRun::read(ctx, api, r);
+    let ns = run.ns.clone();
+    let (site_name, backup_name) = (&r.spec.site, &r.spec.backup);
 
-    let Some(backup) = ctx.data.backup(&ns, &r.spec.backup) else {
-        if !confirmed_missing::<Backup>(ctx, &ns, &r.spec.backup).await? {
-            return Ok(Action::requeue(CACHE_CATCHING_UP));
-        }
-        return fail(ctx, api, r, status, "NoBackup", format!(
-            "spec.backup: no Backup {} in namespace {ns}; list them with kubectl -n {ns} get backups -l hosting.imio.be/site={site_name}",
-            r.spec.backup
-        )).await;
+    let Some(backup) = ctx.data.backup(&ns, backup_name) else {
+        return fail_if_confirmed_missing::<Backup, _, _>(ctx, &ns, backup_name, || {
+            run.no_backup()
+        })
+        .await;
     };
-    if &backup.spec.site != site_name {
-        return fail(
-            ctx,
-            api,
-            r,
-            status,
-            "WrongSite",
-            format!(
-                "spec.backup: Backup {} is a backup of site {}, not of {site_name}",
-                r.spec.backup, backup.spec.site
-            ),
-        )
-        .await;
-    }
-    let backup_status = backup.status.clone().unwrap_or_default();
-    if conditions::is_true(&backup_status.conditions, mutu_api::CONDITION_FAILED) {
-        return fail(
-            ctx,
-            api,
-            r,
-            status,
-            "BackupFailed",
-            format!(
-                "Backup {} failed and cannot be restored; choose another one",
-                r.spec.backup
-            ),
-        )
-        .await;
-    }
-    if !conditions::is_true(&backup_status.conditions, mutu_api::CONDITION_COMPLETE) {
-        write(
-            ctx,
-            api,
-            r,
-            status,
-            &[Cond::new(
-                mutu_api::CONDITION_PROGRESSING,
-                false,
-                "WaitingForBackup",
-                format!("Backup {} has not completed yet", r.spec.backup),
-            )],
-        )
-        .await?;
-        return Ok(Action::requeue(Duration::from_secs(10)));
+    match check_backup(site_name, &backup) {
+        BackupCheck::Restorable => {}
+        BackupCheck::OfAnotherSite(other) => {
+            let msg = format!(
+                "spec.backup: Backup {backup_name} is a backup of site {other}, not of {site_name}"
+            );
+            return run.fail("WrongSite", msg).await;
+        }
+        BackupCheck::Failed => {
+            let msg =
+                format!("Backup {backup_name} failed and cannot be restored; choose another one");
+            return run.fail("BackupFailed", msg).await;
+        }
+        BackupCheck::NotComplete => {
+            let msg = format!("Backup {backup_name} has not completed yet");
+            return run.wait("WaitingForBackup", msg).await;
+        }
     }
     if ctx.data.site(&ns, site_name).is_none() {
-        if !confirmed_missing::<PloneSite>(ctx, &ns, site_name).await? {
-            return Ok(Action::requeue(CACHE_CATCHING_UP));
-        }
-        return fail(
-            ctx,
-            api,
-            r,
-            status,
-            "NoSite",
-            format!("spec.site: no PloneSite {site_name} in namespace {ns}"),
-        )
-        .await;
+        return fail_if_confirmed_missing::<PloneSite, _, _>(ctx, &ns, site_name, || run.no_site())
+            .await;
     }
-    // One restore of a site at a time: the oldest first.
-    let mine = (r.creation_timestamp().map(|t| t.0), r.name_any());
-    if let Some(first) = ctx.data.restores().iter().find(|o| {
-        o.namespace().as_deref() == Some(ns.as_str())
-            && &o.spec.site == site_name
-            && o.name_any() != r.name_any()
-            && !finished(o.status.as_ref())
-            && (o.creation_timestamp().map(|t| t.0), o.name_any()) < mine
-    }) {
-        write(
-            ctx,
-            api,
-            r,
-            status,
-            &[Cond::new(
-                mutu_api::CONDITION_PROGRESSING,
-                false,
-                "WaitingForRestore",
-                format!("Restore {} of the site runs first", first.name_any()),
-            )],
-        )
-        .await?;
-        return Ok(Action::requeue(Duration::from_secs(10)));
+    if let Some(first) = earlier_restore(r, &ctx.data.restores()) {
+        let msg = format!("Restore {} of the site runs first", first.name_any());
+        return run.wait("WaitingForRestore", msg).await;
     }
 
-    let job_name = jobs::job_name(jobs::RESTORE, &r.name_any());
-    let job = ctx.data.jobs.get(&ObjectRef::new(&job_name).within(&ns));
-    let now = Time(mutu_runtime::status::now());
+    let job = ctx.data.job(&ns, &run.job_name);
     match job.as_deref().map(jobs::job_state) {
-        None => {
-            // A backup of the site that is running finishes first.
-            if let Some(b) = ctx.data.backups().iter().find(|b| {
-                b.namespace().as_deref() == Some(ns.as_str())
-                    && &b.spec.site == site_name
-                    && b.status.as_ref().is_some_and(|s| s.start_time.is_some())
-                    && !finished(b.status.as_ref())
-            }) {
-                write(
-                    ctx,
-                    api,
-                    r,
-                    status,
-                    &[Cond::new(
-                        mutu_api::CONDITION_PROGRESSING,
-                        false,
-                        "WaitingForBackup",
-                        format!("Backup {} of the site is running", b.name_any()),
-                    )],
-                )
-                .await?;
-                return Ok(Action::requeue(Duration::from_secs(10)));
-            }
-            status.start_time.get_or_insert(now);
-            let site = ctx.data.site(&ns, site_name);
-            if site
-                .as_ref()
-                .and_then(|s| s.annotations().get(MAINTENANCE).cloned())
-                != Some(who(r))
-            {
-                set_maintenance(ctx, &ns, site_name, Some(&who(r))).await?;
-            }
-            // Wait until the site's servers have stopped (the database is closed).
-            let pods: Api<Pod> = Api::namespaced(ctx.client().clone(), &ns);
-            let running = pods
-                .list(&ListParams::default().labels(&format!("{}={site_name}", jobs::SITE_LABEL)))
-                .await
-                .map_err(kube_err("list the site's pods"))?
-                .items
-                .into_iter()
-                .filter(|p| {
-                    matches!(
-                        p.labels().get(mutu_api::COMPONENT).map(String::as_str),
-                        Some("zeo" | "instance")
-                    )
-                })
-                .count();
-            if running > 0 {
-                write(ctx, api, r, status, &[Cond::new(
-                    mutu_api::CONDITION_PROGRESSING, true, "Stopping",
-                    format!("site {site_name} is in maintenance; waiting for its {running} server(s) to stop"),
-                ), Cond::new(mutu_api::CONDITION_COMPLETE, false, "Stopping", "the restore has not run yet".to_string())]).await?;
-                return Ok(Action::requeue(Duration::from_secs(2)));
-            }
-            let Some(site) = ctx.data.site(&ns, site_name) else {
-                if !confirmed_missing::<PloneSite>(ctx, &ns, site_name).await? {
-                    return Ok(Action::requeue(CACHE_CATCHING_UP));
-                }
-                return fail(
-                    ctx,
-                    api,
-                    r,
-                    status,
-                    "NoSite",
-                    format!("spec.site: no PloneSite {site_name} in namespace {ns}"),
-                )
-                .await;
-            };
-            let storage = match crate::storage::storage(ctx, &ns, &site).await? {
-                Ok(s) => s,
-                Err(msg) => {
-                    lift(ctx, r).await?;
-                    return fail(ctx, api, r, status, "Unsupported", msg).await;
-                }
-            };
-            ensure_volume(ctx, &ns).await?;
-            let repo = format!("{}/{site_name}", jobs::BACKUPS_DIR);
-            let mut args = vec!["restore".to_string()];
-            match &storage {
-                Storage::Zeo(_) => {
-                    args.extend([
-                        "--data".to_string(),
-                        jobs::DATA_DIR.into(),
-                        "--repo".into(),
-                        repo,
-                    ]);
-                    match &r.spec.point_in_time {
-                        Some(t) => args.extend(["--at".to_string(), t.0.to_string()]),
-                        None => args.extend(["--id".to_string(), r.spec.backup.clone()]),
-                    }
-                }
-                // A dump is one point in time: the backup's.
-                Storage::Rel { .. } => args.extend([
-                    "--repo".to_string(),
-                    repo,
-                    "--id".into(),
-                    r.spec.backup.clone(),
-                ]),
-            }
-            let spec = jobs::Spec {
-                component: jobs::RESTORE,
-                name: job_name.clone(),
-                namespace: ns.clone(),
-                site: site_name,
-                owner: r.controller_owner_ref(&()).unwrap_or_default(),
-                owner_uid: r.uid().unwrap_or_default(),
-                args,
-                backups_claim: &ctx.data.config.volume_claim,
-                policy: None,
-                writes_data: true,
-                data_claim: None,
-                pool: None,
-            };
-            let built = match &storage {
-                Storage::Zeo(zeo) => jobs::build(&spec, zeo),
-                Storage::Rel { secret } => {
-                    Ok(jobs::pg_job(&spec, &ctx.data.config.postgres_image, secret))
-                }
-            };
-            let job = match built {
-                Ok(j) => j,
-                Err(blocked) => {
-                    lift(ctx, r).await?;
-                    return fail(ctx, api, r, status, "Unsupported", blocked.to_string()).await;
-                }
-            };
-            ctx.create_once(&Api::<Job>::namespaced(ctx.client().clone(), &ns), &job)
-                .await
-                .map_err(|source| Error::Kube {
-                    what: format!("create Job {job_name}"),
-                    source,
-                })?;
-            write(
-                ctx,
-                api,
-                r,
-                status,
-                &[
-                    Cond::new(
-                        mutu_api::CONDITION_PROGRESSING,
-                        true,
-                        "Restoring",
-                        format!("Job {job_name} restores Backup {}", r.spec.backup),
-                    ),
-                    Cond::new(
-                        mutu_api::CONDITION_COMPLETE,
-                        false,
-                        "Restoring",
-                        format!("Job {job_name} restores Backup {}", r.spec.backup),
-                    ),
-                ],
-            )
-            .await?;
-            Ok(Action::requeue(Duration::from_secs(60)))
-        }
+        None => run.start().await,
         Some(JobState::Running) => Ok(Action::requeue(Duration::from_secs(60))),
-        Some(JobState::Failed(why)) => {
-            lift(ctx, r).await?;
-            fail(ctx, api, r, status, "JobFailed", format!(
-                "Job {job_name} failed ({why}); the site's data is as it was before the restore (the script puts it back) and the site is started again. Read the Job's log: kubectl -n {ns} logs job/{job_name}"
-            )).await
+        Some(JobState::Failed(why)) => run.job_failed(&why).await,
+        Some(JobState::Succeeded) => run.finish(job.as_deref()).await,
+    }
+}
+
+/// One reconcile of a Restore that has not finished: what it acts on, and
+/// the status it writes (the current one, seen at this generation).
+struct RestoreRun<'a> {
+    ctx: &'a Ctx,
+    api: &'a Api<Restore>,
+    restore: &'a Restore,
+    ns: String,
+    status: RunStatus,
+    now: Time,
+    job_name: String,
+}
+
+impl<'a> RestoreRun<'a> {
+    fn read(ctx: &'a Ctx, api: &'a Api<Restore>, restore: &'a Restore) -> Self {
+        let mut status = restore.status.clone().unwrap_or_default();
+        status.observed_generation = restore.meta().generation;
+        Self {
+            ctx,
+            api,
+            restore,
+            ns: restore.namespace().unwrap_or_default(),
+            status,
+            now: Time(mutu_runtime::status::now()),
+            job_name: jobs::job_name(jobs::RESTORE, &restore.name_any()),
         }
-        Some(JobState::Succeeded) => {
-            lift(ctx, r).await?;
-            let done_at = job
-                .as_ref()
-                .and_then(|j| j.status.as_ref())
-                .and_then(|s| s.completion_time.clone())
-                .map(|t| t.0);
-            // Ready again since the restore: a Ready condition that turned true after it.
-            let site = ctx.data.site(&ns, site_name);
-            // A site someone else keeps offline (a MigrationPlan moving it) is
-            // not Ready until they bring it back: the restore is done now.
-            let held_offline = site
-                .as_ref()
-                .and_then(|s| s.annotations().get(mutu_api::OFFLINE_ANNOTATION).cloned());
-            let ready = held_offline.is_some()
-                || site
-                    .as_ref()
-                    .and_then(|s| s.status.as_ref())
-                    .and_then(|s| {
-                        conditions::find(&s.conditions, mutu_api::CONDITION_READY).cloned()
-                    })
-                    .is_some_and(|c| {
-                        c.status == "True" && done_at.is_none_or(|d| c.last_transition_time.0 >= d)
-                    });
-            if !ready {
-                write(
-                    ctx,
-                    api,
-                    r,
-                    status,
-                    &[Cond::new(
-                        mutu_api::CONDITION_PROGRESSING,
-                        true,
-                        "Starting",
-                        format!(
-                            "Backup {} is restored; waiting for site {site_name} to be Ready again",
-                            r.spec.backup
-                        ),
-                    )],
-                )
+    }
+
+    /// Writes the status with `conds`.
+    async fn write(self, conds: &[Cond<'_>]) -> Result<(), Error> {
+        write(self.ctx, self.api, self.restore, self.status, conds).await
+    }
+
+    /// Reports what the restore waits for, and looks again in 10 s.
+    async fn wait(self, reason: &str, msg: String) -> Result<Action, Error> {
+        self.write(&[waiting(reason, msg)]).await?;
+        Ok(Action::requeue(Duration::from_secs(10)))
+    }
+
+    /// Fails the restore for `reason`, with an Event.
+    async fn fail(mut self, reason: &str, msg: String) -> Result<Action, Error> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        self.status.completion_time = Some(Time(mutu_runtime::status::now()));
+        self.write(&failed_and_done(reason, msg.clone())).await?;
+        ctx.event(restore, true, reason, msg).await;
+        Ok(Action::await_change())
+    }
+
+    /// The Backup the Restore names does not exist.
+    async fn no_backup(self) -> Result<Action, Error> {
+        let (ns, spec) = (&self.ns, &self.restore.spec);
+        let msg = format!(
+            "spec.backup: no Backup {} in namespace {ns}; list them with kubectl -n {ns} get backups -l hosting.imio.be/site={}",
+            spec.backup, spec.site
+        );
+        self.fail("NoBackup", msg).await
+    }
+
+    /// The site the Restore names does not exist.
+    async fn no_site(self) -> Result<Action, Error> {
+        let (ns, site) = (&self.ns, &self.restore.spec.site);
+        let msg = format!("spec.site: no PloneSite {site} in namespace {ns}");
+        self.fail("NoSite", msg).await
+    }
+
+    /// Starts the restore: once no backup of the site runs, puts the site in
+    /// maintenance, waits for its servers to stop, then creates the Job.
+    async fn start(mut self) -> Result<Action, Error> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        let site_name = &restore.spec.site;
+        if let Some(b) = running_backup(&self.ns, site_name, &ctx.data.backups()) {
+            let msg = format!("Backup {} of the site is running", b.name_any());
+            return self.wait("WaitingForBackup", msg).await;
+        }
+        self.status.start_time.get_or_insert(self.now.clone());
+        self.enter_maintenance().await?;
+        let running = self.servers_running().await?;
+        if running > 0 {
+            self.write(&[
+                Cond::new(
+                    mutu_api::CONDITION_PROGRESSING,
+                    true,
+                    "Stopping",
+                    format!("site {site_name} is in maintenance; waiting for its {running} server(s) to stop"),
+                ),
+                Cond::new(
+                    mutu_api::CONDITION_COMPLETE,
+                    false,
+                    "Stopping",
+                    "the restore has not run yet".to_string(),
+                ),
+            ])
+            .await?;
+            return Ok(Action::requeue(Duration::from_secs(2)));
+        }
+        let Some(site) = ctx.data.site(&self.ns, site_name) else {
+            let ns = self.ns.clone();
+            return fail_if_confirmed_missing::<PloneSite, _, _>(ctx, &ns, site_name, || {
+                self.no_site()
+            })
+            .await;
+        };
+        self.create_job(&site).await
+    }
+
+    /// Marks the site as in maintenance for this restore, unless it is already.
+    async fn enter_maintenance(&self) -> Result<(), Error> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        let mark = maintenance_mark(restore);
+        let site = ctx.data.site(&self.ns, &restore.spec.site);
+        if site
+            .as_ref()
+            .and_then(|s| s.annotations().get(MAINTENANCE).cloned())
+            != Some(mark.clone())
+        {
+            set_maintenance(ctx, &self.ns, &restore.spec.site, Some(&mark)).await?;
+        }
+        Ok(())
+    }
+
+    /// How many of the site's servers still run (the database is closed once none does).
+    async fn servers_running(&self) -> Result<usize, Error> {
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client().clone(), &self.ns);
+        let selector = format!("{}={}", jobs::SITE_LABEL, self.restore.spec.site);
+        Ok(pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_err("list the site's pods"))?
+            .items
+            .iter()
+            .filter(|p| is_server(p))
+            .count())
+    }
+
+    /// Creates the restore Job on the site's storage, or fails the restore
+    /// (and lifts the maintenance) when it cannot be built.
+    async fn create_job(self, site: &PloneSite) -> Result<Action, Error> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        let storage = match storage(ctx, &self.ns, site).await? {
+            Ok(s) => s,
+            Err(msg) => {
+                lift_maintenance(ctx, restore).await?;
+                return self.fail("Unsupported", msg).await;
+            }
+        };
+        ensure_volume(ctx, &self.ns).await?;
+        let job = match self.job(&storage) {
+            Ok(j) => j,
+            Err(blocked) => {
+                lift_maintenance(ctx, restore).await?;
+                return self.fail("Unsupported", blocked.to_string()).await;
+            }
+        };
+        ctx.create_once(
+            &Api::<Job>::namespaced(ctx.client().clone(), &self.ns),
+            &job,
+        )
+        .await
+        .map_err(|source| Error::Kube {
+            what: format!("create Job {}", self.job_name),
+            source,
+        })?;
+        let msg = format!(
+            "Job {} restores Backup {}",
+            self.job_name, restore.spec.backup
+        );
+        self.write(&working("Restoring", msg)).await?;
+        Ok(Action::requeue(Duration::from_secs(60)))
+    }
+
+    /// The restore Job of this Restore, on `storage`.
+    fn job(&self, storage: &Storage) -> Result<Job, jobs::Blocked> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        let site_name = &restore.spec.site;
+        let repo = format!("{}/{site_name}", jobs::BACKUPS_DIR);
+        let spec = jobs::Spec {
+            component: jobs::RESTORE,
+            name: self.job_name.clone(),
+            namespace: self.ns.clone(),
+            site: site_name,
+            owner: restore.controller_owner_ref(&()).unwrap_or_default(),
+            owner_uid: restore.uid().unwrap_or_default(),
+            args: restore_args(storage, repo, &restore.spec),
+            backups_claim: &ctx.data.config.volume_claim,
+            policy: None,
+            writes_data: true,
+            data_claim: None,
+            pool: None,
+        };
+        storage.job(&spec, &ctx.data.config.postgres_image)
+    }
+
+    /// The Job failed (`why`): lifts the maintenance and fails the restore.
+    async fn job_failed(self, why: &str) -> Result<Action, Error> {
+        lift_maintenance(self.ctx, self.restore).await?;
+        let (ns, job_name) = (&self.ns, &self.job_name);
+        let msg = format!(
+            "Job {job_name} failed ({why}); the site's data is as it was before the restore (the script puts it back) and the site is started again. Read the Job's log: kubectl -n {ns} logs job/{job_name}"
+        );
+        self.fail("JobFailed", msg).await
+    }
+
+    /// The Job succeeded: lifts the maintenance, and completes the restore
+    /// once the site is Ready again (or held offline by someone else).
+    async fn finish(mut self, job: Option<&Job>) -> Result<Action, Error> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        lift_maintenance(ctx, restore).await?;
+        let done_at = job
+            .and_then(|j| j.status.as_ref())
+            .and_then(|s| s.completion_time.clone())
+            .map(|t| t.0);
+        let (site_name, backup_name) = (&restore.spec.site, &restore.spec.backup);
+        let site = ctx.data.site(&self.ns, site_name);
+        let msg = match site_after_restore(site.as_deref(), done_at) {
+            SiteAfterRestore::Starting => {
+                self.write(&[Cond::new(
+                    mutu_api::CONDITION_PROGRESSING,
+                    true,
+                    "Starting",
+                    format!("Backup {backup_name} is restored; waiting for site {site_name} to be Ready again"),
+                )])
                 .await?;
                 return Ok(Action::requeue(Duration::from_secs(5)));
             }
-            status.completion_time = Some(now);
-            let msg = match &held_offline {
-                Some(by) => format!(
-                    "site {site_name} restored from Backup {}; it stays offline for {by}, which brings it back",
-                    r.spec.backup
-                ),
-                None => format!(
-                    "site {site_name} restored from Backup {} and Ready again",
-                    r.spec.backup
-                ),
-            };
-            write(
-                ctx,
-                api,
-                r,
-                status,
-                &[
-                    Cond::new(mutu_api::CONDITION_COMPLETE, true, "Restored", msg.clone()),
-                    Cond::new(
-                        mutu_api::CONDITION_PROGRESSING,
-                        false,
-                        "Done",
-                        "finished".to_string(),
-                    ),
-                ],
-            )
-            .await?;
-            ctx.event(r, false, "Restored", msg).await;
-            Ok(Action::await_change())
-        }
+            SiteAfterRestore::HeldOffline(by) => format!(
+                "site {site_name} restored from Backup {backup_name}; it stays offline for {by}, which brings it back"
+            ),
+            SiteAfterRestore::Ready => {
+                format!("site {site_name} restored from Backup {backup_name} and Ready again")
+            }
+        };
+        self.status.completion_time = Some(self.now.clone());
+        self.write(&[
+            Cond::new(mutu_api::CONDITION_COMPLETE, true, "Restored", msg.clone()),
+            done(),
+        ])
+        .await?;
+        ctx.event(restore, false, "Restored", msg).await;
+        Ok(Action::await_change())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn condition(type_: &str, status: &str, at: &str) -> serde_json::Value {
+        json!({"type": type_, "status": status, "reason": "R", "message": "", "lastTransitionTime": at})
+    }
+
+    fn backup(name: &str, site: &str, status: serde_json::Value) -> Arc<Backup> {
+        Arc::new(parse(json!({
+            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "Backup",
+            "metadata": {"name": name, "namespace": "tenant-mons"},
+            "spec": {"site": site},
+            "status": status,
+        })))
+    }
+
+    fn restore(
+        name: &str,
+        site: &str,
+        created: &str,
+        conditions: serde_json::Value,
+    ) -> Arc<Restore> {
+        Arc::new(parse(json!({
+            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "Restore",
+            "metadata": {"name": name, "namespace": "tenant-mons", "creationTimestamp": created},
+            "spec": {"site": site, "backup": "delib-1"},
+            "status": {"conditions": conditions},
+        })))
+    }
+
+    fn site(annotations: serde_json::Value, conditions: serde_json::Value) -> PloneSite {
+        parse(json!({
+            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "PloneSite",
+            "metadata": {"name": "delib", "namespace": "tenant-mons", "annotations": annotations},
+            "spec": {"product": "delib", "hostnames": ["delib.example.be"]},
+            "status": {"conditions": conditions},
+        }))
+    }
+
+    fn at(t: &str) -> jiff::Timestamp {
+        t.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn only_a_completed_backup_of_the_same_site_is_restored() {
+        let done = json!({"conditions": [condition("Complete", "True", "2026-01-01T00:00:00Z")]});
+        let failed = json!({"conditions": [condition("Failed", "True", "2026-01-01T00:00:00Z")]});
+        assert_eq!(
+            check_backup("delib", &backup("delib-1", "delib", done.clone())),
+            BackupCheck::Restorable
+        );
+        assert_eq!(
+            check_backup("delib", &backup("other-1", "other", done)),
+            BackupCheck::OfAnotherSite("other".into())
+        );
+        assert_eq!(
+            check_backup("delib", &backup("delib-1", "delib", failed)),
+            BackupCheck::Failed
+        );
+        assert_eq!(
+            check_backup("delib", &backup("delib-1", "delib", json!({}))),
+            BackupCheck::NotComplete
+        );
+    }
+
+    #[test]
+    fn a_backup_of_another_site_is_refused_before_its_state_counts() {
+        let failed = json!({"conditions": [condition("Failed", "True", "2026-01-01T00:00:00Z")]});
+        assert_eq!(
+            check_backup("delib", &backup("other-1", "other", failed)),
+            BackupCheck::OfAnotherSite("other".into())
+        );
+    }
+
+    #[test]
+    fn one_restore_of_a_site_runs_at_a_time_the_oldest_first() {
+        let none = json!([]);
+        let done = json!([condition("Complete", "True", "2026-01-01T00:00:00Z")]);
+        let mine = restore("b", "delib", "2026-01-01T10:00:00Z", none.clone());
+        let restores = vec![
+            restore("a-done", "delib", "2026-01-01T08:00:00Z", done),
+            restore(
+                "a-other-site",
+                "other",
+                "2026-01-01T08:00:00Z",
+                none.clone(),
+            ),
+            mine.clone(),
+            restore("c-newer", "delib", "2026-01-01T11:00:00Z", none.clone()),
+        ];
+        assert!(earlier_restore(&mine, &restores).is_none());
+        let mut with_older = restores.clone();
+        with_older.push(restore(
+            "z-older",
+            "delib",
+            "2026-01-01T09:00:00Z",
+            none.clone(),
+        ));
+        assert_eq!(
+            earlier_restore(&mine, &with_older).map(|r| r.name_any()),
+            Some("z-older".into())
+        );
+        // Created in the same second: the name decides.
+        let mut same_time = restores;
+        same_time.push(restore("a-same", "delib", "2026-01-01T10:00:00Z", none));
+        assert_eq!(
+            earlier_restore(&mine, &same_time).map(|r| r.name_any()),
+            Some("a-same".into())
+        );
+    }
+
+    #[test]
+    fn a_backup_of_the_site_that_has_started_and_not_finished_goes_first() {
+        let started = json!({"startTime": "2026-01-01T00:00:00Z", "conditions": []});
+        let done = json!({"startTime": "2026-01-01T00:00:00Z", "conditions": [
+            condition("Complete", "True", "2026-01-01T00:10:00Z")
+        ]});
+        let backups = vec![
+            backup("delib-queued", "delib", json!({"conditions": []})),
+            backup("delib-done", "delib", done),
+            backup("other-running", "other", started.clone()),
+        ];
+        assert!(running_backup("tenant-mons", "delib", &backups).is_none());
+        let mut running = backups;
+        running.push(backup("delib-running", "delib", started));
+        assert_eq!(
+            running_backup("tenant-mons", "delib", &running).map(|b| b.name_any()),
+            Some("delib-running".into())
+        );
+        assert!(running_backup("tenant-ath", "delib", &running).is_none());
+    }
+
+    #[test]
+    fn only_the_zeo_server_and_instances_count_as_the_sites_servers() {
+        let pod = |component: &str| -> Pod {
+            parse(json!({"metadata": {"labels": {mutu_api::COMPONENT: component}}}))
+        };
+        assert!(is_server(&pod("zeo")));
+        assert!(is_server(&pod("instance")));
+        assert!(!is_server(&pod("backup")));
+        assert!(!is_server(&parse(json!({"metadata": {}}))));
+    }
+
+    #[test]
+    fn a_zeo_site_is_restored_to_the_point_in_time_else_to_the_backup() {
+        let zeo = Storage::Zeo(Box::default());
+        let mut spec = RestoreSpec {
+            site: "delib".into(),
+            backup: "delib-1".into(),
+            point_in_time: None,
+        };
+        assert_eq!(
+            restore_args(&zeo, "/backups/delib".into(), &spec),
+            [
+                "restore",
+                "--data",
+                "/data",
+                "--repo",
+                "/backups/delib",
+                "--id",
+                "delib-1"
+            ]
+        );
+        spec.point_in_time = Some(Time(at("2026-01-01T03:00:00Z")));
+        assert_eq!(
+            restore_args(&zeo, "/backups/delib".into(), &spec),
+            [
+                "restore",
+                "--data",
+                "/data",
+                "--repo",
+                "/backups/delib",
+                "--at",
+                "2026-01-01T03:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_relstorage_site_is_restored_to_its_backups_dump() {
+        let rel = Storage::Rel {
+            secret: "delib-pg".into(),
+        };
+        let spec = RestoreSpec {
+            site: "delib".into(),
+            backup: "delib-1".into(),
+            point_in_time: Some(Time(at("2026-01-01T03:00:00Z"))),
+        };
+        assert_eq!(
+            restore_args(&rel, "/backups/delib".into(), &spec),
+            ["restore", "--repo", "/backups/delib", "--id", "delib-1"]
+        );
+    }
+
+    #[test]
+    fn a_restore_completes_once_the_site_is_ready_after_its_job() {
+        let job_done = Some(at("2026-01-01T10:00:00Z"));
+        let ready_after = site(
+            json!({}),
+            json!([condition("Ready", "True", "2026-01-01T10:05:00Z")]),
+        );
+        let ready_before = site(
+            json!({}),
+            json!([condition("Ready", "True", "2026-01-01T09:00:00Z")]),
+        );
+        let not_ready = site(
+            json!({}),
+            json!([condition("Ready", "False", "2026-01-01T10:05:00Z")]),
+        );
+        assert_eq!(
+            site_after_restore(Some(&ready_after), job_done),
+            SiteAfterRestore::Ready
+        );
+        assert_eq!(
+            site_after_restore(Some(&ready_before), job_done),
+            SiteAfterRestore::Starting
+        );
+        assert_eq!(
+            site_after_restore(Some(&not_ready), job_done),
+            SiteAfterRestore::Starting
+        );
+        assert_eq!(
+            site_after_restore(None, job_done),
+            SiteAfterRestore::Starting
+        );
+        // A Job without a completion time: any Ready site will do.
+        assert_eq!(
+            site_after_restore(Some(&ready_before), None),
+            SiteAfterRestore::Ready
+        );
+    }
+
+    #[test]
+    fn a_site_held_offline_by_someone_else_completes_its_restore_without_being_ready() {
+        let offline = site(
+            json!({mutu_api::OFFLINE_ANNOTATION: "migrationplan/move-delib"}),
+            json!([condition("Ready", "False", "2026-01-01T10:05:00Z")]),
+        );
+        assert_eq!(
+            site_after_restore(Some(&offline), Some(at("2026-01-01T10:00:00Z"))),
+            SiteAfterRestore::HeldOffline("migrationplan/move-delib".into())
+        );
     }
 }
