@@ -555,6 +555,9 @@ fn job(
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use mutu_api::Product;
