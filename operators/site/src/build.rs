@@ -2,6 +2,10 @@
 //! and the decisions the reconcile took (pool, release, suspension, upgrade).
 //! No client here; unit-tested from YAML.
 
+mod data;
+mod instance;
+mod pod;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -9,11 +13,11 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::{Resource, ResourceExt};
-use mutu_api::product::{Engine, StorageMode, ZEO_REQUESTS};
+use kube::ResourceExt;
+use mutu_api::product::{Engine, StorageMode};
 use mutu_api::{Certificate, PloneSite, ProductSpec, SolrIndex};
-use mutu_model::{names, scripts, storage};
+use mutu_model::storage::{self, Storage};
+use mutu_model::{names, scripts};
 use mutu_runtime::labels;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -55,7 +59,9 @@ pub struct Plan {
     pub maintenance_backend: (String, i32),
 }
 
+pub use data::zeo_conf;
 pub use mutu_model::names::{offline_service, zeo_data_claim};
+use pod::meta;
 
 /// Everything one site wants to exist.
 #[derive(Clone, Debug, Default)]
@@ -78,19 +84,6 @@ pub struct Desired {
 /// to match the types; the unit tests catch any mismatch.
 fn typed<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
     serde_json::from_value(value)
-}
-
-fn meta(site: &PloneSite, name: &str, component: &str, owned: bool) -> ObjectMeta {
-    let uid = site.uid().unwrap_or_default();
-    let mut l = labels::standard(&site.name_any(), &uid, component);
-    l.insert(SITE_LABEL.to_string(), site.name_any());
-    ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: site.namespace(),
-        labels: Some(l),
-        owner_references: owned.then(|| site.controller_owner_ref(&()).into_iter().collect()),
-        ..Default::default()
-    }
 }
 
 fn pod_labels(
@@ -134,35 +127,12 @@ fn placement(site: &PloneSite, component: &str, pool: &str) -> (Value, Value) {
     (affinity, spread)
 }
 
-fn replicas(site: &PloneSite, product: &ProductSpec, suspended: bool) -> i32 {
-    if suspended {
-        0
-    } else {
-        site.spec.replicas.unwrap_or(product.replicas).max(0)
-    }
-}
-
 fn storage_mode(site: &PloneSite, product: &ProductSpec) -> Option<StorageMode> {
     storage::mode(site, product)
 }
 
-fn storage_size(site: &PloneSite, product: &ProductSpec) -> String {
-    storage::size(site, product)
-}
-
-fn storage_class(site: &PloneSite, product: &ProductSpec) -> Option<String> {
-    storage::class(site, product)
-}
-
 fn image(product: &ProductSpec, release: &str) -> String {
     format!("{}:{release}", product.image)
-}
-
-/// The ZEO server's configuration: filestorage and blobs on the data volume.
-pub fn zeo_conf() -> String {
-    format!(
-        "<zeo>\n  address 0.0.0.0:{ZEO_PORT}\n</zeo>\n<filestorage 1>\n  path /data/filestorage/Data.fs\n  blob-dir /data/blobstorage\n</filestorage>\n"
-    )
 }
 
 /// Builds every child of `site`.
@@ -172,190 +142,33 @@ pub fn build(
     plan: &Plan,
 ) -> Result<Desired, serde_json::Error> {
     let name = site.name_any();
-    let mode = storage_mode(site, product);
-    let replicas = replicas(site, product, plan.suspended);
-    let mut env = vec![json!({"name": "SITE_ID", "value": "Plone"})];
     let mut desired = Desired::default();
-
     if product.engine == Engine::Plone {
-        let mut data: serde_json::Map<String, Value> = scripts::ALL
-            .iter()
-            .map(|s| (s.name.to_string(), Value::from(s.text)))
-            .collect();
-        data.insert("zeo.conf".to_string(), Value::from(zeo_conf()));
-        desired.config = Some(typed(json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": meta(site, &names::scripts_config(&name), "scripts", true),
-            "data": data,
-        }))?);
+        desired.config = Some(data::scripts_config(site));
     }
-    let scripts_volume =
-        json!({"name": "mutu", "configMap": {"name": names::scripts_config(&name)}});
-    let scripts_mount = json!({"name": "mutu", "mountPath": SCRIPTS_DIR, "readOnly": true});
-
-    match mode {
-        Some(StorageMode::Zeo) => {
-            let zeo_name = names::zeo_server(&name);
-            let (affinity, spread) = placement(site, "zeo", &plan.pool);
-            // The data volume is not owned: it outlives the site unless deletionPolicy says
-            // Delete. A MigrationPlan may place the data on another volume (annotation); mutu
-            // then keeps the first one as it is.
-            let claim_name = plan
-                .data_volume
-                .clone()
-                .unwrap_or_else(|| zeo_data_claim(&name));
+    match storage::of(site, product) {
+        Storage::Zeo => {
             if plan.data_volume.is_none() {
-                let mut claim = json!({
-                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                    "metadata": meta(site, &claim_name, "data", false),
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size(site, product)}}},
-                });
-                if let Some(class) = storage_class(site, product) {
-                    claim["spec"]["storageClassName"] = json!(class);
-                }
-                desired.zeo_data = Some(typed(claim)?);
+                desired.zeo_data = Some(data::zeo_claim(site, product));
             }
-            desired.zeo = Some(typed(json!({
-                "apiVersion": "apps/v1", "kind": "StatefulSet",
-                "metadata": meta(site, &zeo_name, "zeo", true),
-                "spec": {
-                    "replicas": if plan.suspended { 0 } else { 1 },
-                    "serviceName": zeo_name,
-                    "selector": selector(site, "zeo"),
-                    "template": {
-                        "metadata": {"labels": pod_labels(site, "zeo", &plan.product, &plan.pool)},
-                        "spec": {
-                            "affinity": affinity,
-                            "topologySpreadConstraints": spread,
-                            "containers": [{
-                                "name": "zeo",
-                                "image": image(product, &plan.release),
-                                "command": ["runzeo", "-C", format!("{SCRIPTS_DIR}/zeo.conf")],
-                                "ports": [{"name": "zeo", "containerPort": ZEO_PORT}],
-                                "readinessProbe": {"tcpSocket": {"port": ZEO_PORT}},
-                                "resources": {"requests": {"cpu": ZEO_REQUESTS.0, "memory": ZEO_REQUESTS.1}},
-                                "volumeMounts": [{"name": "data", "mountPath": "/data"}, scripts_mount],
-                            }],
-                            "volumes": [
-                                {"name": "data", "persistentVolumeClaim": {"claimName": claim_name}},
-                                scripts_volume,
-                            ],
-                        },
-                    },
-                },
-            }))?);
-            desired.services.push(typed(json!({
-                "apiVersion": "v1", "kind": "Service",
-                "metadata": meta(site, &zeo_name, "zeo", true),
-                "spec": {"selector": selector(site, "zeo")["matchLabels"], "ports": [{"name": "zeo", "port": ZEO_PORT}]},
-            }))?);
-            env.push(json!({"name": "ZEO_ADDRESS", "value": format!("{zeo_name}:{ZEO_PORT}")}));
+            desired.zeo = Some(data::zeo_server(site, product, plan));
+            desired.services.push(data::zeo_service(site));
         }
-        Some(StorageMode::Relstorage) => {
-            let secret = storage::relstorage_secret(site);
-            env.push(json!({"name": "RELSTORAGE_DSN", "valueFrom": {"secretKeyRef": {"name": secret, "key": "dsn"}}}));
-        }
-        None => {
-            if product
-                .storage
-                .as_ref()
-                .and_then(|s| s.size.as_ref())
-                .is_some()
-                || site
-                    .spec
-                    .storage
-                    .as_ref()
-                    .and_then(|s| s.size.as_ref())
-                    .is_some()
-            {
-                // No owner reference: the data outlives the site unless deletionPolicy says Delete.
-                let mut claim = json!({
-                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                    "metadata": meta(site, &names::generic_data_claim(&name), "data", false),
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage_size(site, product)}}},
-                });
-                if let Some(class) = storage_class(site, product) {
-                    claim["spec"]["storageClassName"] = json!(class);
-                }
-                desired.data = Some(typed(claim)?);
-            }
-        }
+        Storage::Volume => desired.data = Some(data::generic_claim(site, product)),
+        Storage::Rel | Storage::Nothing => {}
     }
-
-    for (k, v) in &plan.solr_env {
-        env.push(json!({"name": k, "value": v}));
+    desired.deployment = Some(instance::instances(
+        site,
+        product,
+        plan,
+        desired.data.as_ref(),
+    ));
+    if instance::replicas(site, product, plan.suspended) > 1 {
+        desired.pdb = Some(instance::disruption_budget(site));
     }
-    if !plan.solr_env.is_empty() {
-        // The site's own Solr user, written by the SolrIndex operator.
-        for (var, key) in [
-            ("COLLECTIVE_SOLR_LOGIN", "username"),
-            ("COLLECTIVE_SOLR_PASSWORD", "password"),
-        ] {
-            env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {
-                "name": names::solr_secret(&name), "key": key, "optional": true,
-            }}}));
-        }
-    }
-    let (affinity, spread) = placement(site, "instance", &plan.pool);
-    let probe = json!({"httpGet": {"path": product.health_path, "port": product.port}, "periodSeconds": 10});
-    let mut volumes = vec![];
-    let mut mounts = vec![];
-    if product.engine == Engine::Plone {
-        volumes.push(scripts_volume.clone());
-        mounts.push(scripts_mount.clone());
-    }
-    if let Some(data) = &desired.data {
-        volumes
-            .push(json!({"name": "data", "persistentVolumeClaim": {"claimName": data.name_any()}}));
-        mounts.push(json!({"name": "data", "mountPath": "/data"}));
-    }
-    let resources = product
-        .resources
-        .as_ref()
-        .map(|r| serde_json::to_value(r.to_requirements()).unwrap_or_default())
-        .unwrap_or_else(|| json!({}));
-    desired.deployment = Some(typed(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": meta(site, &name, "instance", true),
-        "spec": {
-            "replicas": replicas,
-            "selector": selector(site, "instance"),
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": pod_labels(site, "instance", &plan.product, &plan.pool)},
-                "spec": {
-                    "affinity": affinity,
-                    "topologySpreadConstraints": spread,
-                    "containers": [{
-                        "name": "instance",
-                        "image": image(product, &plan.release),
-                        "ports": [{"name": "http", "containerPort": product.port}],
-                        "env": env,
-                        "readinessProbe": probe,
-                        "livenessProbe": {"httpGet": {"path": product.health_path, "port": product.port}, "periodSeconds": 30, "failureThreshold": 6},
-                        "resources": resources,
-                        "volumeMounts": mounts,
-                    }],
-                    "volumes": volumes,
-                },
-            },
-        },
-    }))?);
-    if replicas > 1 {
-        desired.pdb = Some(typed(json!({
-            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": meta(site, &name, "instance", true),
-            "spec": {"minAvailable": 1, "selector": selector(site, "instance")},
-        }))?);
-    }
-    desired.services.push(typed(json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": meta(site, &name, "instance", true),
-        "spec": {
-            "selector": selector(site, "instance")["matchLabels"],
-            "ports": [{"name": "http", "port": 80, "targetPort": product.port}],
-        },
-    }))?);
+    desired
+        .services
+        .push(instance::instance_service(site, product));
 
     let tls_secret = names::tls_secret(&name);
     // Offline, visitors get the maintenance page (503 with Retry-After), not an error.
