@@ -72,12 +72,24 @@ fn plan() -> Plan {
     }
 }
 
-/// The representative sites: name, site, product and plan.
-fn cases() -> Vec<(&'static str, PloneSite, ProductSpec, Plan)> {
-    let no_solr = Plan {
+/// A recorded case: name, site, product and plan.
+type Case = (&'static str, PloneSite, ProductSpec, Plan);
+
+/// The plan of a site without Solr.
+fn no_solr() -> Plan {
+    Plan {
         solr_env: BTreeMap::new(),
         ..plan()
-    };
+    }
+}
+
+/// The representative sites.
+fn cases() -> Vec<Case> {
+    zeo_cases().into_iter().chain(other_cases()).collect()
+}
+
+/// Sites of a ZEO product.
+fn zeo_cases() -> Vec<Case> {
     vec![
         ("zeo", site("zeo", "", ""), zeo_product(), plan()),
         (
@@ -147,8 +159,14 @@ fn cases() -> Vec<(&'static str, PloneSite, ProductSpec, Plan)> {
             "zeo-solr-off",
             site("nosolr", "", "  solr: {enabled: false}\n"),
             zeo_product(),
-            no_solr.clone(),
+            no_solr(),
         ),
+    ]
+}
+
+/// Sites of a RelStorage product and of generic products.
+fn other_cases() -> Vec<Case> {
+    vec![
         (
             "relstorage",
             site(
@@ -159,7 +177,7 @@ fn cases() -> Vec<(&'static str, PloneSite, ProductSpec, Plan)> {
             rel_product(),
             Plan {
                 upgrade_to: Some("6.2.0".into()),
-                ..no_solr.clone()
+                ..no_solr()
             },
         ),
         (
@@ -169,7 +187,7 @@ fn cases() -> Vec<(&'static str, PloneSite, ProductSpec, Plan)> {
             Plan {
                 offline: true,
                 suspended: true,
-                ..no_solr.clone()
+                ..no_solr()
             },
         ),
         (
@@ -178,7 +196,7 @@ fn cases() -> Vec<(&'static str, PloneSite, ProductSpec, Plan)> {
             generic_product("  storage: {size: 5Gi}\n"),
             Plan {
                 upgrade_to: Some("7.4".into()),
-                ..no_solr.clone()
+                ..no_solr()
             },
         ),
         (
@@ -191,7 +209,7 @@ fn cases() -> Vec<(&'static str, PloneSite, ProductSpec, Plan)> {
             generic_product(""),
             Plan {
                 offline: true,
-                ..no_solr.clone()
+                ..no_solr()
             },
         ),
         (
