@@ -230,7 +230,7 @@ local WAVE = {
 
 -- No Ready condition (runs and plans before they end): Progressing reason -> status.
 local PROGRESSING_REASONS = {
-  -- operators/backup/src/run.rs.
+  -- operators/backup/src/backup.rs.
   Backup = {
     Running = PROGRESSING,
     Queued = PROGRESSING,
