@@ -20,7 +20,7 @@ use crate::acme::{self, AcmeError};
 use crate::pki;
 
 /// What the issuer controller shares with the certificate controller.
-pub struct Data {
+pub struct Caches {
     pub namespace: String,
     pub accounts: Arc<acme::Accounts>,
 }
@@ -49,7 +49,7 @@ impl Reason for Error {
     }
 }
 
-type Ctx = Context<Data>;
+type Ctx = Context<Caches>;
 
 pub async fn reconcile(issuer: Arc<CertificateIssuer>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let name = issuer.name_any();

@@ -147,7 +147,7 @@ pub async fn run(
     let cert_metrics = metrics::CertMetrics::default();
     cert_metrics.register(&metrics);
     let accounts = Arc::new(acme::Accounts::new(config.acme_server_allow.clone()));
-    let data = reconcile::Data {
+    let data = reconcile::Caches {
         config: config.clone(),
         certificates: certificates.clone(),
         issuers: issuers.clone(),
@@ -224,7 +224,7 @@ pub async fn run(
         metrics.clone(),
         health.clone(),
         settings,
-        issuer::Data {
+        issuer::Caches {
             namespace: config.namespace.clone(),
             accounts,
         },
@@ -249,7 +249,7 @@ pub async fn run(
 /// Every minute: removes challenge Ingresses whose Certificate is gone (deleted
 /// during an order) and the expiry series of deleted Certificates.
 async fn sweep(
-    ctx: Arc<Context<reconcile::Data>>,
+    ctx: Arc<Context<reconcile::Caches>>,
     cert_metrics: metrics::CertMetrics,
     shutdown: impl Future<Output = ()> + Send,
 ) {

@@ -35,7 +35,7 @@ use crate::pki;
 use acme_order::acme_step;
 use backoff::{backoff_message, next_attempt, pending_backoff};
 use challenge::cleanup_challenge;
-pub use context::{Config, Ctx, Data, Error};
+pub use context::{Caches, Config, Ctx, Error};
 use internal_ca::local_step;
 use private_key::delete_next_key;
 use refusal::refusal;

@@ -121,7 +121,7 @@ pub async fn run(
         &health,
         &metrics,
     );
-    let data = reconcile::Data {
+    let data = reconcile::Caches {
         tenant_config: config.tenant,
         requests: requests.clone(),
         tenants: tenants.clone(),

@@ -19,7 +19,7 @@ use mutu_runtime::{Context, Reason};
 use crate::check::{self, View};
 
 /// The caches and settings of the provisioning controller.
-pub struct Data {
+pub struct Caches {
     pub tenant_config: mutu_model::quota::Config,
     pub requests: Store<DeserializeGuard<ProvisioningRequest>>,
     pub tenants: Store<DeserializeGuard<MemberTenant>>,
@@ -63,9 +63,9 @@ impl Reason for Error {
     }
 }
 
-type Ctx = Context<Data>;
+type Ctx = Context<Caches>;
 
-impl Data {
+impl Caches {
     async fn ready(&self) -> bool {
         mutu_runtime::controller::caches_listed(async {
             let _ = self.requests.wait_until_ready().await;

@@ -138,7 +138,7 @@ pub async fn run(
             let _ = recount.unbounded_send(site.spec.product.clone());
         }
     });
-    let data = reconcile::Data {
+    let data = reconcile::Caches {
         config,
         sites: sites.clone(),
         tenants: tenants.clone(),
@@ -164,7 +164,7 @@ pub async fn run(
         metrics.clone(),
         health.clone(),
         settings.clone(),
-        product::Data {
+        product::Caches {
             sites: sites.clone(),
             fleet: {
                 let fleet = fleet_metrics::FleetMetrics::default();

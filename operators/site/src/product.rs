@@ -17,7 +17,7 @@ use mutu_runtime::conditions::Desired as Cond;
 use mutu_runtime::{Context, Reason};
 
 /// The site cache the counts are read from.
-pub struct Data {
+pub struct Caches {
     pub sites: Store<DeserializeGuard<PloneSite>>,
     pub fleet: crate::fleet_metrics::FleetMetrics,
     /// When each product was last recounted.
@@ -32,7 +32,7 @@ pub const RECOUNT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long to wait before recounting `product`, if it was recounted less than
 /// [`RECOUNT_EVERY`] ago; otherwise records the recount as starting now.
-fn too_soon(data: &Data, product: &str, now: Instant) -> Option<Duration> {
+fn too_soon(data: &Caches, product: &str, now: Instant) -> Option<Duration> {
     let mut recounted = data.recounted.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(wait) = recounted
         .get(product)
@@ -81,7 +81,7 @@ pub fn counts<'a>(
     (all, ready, current)
 }
 
-pub async fn reconcile(product: Arc<Product>, ctx: Arc<Context<Data>>) -> Result<Action, Error> {
+pub async fn reconcile(product: Arc<Product>, ctx: Arc<Context<Caches>>) -> Result<Action, Error> {
     if !mutu_runtime::controller::caches_listed(async {
         let _ = ctx.data.sites.wait_until_ready().await;
     })
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn a_product_is_recounted_at_most_once_per_interval() {
         let (sites, _writer) = kube::runtime::reflector::store();
-        let data = Data {
+        let data = Caches {
             sites,
             fleet: crate::fleet_metrics::FleetMetrics::default(),
             recounted: Mutex::default(),

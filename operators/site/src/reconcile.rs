@@ -68,7 +68,7 @@ impl Default for Config {
 }
 
 /// The caches and settings of the site controller.
-pub struct Data {
+pub struct Caches {
     pub config: Config,
     pub sites: Store<DeserializeGuard<PloneSite>>,
     pub tenants: Store<DeserializeGuard<MemberTenant>>,
@@ -90,7 +90,7 @@ pub struct Data {
     pub pods_of_site: LabelIndex,
 }
 
-impl Data {
+impl Caches {
     /// Waits until every cache has its first full list (see the tenant controller).
     async fn ready(&self) -> bool {
         mutu_runtime::controller::caches_listed(async {
@@ -146,7 +146,7 @@ impl Reason for Error {
     }
 }
 
-type Ctx = Context<Data>;
+type Ctx = Context<Caches>;
 
 pub async fn reconcile(site: Arc<PloneSite>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     if !ctx.data.ready().await {

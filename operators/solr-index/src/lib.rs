@@ -68,7 +68,7 @@ pub async fn run(
         metrics,
         health,
         settings,
-        reconcile::Data {
+        reconcile::Caches {
             config,
             security: tokio::sync::Mutex::new(()),
             jobs,

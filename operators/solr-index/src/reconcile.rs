@@ -47,7 +47,7 @@ pub struct Config {
     pub keep_previous: Duration,
 }
 
-pub struct Data {
+pub struct Caches {
     pub config: Config,
     /// Solr keeps users and permissions in one security.json and refuses
     /// concurrent edits ("failed to persist security config"): this process
@@ -92,7 +92,7 @@ impl Reason for Error {
     }
 }
 
-type Ctx = Context<Data>;
+type Ctx = Context<Caches>;
 
 /// What one index is called in Solr.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -105,7 +105,7 @@ pub async fn run(
     // A tenant whose domains change may free or take a domain that another
     // tenant claims: its reconcile asks for those tenants to be checked again.
     let (recheck, recheck_rx) = futures::channel::mpsc::unbounded();
-    let data = reconcile::Data {
+    let data = reconcile::Caches {
         recheck,
         config,
         tenants: tenants.clone(),

@@ -32,7 +32,7 @@ pub const FINALIZER: &str = "hosting.imio.be/tenant";
 pub const RETAINED: &str = "hosting.imio.be/retained-from-tenant";
 
 /// The caches and settings of the tenant controller.
-pub struct Data {
+pub struct Caches {
     pub config: Config,
     /// Asks the controller to reconcile other tenants (domain claims changed).
     pub recheck: futures::channel::mpsc::UnboundedSender<ObjectRef<DeserializeGuard<MemberTenant>>>,
@@ -79,9 +79,9 @@ impl Reason for Error {
     }
 }
 
-type Ctx = Context<Data>;
+type Ctx = Context<Caches>;
 
-impl Data {
+impl Caches {
     /// Waits until every cache has its first full list, so that a reconcile
     /// never mistakes a not-yet-listed child for a missing one (which would
     /// write after every restart).

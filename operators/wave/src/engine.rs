@@ -102,7 +102,7 @@ impl WaveMetrics {
 }
 
 /// The caches of the engine.
-pub struct Data {
+pub struct Caches {
     pub config: Config,
     pub sites: Store<DeserializeGuard<PloneSite>>,
     pub products: Store<DeserializeGuard<Product>>,
@@ -119,7 +119,7 @@ pub struct Data {
     pub metrics: WaveMetrics,
 }
 
-impl Data {
+impl Caches {
     pub(crate) async fn ready(&self) -> bool {
         mutu_runtime::controller::caches_listed(async {
             let _ = self.sites.wait_until_ready().await;
@@ -236,7 +236,7 @@ pub fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { what, source }
 }
 
-pub type Ctx = Context<Data>;
+pub type Ctx = Context<Caches>;
 
 fn std_duration(d: Option<&kube::core::Duration>, default: Duration) -> Duration {
     d.map(|d| Duration::from(*d)).unwrap_or(default)
@@ -244,7 +244,7 @@ fn std_duration(d: Option<&kube::core::Duration>, default: Duration) -> Duration
 
 pub async fn reconcile_migration(plan: Arc<MigrationPlan>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let s = &plan.spec;
-    let info = PlanRef {
+    let plan_ref = PlanRef {
         kind: Kind::Migration {
             from: s.from.as_str().to_string(),
             to: s.to.as_str().to_string(),
@@ -261,7 +261,7 @@ pub async fn reconcile_migration(plan: Arc<MigrationPlan>, ctx: Arc<Ctx>) -> Res
         retention: std_duration(s.retention.as_ref(), DEFAULT_RETENTION),
     };
     let spec = s.clone();
-    drive(plan.as_ref(), info, &ctx, move |sites| {
+    advance_plan(plan.as_ref(), plan_ref, &ctx, move |sites| {
         wave::migration_candidates(&spec, sites).map_err(|e| e.to_string())
     })
     .await
@@ -269,7 +269,7 @@ pub async fn reconcile_migration(plan: Arc<MigrationPlan>, ctx: Arc<Ctx>) -> Res
 
 pub async fn reconcile_rollout(plan: Arc<ReleaseRollout>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let s = &plan.spec;
-    let info = PlanRef {
+    let plan_ref = PlanRef {
         kind: Kind::Rollout {
             product: s.product.clone(),
             release: s.release.clone(),
@@ -286,7 +286,7 @@ pub async fn reconcile_rollout(plan: Arc<ReleaseRollout>, ctx: Arc<Ctx>) -> Resu
         retention: DEFAULT_RETENTION,
     };
     let spec = s.clone();
-    drive(plan.as_ref(), info, &ctx, move |sites| {
+    advance_plan(plan.as_ref(), plan_ref, &ctx, move |sites| {
         wave::rollout_candidates(&spec, sites).map_err(|e| e.to_string())
     })
     .await
@@ -318,9 +318,9 @@ impl<K> Plan for K where
 }
 
 /// One reconcile of a plan of either kind.
-async fn drive<K: Plan>(
+async fn advance_plan<K: Plan>(
     plan: &K,
-    info: PlanRef,
+    plan_ref: PlanRef,
     ctx: &Ctx,
     candidates_of: impl Fn(&[PloneSite]) -> Result<Vec<Cohort>, String>,
 ) -> Result<Action, Error> {
@@ -333,7 +333,7 @@ async fn drive<K: Plan>(
         .memo
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&info.uid)
+        .get(&plan_ref.uid)
         .cloned()
         .or_else(|| plan.status().cloned())
         .unwrap_or_default();
@@ -341,8 +341,8 @@ async fn drive<K: Plan>(
     status.observed_generation = plan.meta().generation;
     let now = now_time();
     let sites = data.all_sites();
-    let (invalid, cohort_of_wave) = record_waves(&mut status, &info, &sites, candidates_of);
-    if let Kind::Rollout { product, .. } = &info.kind
+    let (invalid, cohort_of_wave) = record_waves(&mut status, &plan_ref, &sites, candidates_of);
+    if let Kind::Rollout { product, .. } = &plan_ref.kind
         && data.product(product).is_none()
     {
         let conds = vec![Cond::new(
@@ -351,10 +351,10 @@ async fn drive<K: Plan>(
             "NoProduct",
             format!("spec.product: there is no Product {product}; nothing is upgraded"),
         )];
-        return finish(ctx, &api, plan, &info, status, conds, false).await;
+        return finish(ctx, &api, plan, &plan_ref, status, conds, false).await;
     }
     let counted = progress::counts(status.site_progress.iter());
-    let hold = plan::hold(&info, invalid.as_deref(), &counted, &now);
+    let hold = plan::hold(&plan_ref, invalid.as_deref(), &counted, &now);
     // The sites in flight before this reconcile: only their recorded steps are worked on.
     let recorded: Vec<usize> = (0..status.site_progress.len())
         .filter(|&i| progress::in_flight(status.site_progress[i].step))
@@ -364,19 +364,19 @@ async fn drive<K: Plan>(
         })
         .collect();
     if hold.is_none() {
-        start_sites(data, &info, &mut status.site_progress, &now);
+        start_sites(data, &plan_ref, &mut status.site_progress, &now);
     }
-    if plan::uncordon(&info, &status.site_progress) {
+    if plan::uncordon(&plan_ref, &status.site_progress) {
         uncordon(ctx, plan, &mut status).await?;
     }
-    let events = work_on(ctx, &info, &mut status.site_progress, recorded, &now).await?;
-    if let Kind::Migration { from, .. } = &info.kind {
-        delete_old_volumes(ctx, &info, &mut status.site_progress, &now).await?;
+    let events = work_on(ctx, &plan_ref, &mut status.site_progress, recorded, &now).await?;
+    if let Kind::Migration { from, .. } = &plan_ref.kind {
+        delete_old_volumes(ctx, &plan_ref, &mut status.site_progress, &now).await?;
         cordon(ctx, plan, from, &mut status, &sites).await?;
     }
     let (conds, busy) = settle(
         &mut status,
-        &info,
+        &plan_ref,
         invalid.as_deref(),
         &cohort_of_wave,
         &now,
@@ -386,14 +386,14 @@ async fn drive<K: Plan>(
         ctx.event(plan, failed, reason_code, format!("{site}: {reason}"))
             .await;
     }
-    finish(ctx, &api, plan, &info, status, conds, busy).await
+    finish(ctx, &api, plan, &plan_ref, status, conds, busy).await
 }
 
 /// The counts, waves and conditions of the status after a reconcile's work,
 /// and whether the plan has sites to watch closely.
 fn settle(
     status: &mut WaveStatus,
-    info: &PlanRef,
+    plan_ref: &PlanRef,
     invalid: Option<&str>,
     cohort_of_wave: &BTreeMap<i32, String>,
     now: &Time,
@@ -415,8 +415,14 @@ fn settle(
         now,
     );
     // What holds the plan now, after this reconcile's work (a site may have failed).
-    let hold = plan::hold(info, invalid, &counted, now);
-    let conds = plan::conditions(info, invalid, &counted, hold.as_ref(), status.current_wave);
+    let hold = plan::hold(plan_ref, invalid, &counted, now);
+    let conds = plan::conditions(
+        plan_ref,
+        invalid,
+        &counted,
+        hold.as_ref(),
+        status.current_wave,
+    );
     let left = counted.pending + counted.in_flight;
     (conds, counted.in_flight > 0 || (left > 0 && hold.is_none()))
 }
@@ -425,7 +431,7 @@ fn settle(
 /// why the spec cannot be read, if it cannot, and the cohort of each wave.
 fn record_waves(
     status: &mut WaveStatus,
-    info: &PlanRef,
+    plan_ref: &PlanRef,
     sites: &[PloneSite],
     candidates_of: impl Fn(&[PloneSite]) -> Result<Vec<Cohort>, String>,
 ) -> (Option<String>, BTreeMap<i32, String>) {
@@ -439,7 +445,7 @@ fn record_waves(
         &status.site_progress,
         &status.waves,
         &candidates,
-        info.wave_size,
+        plan_ref.wave_size,
         exists,
     );
     wave::record(&mut status.site_progress, &planned, exists);
@@ -451,13 +457,13 @@ fn record_waves(
 }
 
 /// Starts the sites of the current wave there is room for.
-fn start_sites(data: &Data, info: &PlanRef, progress: &mut [SiteProgress], now: &Time) {
-    let busy = data.busy_elsewhere(&info.uid);
-    for i in progress::to_start(progress, info.max_in_flight, &busy) {
+fn start_sites(data: &Caches, plan_ref: &PlanRef, progress: &mut [SiteProgress], now: &Time) {
+    let busy = data.busy_elsewhere(&plan_ref.uid);
+    for i in progress::to_start(progress, plan_ref.max_in_flight, &busy) {
         let p = &mut progress[i];
         if let Some(site) = data.site(&p.namespace, &p.name) {
             let product = data.product(&site.spec.product);
-            plan::start(info, p, &site, product.as_ref(), now);
+            plan::start(plan_ref, p, &site, product.as_ref(), now);
         }
     }
 }
@@ -466,7 +472,7 @@ fn start_sites(data: &Data, info: &PlanRef, progress: &mut [SiteProgress], now: 
 /// that finished.
 async fn work_on(
     ctx: &Ctx,
-    info: &PlanRef,
+    plan_ref: &PlanRef,
     progress: &mut [SiteProgress],
     recorded: Vec<usize>,
     now: &Time,
@@ -478,7 +484,7 @@ async fn work_on(
             plan::site_gone(p, now);
             continue;
         };
-        let next = crate::act::step(ctx, info, p, site, now).await?;
+        let next = crate::act::step(ctx, plan_ref, p, site, now).await?;
         events.extend(plan::apply(p, next, now));
     }
     Ok(events)
@@ -512,7 +518,7 @@ async fn uncordon<K: Plan>(ctx: &Ctx, plan: &K, status: &mut WaveStatus) -> Resu
 /// Deletes the old volumes of moved sites once the retention has passed.
 async fn delete_old_volumes(
     ctx: &Ctx,
-    info: &PlanRef,
+    plan_ref: &PlanRef,
     progress: &mut [SiteProgress],
     now: &Time,
 ) -> Result<(), Error> {
@@ -522,7 +528,7 @@ async fn delete_old_volumes(
             .get(mutu_api::DATA_VOLUME_ANNOTATION)
             .cloned()
     };
-    for (i, old) in plan::expired_volumes(progress, info.retention, now, in_use) {
+    for (i, old) in plan::expired_volumes(progress, plan_ref.retention, now, in_use) {
         let p = &mut progress[i];
         let claims: Api<PersistentVolumeClaim> =
             Api::namespaced(ctx.client().clone(), &p.namespace);
@@ -538,7 +544,7 @@ async fn delete_old_volumes(
                 });
             }
         }
-        p.reason = Some(plan::volume_deleted(&old, info.retention));
+        p.reason = Some(plan::volume_deleted(&old, plan_ref.retention));
     }
     Ok(())
 }
@@ -576,14 +582,14 @@ async fn finish<K: Plan>(
     ctx: &Ctx,
     api: &Api<K>,
     plan: &K,
-    info: &PlanRef,
+    plan_ref: &PlanRef,
     status: WaveStatus,
     conds: Vec<Cond<'_>>,
     busy: bool,
 ) -> Result<Action, Error> {
     ctx.write_status(api, plan, status.clone(), &conds)
         .await
-        .map_err(kube_err(format!("write the status of {}", info.name)))?;
+        .map_err(kube_err(format!("write the status of {}", plan_ref.name)))?;
     let live: BTreeSet<String> = ctx
         .data
         .migrations
@@ -598,8 +604,8 @@ async fn finish<K: Plan>(
                 .filter_map(|r| r.0.as_ref().ok().and_then(|r| r.uid())),
         )
         .collect();
-    let kind = info.kind_name();
-    ctx.data.metrics.set(kind, &info.name, &status.sites);
+    let kind = plan_ref.kind_name();
+    ctx.data.metrics.set(kind, &plan_ref.name, &status.sites);
     {
         // Plans that are gone are forgotten.
         let mut seen = ctx.data.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -610,11 +616,11 @@ async fn finish<K: Plan>(
             }
             keep
         });
-        seen.insert(info.uid.clone(), (kind, info.name.clone()));
+        seen.insert(plan_ref.uid.clone(), (kind, plan_ref.name.clone()));
     }
     let mut memo = ctx.data.memo.lock().unwrap_or_else(|e| e.into_inner());
     memo.retain(|uid, _| live.contains(uid));
-    memo.insert(info.uid.clone(), status);
+    memo.insert(plan_ref.uid.clone(), status);
     Ok(if busy {
         Action::requeue(ctx.data.config.tick)
     } else {

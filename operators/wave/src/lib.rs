@@ -138,7 +138,7 @@ pub async fn run(
         metrics.clone(),
         health.clone(),
         settings.clone(),
-        engine::Data {
+        engine::Caches {
             config,
             sites,
             products,

@@ -39,7 +39,7 @@ pub struct Config {
 }
 
 /// The caches, accounts, budget and solver of the certificate controller.
-pub struct Data {
+pub struct Caches {
     pub config: Config,
     pub certificates: Store<DeserializeGuard<Certificate>>,
     pub issuers: Store<DeserializeGuard<CertificateIssuer>>,
@@ -56,7 +56,7 @@ pub struct Data {
     pub ari: Mutex<HashMap<String, (Instant, Option<Window>)>>,
 }
 
-impl Data {
+impl Caches {
     pub async fn ready(&self) -> bool {
         mutu_runtime::controller::caches_listed(async {
             let _ = self.certificates.wait_until_ready().await;
@@ -106,4 +106,4 @@ impl Reason for Error {
     }
 }
 
-pub type Ctx = Context<Data>;
+pub type Ctx = Context<Caches>;
