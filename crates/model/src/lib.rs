@@ -5,6 +5,7 @@
 //! - [`names`]: what a site's children are called (ZEO server, volumes, Solr alias, Secrets).
 //! - [`storage`]: where a site keeps its data (ZEO, RelStorage, a generic volume, nothing).
 //! - [`admission`]: whether a site may be served (tenant, entitlement, hostnames).
+//! - [`placement`]: the pool a site runs on, and whether a pool has room for it.
 //! - [`quota`] and [`quantity`]: what an instance counts and what a member may use.
 //! - [`schedule`]: the backup night: every site's start time inside its window.
 //! - [`provisioning`]: the names and states of a member's request for a site.
@@ -13,6 +14,7 @@
 
 pub mod admission;
 pub mod names;
+pub mod placement;
 pub mod provisioning;
 pub mod quantity;
 pub mod quota;

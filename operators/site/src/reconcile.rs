@@ -282,18 +282,14 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         return Ok(ctx.requeue());
     };
 
-    // Where the site runs is mutu's decision: the pool a MigrationPlan set, else the
-    // pool recorded in the status, else the default pool for a new site.
+    // Where the site runs is mutu's decision (the model's placement rule).
     let annotation = |key: &str| {
         site.annotations()
             .get(key)
             .filter(|v| !v.is_empty())
             .cloned()
     };
-    let pool = annotation(mutu_api::POOL_ANNOTATION)
-        .filter(|p| mutu_api::common::is_dns_label(p))
-        .or_else(|| current.pool.clone())
-        .unwrap_or_else(|| data.config.default_pool.clone());
+    let pool = mutu_model::placement::pool_of(site, &data.config.default_pool);
     // A ReleaseRollout's release comes first, then the pin, then the Product's.
     let rollout_release = annotation(mutu_api::RELEASE_ANNOTATION);
     let wanted = rollout_release

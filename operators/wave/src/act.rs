@@ -105,7 +105,7 @@ async fn look_at(
     match look {
         Look::Room => {
             w.room = Some(match &w.product {
-                Some(product) => step::fits_on_pool(
+                Some(product) => mutu_model::placement::fits_on_pool(
                     &w.site,
                     product,
                     to,

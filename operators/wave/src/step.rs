@@ -4,19 +4,17 @@
 //! the site goes next ([`Outcome::Then`]). The executor (`act`) reads and
 //! acts; nothing here talks to the cluster.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use mutu_api::wave::{SiteProgress, SiteStep};
 use mutu_api::{Certificate, PloneSite, ProductSpec};
+use mutu_model::names;
 use mutu_model::storage::{self, Storage};
-use mutu_model::{names, quantity};
 use mutu_runtime::conditions;
 
 use crate::plan::PlanRef;
@@ -336,117 +334,6 @@ pub fn new_claim(
         }),
         status: None,
     }
-}
-
-/// Room for the site on `pool`: its servers' CPU and memory requests fit in
-/// what the pool's schedulable nodes have left. A quantity that cannot be
-/// read is said, never counted as nothing.
-pub fn fits_on_pool(
-    site: &PloneSite,
-    product: &ProductSpec,
-    pool: &str,
-    nodes: &[Arc<Node>],
-    pods: &[Arc<Pod>],
-) -> Result<(), String> {
-    let replicas = site.spec.replicas.unwrap_or(product.replicas).max(0) as i64;
-    let req = product
-        .resources
-        .as_ref()
-        .map(|r| r.to_requirements())
-        .and_then(|r| r.requests)
-        .unwrap_or_default();
-    let of_product = || format!("the requests of Product {}", site.spec.product);
-    let (mut cpu, mut mem) = (
-        amount(&req, "cpu", of_product)? * replicas,
-        amount(&req, "memory", of_product)? * replicas,
-    );
-    if storage::of(site, product) == Storage::Zeo {
-        cpu += 100;
-        mem += 256 << 20;
-    }
-    let nodes: Vec<&Arc<Node>> = nodes
-        .iter()
-        .filter(|n| n.labels().get(mutu_api::POOL_LABEL).map(String::as_str) == Some(pool))
-        .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) != Some(true))
-        .collect();
-    if nodes.is_empty() {
-        return Err(format!(
-            "pool {pool} has no schedulable node (label {}={pool})",
-            mutu_api::POOL_LABEL
-        ));
-    }
-    let names: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
-    let (mut free_cpu, mut free_mem) = (0i64, 0i64);
-    for n in &nodes {
-        let alloc = n
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.clone())
-            .unwrap_or_default();
-        let of_node = || format!("what node {} can allocate", n.name_any());
-        free_cpu += amount(&alloc, "cpu", of_node)?;
-        free_mem += amount(&alloc, "memory", of_node)?;
-    }
-    for p in pods {
-        let on = p.spec.as_ref().and_then(|s| s.node_name.clone());
-        let done = matches!(
-            p.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Succeeded" | "Failed")
-        );
-        if done || !on.is_some_and(|n| names.contains(&n)) {
-            continue;
-        }
-        for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
-            let r = c
-                .resources
-                .as_ref()
-                .and_then(|r| r.requests.clone())
-                .unwrap_or_default();
-            let of_pod = || {
-                format!(
-                    "the requests of pod {}/{}",
-                    p.namespace().unwrap_or_default(),
-                    p.name_any()
-                )
-            };
-            free_cpu -= amount(&r, "cpu", of_pod)?;
-            free_mem -= amount(&r, "memory", of_pod)?;
-        }
-    }
-    if free_cpu < cpu || free_mem < mem {
-        return Err(format!(
-            "no room on pool {pool}: the site needs {cpu}m CPU and {} MiB of memory, the pool's {} schedulable nodes have {}m CPU and {} MiB left; add nodes to the pool or free some",
-            mem >> 20,
-            nodes.len(),
-            free_cpu.max(0),
-            free_mem.max(0) >> 20
-        ));
-    }
-    Ok(())
-}
-
-/// Millicores (`cpu`) or bytes (anything else) of `resource` in `list`, 0
-/// when it is not there; one that cannot be read says so, naming `whose`.
-fn amount(
-    list: &BTreeMap<String, Quantity>,
-    resource: &str,
-    whose: impl Fn() -> String,
-) -> Result<i64, String> {
-    let Some(q) = list.get(resource) else {
-        return Ok(0);
-    };
-    let read = if resource == "cpu" {
-        quantity::millicores(q)
-    } else {
-        quantity::units(q)
-    };
-    read.ok_or_else(|| {
-        format!(
-            "cannot read the {resource} quantity {:?} of {}: the room on the pool cannot be counted",
-            q.0,
-            whose()
-        )
-    })
 }
 
 /// The site's Product, or the failure of a site whose Product is gone.
@@ -1966,61 +1853,6 @@ mod tests {
     }
 
     // --- what the steps read ---------------------------------------------
-
-    fn node(name: &str, pool: &str, cpu: &str, memory: &str) -> Arc<Node> {
-        Arc::new(
-            serde_json::from_value(json!({
-                "metadata": {"name": name, "labels": {mutu_api::POOL_LABEL: pool}},
-                "status": {"allocatable": {"cpu": cpu, "memory": memory}},
-            }))
-            .unwrap_or_else(|e| panic!("a node: {e}")),
-        )
-    }
-
-    fn pod_on(node: &str, cpu: &str, memory: &str) -> Arc<Pod> {
-        Arc::new(
-            serde_json::from_value(json!({
-                "metadata": {"name": "other", "namespace": "t2"},
-                "spec": {"nodeName": node, "containers": [{"name": "c",
-                    "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
-            }))
-            .unwrap_or_else(|e| panic!("a pod: {e}")),
-        )
-    }
-
-    #[test]
-    fn a_site_fits_on_a_pool_only_with_room_on_its_schedulable_nodes() {
-        let s = site(json!({}), ready_on(FROM, "1"));
-        let p = zeo();
-        assert!(
-            fits_on_pool(&s, &p, TO, &[], &[]).is_err_and(|e| e.contains("no schedulable node"))
-        );
-        let nodes = [node("n1", TO, "2", "4Gi"), node("n2", FROM, "64", "64Gi")];
-        assert_eq!(fits_on_pool(&s, &p, TO, &nodes, &[]), Ok(()));
-        let busy = [pod_on("n1", "1950m", "1Gi")];
-        let err = fits_on_pool(&s, &p, TO, &nodes, &busy)
-            .err()
-            .unwrap_or_default();
-        assert!(err.starts_with("no room on pool frontend"), "{err}");
-    }
-
-    #[test]
-    fn an_unreadable_quantity_is_named_not_counted_as_nothing() {
-        let s = site(json!({}), ready_on(FROM, "1"));
-        let nodes = [node("n1", TO, "2", "lots")];
-        let err = fits_on_pool(&s, &zeo(), TO, &nodes, &[])
-            .err()
-            .unwrap_or_default();
-        assert!(
-            err.contains("\"lots\"") && err.contains("what node n1 can allocate"),
-            "{err}"
-        );
-        let nodes = [node("n1", TO, "2", "4Gi")];
-        let err = fits_on_pool(&s, &zeo(), TO, &nodes, &[pod_on("n1", "x", "1Gi")])
-            .err()
-            .unwrap_or_default();
-        assert!(err.contains("pod t2/other"), "{err}");
-    }
 
     #[test]
     fn a_certificate_must_be_issued_and_valid_for_a_day_more() {
