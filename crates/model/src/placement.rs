@@ -47,7 +47,7 @@ pub fn fits_on_pool(
         amount(&req, "cpu", of_product)? * replicas,
         amount(&req, "memory", of_product)? * replicas,
     );
-    if storage::of(site, product) == Storage::Zeo {
+    if storage::of_site(site, product) == Storage::Zeo {
         let zeo = |q: &str| Quantity(q.to_string());
         cpu += quantity::millicores(&zeo(ZEO_REQUESTS.0)).unwrap_or_default();
         mem += quantity::units(&zeo(ZEO_REQUESTS.1)).unwrap_or_default();

@@ -60,7 +60,7 @@ pub fn product_mode(product: &ProductSpec) -> Option<StorageMode> {
 }
 
 /// Where `site`, an instance of `product`, keeps its data.
-pub fn of(site: &PloneSite, product: &ProductSpec) -> Storage {
+pub fn of_site(site: &PloneSite, product: &ProductSpec) -> Storage {
     match mode(site, product) {
         Some(StorageMode::Zeo) => Storage::Zeo,
         Some(StorageMode::Relstorage) => Storage::Rel,
@@ -149,11 +149,11 @@ mod tests {
     #[test]
     fn a_plone_site_is_zeo_unless_it_or_its_product_says_relstorage() {
         let plone = product(serde_json::json!({}));
-        assert_eq!(of(&site(serde_json::json!({})), &plone), Storage::Zeo);
+        assert_eq!(of_site(&site(serde_json::json!({})), &plone), Storage::Zeo);
         let rel = product(serde_json::json!({"storage": {"mode": "relstorage"}}));
-        assert_eq!(of(&site(serde_json::json!({})), &rel), Storage::Rel);
+        assert_eq!(of_site(&site(serde_json::json!({})), &rel), Storage::Rel);
         assert_eq!(
-            of(&site(serde_json::json!({"mode": "zeo"})), &rel),
+            of_site(&site(serde_json::json!({"mode": "zeo"})), &rel),
             Storage::Zeo,
             "the site's own mode comes first"
         );
@@ -164,13 +164,19 @@ mod tests {
     fn a_generic_product_has_a_volume_only_when_a_size_is_given() {
         let bare = product(serde_json::json!({"engine": "generic"}));
         assert_eq!(mode(&site(serde_json::json!({})), &bare), None);
-        assert_eq!(of(&site(serde_json::json!({})), &bare), Storage::Nothing);
         assert_eq!(
-            of(&site(serde_json::json!({"size": "1Gi"})), &bare),
+            of_site(&site(serde_json::json!({})), &bare),
+            Storage::Nothing
+        );
+        assert_eq!(
+            of_site(&site(serde_json::json!({"size": "1Gi"})), &bare),
             Storage::Volume
         );
         let sized = product(serde_json::json!({"engine": "generic", "storage": {"size": "5Gi"}}));
-        assert_eq!(of(&site(serde_json::json!({})), &sized), Storage::Volume);
+        assert_eq!(
+            of_site(&site(serde_json::json!({})), &sized),
+            Storage::Volume
+        );
         assert!(Storage::Volume.on_pool_volume() && !Storage::Rel.on_pool_volume());
     }
 

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, PersistentVolumeClaimVolumeSource, PodAffinity, PodAffinityTerm, PodSpec,
-    PodTemplateSpec, Volume, VolumeMount,
+    Affinity, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodAffinity,
+    PodAffinityTerm, PodSpec, PodTemplateSpec, SecretKeySelector, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::ResourceExt;
@@ -154,11 +155,19 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
     // backup), or where it ran (a restore, with the server stopped).
     let affinity = if let Some(pool) = &spec.pool {
         Some(Affinity {
-            node_affinity: Some(serde_json::from_value(serde_json::json!({
-                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
-                    "matchExpressions": [{"key": mutu_api::POOL_LABEL, "operator": "In", "values": [pool]}],
-                }]},
-            })).unwrap_or_default()),
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_expressions: Some(vec![NodeSelectorRequirement {
+                            key: mutu_api::POOL_LABEL.to_string(),
+                            operator: "In".to_string(),
+                            values: Some(vec![pool.clone()]),
+                        }]),
+                        ..Default::default()
+                    }],
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         })
     } else if spec.writes_data {
@@ -234,12 +243,20 @@ pub const PG_SCRIPT: &str = mutu_model::scripts::PG_BACKUP.name;
 /// scripts ConfigMap and the member's backup volume.
 pub fn pg_job(spec: &Spec<'_>, image: &str, dsn_secret: &str) -> Job {
     let labels = job_labels(spec);
-    let mut command = vec!["sh".to_string(), format!("/opt/mutu/{PG_SCRIPT}")];
+    let mut command = vec!["sh".to_string(), mutu_model::scripts::PG_BACKUP.path()];
     command.extend(spec.args.iter().cloned());
-    let env: Vec<k8s_openapi::api::core::v1::EnvVar> = serde_json::from_value(serde_json::json!([
-        {"name": "RELSTORAGE_DSN", "valueFrom": {"secretKeyRef": {"name": dsn_secret, "key": "dsn"}}}
-    ]))
-    .unwrap_or_default();
+    let env = vec![EnvVar {
+        name: "RELSTORAGE_DSN".to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: dsn_secret.to_string(),
+                key: "dsn".to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
     Job {
         metadata: ObjectMeta {
             name: Some(spec.name.clone()),
@@ -270,7 +287,7 @@ pub fn pg_job(spec: &Spec<'_>, image: &str, dsn_secret: &str) -> Job {
                             },
                             VolumeMount {
                                 name: "mutu".into(),
-                                mount_path: "/opt/mutu".into(),
+                                mount_path: mutu_model::scripts::DIR.into(),
                                 read_only: Some(true),
                                 ..Default::default()
                             },
@@ -280,10 +297,14 @@ pub fn pg_job(spec: &Spec<'_>, image: &str, dsn_secret: &str) -> Job {
                     }],
                     volumes: Some(vec![
                         backups_volume(spec),
-                        serde_json::from_value(serde_json::json!({
-                            "name": "mutu", "configMap": {"name": format!("{}-mutu", spec.site)}
-                        }))
-                        .unwrap_or_default(),
+                        Volume {
+                            name: "mutu".to_string(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: mutu_model::names::scripts_config(spec.site),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
                     ]),
                     ..Default::default()
                 }),

@@ -93,7 +93,7 @@ pub fn build(
 ) -> Result<Desired, serde_json::Error> {
     let (mut zeo, mut zeo_data, mut volume) = (None, None, None);
     let mut services = Vec::new();
-    match storage::of(site, product) {
+    match storage::of_site(site, product) {
         Storage::Zeo => {
             zeo = Some(data::zeo_server(site, product, plan));
             zeo_data = plan

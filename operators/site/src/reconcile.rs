@@ -37,7 +37,7 @@ pub const SITE_CREATED: &str = "SiteCreated";
 pub const CONDITION_AVAILABLE: &str = "Available";
 
 fn storage_is_zeo(site: &PloneSite, product: &ProductSpec) -> bool {
-    mutu_model::storage::of(site, product) == mutu_model::storage::Storage::Zeo
+    mutu_model::storage::of_site(site, product) == mutu_model::storage::Storage::Zeo
 }
 
 /// Operator-wide settings of the site controller.

@@ -129,7 +129,9 @@ pub fn start(
         Kind::Rollout { .. } => st.release.clone(),
     };
     p.origin_volume = match (&plan.kind, product) {
-        (Kind::Migration { .. }, Some(product)) if storage::of(site, product) == Storage::Zeo => {
+        (Kind::Migration { .. }, Some(product))
+            if storage::of_site(site, product) == Storage::Zeo =>
+        {
             Some(
                 site.annotations()
                     .get(mutu_api::DATA_VOLUME_ANNOTATION)

@@ -352,7 +352,7 @@ pub fn migrate(plan: &PlanRef, p: &SiteProgress, w: &World, from: &str, to: &str
         Ok(product) => product,
         Err(outcome) => return outcome,
     };
-    let kind = storage::of(&w.site, product);
+    let kind = storage::of_site(&w.site, product);
     let origin_pool = p.origin.clone().unwrap_or_else(|| from.to_string());
     match p.step {
         SiteStep::Preflight => migration_preflight(plan, p, w, kind, &origin_pool, to),
@@ -663,7 +663,10 @@ pub fn upgrade(plan: &PlanRef, p: &SiteProgress, w: &World, release: &str) -> Ou
         Ok(product) => product,
         Err(outcome) => return outcome,
     };
-    let has_backup = matches!(storage::of(&w.site, product), Storage::Zeo | Storage::Rel);
+    let has_backup = matches!(
+        storage::of_site(&w.site, product),
+        Storage::Zeo | Storage::Rel
+    );
     let running = w.site.status.as_ref().and_then(|s| s.release.as_deref());
     match p.step {
         SiteStep::Preflight => upgrade_preflight(plan, p, w, has_backup, release),
