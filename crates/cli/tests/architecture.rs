@@ -22,10 +22,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// the clients of outside systems (`crates/<client>`).
 const FOR_OPERATORS: &[&str] = &["mutu-api", "mutu-model", "mutu-runtime", "mutu-solr"];
 
-/// Dependencies between operators that remain, each with what still needs it.
-/// Empty it, never grow it.
-const PENDING: &[(&str, &str)] = &[];
-
 struct Crate {
     name: String,
     operator: bool,
@@ -105,7 +101,6 @@ fn operators_meet_only_through_the_api_and_rules_sit_on_the_types() {
         for dep in &c.deps {
             let ok = if c.operator {
                 FOR_OPERATORS.contains(&dep.as_str())
-                    || PENDING.contains(&(c.name.as_str(), dep.as_str()))
             } else if let Some(may) = allowed.get(c.name.as_str()) {
                 may.contains(&dep.as_str())
             } else {
@@ -120,22 +115,6 @@ fn operators_meet_only_through_the_api_and_rules_sit_on_the_types() {
         wrong.is_empty(),
         "dependencies that break the architecture (see crates/cli/tests/architecture.rs): {wrong:?}"
     );
-}
-
-#[test]
-fn each_pending_dependency_still_exists() {
-    // A pending edge that is gone must leave the list, so it cannot come back unseen.
-    let crates = workspace();
-    for (from, to) in PENDING {
-        let c = crates
-            .iter()
-            .find(|c| c.name == *from)
-            .unwrap_or_else(|| panic!("no crate {from}"));
-        assert!(
-            c.deps.contains(*to),
-            "{from} no longer depends on {to}: remove the edge from PENDING"
-        );
-    }
 }
 
 #[test]
