@@ -3,6 +3,7 @@
 //! engineer.
 
 pub mod generate;
+pub mod profile;
 pub mod status;
 
 use clap::{Args, Subcommand};
