@@ -326,6 +326,34 @@ mod tests {
     }
 
     #[test]
+    fn the_members_egress_is_set_in_the_file_as_lists() {
+        let path = file(
+            "egress.yaml",
+            "operator:\n  mail-relay: 10.0.0.25:25\n  database-egress: [namespace/databases:5432, 10.20.0.0/24:5432]\n",
+        );
+        let p = path.display().to_string();
+        let cli = crate::Cli::command();
+        let (args, _) = apply(
+            &cli,
+            words(&["mutu", "operator", "run", "--config", &p]),
+            no_env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let args = strings(&args);
+        assert!(
+            args.contains(&"--mail-relay=10.0.0.25:25".to_string()),
+            "{args:?}"
+        );
+        assert!(
+            args.contains(
+                &"--database-egress=namespace/databases:5432,10.20.0.0/24:5432".to_string()
+            ),
+            "{args:?}"
+        );
+        assert!(cli.try_get_matches_from(args).is_ok());
+    }
+
+    #[test]
     fn mistakes_name_the_file_and_the_setting() {
         let cli = crate::Cli::command();
         let case = |name: &str, text: &str| {

@@ -47,6 +47,52 @@ struct RunArgs {
     /// Namespace of the ingress controller, allowed through the tenants' network policies.
     #[arg(long, env = "MUTU_INGRESS_NAMESPACE", default_value = "ingress-nginx")]
     ingress_namespace: String,
+    /// Where the members' pods reach the cluster's DNS (port 53, UDP and TCP),
+    /// comma-separated destinations (see --solr-egress); `none` for no rule.
+    #[arg(
+        long,
+        env = "MUTU_DNS_EGRESS",
+        value_delimiter = ',',
+        default_value = mutu_model::egress::DEFAULT_DNS,
+        value_parser = parse_destination,
+        value_name = "DESTINATION"
+    )]
+    dns_egress: Vec<Egress>,
+    /// Where the members' pods reach Solr, comma-separated destinations:
+    /// ADDRESS:PORT, CIDR:PORT, namespace/NAMESPACE:PORT,
+    /// namespace/NAMESPACE/KEY=VALUE+...:PORT or SERVICE.NAMESPACE.svc:PORT
+    /// (the port of the pods, which network policies see); `none` for no
+    /// rule. Derived from --solr-url when absent (the namespace of a Service
+    /// host, or its address, with its port).
+    #[arg(
+        long,
+        env = "MUTU_SOLR_EGRESS",
+        value_delimiter = ',',
+        value_parser = parse_destination,
+        value_name = "DESTINATION"
+    )]
+    solr_egress: Vec<Egress>,
+    /// Where the members' pods reach the PostgreSQL servers of RelStorage
+    /// sites (instances, backups and restores), comma-separated destinations
+    /// (see --solr-egress); none when absent.
+    #[arg(
+        long,
+        env = "MUTU_DATABASE_EGRESS",
+        value_delimiter = ',',
+        value_parser = parse_destination,
+        value_name = "DESTINATION"
+    )]
+    database_egress: Vec<Egress>,
+    /// The SMTP relay the sites send mail through, e.g. 10.0.0.25:25,
+    /// comma-separated destinations (see --solr-egress); none when absent.
+    #[arg(
+        long,
+        env = "MUTU_MAIL_RELAY",
+        value_delimiter = ',',
+        value_parser = parse_destination,
+        value_name = "DESTINATION"
+    )]
+    mail_relay: Vec<Egress>,
     /// CertificateIssuer of sites whose spec.tls names none.
     #[arg(long, env = "MUTU_DEFAULT_ISSUER", default_value = "letsencrypt")]
     default_issuer: String,
@@ -174,6 +220,42 @@ fn parse_host_port(text: &str) -> Result<(String, i32), String> {
     Ok((host.to_string(), port))
 }
 
+/// One destination of the members' pods, or `none` (nothing).
+#[derive(Clone, Debug)]
+struct Egress(Option<mutu_model::egress::Destination>);
+
+fn parse_destination(text: &str) -> Result<Egress, String> {
+    if text.trim() == "none" {
+        return Ok(Egress(None));
+    }
+    text.parse().map(|d| Egress(Some(d)))
+}
+
+/// The destinations of a list of [`Egress`] (`none` is nothing).
+fn destinations(list: &[Egress]) -> Vec<mutu_model::egress::Destination> {
+    list.iter().filter_map(|e| e.0.clone()).collect()
+}
+
+/// Where the members' pods may connect outside their namespace: the
+/// settings, with Solr's derived from its URL when not given.
+fn egress(args: &RunArgs) -> anyhow::Result<mutu_model::egress::Egress> {
+    let solr = if args.solr_egress.is_empty() {
+        vec![mutu_model::egress::from_url(&args.solr_url).map_err(|e| {
+            anyhow::anyhow!(
+                "--solr-egress: {e}; say where the members' pods reach Solr, e.g. --solr-egress 10.0.0.30:8983 or namespace/solr:8983 (or none)"
+            )
+        })?]
+    } else {
+        destinations(&args.solr_egress)
+    };
+    Ok(mutu_model::egress::Egress {
+        dns: destinations(&args.dns_egress),
+        solr,
+        database: destinations(&args.database_egress),
+        mail_relay: destinations(&args.mail_relay),
+    })
+}
+
 /// A duration such as `90s`, `2m`, `1h30m` or `500ms`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     text.parse::<kube::core::Duration>()
@@ -221,6 +303,7 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             args.namespace
         );
     }
+    let egress = egress(&args)?;
     let enabled = |name: &str| args.only.is_empty() || args.only.iter().any(|c| c == name);
     let client = kube::Client::try_default()
         .await
@@ -299,6 +382,7 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
         backup_volume_size: k8s_openapi::apimachinery::pkg::api::resource::Quantity(
             args.backup_volume_size.clone(),
         ),
+        egress,
     };
     if enabled(mutu_tenant::NAME) {
         let run = mutu_tenant::run(
@@ -499,5 +583,83 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => info!("Ctrl-C received, stopping"),
         () = term => info!("SIGTERM received, stopping"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use mutu_model::egress::Peer;
+
+    #[derive(Parser)]
+    struct Run {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        Run::try_parse_from(std::iter::once("run").chain(args.iter().copied())).map(|r| r.run)
+    }
+
+    fn egress_of(args: &[&str]) -> mutu_model::egress::Egress {
+        let args = parse(args).unwrap_or_else(|e| panic!("{e}"));
+        egress(&args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_members_egress_defaults_to_dns_and_the_solr_of_the_url() {
+        let e = egress_of(&[]);
+        assert_eq!(e, mutu_model::egress::Egress::default());
+        let e = egress_of(&["--solr-url", "http://10.1.2.3:8983/solr"]);
+        assert_eq!(e.solr[0].peer, Peer::Block("10.1.2.3/32".to_string()));
+        assert!(e.database.is_empty() && e.mail_relay.is_empty());
+    }
+
+    #[test]
+    fn the_members_egress_is_set_by_flags_and_none_removes_a_rule() {
+        let e = egress_of(&[
+            "--mail-relay",
+            "10.0.0.25:25",
+            "--database-egress",
+            "postgres.databases.svc:5432,10.20.0.0/24:5432",
+            "--solr-egress",
+            "none",
+            "--dns-egress",
+            "169.254.20.10:53",
+        ]);
+        assert_eq!(e.mail_relay.len(), 1);
+        assert_eq!(e.mail_relay[0].to_string(), "10.0.0.25/32:25");
+        assert_eq!(e.database.len(), 2);
+        assert!(e.solr.is_empty());
+        assert_eq!(e.dns[0].to_string(), "169.254.20.10/32:53");
+    }
+
+    #[test]
+    fn a_solr_that_no_policy_can_name_needs_its_egress_said() {
+        let args = parse(&["--solr-url", "https://search.example.org/solr"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = egress(&args)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("--solr-egress"), "{e}");
+        let args = parse(&[
+            "--solr-url",
+            "https://search.example.org/solr",
+            "--solr-egress",
+            "192.0.2.0/28:443",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(egress(&args).is_ok());
+    }
+
+    #[test]
+    fn a_bad_destination_is_refused_by_its_flag() {
+        let e = parse(&["--mail-relay", "smtp.example.org:25"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("--mail-relay") && e.contains("neither"), "{e}");
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! - [`names`]: what a site's children are called (ZEO server, volumes, Solr alias, Secrets).
 //! - [`storage`]: where a site keeps its data (ZEO, RelStorage, a generic volume, nothing).
+//! - [`egress`]: where a member's pods may connect outside their namespace (DNS, Solr, databases, mail).
 //! - [`admission`]: whether a site may be served (tenant, entitlement, hostnames).
 //! - [`placement`]: the pool a site runs on, and whether a pool has room for it.
 //! - [`quota`] and [`quantity`]: what an instance counts and what a member may use.
@@ -13,6 +14,7 @@
 //! - [`scripts`]: the scripts the Jobs run inside a site's image, one copy each.
 
 pub mod admission;
+pub mod egress;
 pub mod names;
 pub mod placement;
 pub mod provisioning;

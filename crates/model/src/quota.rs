@@ -23,6 +23,8 @@ pub struct Config {
     /// Size of the member's backup volume (the backup Jobs' claim, one per
     /// namespace), counted in the storage quota.
     pub backup_volume_size: Quantity,
+    /// Where the member's pods may connect outside their namespace.
+    pub egress: crate::egress::Egress,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
         Self {
             ingress_namespace: "ingress-nginx".to_string(),
             backup_volume_size: Quantity("100Gi".to_string()),
+            egress: crate::egress::Egress::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
     LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec,
 };
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::api::rbac::v1::{
@@ -21,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use mutu_api::product::DEFAULT_REQUESTS;
 use mutu_api::{MemberTenant, ProductSpec, TENANT_LABEL, tenant_namespace};
+use mutu_model::egress::{Destination, Peer};
 use mutu_model::quota;
 pub use mutu_model::quota::{Config, PerInstance, SITE_COUNT, counted_per_instance, footprint};
 use mutu_runtime::labels;
@@ -165,29 +166,101 @@ fn same_namespace() -> NetworkPolicyPeer {
     }
 }
 
-/// Deny by default; allow traffic within the namespace, from the ingress
-/// controller, and DNS lookups.
+/// The peer of a destination: pods of a namespace (all, or those with its
+/// labels), or an address block.
+fn peer(destination: &Destination) -> NetworkPolicyPeer {
+    match &destination.peer {
+        Peer::Namespace { name, pods } => NetworkPolicyPeer {
+            pod_selector: (!pods.is_empty()).then(|| LabelSelector {
+                match_labels: Some(pods.clone()),
+                ..Default::default()
+            }),
+            ..namespace_peer(name)
+        },
+        Peer::Block(cidr) => NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: cidr.clone(),
+                except: None,
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+/// Name of the NetworkPolicy that denies everything not allowed by the others.
+pub const DEFAULT_DENY: &str = "default-deny";
+/// Traffic within the namespace, and from the ingress controller.
+pub const ALLOW_TENANT_TRAFFIC: &str = "allow-tenant-traffic";
+/// Egress to the cluster's DNS.
+pub const ALLOW_DNS: &str = "allow-dns";
+/// Egress to the shared Solr.
+pub const ALLOW_SOLR: &str = "allow-solr";
+/// Egress to the RelStorage databases.
+pub const ALLOW_DATABASE: &str = "allow-database";
+/// Egress to the mail relay.
+pub const ALLOW_MAIL_RELAY: &str = "allow-mail-relay";
+
+/// A policy `name` letting every pod of the namespace connect to
+/// `destinations` on their ports, over `protocols`; none without destinations
+/// (so a setting removed takes its policy away).
+fn egress_policy(
+    tenant: &MemberTenant,
+    ns: &str,
+    name: &str,
+    destinations: &[Destination],
+    protocols: &[&str],
+) -> Option<NetworkPolicy> {
+    if destinations.is_empty() {
+        return None;
+    }
+    let rules = destinations
+        .iter()
+        .map(|d| NetworkPolicyEgressRule {
+            to: Some(vec![peer(d)]),
+            ports: Some(
+                protocols
+                    .iter()
+                    .map(|protocol| NetworkPolicyPort {
+                        protocol: Some(protocol.to_string()),
+                        port: Some(IntOrString::Int(i32::from(d.port))),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+        })
+        .collect();
+    Some(NetworkPolicy {
+        metadata: meta(tenant, name, "network-policy", Some(ns), true),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Egress".to_string()]),
+            egress: Some(rules),
+            ..Default::default()
+        }),
+    })
+}
+
+/// Deny by default; allow traffic within the namespace and from the ingress
+/// controller, and, one policy per purpose so that `kubectl get netpol` says
+/// what is allowed, connections to what the platform provides: DNS, Solr, the
+/// RelStorage databases and the mail relay. Every pod of the namespace gets
+/// the same: the instances, the ZEO server, and the Jobs of site creation,
+/// upgrade, backup, restore, pack and reindex need the same peers. Another
+/// member's pods are never a peer (unless an address block of the platform's
+/// settings covers them).
 fn network_policies(tenant: &MemberTenant, ns: &str, config: &Config) -> Vec<NetworkPolicy> {
     let deny = NetworkPolicy {
-        metadata: meta(tenant, "default-deny", "network-policy", Some(ns), true),
+        metadata: meta(tenant, DEFAULT_DENY, "network-policy", Some(ns), true),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector::default()),
             policy_types: Some(vec!["Ingress".to_string(), "Egress".to_string()]),
             ..Default::default()
         }),
     };
-    let dns_ports = ["UDP", "TCP"]
-        .into_iter()
-        .map(|protocol| NetworkPolicyPort {
-            protocol: Some(protocol.to_string()),
-            port: Some(IntOrString::Int(53)),
-            ..Default::default()
-        })
-        .collect();
     let allow = NetworkPolicy {
         metadata: meta(
             tenant,
-            "allow-tenant-traffic",
+            ALLOW_TENANT_TRAFFIC,
             "network-policy",
             Some(ns),
             true,
@@ -202,19 +275,25 @@ fn network_policies(tenant: &MemberTenant, ns: &str, config: &Config) -> Vec<Net
                 ]),
                 ..Default::default()
             }]),
-            egress: Some(vec![
-                NetworkPolicyEgressRule {
-                    to: Some(vec![same_namespace()]),
-                    ..Default::default()
-                },
-                NetworkPolicyEgressRule {
-                    to: Some(vec![namespace_peer("kube-system")]),
-                    ports: Some(dns_ports),
-                },
-            ]),
+            egress: Some(vec![NetworkPolicyEgressRule {
+                to: Some(vec![same_namespace()]),
+                ..Default::default()
+            }]),
         }),
     };
-    vec![deny, allow]
+    let egress = &config.egress;
+    let tcp: &[&str] = &["TCP"];
+    [
+        Some(deny),
+        Some(allow),
+        egress_policy(tenant, ns, ALLOW_DNS, &egress.dns, &["UDP", "TCP"]),
+        egress_policy(tenant, ns, ALLOW_SOLR, &egress.solr, tcp),
+        egress_policy(tenant, ns, ALLOW_DATABASE, &egress.database, tcp),
+        egress_policy(tenant, ns, ALLOW_MAIL_RELAY, &egress.mail_relay, tcp),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Name of the ClusterRole, and its ClusterRoleBinding, that let a tenant's
@@ -533,19 +612,186 @@ spec:
         );
     }
 
+    fn policy<'a>(d: &'a Desired, name: &str) -> &'a NetworkPolicySpec {
+        d.policies
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .and_then(|p| p.spec.as_ref())
+            .unwrap_or_else(|| panic!("no NetworkPolicy {name}"))
+    }
+
+    fn names(d: &Desired) -> Vec<&str> {
+        d.policies
+            .iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect()
+    }
+
+    /// The one egress rule of a policy's destination, as (peer, ports).
+    fn egress(spec: &NetworkPolicySpec) -> Vec<(serde_json::Value, serde_json::Value)> {
+        spec.egress
+            .iter()
+            .flatten()
+            .map(|r| {
+                (
+                    serde_json::to_value(r.to.clone().unwrap_or_default()).unwrap_or_default(),
+                    serde_json::to_value(r.ports.clone().unwrap_or_default()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn dest(text: &str) -> Destination {
+        text.parse()
+            .unwrap_or_else(|e| panic!("bad test destination {text}: {e}"))
+    }
+
     #[test]
-    fn network_policies_deny_by_default_and_allow_ingress_controller_and_dns() {
+    fn network_policies_deny_by_default_and_allow_ingress_controller_dns_and_solr() {
         let config = Config {
             ingress_namespace: "ingress-system".to_string(),
             ..Config::default()
         };
         let d = build(&tenant(MONS), &catalog(), &config);
-        assert_eq!(d.policies.len(), 2);
-        let deny = d.policies[0].spec.clone().unwrap_or_default();
+        assert_eq!(
+            names(&d),
+            vec![DEFAULT_DENY, ALLOW_TENANT_TRAFFIC, ALLOW_DNS, ALLOW_SOLR],
+            "no database or mail relay unless the platform names one"
+        );
+        let deny = policy(&d, DEFAULT_DENY);
         assert!(deny.ingress.is_none() && deny.egress.is_none());
-        let allow = serde_json::to_string(&d.policies[1]).unwrap_or_default();
-        assert!(allow.contains("ingress-system"));
-        assert!(allow.contains("\"port\":53"));
+
+        let allow = policy(&d, ALLOW_TENANT_TRAFFIC);
+        let from = serde_json::to_value(&allow.ingress).unwrap_or_default();
+        assert_eq!(
+            from,
+            serde_json::json!([{"from": [
+                {"podSelector": {}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-system"}}},
+            ]}])
+        );
+        assert_eq!(
+            egress(allow),
+            vec![(
+                serde_json::json!([{"podSelector": {}}]),
+                serde_json::json!([])
+            )],
+            "out of the namespace only through the policies of a purpose"
+        );
+
+        let dns = policy(&d, ALLOW_DNS);
+        assert_eq!(dns.policy_types, Some(vec!["Egress".to_string()]));
+        assert_eq!(
+            egress(dns),
+            vec![(
+                serde_json::json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]),
+                serde_json::json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]),
+            )]
+        );
+        assert_eq!(
+            egress(policy(&d, ALLOW_SOLR)),
+            vec![(
+                serde_json::json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "solr"}}}]),
+                serde_json::json!([{"port": 8983, "protocol": "TCP"}]),
+            )]
+        );
+    }
+
+    #[test]
+    fn the_platforms_database_and_mail_relay_get_a_policy_each_and_go_with_their_setting() {
+        let mut config = Config::default();
+        config.egress.database = vec![
+            dest("namespace/databases/app.kubernetes.io/name=postgresql:5432"),
+            dest("10.20.0.0/24:5432"),
+        ];
+        config.egress.mail_relay = vec![dest("10.0.0.25:25")];
+        let d = build(&tenant(MONS), &catalog(), &config);
+        assert_eq!(
+            egress(policy(&d, ALLOW_DATABASE)),
+            vec![
+                (
+                    serde_json::json!([{
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "databases"}},
+                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgresql"}},
+                    }]),
+                    serde_json::json!([{"port": 5432, "protocol": "TCP"}]),
+                ),
+                (
+                    serde_json::json!([{"ipBlock": {"cidr": "10.20.0.0/24"}}]),
+                    serde_json::json!([{"port": 5432, "protocol": "TCP"}]),
+                ),
+            ]
+        );
+        assert_eq!(
+            egress(policy(&d, ALLOW_MAIL_RELAY)),
+            vec![(
+                serde_json::json!([{"ipBlock": {"cidr": "10.0.0.25/32"}}]),
+                serde_json::json!([{"port": 25, "protocol": "TCP"}]),
+            )]
+        );
+        for p in &d.policies {
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            assert_eq!(
+                labels.get(labels::OWNER_UID).map(String::as_str),
+                Some("0b5e-mons"),
+                "pruned by this label when no longer wanted"
+            );
+        }
+
+        // The relay's setting removed: its policy is no longer wanted (the
+        // reconcile prunes it), the others stay as they are.
+        config.egress.mail_relay.clear();
+        config.egress.solr.clear();
+        let after = build(&tenant(MONS), &catalog(), &config);
+        assert_eq!(
+            names(&after),
+            vec![
+                DEFAULT_DENY,
+                ALLOW_TENANT_TRAFFIC,
+                ALLOW_DNS,
+                ALLOW_DATABASE
+            ]
+        );
+    }
+
+    #[test]
+    fn no_policy_lets_a_members_pods_reach_another_member() {
+        let mut config = Config::default();
+        config.egress.database = vec![dest("postgres.databases.svc:5432")];
+        config.egress.mail_relay = vec![dest("namespace/mail:25")];
+        let d = build(&tenant(MONS), &catalog(), &config);
+        for p in &d.policies {
+            let spec = p.spec.clone().unwrap_or_default();
+            let peers = spec
+                .egress
+                .iter()
+                .flatten()
+                .flat_map(|r| r.to.clone().unwrap_or_default());
+            for peer in peers {
+                match (&peer.namespace_selector, &peer.ip_block) {
+                    // Same namespace only.
+                    (None, None) => assert!(peer.pod_selector.is_some()),
+                    (Some(ns), None) => {
+                        let name = ns
+                            .match_labels
+                            .as_ref()
+                            .and_then(|l| l.get("kubernetes.io/metadata.name"));
+                        assert!(
+                            name.is_some_and(|n| !n.starts_with("tenant-")),
+                            "{:?}: a namespace selector that may select a member: {ns:?}",
+                            p.metadata.name
+                        );
+                    }
+                    (_, Some(_)) => {}
+                }
+                assert!(
+                    peer.pod_selector.is_some()
+                        || peer.namespace_selector.is_some()
+                        || peer.ip_block.is_some(),
+                    "an empty peer allows everything"
+                );
+            }
+        }
     }
 
     #[test]

@@ -55,7 +55,29 @@ async fn a_member_gets_its_namespace_quota_policies_and_admin_access() -> anyhow
         .await?;
     let mut names: Vec<String> = policies.items.iter().map(|p| p.name_any()).collect();
     names.sort();
-    assert_eq!(names, vec!["allow-tenant-traffic", "default-deny"]);
+    // One policy per purpose; the test bed's operator names no database nor
+    // mail relay, and its Solr is the default URL's (namespace solr).
+    assert_eq!(
+        names,
+        vec![
+            "allow-dns",
+            "allow-solr",
+            "allow-tenant-traffic",
+            "default-deny"
+        ]
+    );
+    let solr = policies
+        .items
+        .iter()
+        .find(|p| p.name_any() == "allow-solr")
+        .and_then(|p| serde_json::to_value(&p.spec).ok())
+        .unwrap_or_default();
+    assert_eq!(
+        solr["egress"][0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "solr",
+        "{solr}"
+    );
+    assert_eq!(solr["egress"][0]["ports"][0]["port"], 8983, "{solr}");
 
     let binding = Api::<RoleBinding>::namespaced(client.clone(), &ns)
         .get("tenant-admins")
