@@ -247,13 +247,44 @@ fn the_chart_lints_and_renders_every_option() -> anyhow::Result<()> {
         }
     }
 
+    // What the members' pods may reach is passed to the operator as its
+    // environment: DNS always, Solr derived from its URL unless given, the
+    // database and the mail relay only when given.
+    let docs = render(&["--set", "operator.tenantEgress.mailRelay={10.0.0.25:25}"])?;
+    let operator = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Deployment"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-operator"))
+        })
+        .ok_or_else(|| anyhow::anyhow!("no operator Deployment"))?;
+    let env: std::collections::BTreeMap<String, String> =
+        operator["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e["name"].as_str()?.to_string(),
+                    e["value"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+    assert_eq!(env["MUTU_DNS_EGRESS"], "namespace/kube-system:53");
+    assert_eq!(env["MUTU_MAIL_RELAY"], "10.0.0.25:25");
+    assert!(!env.contains_key("MUTU_SOLR_EGRESS"), "{env:?}");
+    assert!(!env.contains_key("MUTU_DATABASE_EGRESS"), "{env:?}");
+
     Ok(())
 }
 
 #[test]
 fn bad_values_are_refused_naming_the_setting() -> anyhow::Result<()> {
     let helm = helm_bin()?;
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--set", "operator.replicas=2,operator.leaderElection=false"],
             "leaderElection",
@@ -262,6 +293,13 @@ fn bad_values_are_refused_naming_the_setting() -> anyhow::Result<()> {
         (&["--set", "operator.replicsa=2"], "replicsa"),
         (&["--set", "operator.waveTick=5 seconds"], "waveTick"),
         (&["--set", "operator.solr.url=solr:8983"], "url"),
+        (
+            &[
+                "--set",
+                "operator.tenantEgress.mailRelay={smtp.example.org}",
+            ],
+            "mailRelay",
+        ),
         (
             &["--set", "networkPolicy.enabled=true"],
             "networkPolicy.apiServer.cidrs",
