@@ -133,7 +133,8 @@ pub(super) fn zeo_server(site: &PloneSite, product: &ProductSpec, plan: &Plan) -
                 metadata: pod::pod_meta(site, ZEO, plan),
                 spec: Some(PodSpec {
                     affinity: pod::affinity(&plan.pool),
-                    topology_spread_constraints: pod::spread(site, ZEO),
+                    topology_spread_constraints: pod::spread(site, ZEO, pod::STATEFULSET_REVISION),
+                    security_context: pod::security_context(),
                     containers: vec![container],
                     volumes: Some(vec![
                         pod::data_volume(&zeo_volume(site, plan)),

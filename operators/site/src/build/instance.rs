@@ -106,8 +106,52 @@ fn container(
     (container, volumes)
 }
 
-/// The instances of the site's release, rolled one new pod at a time, none
-/// stopped before its successor is ready.
+/// Whether a pod mounting `claim` can only run on the node its volume is
+/// attached to (ReadWriteOnce, ReadWriteOncePod).
+fn single_node(claim: &PersistentVolumeClaim) -> bool {
+    let modes = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.access_modes.clone())
+        .unwrap_or_default();
+    !modes
+        .iter()
+        .any(|m| m == "ReadWriteMany" || m == "ReadOnlyMany")
+}
+
+/// How the instances move to a new template.
+///
+/// Without a volume: one new pod at a time, none stopped before its successor
+/// is ready (`maxSurge: 1`, `maxUnavailable: 0`), so the site never stops.
+///
+/// With a volume only one node can mount (a generic product's `data` claim,
+/// ReadWriteOnce): `Recreate`, the old pods gone before the new ones start. A
+/// surge pod would need the old pod's node: the scheduler knows that only of
+/// a local volume; a network volume still attached to the old node leaves a
+/// surge pod elsewhere waiting for it forever, while `maxUnavailable: 0`
+/// keeps the old pod; and a ReadWriteOncePod claim refuses a second pod even
+/// on the same node. `maxSurge: 0, maxUnavailable: 1` would not wait for the
+/// old pod to be gone, so two processes could write the same data at once.
+/// Such a site stops for the time of the restart: one volume, one writer.
+fn strategy(data: Option<&PersistentVolumeClaim>) -> DeploymentStrategy {
+    if data.is_some_and(single_node) {
+        return DeploymentStrategy {
+            type_: Some("Recreate".to_string()),
+            rolling_update: None,
+        };
+    }
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".to_string()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_unavailable: Some(IntOrString::Int(0)),
+            max_surge: Some(IntOrString::Int(1)),
+        }),
+    }
+}
+
+/// The instances of the site's release on its pool, rolled out by
+/// [`strategy`]: spread over the pool's nodes, or, sharing a volume only one
+/// node can mount, together on the node of that volume.
 pub(super) fn instances(
     site: &PloneSite,
     product: &ProductSpec,
@@ -115,23 +159,26 @@ pub(super) fn instances(
     data: Option<&PersistentVolumeClaim>,
 ) -> Deployment {
     let (container, volumes) = container(site, product, plan, data);
+    let (affinity, spread) = if data.is_some_and(single_node) {
+        (pod::colocated(site, INSTANCE, &plan.pool), None)
+    } else {
+        (
+            pod::affinity(&plan.pool),
+            pod::spread(site, INSTANCE, pod::DEPLOYMENT_REVISION),
+        )
+    };
     Deployment {
         metadata: meta(site, &site.name_any(), INSTANCE, true),
         spec: DeploymentSpec {
             replicas: Some(replicas(site, product, plan.suspended)),
             selector: pod::selector(site, INSTANCE),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".to_string()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_unavailable: Some(IntOrString::Int(0)),
-                    max_surge: Some(IntOrString::Int(1)),
-                }),
-            }),
+            strategy: Some(strategy(data)),
             template: PodTemplateSpec {
                 metadata: pod::pod_meta(site, INSTANCE, plan),
                 spec: Some(PodSpec {
-                    affinity: pod::affinity(&plan.pool),
-                    topology_spread_constraints: pod::spread(site, INSTANCE),
+                    affinity,
+                    topology_spread_constraints: spread,
+                    security_context: pod::security_context(),
                     containers: vec![container],
                     volumes: Some(volumes),
                     ..Default::default()

@@ -120,6 +120,7 @@ fn job(
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".to_string()),
                     affinity: pod::affinity(&plan.pool),
+                    security_context: pod::security_context(),
                     containers: vec![Container {
                         name: component.to_string(),
                         image: pod::image(product, release),

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Affinity, ConfigMapVolumeSource, EnvVar, EnvVarSource, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource,
-    SecretKeySelector, TopologySpreadConstraint, Volume, VolumeMount,
+    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolumeClaimVolumeSource, PodAffinity,
+    PodAffinityTerm, PodSecurityContext, SecretKeySelector, TopologySpreadConstraint, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
@@ -94,16 +95,81 @@ pub(super) fn affinity(pool: &str) -> Option<Affinity> {
     })
 }
 
-/// Replicas of one site run on different nodes.
-pub(super) fn spread(site: &PloneSite, component: &str) -> Option<Vec<TopologySpreadConstraint>> {
+/// The node label a site's replicas are spread over.
+const HOSTNAME: &str = "kubernetes.io/hostname";
+/// The label naming the revision of a Deployment's pods (their ReplicaSet's template).
+pub(super) const DEPLOYMENT_REVISION: &str = "pod-template-hash";
+/// The label naming the revision of a StatefulSet's pods.
+pub(super) const STATEFULSET_REVISION: &str = "controller-revision-hash";
+
+/// Replicas of one site run on different nodes of its pool.
+///
+/// Only pods of the same revision count (`revision`, the label the workload
+/// controller gives its pods' revision): during a rolling update the new pod
+/// is not pushed off the node of the old one it replaces, which would leave
+/// it nowhere to go when a volume ties it to that node or when every node of
+/// the pool already has a replica.
+///
+/// The domains are the nodes the pods may run on: those of the pool
+/// (`nodeAffinityPolicy: Honor`), and not those whose taints they do not
+/// tolerate (`nodeTaintsPolicy: Honor`), such as a node being drained
+/// (`node.kubernetes.io/unschedulable`); with the taints ignored, the empty
+/// drained node would hold the minimum at 0 and its evicted replica could go
+/// to no node that already has one.
+pub(super) fn spread(
+    site: &PloneSite,
+    component: &str,
+    revision: &str,
+) -> Option<Vec<TopologySpreadConstraint>> {
     Some(vec![TopologySpreadConstraint {
         max_skew: 1,
-        topology_key: "kubernetes.io/hostname".to_string(),
+        topology_key: HOSTNAME.to_string(),
         when_unsatisfiable: "DoNotSchedule".to_string(),
         label_selector: Some(selector(site, component)),
+        match_label_keys: Some(vec![revision.to_string()]),
         node_affinity_policy: Some("Honor".to_string()),
+        node_taints_policy: Some("Honor".to_string()),
         ..Default::default()
     }])
+}
+
+/// The pods of `component` of `site` run on the node of one of them: they
+/// share a volume that only one node can mount. The first one goes wherever
+/// its volume lets it (a pod that matches its own affinity term may start
+/// alone).
+pub(super) fn colocated(site: &PloneSite, component: &str, pool: &str) -> Option<Affinity> {
+    Some(Affinity {
+        pod_affinity: Some(PodAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                label_selector: Some(selector(site, component)),
+                topology_key: HOSTNAME.to_string(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..affinity(pool).unwrap_or_default()
+    })
+}
+
+/// The group of the files the site's containers write on their volumes.
+///
+/// The images run as a non-root user (Plone's as uid 1000): a volume as the
+/// storage provisions it belongs to root, so the pods ask for `fsGroup`, and
+/// the kubelet gives the volume to this group (group-writable, set-gid) and
+/// adds the group to the containers' processes, whatever their uid. Only
+/// when the volume's top directory is not already the group's
+/// (`OnRootMismatch`): a ZODB's blob directory holds millions of files, which
+/// a recursive change at every start would take minutes over. The Jobs that
+/// copy a site's pod (backup, restore, pack, reindex) copy this too.
+pub(super) const FS_GROUP: i64 = 1000;
+
+/// The security context of the site's pods: [`FS_GROUP`].
+pub(super) fn security_context() -> Option<PodSecurityContext> {
+    Some(PodSecurityContext {
+        fs_group: Some(FS_GROUP),
+        fs_group_change_policy: Some("OnRootMismatch".to_string()),
+        ..Default::default()
+    })
 }
 
 /// The product's image at `release`.

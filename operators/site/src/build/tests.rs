@@ -336,3 +336,123 @@ fn upgrade_job_names_are_valid_and_bounded() {
     let long = upgrade_job_name(&"s".repeat(60), "1.0");
     assert!(long.len() <= 63 && !long.ends_with('-'));
 }
+
+fn generic(replicas: i32) -> ProductSpec {
+    product(&format!(
+        "  displayName: Téléservices\n  engine: generic\n  image: registry.imio.be/imio/teleservices\n  release: \"2.14.0\"\n  replicas: {replicas}\n  storage: {{size: 10Gi}}\n  port: 8000\n"
+    ))
+}
+
+#[test]
+fn a_single_replica_site_with_a_one_node_volume_is_recreated_so_its_rollout_completes() {
+    let d = build_ok(&site(""), &generic(1), &plan());
+    let claim = json_of(&d.data);
+    assert_eq!(claim["spec"]["accessModes"], json!(["ReadWriteOnce"]));
+    let dep = json_of(&d.deployment);
+    assert_eq!(dep["spec"]["replicas"], 1);
+    // A surge pod would have to share the old pod's node (the volume's),
+    // which a spread or a network volume still attached elsewhere forbids:
+    // the old pod goes first.
+    assert_eq!(dep["spec"]["strategy"], json!({"type": "Recreate"}));
+    let pod = &dep["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "data", "persistentVolumeClaim": {"claimName": "delib-data"}}])
+    );
+    assert!(
+        pod["topologySpreadConstraints"].is_null(),
+        "replicas of one volume cannot be spread: {pod}"
+    );
+    assert_eq!(
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["values"],
+        json!(["frontend"]),
+        "still on the pool"
+    );
+}
+
+#[test]
+fn replicas_sharing_a_one_node_volume_run_together_on_its_node() {
+    let d = build_ok(&site(""), &generic(3), &plan());
+    let dep = json_of(&d.deployment);
+    assert_eq!(dep["spec"]["strategy"]["type"], "Recreate");
+    let pod = &dep["spec"]["template"]["spec"];
+    let term = &pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(term["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        term["labelSelector"]["matchLabels"],
+        json!({"app.kubernetes.io/component": "instance", SITE_LABEL: "delib"})
+    );
+    assert!(pod["topologySpreadConstraints"].is_null());
+}
+
+#[test]
+fn sites_without_a_volume_keep_a_rollout_that_never_stops_them() {
+    for (name, product, replicas) in [
+        ("zeo, several replicas", delib(), 2),
+        (
+            "generic without volume",
+            {
+                let mut p = generic(1);
+                p.storage = None;
+                p
+            },
+            1,
+        ),
+    ] {
+        let d = build_ok(&site(""), &product, &plan());
+        let dep = json_of(&d.deployment);
+        assert_eq!(dep["spec"]["replicas"], replicas, "{name}");
+        assert_eq!(
+            dep["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+            "{name}"
+        );
+        assert!(
+            dep["spec"]["template"]["spec"]["affinity"]["podAffinity"].is_null(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_spread_counts_only_pods_of_the_same_revision_on_schedulable_pool_nodes() {
+    let d = build_ok(&site(""), &delib(), &plan());
+    let dep = json_of(&d.deployment);
+    let spread = &dep["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
+    // The surge pod of a rollout is not pushed off the node of the pod it replaces.
+    assert_eq!(spread["matchLabelKeys"], json!(["pod-template-hash"]));
+    assert_eq!(spread["maxSkew"], 1);
+    assert_eq!(spread["nodeAffinityPolicy"], "Honor");
+    // A node being drained is not a domain holding the minimum at zero.
+    assert_eq!(spread["nodeTaintsPolicy"], "Honor");
+    let zeo = json_of(&d.zeo);
+    let spread = &zeo["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
+    assert_eq!(
+        spread["matchLabelKeys"],
+        json!(["controller-revision-hash"])
+    );
+    assert_eq!(spread["nodeTaintsPolicy"], "Honor");
+}
+
+#[test]
+fn the_sites_pods_may_write_their_volumes_as_a_non_root_user() {
+    let d = build_ok(&site(""), &delib(), &plan());
+    let expected = json!({"fsGroup": 1000, "fsGroupChangePolicy": "OnRootMismatch"});
+    let zeo = json_of(&d.zeo);
+    assert_eq!(zeo["spec"]["template"]["spec"]["securityContext"], expected);
+    let dep = json_of(&d.deployment);
+    assert_eq!(dep["spec"]["template"]["spec"]["securityContext"], expected);
+    assert!(!d.jobs.is_empty());
+    for job in &d.jobs {
+        let job = json_of(job);
+        assert_eq!(
+            job["spec"]["template"]["spec"]["securityContext"], expected,
+            "{}",
+            job["metadata"]["name"]
+        );
+    }
+    let generic = build_ok(&site(""), &generic(1), &plan());
+    let dep = json_of(&generic.deployment);
+    assert_eq!(dep["spec"]["template"]["spec"]["securityContext"], expected);
+}
