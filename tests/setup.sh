@@ -12,6 +12,19 @@ command -v mvn >/dev/null || missing+=(maven)
 # The portal's browser tests: a headless Chromium and its WebDriver server.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# Real nodes (`mutu dev up --nodes real`): network namespaces and forwarders,
+# the firewall tools of kube-proxy and kube-router, the CNI plugins, runc's
+# seccomp library, and umoci and debootstrap to make images without a registry.
+command -v ip >/dev/null || missing+=(iproute2)
+command -v nsenter >/dev/null || missing+=(util-linux)
+command -v socat >/dev/null || missing+=(socat)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v ipset >/dev/null || missing+=(ipset)
+command -v conntrack >/dev/null || missing+=(conntrack)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+[ -x /usr/lib/cni/ptp ] || missing+=(containernetworking-plugins)
+[ -f /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} with apt-get" >&2

@@ -56,6 +56,11 @@ impl Plane {
     /// A fresh control plane in `.mutu/NAME` on `port` (the ports derived
     /// from it, API port - 1442 up to + 8557, must miss every other plane's).
     pub fn up(name: &str, port: u16) -> anyhow::Result<Self> {
+        Self::up_with(name, port, &[])
+    }
+
+    /// As [`Plane::up`], with more arguments to `mutu dev up` (e.g. `--nodes real`).
+    pub fn up_with(name: &str, port: u16, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = repo_root().join(".mutu").join(name);
         let bin = mutu_bin()?;
         let port_arg = port.to_string();
@@ -65,11 +70,9 @@ impl Plane {
             &["dev", "down", "--dir", &dir_arg, "--api-port", &port_arg],
             None,
         );
-        let r = run(
-            &bin,
-            &["dev", "up", "--dir", &dir_arg, "--api-port", &port_arg],
-            None,
-        )?;
+        let mut args = vec!["dev", "up", "--dir", &dir_arg, "--api-port", &port_arg];
+        args.extend_from_slice(extra);
+        let r = run(&bin, &args, None)?;
         anyhow::ensure!(r.success, "mutu dev up failed:\n{}", r.stderr);
         Ok(Self {
             kubeconfig: dir.join("kubeconfig"),
@@ -80,6 +83,29 @@ impl Plane {
 
     pub async fn client(&self) -> anyhow::Result<Client> {
         client_of(&self.kubeconfig).await
+    }
+
+    /// The `NAME=VALUE` pairs that `mutu dev env` exports for this plane.
+    pub fn env(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let bin = mutu_bin()?;
+        let r = run(
+            &bin,
+            &[
+                "dev",
+                "env",
+                "--dir",
+                &self.dir.display().to_string(),
+                "--api-port",
+                &self.port.to_string(),
+            ],
+            None,
+        )?;
+        anyhow::ensure!(r.success, "mutu dev env failed:\n{}", r.stderr);
+        Ok(r.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
     }
 }
 

@@ -112,7 +112,7 @@ pub async fn install_crds(client: &Client, started: Instant) -> anyhow::Result<(
 }
 
 /// Applies nodes and the StorageClass, and waits until they are usable.
-pub async fn apply(client: &Client, started: Instant) -> anyhow::Result<()> {
+pub async fn apply(client: &Client, kwok: bool, started: Instant) -> anyhow::Result<()> {
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
 
     let classes: Api<StorageClass> = Api::all(client.clone());
@@ -131,6 +131,13 @@ pub async fn apply(client: &Client, started: Instant) -> anyhow::Result<()> {
         .patch("standard", &ssa, &Patch::Apply(&class))
         .await?;
 
+    if !kwok {
+        step(
+            started,
+            "applied the default StorageClass (real nodes come later)",
+        );
+        return quota_knows_sites(client, started).await;
+    }
     let nodes: Api<Node> = Api::all(client.clone());
     for node in &NODES {
         let capacity = json!({

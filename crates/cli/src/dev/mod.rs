@@ -9,6 +9,7 @@
 
 mod acme;
 mod bootstrap;
+pub mod nodes;
 mod pki;
 mod process;
 mod solr;
@@ -43,12 +44,23 @@ enum DevCommand {
     /// Build (once, cached) and start the local control plane and Pebble, create
     /// the node pools, the default StorageClass and the dev CertificateIssuers,
     /// install the CRDs. Running it again is harmless.
-    Up,
+    Up(UpArgs),
     /// Stop everything `up` started and remove its state directory.
     Down,
     /// Print the `export KUBECONFIG=...` and `export MUTU_ACME_SOLVER_ADDR=...`
     /// lines for this control plane.
     Env,
+}
+
+#[derive(Args, Clone)]
+pub struct UpArgs {
+    /// kwok: simulated nodes (no container runs; thousands of sites on one
+    /// machine). real: two real kubelets `physical-1` and `frontend-1` with
+    /// containerd, CNI, kube-proxy, CoreDNS, a NetworkPolicy firewall
+    /// (kube-router) and an ingress controller (Traefik); needs root, and
+    /// builds the images the sites run (see README.md, "Real nodes").
+    #[arg(long, value_enum, env = "MUTU_DEV_NODES", default_value = "kwok")]
+    nodes: nodes::NodeKind,
 }
 
 /// Names of the control plane's processes, in start order.
@@ -136,7 +148,7 @@ pub struct Local {
 /// error holds the failing component's last log lines either way).
 pub async fn start(dir: &Path, api_port: u16, keep: bool) -> anyhow::Result<Local> {
     let local = Local::at(dir, api_port)?;
-    if let Err(e) = up(&local.layout).await {
+    if let Err(e) = up(&local.layout, nodes::NodeKind::Kwok).await {
         if !keep && let Err(stop) = down(&local.layout).await {
             eprintln!("could not stop the control plane that failed to start: {stop:#}");
         }
@@ -149,7 +161,7 @@ impl Local {
     /// The control plane in `dir` on `api_port`, whether it runs or not.
     pub fn at(dir: &Path, api_port: u16) -> anyhow::Result<Local> {
         let layout = Layout::new(&DevArgs {
-            command: DevCommand::Up,
+            command: DevCommand::Env,
             dir: dir.to_path_buf(),
             api_port,
         })?;
@@ -169,8 +181,8 @@ pub async fn stop(local: Local) -> anyhow::Result<()> {
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let layout = Layout::new(&args)?;
     match args.command {
-        DevCommand::Up => {
-            up(&layout).await?;
+        DevCommand::Up(up_args) => {
+            up(&layout, up_args.nodes).await?;
             eprintln!();
             print_env(&layout);
             Ok(())
@@ -186,9 +198,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 /// The `export` lines for the clients of this control plane: kubectl and the
 /// tests (`KUBECONFIG`), and the operator's HTTP-01 solver, where Pebble
 /// fetches the challenge responses (`MUTU_ACME_SOLVER_ADDR`).
+/// With real nodes, also where the ingress controller listens
+/// (`MUTU_INGRESS_HTTP`, `MUTU_INGRESS_HTTPS`) and the operator settings that
+/// fit them (Solr's address as pods reach it, the ingress namespace and class).
 fn print_env(layout: &Layout) {
     println!("export KUBECONFIG={}", layout.kubeconfig().display());
-    println!("export MUTU_ACME_SOLVER_ADDR={}", layout.acme.solver_addr());
+    match nodes::kind(layout) {
+        nodes::NodeKind::Kwok => {
+            println!("export MUTU_ACME_SOLVER_ADDR={}", layout.acme.solver_addr())
+        }
+        nodes::NodeKind::Real => {
+            for line in nodes::env_lines(layout) {
+                println!("{line}");
+            }
+        }
+    }
 }
 
 /// The ports a control plane on `layout.api_port` listens on: the API server,
@@ -257,9 +281,11 @@ fn step(started: Instant, message: &str) {
     eprintln!("[{:>5.1}s] {message}", started.elapsed().as_secs_f64());
 }
 
-async fn up(layout: &Layout) -> anyhow::Result<()> {
+async fn up(layout: &Layout, kind: nodes::NodeKind) -> anyhow::Result<()> {
     let started = Instant::now();
     step(started, &format!("state in {}", layout.state.display()));
+    nodes::remember(layout, kind)?;
+    let real = kind == nodes::NodeKind::Real;
     if let Some(warning) = ephemeral_range()
         .and_then(|range| ephemeral_warning(layout.api_port, &listening_ports(layout), range))
     {
@@ -278,6 +304,9 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
     let cluster_bin = bin.join("mutu-cluster");
     let mut crds_installed = false;
     for name in COMPONENTS {
+        if real && name == "kwok" {
+            continue;
+        }
         if let Some(pid) = procs.running(name) {
             step(started, &format!("{name} already running (pid {pid})"));
             continue;
@@ -315,6 +344,9 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
         }
     }
     for name in COMPONENTS {
+        if real && name == "kwok" {
+            continue;
+        }
         if procs.running(name).is_none() {
             bail!(
                 "{name} exited during start-up; last lines of {}:\n{}",
@@ -332,7 +364,7 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
     if !crds_installed {
         bootstrap::install_crds(&client, started).await?;
     }
-    bootstrap::apply(&client, started).await?;
+    bootstrap::apply(&client, !real, started).await?;
     let ca_path = layout.pki().join("ca.crt");
     let ca = std::fs::read_to_string(&ca_path)
         .with_context(|| format!("cannot read {}", ca_path.display()))?;
@@ -346,12 +378,18 @@ async fn up(layout: &Layout) -> anyhow::Result<()> {
         started,
     )
     .await?;
+    if real {
+        nodes::up(layout, &procs, &client, started).await?;
+    }
     step(started, "control plane ready");
     Ok(())
 }
 
 async fn down(layout: &Layout) -> anyhow::Result<()> {
     let procs = Processes::new(&layout.state);
+    if nodes::kind(layout) == nodes::NodeKind::Real {
+        nodes::down(layout, &procs).await?;
+    }
     if procs.stop(solr::COMPONENT, Duration::from_secs(30)).await {
         eprintln!("stopped {}", solr::COMPONENT);
     }
@@ -371,9 +409,24 @@ async fn down(layout: &Layout) -> anyhow::Result<()> {
 /// Runs tests/cluster/build.sh, which builds once and caches by a hash of its
 /// inputs; returns the directory holding the binaries.
 fn build(layout: &Layout) -> anyhow::Result<PathBuf> {
-    let script = layout.root.join("tests/cluster/build.sh");
+    run_build_script(&layout.root.join("tests/cluster/build.sh")).map(PathBuf::from)
+}
+
+/// Runs a build script that caches by a hash of its inputs; returns the last
+/// line it printed (where its output lives).
+fn run_build_script(script: &Path) -> anyhow::Result<String> {
+    let stdout = run_build_script_all(script)?;
+    let dir = stdout
+        .lines()
+        .last()
+        .with_context(|| format!("{} printed nothing", script.display()))?;
+    Ok(dir.trim().to_string())
+}
+
+/// Runs a build script, its progress on our stderr; returns what it printed.
+fn run_build_script_all(script: &Path) -> anyhow::Result<String> {
     let output = std::process::Command::new("bash")
-        .arg(&script)
+        .arg(script)
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("cannot run {}", script.display()))?;
@@ -384,12 +437,7 @@ fn build(layout: &Layout) -> anyhow::Result<PathBuf> {
             output.status
         );
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let dir = stdout
-        .lines()
-        .last()
-        .context("build.sh printed no directory")?;
-    Ok(PathBuf::from(dir.trim()))
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn write_kubeconfigs(layout: &Layout) -> anyhow::Result<()> {
@@ -443,6 +491,14 @@ fn component_args(layout: &Layout, name: &str) -> Vec<String> {
             "--endpoint-reconciler-type=none".into(),
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
+            // Real nodes: the API server reaches kubelets at their InternalIP,
+            // as a client they authorize (logs, exec, port-forward).
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            format!(
+                "--kubelet-client-certificate={}",
+                p("apiserver-kubelet-client.crt")
+            ),
+            format!("--kubelet-client-key={}", p("apiserver-kubelet-client.key")),
             format!(
                 "--cert-dir={}",
                 layout.state.join("apiserver-certs").display()
@@ -565,7 +621,7 @@ mod tests {
 
     fn layout(api_port: u16) -> Layout {
         Layout::new(&DevArgs {
-            command: DevCommand::Up,
+            command: DevCommand::Env,
             dir: PathBuf::from("/nonexistent/mutu-ports"),
             api_port,
         })

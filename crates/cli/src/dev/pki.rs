@@ -41,6 +41,37 @@ pub const IDENTITIES: &[Identity] = &[
         common_name: "kwok",
         organization: Some("system:masters"),
     },
+    // The real nodes (`mutu dev up --nodes real`): each kubelet as its node,
+    // which the Node authorizer and NodeRestriction confine to that node.
+    Identity {
+        stem: "node-physical-1",
+        common_name: "system:node:physical-1",
+        organization: Some("system:nodes"),
+    },
+    Identity {
+        stem: "node-frontend-1",
+        common_name: "system:node:frontend-1",
+        organization: Some("system:nodes"),
+    },
+    // Bound to system:node-proxier by the API server's default policy.
+    Identity {
+        stem: "kube-proxy",
+        common_name: "system:kube-proxy",
+        organization: None,
+    },
+    // Given read access to pods, namespaces, nodes and NetworkPolicies by a
+    // ClusterRole of `mutu dev up --nodes real`.
+    Identity {
+        stem: "kube-router",
+        common_name: "mutu-dev:kube-router",
+        organization: None,
+    },
+    // The API server's identity towards the kubelets (logs, exec, port-forward).
+    Identity {
+        stem: "apiserver-kubelet-client",
+        common_name: "kube-apiserver-kubelet-client",
+        organization: Some("system:masters"),
+    },
 ];
 
 /// Creates every file of the PKI under `dir` unless the CA already exists there.
@@ -79,6 +110,10 @@ pub fn ensure(dir: &Path) -> anyhow::Result<()> {
     serving
         .subject_alt_names
         .push(SanType::IpAddress([10, 96, 0, 1].into()));
+    // Where the real nodes and their pods reach it (`mutu dev up --nodes real`).
+    serving
+        .subject_alt_names
+        .push(SanType::IpAddress(super::nodes::HOST_IP.into()));
     serving.distinguished_name = name("kube-apiserver", None);
     serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     validity(&mut serving);
