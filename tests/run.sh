@@ -83,5 +83,44 @@ if ! cargo test --locked -p mutu-e2e --test e2e -- --test-threads=4 \
   exit 1
 fi
 
+echo "==> real nodes: the same control plane with real kubelets, containerd, CNI, kube-proxy,"
+echo "    CoreDNS, kube-router and Traefik, and the images of examples/dev-catalog.yaml"
+# The kwok plane and its operator go first: the two cores are the real nodes' now.
+cleanup
+real_state="$state-real"
+"$mutu" dev down --dir "$real_state" --api-port "$port" >/dev/null 2>&1 || true
+cleanup_real() {
+  cleanup
+  "$mutu" dev down --dir "$real_state" --api-port "$port" >/dev/null 2>&1 || true
+}
+trap cleanup_real EXIT
+real_started=$(date +%s)
+if ! "$mutu" dev up --dir "$real_state" --api-port "$port" --nodes real >"$root/.mutu/test-real-up.log" 2>&1; then
+  tail -n 60 "$root/.mutu/test-real-up.log"
+  exit 1
+fi
+echo "    real nodes up in $(( $(date +%s) - real_started ))s (log: $root/.mutu/test-real-up.log)"
+# KUBECONFIG, where the ingress controller listens, and the operator settings
+# that fit real nodes (Solr as pods reach it, the ingress namespace and class,
+# the HTTP-01 solver behind the ingress controller).
+eval "$("$mutu" dev env --dir "$real_state" --api-port "$port")"
+export KUBECONFIG MUTU_ACME_SOLVER_ADDR MUTU_INGRESS_HTTP MUTU_INGRESS_HTTPS MUTU_SOLR_URL \
+  MUTU_INGRESS_NAMESPACE MUTU_INGRESS_CLASS
+export MUTU_DEV_DIR="$real_state"
+# shellcheck disable=SC2086
+"$mutu" $operator_args >"$real_state/logs/operator.log" 2>&1 &
+echo $! >"$pid_file"
+disown
+export MUTU_OPERATOR_LOG="$real_state/logs/operator.log"
+for _ in $(seq 1 50); do
+  curl -fs "http://$metrics_addr/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+if ! cargo test --locked -p mutu-e2e --test real_nodes -- --test-threads=2; then
+  echo "--- last lines of the operator log ($real_state/logs/operator.log):"
+  tail -n 40 "$real_state/logs/operator.log"
+  exit 1
+fi
+
 echo "==> screenshots of the portal's pages: ${MUTU_TEST_ARTIFACTS:-$root/.mutu/test-artifacts}/portal"
 echo "==> all tests passed in $(( $(date +%s) - started ))s"

@@ -25,6 +25,7 @@ command -v umoci >/dev/null || missing+=(umoci)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 [ -x /usr/lib/cni/ptp ] || missing+=(containernetworking-plugins)
 [ -f /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
+dpkg-query -W busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} with apt-get" >&2

@@ -6,8 +6,11 @@
 #   containerd, containerd-shim-runc-v2, ctr, runc   the container runtime
 #   coredns, kube-router, traefik                    cluster DNS, NetworkPolicy
 #                                                    enforcement, ingress controller
-#   images/*.tar              OCI archives of pause, CoreDNS and Traefik, made
-#                             here from those binaries (nothing is pulled)
+#   local-path-provisioner    local volumes, each on the node that mounts it
+#   images/*.tar              OCI archives of pause, CoreDNS, Traefik, the
+#                             provisioner and its helper (Debian's static
+#                             busybox), made here from those binaries (nothing
+#                             is pulled)
 #
 #   MUTU_CACHE   cache root (default: ~/.cache/mutu)
 set -euo pipefail
@@ -19,13 +22,15 @@ source ./versions.env
 for tool in umoci gcc; do
   command -v "$tool" >/dev/null || { echo "$tool is required (tests/setup.sh installs it)" >&2; exit 1; }
 done
+dpkg-query -W busybox-static >/dev/null 2>&1 \
+  || { echo "Debian's busybox-static is required (tests/setup.sh installs it)" >&2; exit 1; }
 [ -f /usr/include/seccomp.h ] || { echo "libseccomp-dev is required to build runc (tests/setup.sh installs it)" >&2; exit 1; }
 
 cache="${MUTU_CACHE:-$HOME/.cache/mutu}"
 key=$( { cat go.mod go.sum main.go versions.env ../versions.env build.sh mkimage.sh \
            traefik/go.mod traefik/go.sum traefik/tools.go; go version; } | sha256sum | cut -c1-16)
 out="$cache/node/$key"
-if [ -x "$out/mutu-node" ] && [ -f "$out/images/traefik.tar" ]; then
+if [ -x "$out/mutu-node" ] && [ -f "$out/images/traefik.tar" ] && [ -f "$out/images/busybox.ref" ]; then
   echo "$out"
   exit 0
 fi
@@ -60,6 +65,8 @@ CGO=1 timed "runc ${RUNC_VERSION}" gobin -tags seccomp "github.com/opencontainer
 timed "CoreDNS ${COREDNS_VERSION}" gobin "github.com/coredns/coredns@${COREDNS_VERSION}"
 timed "kube-router ${KUBE_ROUTER_VERSION}" gobin \
   "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@${KUBE_ROUTER_VERSION}"
+timed "local-path-provisioner ${LOCAL_PATH_PROVISIONER_VERSION}" gobin \
+  "github.com/rancher/local-path-provisioner@${LOCAL_PATH_PROVISIONER_VERSION}"
 # Traefik's module has replace directives, so it is built from a module of
 # ours that requires it (traefik/go.mod repeats them).
 (cd traefik && timed "Traefik ${TRAEFIK_VERSION}" env CGO_ENABLED=0 \
@@ -73,6 +80,14 @@ gcc -Os -Wall -static -DVERSION="v${PAUSE_VERSION}" -o "$work/pause" "$k8s_dir/b
 ./mkimage.sh "$out.partial/images/pause.tar" "mutu.local/pause:${PAUSE_VERSION}" '["/pause"]' "$work/pause:/pause"
 ./mkimage.sh "$out.partial/images/coredns.tar" "mutu.local/coredns:${COREDNS_VERSION#v}" '["/coredns"]' \
   "$out.partial/coredns:/coredns"
+./mkimage.sh "$out.partial/images/local-path-provisioner.tar" \
+  "mutu.local/local-path-provisioner:${LOCAL_PATH_PROVISIONER_VERSION#v}" '["/local-path-provisioner"]' \
+  "$out.partial/local-path-provisioner:/local-path-provisioner"
+# The provisioner's helper pods run sh, mkdir and rm: busybox answers to each name.
+busybox_version=$(dpkg-query -W -f '${Version}' busybox-static 2>/dev/null | sed 's/^[0-9]*://; s/[^A-Za-z0-9_.-]/-/g')
+./mkimage.sh "$out.partial/images/busybox.tar" "mutu.local/busybox:${busybox_version:-static}" '["/bin/sh"]' \
+  /bin/busybox:/bin/busybox /bin/busybox:/bin/sh /bin/busybox:/bin/mkdir /bin/busybox:/bin/rm
+echo "mutu.local/busybox:${busybox_version:-static}" > "$out.partial/images/busybox.ref"
 ./mkimage.sh "$out.partial/images/traefik.tar" "mutu.local/traefik:${TRAEFIK_VERSION#v}" '["/traefik"]' \
   "$out.partial/traefik:/traefik"
 

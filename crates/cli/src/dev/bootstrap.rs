@@ -114,6 +114,10 @@ pub async fn install_crds(client: &Client, started: Instant) -> anyhow::Result<(
 /// Applies nodes and the StorageClass, and waits until they are usable.
 pub async fn apply(client: &Client, kwok: bool, started: Instant) -> anyhow::Result<()> {
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    if !kwok {
+        // Real nodes get a StorageClass of real local volumes (dev::nodes).
+        return quota_knows_sites(client, started).await;
+    }
 
     let classes: Api<StorageClass> = Api::all(client.clone());
     let class = json!({

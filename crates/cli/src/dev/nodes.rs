@@ -658,9 +658,13 @@ fn build(layout: &Layout) -> anyhow::Result<(PathBuf, Vec<(String, PathBuf)>)> {
         &layout.root.join("tests/cluster/node/build.sh"),
     )?);
     let mut images = vec![(PAUSE_IMAGE.to_string(), dir.join("images/pause.tar"))];
-    for (name, file) in [("coredns", "coredns.tar"), ("traefik", "traefik.tar")] {
-        images.push((image_ref(name)?, dir.join("images").join(file)));
+    for name in ["coredns", "traefik", "local-path-provisioner"] {
+        images.push((
+            image_ref(name)?,
+            dir.join("images").join(format!("{name}.tar")),
+        ));
     }
+    images.push((busybox_ref(&dir)?, dir.join("images/busybox.tar")));
     let workloads = layout.root.join("images/build.sh");
     if workloads.is_file() {
         let out = super::run_build_script_all(&workloads)?;
@@ -679,6 +683,7 @@ fn image_ref(name: &str) -> anyhow::Result<String> {
     let key = match name {
         "coredns" => "COREDNS_VERSION",
         "traefik" => "TRAEFIK_VERSION",
+        "local-path-provisioner" => "LOCAL_PATH_PROVISIONER_VERSION",
         _ => bail!("unknown image {name}"),
     };
     let version = versions
@@ -689,6 +694,16 @@ fn image_ref(name: &str) -> anyhow::Result<String> {
         "mutu.local/{name}:{}",
         version.trim().trim_start_matches('v')
     ))
+}
+
+/// The reference of the provisioner's helper image (named after the Debian
+/// package it was made from, written by build.sh).
+fn busybox_ref(dir: &Path) -> anyhow::Result<String> {
+    let file = dir.join("images/busybox.ref");
+    Ok(std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .trim()
+        .to_string())
 }
 
 /// Imports `images` into a node's containerd unless it has them already.
@@ -816,9 +831,9 @@ pub async fn up(
         )
         .await?;
         import_images(layout, node, &bin, &images)?;
-        for process in &processes[1..] {
-            process.start(procs)?;
-        }
+        // kubelet now; kube-proxy and kube-router once the node is registered
+        // (kube-router gives up on a node it cannot find).
+        processes[1].start(procs)?;
         step(
             started,
             &format!(
@@ -829,9 +844,23 @@ pub async fn up(
             ),
         );
     }
-    cluster_objects(layout, client).await?;
     wait_ready(client, procs, started).await?;
+    for node in &NODES {
+        for process in &node_processes(layout, node, &bin)[2..] {
+            process.start(procs)?;
+        }
+    }
+    cluster_objects(layout, client, &busybox_ref(&bin)?).await?;
     wait_deployments(client, started).await?;
+    for name in process_names(layout) {
+        if procs.running(&name).is_none() {
+            bail!(
+                "{name} exited during start-up; last lines of {}:\n{}",
+                procs.log_file(&name).display(),
+                procs.log_tail(&name, 20)
+            );
+        }
+    }
     Ok(())
 }
 
@@ -874,7 +903,11 @@ async fn wait_ready(client: &Client, procs: &Processes, started: Instant) -> any
 async fn wait_deployments(client: &Client, started: Instant) -> anyhow::Result<()> {
     use k8s_openapi::api::apps::v1::Deployment;
     let deadline = Instant::now() + Duration::from_secs(180);
-    for (ns, name) in [("kube-system", "coredns"), (INGRESS_NAMESPACE, "traefik")] {
+    for (ns, name) in [
+        ("kube-system", "coredns"),
+        (INGRESS_NAMESPACE, "traefik"),
+        (STORAGE_NAMESPACE, "local-path-provisioner"),
+    ] {
         let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
         loop {
             let d = api.get_opt(name).await?;
@@ -929,7 +962,7 @@ async fn apply_all(client: &Client, objects: Vec<Value>) -> anyhow::Result<()> {
 
 /// What the cluster itself runs on real nodes: the API server's and the host
 /// services' endpoints for pods, CoreDNS, Traefik, and kube-router's access.
-async fn cluster_objects(layout: &Layout, client: &Client) -> anyhow::Result<()> {
+async fn cluster_objects(layout: &Layout, client: &Client, busybox: &str) -> anyhow::Result<()> {
     let host = Ipv4Addr::from(HOST_IP).to_string();
     let ports = Ports::new(layout);
     let coredns_image = image_ref("coredns")?;
@@ -984,9 +1017,118 @@ async fn cluster_objects(layout: &Layout, client: &Client) -> anyhow::Result<()>
         }),
     ];
     let mut objects = objects;
+    objects.extend(storage(
+        layout,
+        &image_ref("local-path-provisioner")?,
+        busybox,
+    )?);
     objects.extend(coredns(&coredns_image));
     objects.extend(traefik(&traefik_image));
     apply_all(client, objects).await
+}
+
+const STORAGE_NAMESPACE: &str = "local-path-storage";
+
+/// The default StorageClass `standard` of real nodes: local volumes (which,
+/// unlike host paths, honour a pod's fsGroup), each in the state directory of
+/// the node that first mounts it and bound to that node, made by
+/// local-path-provisioner when a pod needs them.
+fn storage(layout: &Layout, image: &str, helper: &str) -> anyhow::Result<Vec<Value>> {
+    let ns = STORAGE_NAMESPACE;
+    let sa = "local-path-provisioner";
+    let paths: Vec<Value> = NODES
+        .iter()
+        .map(|n| json!({"node": n.name, "paths": [n.dir(layout).join("volumes").display().to_string()]}))
+        .collect();
+    for node in &NODES {
+        std::fs::create_dir_all(node.dir(layout).join("volumes"))?;
+    }
+    let config = json!({"nodePathMap": paths}).to_string();
+    let helper_pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: helper-pod\nspec:\n  containers:\n  - name: helper-pod\n    image: {helper}\n    imagePullPolicy: Never\n"
+    );
+    let labels = json!({"app": "local-path-provisioner"});
+    Ok(vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": ns}}),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": sa, "namespace": ns},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]}],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": sa, "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "mutu-dev:local-path-provisioner"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["nodes", "persistentvolumeclaims", "configmaps", "pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+                {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list", "watch"]},
+            ],
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "mutu-dev:local-path-provisioner"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mutu-dev:local-path-provisioner"},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+        }),
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "local-path-config", "namespace": ns},
+            "data": {
+                "config.json": config,
+                "setup": "#!/bin/sh\nset -eu\nmkdir -m 0777 -p \"$VOL_DIR\"\n",
+                "teardown": "#!/bin/sh\nset -eu\nrm -rf \"$VOL_DIR\"\n",
+                "helperPod.yaml": helper_pod,
+            },
+        }),
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "local-path-provisioner", "namespace": ns},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": sa,
+                        "containers": [{
+                            "name": "local-path-provisioner", "image": image, "imagePullPolicy": "Never",
+                            "command": ["/local-path-provisioner", "start", "--config", "/etc/config/config.json",
+                                        "--provisioner-name", "rancher.io/local-path",
+                                        "--helper-image", helper,
+                                        "--service-account-name", sa],
+                            "env": [
+                                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                {"name": "CONFIG_MOUNT_PATH", "value": "/etc/config/"},
+                            ],
+                            "volumeMounts": [{"name": "config", "mountPath": "/etc/config/"}],
+                        }],
+                        "volumes": [{"name": "config", "configMap": {"name": "local-path-config"}}],
+                    },
+                },
+            },
+        }),
+        json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {
+                "name": "standard",
+                "annotations": {
+                    "storageclass.kubernetes.io/is-default-class": "true",
+                    "defaultVolumeType": "local",
+                },
+            },
+            "provisioner": "rancher.io/local-path",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Delete",
+        }),
+    ])
 }
 
 fn coredns(image: &str) -> Vec<Value> {

@@ -1,0 +1,409 @@
+//! Sites on real nodes (`mutu dev up --nodes real`, started by `make test`
+//! after the kwok suites): real kubelets run the images built here from
+//! examples/dev-catalog.yaml, kubelet probes them, Traefik routes the
+//! Ingresses mutu writes, Pebble validates HTTP-01 through Traefik, and
+//! kube-router enforces the tenants' NetworkPolicies.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mutu_api::PloneSite;
+use mutu_e2e::{create_site, create_tenant_with, kubectl, repo_root, wait_ready};
+use mutu_runtime::testing::{eventually, unique_name};
+use serde_json::json;
+
+/// Plone on two cores: the ZEO server, the site's creation, then Zope's start.
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+async fn client() -> anyhow::Result<Client> {
+    Ok(Client::try_default().await?)
+}
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).map_err(|_| {
+        anyhow::anyhow!("{name} is not set: run through `make test` (mutu dev env of real nodes)")
+    })
+}
+
+/// The catalog of images built here, applied once (idempotent).
+fn apply_catalog() -> anyhow::Result<()> {
+    let file = repo_root().join("examples/dev-catalog.yaml");
+    let out = kubectl(["apply", "-f", &file.display().to_string()]);
+    anyhow::ensure!(
+        out.success,
+        "kubectl apply {}: {}",
+        file.display(),
+        out.stderr
+    );
+    Ok(())
+}
+
+/// A new member entitled to `entitlements`, Ready; returns (tenant, namespace, domain).
+async fn member(
+    client: &Client,
+    prefix: &str,
+    entitlements: serde_json::Value,
+) -> anyhow::Result<(String, String, String)> {
+    apply_catalog()?;
+    let tenant = unique_name(prefix);
+    let domain = format!("{tenant}.test");
+    create_tenant_with(client, &tenant, std::slice::from_ref(&domain), entitlements).await?;
+    wait_ready(client, &tenant).await?;
+    Ok((tenant.clone(), format!("tenant-{tenant}"), domain))
+}
+
+/// Creates a site and waits until it is Ready; returns it.
+async fn ready_site(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<PloneSite> {
+    create_site(
+        client,
+        json!({
+            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "PloneSite",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }),
+    )
+    .await?;
+    let api: Api<PloneSite> = Api::namespaced(client.clone(), ns);
+    let site = eventually(
+        TIMEOUT,
+        &format!("site {ns}/{name} to be Ready"),
+        || async {
+            let s = api.get(name).await.ok()?;
+            let ready = s
+                .status
+                .as_ref()
+                .is_some_and(|st| mutu_runtime::conditions::is_true(&st.conditions, "Ready"));
+            ready.then_some(s)
+        },
+    )
+    .await;
+    match site {
+        Ok(site) => Ok(site),
+        Err(e) => {
+            let described = kubectl(["-n", ns, "describe", "pods"]);
+            let site = kubectl(["-n", ns, "get", "plonesite", name, "-o", "yaml"]);
+            anyhow::bail!(
+                "{e}\n--- site:\n{}\n--- pods:\n{}",
+                site.stdout,
+                described.stdout
+            )
+        }
+    }
+}
+
+/// The pods of a site's component (`instance`, `zeo`).
+async fn pods(client: &Client, ns: &str, site: &str, component: &str) -> anyhow::Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = format!("hosting.imio.be/site={site},app.kubernetes.io/component={component}");
+    Ok(api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items)
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// `curl` through the ingress controller's HTTPS entry, for `host`, trusting
+/// `ca` (a PEM file); returns (status, body).
+fn curl_https(host: &str, path: &str, ca: &std::path::Path) -> anyhow::Result<(u16, String)> {
+    let https = env("MUTU_INGRESS_HTTPS")?;
+    let (_, port) = https.rsplit_once(':').unwrap_or(("", "443"));
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "--cacert",
+            &ca.display().to_string(),
+            "--resolve",
+            &format!("{host}:{port}:127.0.0.1"),
+            "-w",
+            "\n%{http_code}",
+            &format!("https://{host}:{port}{path}"),
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "curl https://{host}{path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Ok((code.trim().parse()?, body.to_string()))
+}
+
+fn scratch_file(name: &str, content: &str) -> anyhow::Result<PathBuf> {
+    let dir = repo_root().join(".mutu/test-real-nodes");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, content)?;
+    Ok(path)
+}
+
+#[tokio::test]
+async fn a_zeo_plone_site_serves_plone_through_the_ingress_over_a_certificate_pebble_issued()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    let (_, ns, domain) = member(&client, "rn-zeo", json!({"dev-plone": 1})).await?;
+    let host = format!("www.{domain}");
+    ready_site(
+        &client,
+        &ns,
+        "www",
+        json!({"product": "dev-plone", "hostnames": [host], "tls": {"issuer": "dev-acme"}}),
+    )
+    .await?;
+
+    // Its ZEO server and its instance run as real containers on frontend-1,
+    // and the instance is Ready because kubelet's probe of /ok answered.
+    for component in ["zeo", "instance"] {
+        let list = pods(&client, &ns, "www", component).await?;
+        anyhow::ensure!(!list.is_empty(), "no {component} pod");
+        for pod in &list {
+            let spec = pod.spec.clone().unwrap_or_default();
+            assert_eq!(
+                spec.node_name.as_deref(),
+                Some("frontend-1"),
+                "{}",
+                pod.name_any()
+            );
+            assert!(pod_ready(pod), "{} is not Ready", pod.name_any());
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default();
+            assert!(
+                statuses.iter().all(|c| c.ready
+                    && c.container_id
+                        .as_deref()
+                        .is_some_and(|id| id.starts_with("containerd://"))),
+                "{}: {statuses:?}",
+                pod.name_any()
+            );
+        }
+    }
+    let instance = pods(&client, &ns, "www", "instance").await?;
+    let probe = instance[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers[0].readiness_probe.clone())
+        .and_then(|p| p.http_get)
+        .and_then(|h| h.path);
+    assert_eq!(probe.as_deref(), Some("/ok"));
+
+    // The certificate came from Pebble (dev-acme), through an HTTP-01
+    // challenge that Pebble fetched from the ingress controller: curl trusts
+    // only Pebble's root.
+    let root = mutu_e2e::certs::pebble_root(&client).await?;
+    let ca = scratch_file(&format!("{ns}-pebble-root.pem"), &root)?;
+    let (status, body) = eventually(TIMEOUT, "the site's page through the ingress", || {
+        let host = host.clone();
+        let ca = ca.clone();
+        async move {
+            let (status, body) = curl_https(&host, "/", &ca).ok()?;
+            (status == 200).then_some((status, body))
+        }
+    })
+    .await?;
+    assert_eq!(status, 200);
+    assert!(body.contains("Plone"), "not Plone's page:\n{body}");
+    Ok(())
+}
+
+/// Runs `python3 -c CODE` in a pod's container; returns its output, or the
+/// error output when it failed.
+fn exec_python(ns: &str, pod: &str, code: &str) -> (bool, String) {
+    let out = kubectl(["-n", ns, "exec", pod, "--", "python3", "-c", code]);
+    (out.success, format!("{}{}", out.stdout, out.stderr))
+}
+
+/// Python that connects to host:port over TCP within 3 s and prints "open".
+fn connect(host: &str, port: u16) -> String {
+    format!(
+        "import socket; s = socket.create_connection(('{host}', {port}), timeout=3); print('open')"
+    )
+}
+
+#[tokio::test]
+async fn a_tenant_reaches_solr_dns_and_itself_but_nothing_of_another_tenant() -> anyhow::Result<()>
+{
+    let client = client().await?;
+    let (_, ns_a, domain_a) = member(&client, "rn-net-a", json!({"dev-generic": 2})).await?;
+    let (_, ns_b, domain_b) = member(&client, "rn-net-b", json!({"dev-generic": 1})).await?;
+    let spec = |domain: &str, name: &str| json!({"product": "dev-generic", "hostnames": [format!("{name}.{domain}")]});
+    ready_site(&client, &ns_a, "one", spec(&domain_a, "one")).await?;
+    ready_site(&client, &ns_a, "two", spec(&domain_a, "two")).await?;
+    ready_site(&client, &ns_b, "other", spec(&domain_b, "other")).await?;
+    let a = pods(&client, &ns_a, "one", "instance").await?;
+    let a_two = pods(&client, &ns_a, "two", "instance").await?;
+    let b = pods(&client, &ns_b, "other", "instance").await?;
+    let ip = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .unwrap_or_default()
+    };
+    let from = a[0].name_any();
+
+    // Its own namespace: the other site, by Service name (so DNS too) and by pod.
+    let (ok, out) = exec_python(
+        &ns_a,
+        &from,
+        &connect(&format!("two.{ns_a}.svc.cluster.local"), 8080),
+    );
+    assert!(ok && out.contains("open"), "own site by name: {out}");
+    let (ok, out) = exec_python(&ns_a, &from, &connect(&ip(&a_two[0]), 8080));
+    assert!(ok && out.contains("open"), "own site's pod: {out}");
+
+    // Solr, through the address the operator gives the sites.
+    let solr = env("MUTU_SOLR_URL")?;
+    let authority = solr
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let (solr_host, solr_port) = authority.rsplit_once(':').unwrap_or((&authority, "8983"));
+    let (ok, out) = exec_python(&ns_a, &from, &connect(solr_host, solr_port.parse()?));
+    assert!(ok && out.contains("open"), "Solr at {authority}: {out}");
+
+    // Another tenant's site: neither its pod nor its Service answers.
+    for target in [ip(&b[0]), format!("other.{ns_b}.svc.cluster.local")] {
+        let (ok, out) = exec_python(&ns_a, &from, &connect(&target, 8080));
+        assert!(
+            !ok && !out.contains("open"),
+            "{ns_a} reached {target} of {ns_b}: {out}"
+        );
+    }
+    // And the other way round.
+    let (ok, out) = exec_python(&ns_b, &b[0].name_any(), &connect(&ip(&a[0]), 8080));
+    assert!(!ok && !out.contains("open"), "{ns_b} reached {ns_a}: {out}");
+    // Nothing outside the platform: the API server's own address is not a
+    // tenant's business either.
+    let (ok, out) = exec_python(
+        &ns_a,
+        &from,
+        &connect("kubernetes.default.svc.cluster.local", 443),
+    );
+    assert!(
+        !ok && !out.contains("open"),
+        "a tenant reached the API server: {out}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_generic_product_serves_its_page_and_keeps_its_data_across_a_pod_restart()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    let (_, ns, domain) = member(&client, "rn-gen", json!({"dev-generic": 1})).await?;
+    let host = format!("notes.{domain}");
+    ready_site(
+        &client,
+        &ns,
+        "notes",
+        json!({"product": "dev-generic", "hostnames": [host]}),
+    )
+    .await?;
+    let before = pods(&client, &ns, "notes", "instance").await?;
+    let pod = before[0].name_any();
+    let note = unique_name("note");
+    let write = format!(
+        "import urllib.request as u; r = u.urlopen(u.Request('http://127.0.0.1:8080/notes', data=b'{note}', method='POST'), timeout=5); print(r.status)"
+    );
+    let (ok, out) = exec_python(&ns, &pod, &write);
+    assert!(ok, "writing a note: {out}");
+
+    // The pod goes; its Deployment's new pod mounts the same volume.
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    api.delete(&pod, &Default::default()).await?;
+    let after = eventually(TIMEOUT, "a new Ready pod of the site", || async {
+        let list = pods(&client, &ns, "notes", "instance").await.ok()?;
+        list.into_iter().find(|p| {
+            p.name_any() != pod && pod_ready(p) && p.metadata.deletion_timestamp.is_none()
+        })
+    })
+    .await?;
+    let read = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/notes', timeout=5).read().decode())";
+    let (ok, out) = exec_python(&ns, &after.name_any(), read);
+    assert!(
+        ok && out.contains(&note),
+        "the note is gone after the restart: {out}"
+    );
+
+    // Its page, through the ingress controller (plain HTTP here).
+    let http = env("MUTU_INGRESS_HTTP")?;
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-H",
+            &format!("Host: {host}"),
+            &format!("http://{http}/"),
+        ])
+        .output()?;
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !body.is_empty(), "no page: {body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_single_replica_site_with_a_volume_completes_a_release_change() -> anyhow::Result<()> {
+    let client = client().await?;
+    let (_, ns, domain) = member(&client, "rn-roll", json!({"dev-generic": 1})).await?;
+    ready_site(
+        &client,
+        &ns,
+        "app",
+        json!({"product": "dev-generic", "release": "1.0", "hostnames": [format!("app.{domain}")]}),
+    )
+    .await?;
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
+    sites
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"release": "1.1"}})),
+        )
+        .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    eventually(TIMEOUT, "the release change to complete", || async {
+        let list = pods(&client, &ns, "app", "instance").await.ok()?;
+        let new: Vec<&Pod> = list
+            .iter()
+            .filter(|p| {
+                p.spec.as_ref().is_some_and(|s| {
+                    s.containers[0].image.as_deref() == Some("mutu.local/generic:1.1")
+                })
+            })
+            .collect();
+        let d = deployments
+            .list(&ListParams::default().labels("hosting.imio.be/site=app"))
+            .await
+            .ok()?;
+        let done = d.items.iter().all(|d| {
+            let st = d.status.clone().unwrap_or_default();
+            st.updated_replicas == Some(1) && st.ready_replicas == Some(1) && st.replicas == Some(1)
+        });
+        (done && new.len() == 1 && pod_ready(new[0])).then_some(())
+    })
+    .await?;
+    Ok(())
+}
