@@ -105,7 +105,7 @@ echo "    real nodes up in $(( $(date +%s) - real_started ))s (log: $root/.mutu/
 # the HTTP-01 solver behind the ingress controller).
 eval "$("$mutu" dev env --dir "$real_state" --api-port "$port")"
 export KUBECONFIG MUTU_ACME_SOLVER_ADDR MUTU_INGRESS_HTTP MUTU_INGRESS_HTTPS MUTU_SOLR_URL \
-  MUTU_INGRESS_NAMESPACE MUTU_INGRESS_CLASS
+  MUTU_INGRESS_NAMESPACE MUTU_INGRESS_CLASS MUTU_ACME_PROPAGATION_DELAY
 export MUTU_DEV_DIR="$real_state"
 # shellcheck disable=SC2086
 "$mutu" $operator_args >"$real_state/logs/operator.log" 2>&1 &

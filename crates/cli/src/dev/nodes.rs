@@ -179,6 +179,9 @@ pub fn env_lines(layout: &Layout) -> Vec<String> {
             "export MUTU_SOLR_URL=http://{host}:{}/solr",
             super::solr::port(layout.api_port)
         ),
+        // Traefik loads a new challenge route within about a second (its
+        // provider throttle is 500 ms here): ask Pebble to validate after that.
+        "export MUTU_ACME_PROPAGATION_DELAY=3s".to_string(),
         format!("export MUTU_INGRESS_NAMESPACE={INGRESS_NAMESPACE}"),
         format!("export MUTU_INGRESS_CLASS={INGRESS_CLASS}"),
     ]
@@ -987,12 +990,13 @@ async fn cluster_objects(layout: &Layout, client: &Client, busybox: &str) -> any
         // The API server does not publish its own endpoint (it listens on
         // 127.0.0.1): pods reach it through the forwarder on the bridge.
         endpoint_slice("default", "kubernetes", "https", layout.api_port),
-        // The operator's HTTP-01 solver, where challenge Ingresses point.
+        // The operator's HTTP-01 solver, where challenge Ingresses point (on the
+        // port the operator listens on, as the route it writes names it).
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": super::bootstrap::OPERATOR_NAMESPACE}}),
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "mutu-acme-solver", "namespace": super::bootstrap::OPERATOR_NAMESPACE},
-            "spec": {"ports": [{"name": "http", "port": 8089, "targetPort": ports.solver, "protocol": "TCP"}]},
+            "spec": {"ports": [{"name": "http", "port": ports.solver, "targetPort": ports.solver, "protocol": "TCP"}]},
         }),
         endpoint_slice(
             super::bootstrap::OPERATOR_NAMESPACE,
@@ -1247,6 +1251,7 @@ fn traefik(image: &str) -> Vec<Value> {
                                 "--ping.entryPoint=traefik",
                                 "--entryPoints.traefik.address=:9000",
                                 "--providers.kubernetesingress=true",
+                                "--providers.providersThrottleDuration=500ms",
                                 format!("--providers.kubernetesingress.ingressclass={INGRESS_CLASS}"),
                                 "--providers.kubernetesingress.allowexternalnameservices=true",
                                 "--providers.kubernetesingress.allowemptyservices=true",
