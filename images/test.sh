@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs mutu's images for real, with runc, the way mutu's pods use them.
 #
-#   images/test.sh [NAME...]     # default: every Plone image and generic; progress on stderr
+#   images/test.sh [NAME...]     # default: every Plone image, generic and mutu; progress on stderr
 #
 # Each image comes from images/build.sh (built when it is not cached: minutes when cold). Its
 # archive is unpacked with umoci; every container gets its own overlay over that root filesystem,
@@ -23,10 +23,14 @@
 #      PLONE_ADMIN_PASSWORD replaced the old one (Plone made the root user folder a PAS by now).
 # generic: serves / and /ok, stores POST /notes on /data; a new container on the same /data
 # still lists the note.
+# mutu: as charts/mutu runs the maintenance page: only args (`maintenance-page
+# --retry-after=600`, the image's entrypoint `mutu` before them), MUTU_* in the environment, the
+# image's user (the chart's 65532), a read-only root filesystem, no capabilities: /healthz answers
+# 200, a page 503 with Retry-After.
 #
 # Needs root, runc, umoci, curl, python3. Ports (change them if they are taken): ZEO
 # $MUTU_TEST_ZEO_PORT (28100), Zope $MUTU_TEST_HTTP_PORT (28080), generic $MUTU_TEST_GENERIC_PORT
-# (28081). Fails, saying why, when something is missing; skips nothing.
+# (28081), mutu $MUTU_TEST_MUTU_PORT (28082). Fails, saying why, when something is missing; skips nothing.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,6 +38,7 @@ repo="$(dirname "$here")"
 zeo_port="${MUTU_TEST_ZEO_PORT:-28100}"
 http_port="${MUTU_TEST_HTTP_PORT:-28080}"
 generic_port="${MUTU_TEST_GENERIC_PORT:-28081}"
+mutu_port="${MUTU_TEST_MUTU_PORT:-28082}"
 golden="$repo/operators/site/src/build/testdata/children.json"
 
 say() { echo "==> $*" >&2; }
@@ -47,15 +52,15 @@ done
 
 names=("$@")
 if [ ${#names[@]} = 0 ]; then
-  for d in "$here"/plone-*/ "$here"/generic/; do
+  for d in "$here"/plone-*/ "$here"/generic/ "$here"/mutu/; do
     [ -f "$d/image" ] && names+=("$(basename "$d")")
   done
 fi
 
-for port in "$zeo_port" "$http_port" "$generic_port"; do
+for port in "$zeo_port" "$http_port" "$generic_port" "$mutu_port"; do
   if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/" ||
     python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$port))!=0)"; then
-    die "port $port on 127.0.0.1 is taken: set MUTU_TEST_ZEO_PORT, MUTU_TEST_HTTP_PORT or MUTU_TEST_GENERIC_PORT"
+    die "port $port on 127.0.0.1 is taken: set MUTU_TEST_ZEO_PORT, MUTU_TEST_HTTP_PORT, MUTU_TEST_GENERIC_PORT or MUTU_TEST_MUTU_PORT"
   fi
 done
 
@@ -96,7 +101,8 @@ unpack() {
 
 # start NAME BUNDLE ID DETACH MODS_JSON: a container of the unpacked image in its own overlay.
 # MODS_JSON: {"args": [...] or null (the image's), "env": {...}, "binds": {dest: src}, "ro_binds":
-# {dest: src}, "uid": n or null (the image's)}. Detached: runs in the background (logs in
+# {dest: src}, "uid": n or null (the image's), "readonly": root filesystem read-only,
+# "drop_all_capabilities", "entrypoint": the image's entrypoint, "entrypoint_args": args after it}. Detached: runs in the background (logs in
 # $work/ID.log); else waits for it and returns its exit status.
 start() {
   local bundle="$1" id="$2" detach="$3" mods="$4" c="$work/c/$2"
@@ -109,7 +115,7 @@ import json, sys
 src, dst, root, cid, mods = sys.argv[1:]
 mods = json.loads(mods)
 cfg = json.load(open(src))
-cfg["root"] = {"path": root, "readonly": False}
+cfg["root"] = {"path": root, "readonly": bool(mods.get("readonly"))}
 proc = cfg["process"]
 proc["terminal"] = False
 if mods.get("args"):
@@ -122,8 +128,13 @@ if mods.get("uid") is not None:
 # The capabilities containerd gives a container of a pod that asks for none.
 caps = ["CAP_" + c for c in ("CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID "
                              "SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE").split()]
+if mods.get("drop_all_capabilities"):
+    caps = []
 proc["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
-proc["noNewPrivileges"] = False
+proc["noNewPrivileges"] = bool(mods.get("drop_all_capabilities"))
+if mods.get("entrypoint_args") is not None:
+    # Kubernetes `args` without `command`: the image's entrypoint, then these.
+    proc["args"] = proc["args"][:len(mods["entrypoint"])] + mods["entrypoint_args"]
 linux = cfg["linux"]
 # The host's network: the containers listen on and talk to 127.0.0.1.
 linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
@@ -312,11 +323,34 @@ test_generic() {
   say "$name: passed in $((SECONDS - started)) s"
 }
 
+test_mutu() {
+  local name="$1" bundle started=$SECONDS
+  bundle="$(unpack "$name")"
+  local id="t$$-$name" entrypoint
+  entrypoint="$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["process"]["args"]))' "$bundle/config.json")"
+  check "the image's entrypoint is mutu" test "$entrypoint" = '["/usr/local/bin/mutu"]'
+  start "$bundle" "$id" detach "{\"entrypoint\": $entrypoint,
+    \"entrypoint_args\": [\"maintenance-page\", \"--retry-after=600\"],
+    \"env\": {\"MUTU_LOG\": \"info\", \"MUTU_LOG_FORMAT\": \"json\",
+      \"MUTU_MAINTENANCE_LISTEN\": \"127.0.0.1:$mutu_port\"},
+    \"readonly\": true, \"drop_all_capabilities\": true}"
+  wait_http "$id" "http://127.0.0.1:$mutu_port/healthz" 30
+  check "the maintenance page runs as uid 65532" test \
+    "$(awk '/^Uid:/ {print $2}' "/proc/$(runc --root "$state" state "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')/status")" = 65532
+  local headers="$work/$name.headers"
+  curl -s -o /dev/null -D "$headers" "http://127.0.0.1:$mutu_port/" || true
+  check "a page answers 503 with Retry-After: 600" grep -qi '^retry-after: 600' "$headers"
+  check "and 503" grep -q '^HTTP/1.1 503' "$headers"
+  stop "$id"
+  say "$name: passed in $((SECONDS - started)) s"
+}
+
 for name in "${names[@]}"; do
   name="${name%/}"
   case "$name" in
     plone-*) test_plone "$name" ;;
     generic) test_generic "$name" ;;
+    mutu) test_mutu "$name" ;;
     *) die "no test for image $name" ;;
   esac
 done

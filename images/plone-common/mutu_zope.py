@@ -95,11 +95,22 @@ def set_password(users, user, password):
         roles = [r for r in user.getRoles() if r != "Authenticated"]
         users._doChangeUser(user.getUserName(), password, roles, user.getDomains())
         return
-    from Products.PluggableAuthService.interfaces.plugins import IUserManagement
+    # Plone's user managers (Products.PlonePAS), else PAS's own ZODBUserManager.
+    managers = []
+    try:
+        from Products.PlonePAS.interfaces.plugins import IUserManagement
 
-    for _id, manager in users.plugins.listPlugins(IUserManagement):
+        managers = [m for _id, m in users.plugins.listPlugins(IUserManagement)]
+    except (ImportError, KeyError):  # KeyError: a plugin type this PAS does not know
+        pass
+    managers += [m for m in users.objectValues()
+                 if hasattr(m, "updateUserPassword") and m not in managers]
+    for manager in managers:
         try:
-            manager.doChangeUser(user.getId(), password)
+            if hasattr(manager, "doChangeUser"):
+                manager.doChangeUser(user.getId(), password)
+            else:
+                manager.updateUserPassword(user.getId(), password)
             return
         except (KeyError, RuntimeError):  # not one of this manager's users
             continue
