@@ -233,6 +233,22 @@ fn exec_python(ns: &str, pod: &str, code: &str) -> (bool, String) {
     (out.success, format!("{}{}", out.stdout, out.stderr))
 }
 
+/// Waits until `pod` (in `ns`) connects to host:port; panics with the last
+/// error when it never does. kube-proxy programs a new Service's rules a
+/// moment after its endpoints appear, so the first tries may be refused.
+async fn reaches(ns: &str, pod: &str, host: &str, port: u16, what: &str) {
+    let mut last = String::new();
+    for _ in 0..30 {
+        let (ok, out) = exec_python(ns, pod, &connect(host, port));
+        if ok && out.contains("open") {
+            return;
+        }
+        last = out;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("{what} ({host}:{port}) is not reachable from {ns}/{pod}: {last}");
+}
+
 /// Python that connects to host:port over TCP within 3 s and prints "open".
 fn connect(host: &str, port: u16) -> String {
     format!(
@@ -261,15 +277,11 @@ async fn a_tenant_reaches_solr_dns_and_itself_but_nothing_of_another_tenant() ->
     };
     let from = a[0].name_any();
 
-    // Its own namespace: the other site, by Service name (so DNS too) and by pod.
-    let (ok, out) = exec_python(
-        &ns_a,
-        &from,
-        &connect(&format!("two.{ns_a}.svc.cluster.local"), 8080),
-    );
-    assert!(ok && out.contains("open"), "own site by name: {out}");
-    let (ok, out) = exec_python(&ns_a, &from, &connect(&ip(&a_two[0]), 8080));
-    assert!(ok && out.contains("open"), "own site's pod: {out}");
+    // Its own namespace: the other site, by Service name (so DNS and
+    // kube-proxy too: the Service listens on 80) and by pod.
+    let two = format!("two.{ns_a}.svc.cluster.local");
+    reaches(&ns_a, &from, &two, 80, "its own site by name").await;
+    reaches(&ns_a, &from, &ip(&a_two[0]), 8080, "its own site's pod").await;
 
     // Solr, through the address the operator gives the sites.
     let solr = env("MUTU_SOLR_URL")?;
@@ -280,12 +292,14 @@ async fn a_tenant_reaches_solr_dns_and_itself_but_nothing_of_another_tenant() ->
         .unwrap_or_default()
         .to_string();
     let (solr_host, solr_port) = authority.rsplit_once(':').unwrap_or((&authority, "8983"));
-    let (ok, out) = exec_python(&ns_a, &from, &connect(solr_host, solr_port.parse()?));
-    assert!(ok && out.contains("open"), "Solr at {authority}: {out}");
+    reaches(&ns_a, &from, solr_host, solr_port.parse()?, "Solr").await;
 
     // Another tenant's site: neither its pod nor its Service answers.
-    for target in [ip(&b[0]), format!("other.{ns_b}.svc.cluster.local")] {
-        let (ok, out) = exec_python(&ns_a, &from, &connect(&target, 8080));
+    for (target, port) in [
+        (ip(&b[0]), 8080),
+        (format!("other.{ns_b}.svc.cluster.local"), 80),
+    ] {
+        let (ok, out) = exec_python(&ns_a, &from, &connect(&target, port));
         assert!(
             !ok && !out.contains("open"),
             "{ns_a} reached {target} of {ns_b}: {out}"
