@@ -7,7 +7,9 @@
                    synced to disk before the answer (201)
 
 Settings come from the environment: GENERIC_LISTEN (default 0.0.0.0:8080), GENERIC_DATA (default
-/data), SITE_ID (shown on the page). The process stops cleanly on SIGTERM.
+/data), SITE_ID (shown on the page), GENERIC_RELEASE (shown on the page and in a
+X-Generic-Release header), GENERIC_OK_STATUS (what GET /ok answers, default 200: a release that
+never becomes healthy sets 503). The process stops cleanly on SIGTERM.
 """
 
 import html
@@ -22,6 +24,8 @@ LISTEN = os.environ.get("GENERIC_LISTEN", "0.0.0.0:8080")
 DATA = os.environ.get("GENERIC_DATA", "/data")
 NOTES = os.path.join(DATA, "notes.txt")
 MAX_NOTE = 64 * 1024
+RELEASE = os.environ.get("GENERIC_RELEASE", "")
+OK_STATUS = int(os.environ.get("GENERIC_OK_STATUS", "200"))
 lock = threading.Lock()
 
 
@@ -41,6 +45,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
+        if RELEASE:
+            self.send_header("X-Generic-Release", RELEASE)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -48,7 +54,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?", 1)[0]
         if path == "/ok":
-            self.answer(200, "ok\n")
+            self.answer(OK_STATUS, "ok\n" if OK_STATUS == 200 else "unhealthy\n")
         elif path == "/notes":
             with lock:
                 notes = read_notes()
@@ -58,7 +64,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 notes = read_notes()
             site = html.escape(os.environ.get("SITE_ID", "generic"))
             items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+            release = html.escape(RELEASE)
             self.answer(200, f"<!doctype html><title>{site}</title><h1>{site}</h1>"
+                             f"<p>release {release}</p>"
                              f"<p>{len(notes)} notes</p><ul>{items}</ul>\n",
                         "text/html; charset=utf-8")
         else:

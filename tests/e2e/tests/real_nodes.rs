@@ -421,3 +421,109 @@ async fn a_single_replica_site_with_a_volume_completes_a_release_change() -> any
     .await?;
     Ok(())
 }
+
+/// The release a generic site's page says it is (header X-Generic-Release),
+/// through the ingress controller.
+fn served_release(host: &str) -> anyhow::Result<String> {
+    let http = env("MUTU_INGRESS_HTTP")?;
+    let out = Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "--max-time", "10"])
+        .args(["-H", &format!("Host: {host}"), &format!("http://{http}/")])
+        .output()?;
+    let headers = String::from_utf8_lossy(&out.stdout);
+    Ok(headers
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Generic-Release:"))
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
+
+#[tokio::test]
+async fn a_release_whose_health_check_fails_stays_unready_and_the_previous_release_serves()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    let (_, ns, domain) = member(&client, "rn-bad", json!({"dev-generic-stateless": 1})).await?;
+    let host = format!("app.{domain}");
+    ready_site(
+        &client,
+        &ns,
+        "app",
+        json!({"product": "dev-generic-stateless", "release": "1.0", "hostnames": [host]}),
+    )
+    .await?;
+    eventually(TIMEOUT, "release 1.0 through the ingress", || async {
+        (served_release(&host).ok()? == "1.0").then_some(())
+    })
+    .await?;
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
+    sites
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"release": "9.9-unhealthy"}})),
+        )
+        .await?;
+
+    // The new pod runs (a real container) but kubelet's probe of /ok fails:
+    // it is never Ready, and the Deployment keeps the previous pod.
+    let image = "mutu.local/generic:9.9-unhealthy";
+    let new_pod = eventually(TIMEOUT, "the new release's pod to run", || async {
+        let list = pods(&client, &ns, "app", "instance").await.ok()?;
+        list.into_iter().find(|p| {
+            let running = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+                });
+            running
+                && p.spec
+                    .as_ref()
+                    .is_some_and(|s| s.containers[0].image.as_deref() == Some(image))
+        })
+    })
+    .await?;
+    let events = eventually(TIMEOUT, "kubelet's failed readiness probe", || async {
+        let out = kubectl([
+            "-n",
+            &ns,
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={}", new_pod.name_any()),
+            "-o",
+            "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+        ]);
+        let text = out.stdout;
+        // The first tries may find nothing listening yet; then /ok answers 503.
+        text.contains("HTTP probe failed with statuscode: 503")
+            .then_some(text)
+    })
+    .await?;
+    assert!(events.contains("Readiness probe failed"), "{events}");
+    for _ in 0..5 {
+        let list = pods(&client, &ns, "app", "instance").await?;
+        let fresh = list.iter().find(|p| p.name_any() == new_pod.name_any());
+        assert!(
+            fresh.is_some_and(|p| !pod_ready(p)),
+            "the unhealthy pod became Ready"
+        );
+        let old_ready = list.iter().any(|p| {
+            pod_ready(p)
+                && p.spec.as_ref().is_some_and(|s| {
+                    s.containers[0].image.as_deref() == Some("mutu.local/generic:1.0")
+                })
+        });
+        assert!(old_ready, "the previous release's pod is gone");
+        assert_eq!(
+            served_release(&host)?,
+            "1.0",
+            "the site stopped serving 1.0"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok(())
+}

@@ -719,8 +719,17 @@ fn import_images(
     let ctr = bin.join("ctr").display().to_string();
     let socket = node.socket(layout).display().to_string();
     let have = run(&ctr, &["-a", &socket, "-n", "k8s.io", "images", "ls", "-q"])?;
+    // Which archive each reference was imported from: archives are named by a
+    // hash of their inputs, so a rebuilt image under the same reference (a
+    // changed application, the operator's new binary) is imported again.
+    let imported = node.dir(layout).join("imported");
+    std::fs::create_dir_all(&imported)?;
     for (reference, archive) in images {
-        if have.lines().any(|l| l.trim() == reference) {
+        let marker = imported.join(reference.replace(['/', ':'], "_"));
+        let source = archive.display().to_string();
+        if have.lines().any(|l| l.trim() == reference)
+            && std::fs::read_to_string(&marker).is_ok_and(|m| m == source)
+        {
             continue;
         }
         let base = reference
@@ -749,6 +758,7 @@ fn import_images(
                 node.name
             );
         }
+        std::fs::write(&marker, &source)?;
     }
     Ok(())
 }
