@@ -30,8 +30,16 @@ fn env(name: &str) -> anyhow::Result<String> {
     })
 }
 
-/// The catalog of images built here, applied once (idempotent).
+/// Whether this process applied the catalog already: the tests run in
+/// parallel, and two `kubectl apply` creating the same Product race.
+static CATALOG: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
+/// The catalog of images built here, applied once per test process.
 fn apply_catalog() -> anyhow::Result<()> {
+    let mut applied = CATALOG.lock().unwrap_or_else(|e| e.into_inner());
+    if *applied {
+        return Ok(());
+    }
     let file = repo_root().join("examples/dev-catalog.yaml");
     let out = kubectl(["apply", "-f", &file.display().to_string()]);
     anyhow::ensure!(
@@ -40,6 +48,7 @@ fn apply_catalog() -> anyhow::Result<()> {
         file.display(),
         out.stderr
     );
+    *applied = true;
     Ok(())
 }
 
@@ -261,11 +270,24 @@ async fn a_tenant_reaches_solr_dns_and_itself_but_nothing_of_another_tenant() ->
 {
     let client = client().await?;
     let (_, ns_a, domain_a) = member(&client, "rn-net-a", json!({"dev-generic": 2})).await?;
-    let (_, ns_b, domain_b) = member(&client, "rn-net-b", json!({"dev-generic": 1})).await?;
+    let (_, ns_b, domain_b) = member(
+        &client,
+        "rn-net-b",
+        json!({"dev-generic": 1, "dev-plone": 1}),
+    )
+    .await?;
     let spec = |domain: &str, name: &str| json!({"product": "dev-generic", "hostnames": [format!("{name}.{domain}")]});
     ready_site(&client, &ns_a, "one", spec(&domain_a, "one")).await?;
     ready_site(&client, &ns_a, "two", spec(&domain_a, "two")).await?;
     ready_site(&client, &ns_b, "other", spec(&domain_b, "other")).await?;
+    // And a Plone site whose ZEO server must stay out of another tenant's reach.
+    ready_site(
+        &client,
+        &ns_b,
+        "zsite",
+        json!({"product": "dev-plone", "hostnames": [format!("zsite.{domain_b}")]}),
+    )
+    .await?;
     let a = pods(&client, &ns_a, "one", "instance").await?;
     let a_two = pods(&client, &ns_a, "two", "instance").await?;
     let b = pods(&client, &ns_b, "other", "instance").await?;
@@ -298,6 +320,7 @@ async fn a_tenant_reaches_solr_dns_and_itself_but_nothing_of_another_tenant() ->
     for (target, port) in [
         (ip(&b[0]), 8080),
         (format!("other.{ns_b}.svc.cluster.local"), 80),
+        (format!("zsite-zeo.{ns_b}.svc.cluster.local"), 8100),
     ] {
         let (ok, out) = exec_python(&ns_a, &from, &connect(&target, port));
         assert!(
@@ -305,6 +328,15 @@ async fn a_tenant_reaches_solr_dns_and_itself_but_nothing_of_another_tenant() ->
             "{ns_a} reached {target} of {ns_b}: {out}"
         );
     }
+    // B's own pods reach B's ZEO server: the refusal above is the policy's.
+    reaches(
+        &ns_b,
+        &b[0].name_any(),
+        &format!("zsite-zeo.{ns_b}.svc.cluster.local"),
+        8100,
+        "its own ZEO server",
+    )
+    .await;
     // And the other way round.
     let (ok, out) = exec_python(&ns_b, &b[0].name_any(), &connect(&ip(&a[0]), 8080));
     assert!(!ok && !out.contains("open"), "{ns_b} reached {ns_a}: {out}");

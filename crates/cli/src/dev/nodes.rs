@@ -1459,6 +1459,39 @@ mod tests {
     }
 
     #[test]
+    fn the_env_of_real_nodes_names_the_ingress_on_loopback_and_solr_on_the_bridge() {
+        let layout = Layout::new(&super::super::DevArgs {
+            command: super::super::DevCommand::Env,
+            dir: PathBuf::from("/nonexistent/mutu-real"),
+            api_port: 16443,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let lines = env_lines(&layout);
+        for wanted in [
+            "export MUTU_INGRESS_HTTP=127.0.0.1:15002",
+            "export MUTU_INGRESS_HTTPS=127.0.0.1:15001",
+            "export MUTU_ACME_SOLVER_ADDR=127.0.0.1:15003",
+            "export MUTU_SOLR_URL=http://10.77.0.1:18983/solr",
+            "export MUTU_INGRESS_CLASS=traefik",
+            "export MUTU_INGRESS_NAMESPACE=ingress",
+        ] {
+            assert!(
+                lines.iter().any(|l| l == wanted),
+                "{wanted} not in {lines:?}"
+            );
+        }
+        // Pebble fetches HTTP-01 challenges where the ingress controller listens.
+        assert_eq!(Ports::new(&layout).ingress_http, layout.acme.http01);
+        // Every forwarder listens on loopback or on the host's bridge address only.
+        for (name, listen, _) in forwards(&layout) {
+            assert!(
+                listen.starts_with("127.0.0.1:") || listen.starts_with("10.77.0.1:"),
+                "{name} listens on {listen}"
+            );
+        }
+    }
+
+    #[test]
     fn socat_listens_on_the_given_address_only() {
         assert_eq!(
             socat_args("127.0.0.1:15002", "10.77.0.12:30080"),
