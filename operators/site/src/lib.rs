@@ -10,6 +10,7 @@ pub mod build;
 mod fleet_metrics;
 mod product;
 mod reconcile;
+pub mod serving;
 
 use std::future::Future;
 use std::sync::Arc;

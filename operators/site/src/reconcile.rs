@@ -393,6 +393,18 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         .filter(|p| p.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("instance"))
         .collect();
     let ready = instance_pods.iter().filter(|p| pod_ready(p)).count() as i32;
+    // Until a pod of the new release is Ready, the previous release serves:
+    // the status names the release that answers, not the one asked for.
+    let served = crate::serving::serving(
+        instance_pods.iter().map(|p| p.as_ref()),
+        &format!("{}:{release}", product.image),
+    );
+    if served.on_wanted == 0
+        && let [previous] = served.others.as_slice()
+    {
+        status.release = Some(previous.clone());
+    }
+    let rolling_over = !served.others.is_empty();
     let zeo_ready = !storage_is_zeo(site, product)
         || pods.iter().any(|p| {
             p.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("zeo") && pod_ready(p)
@@ -465,6 +477,26 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             mutu_api::CONDITION_PROGRESSING,
             true,
             "Offline",
+            msg,
+        ));
+    } else if ready >= want && created && zeo_ready && rolling_over {
+        let msg = format!(
+            "{ready}/{want} instances ready: release {} serves while release {release} starts \
+             ({}/{want} of its instances ready; a release whose health check never answers \
+             stays here)",
+            served.others.join(", "),
+            served.on_wanted
+        );
+        conds.push(Cond::new(
+            mutu_api::CONDITION_READY,
+            true,
+            "Serving",
+            msg.clone(),
+        ));
+        conds.push(Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            true,
+            "RollingOut",
             msg,
         ));
     } else if ready >= want && created && zeo_ready {
