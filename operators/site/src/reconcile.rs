@@ -393,17 +393,14 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         .filter(|p| p.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("instance"))
         .collect();
     let ready = instance_pods.iter().filter(|p| pod_ready(p)).count() as i32;
-    // Until a pod of the new release is Ready, the previous release serves:
-    // the status names the release that answers, not the one asked for.
+    // Until the pods of the new release are Ready, the previous release
+    // serves: the conditions say which release answers. (status.release is
+    // the release the site's data and Deployment are at, which the upgrade
+    // steps go by.)
     let served = crate::serving::serving(
         instance_pods.iter().map(|p| p.as_ref()),
         &format!("{}:{release}", product.image),
     );
-    if served.on_wanted == 0
-        && let [previous] = served.others.as_slice()
-    {
-        status.release = Some(previous.clone());
-    }
     let rolling_over = !served.others.is_empty();
     let zeo_ready = !storage_is_zeo(site, product)
         || pods.iter().any(|p| {
