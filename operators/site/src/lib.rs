@@ -10,7 +10,6 @@ pub mod build;
 mod fleet_metrics;
 mod product;
 mod reconcile;
-pub mod serving;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -393,15 +393,6 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         .filter(|p| p.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("instance"))
         .collect();
     let ready = instance_pods.iter().filter(|p| pod_ready(p)).count() as i32;
-    // Until the pods of the new release are Ready, the previous release
-    // serves: the conditions say which release answers. (status.release is
-    // the release the site's data and Deployment are at, which the upgrade
-    // steps go by.)
-    let served = crate::serving::serving(
-        instance_pods.iter().map(|p| p.as_ref()),
-        &format!("{}:{release}", product.image),
-    );
-    let rolling_over = !served.others.is_empty();
     let zeo_ready = !storage_is_zeo(site, product)
         || pods.iter().any(|p| {
             p.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("zeo") && pod_ready(p)
@@ -474,26 +465,6 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             mutu_api::CONDITION_PROGRESSING,
             true,
             "Offline",
-            msg,
-        ));
-    } else if ready >= want && created && zeo_ready && rolling_over {
-        let msg = format!(
-            "{ready}/{want} instances ready: release {} serves while release {release} starts \
-             ({}/{want} of its instances ready; a release whose health check never answers \
-             stays here)",
-            served.others.join(", "),
-            served.on_wanted
-        );
-        conds.push(Cond::new(
-            mutu_api::CONDITION_READY,
-            true,
-            "Serving",
-            msg.clone(),
-        ));
-        conds.push(Cond::new(
-            mutu_api::CONDITION_PROGRESSING,
-            true,
-            "RollingOut",
             msg,
         ));
     } else if ready >= want && created && zeo_ready {
