@@ -22,6 +22,9 @@ tests/plone/run.sh
 echo "==> the RelStorage backup script against a real PostgreSQL (tests/postgres)"
 tests/postgres/run.sh
 
+echo "==> the generic products' volume backup script with busybox (tests/volume)"
+tests/volume/run.sh
+
 echo "==> the Argo CD health check of mutu's kinds, in real Lua (tests/gitops)"
 tests/gitops/run.sh
 
@@ -105,7 +108,8 @@ echo "    real nodes up in $(( $(date +%s) - real_started ))s (log: $root/.mutu/
 # the HTTP-01 solver behind the ingress controller).
 eval "$("$mutu" dev env --dir "$real_state" --api-port "$port")"
 export KUBECONFIG MUTU_ACME_SOLVER_ADDR MUTU_INGRESS_HTTP MUTU_INGRESS_HTTPS MUTU_SOLR_URL \
-  MUTU_INGRESS_NAMESPACE MUTU_INGRESS_CLASS MUTU_ACME_PROPAGATION_DELAY
+  MUTU_INGRESS_NAMESPACE MUTU_INGRESS_CLASS MUTU_ACME_PROPAGATION_DELAY MUTU_BACKUP_STORAGE_CLASS \
+  MUTU_BACKUP_VOLUME_IMAGE
 export MUTU_DEV_DIR="$real_state"
 # shellcheck disable=SC2086
 "$mutu" $operator_args >"$real_state/logs/operator.log" 2>&1 &

@@ -172,6 +172,14 @@ struct RunArgs {
         default_value = "docker.io/library/postgres:17-alpine"
     )]
     backup_postgres_image: String,
+    /// Image with a shell, tar and gzip (busybox), for the backups and
+    /// restores of the data volumes of generic products' sites.
+    #[arg(
+        long,
+        env = "MUTU_BACKUP_VOLUME_IMAGE",
+        default_value = "docker.io/library/busybox:1.37"
+    )]
+    backup_volume_image: String,
     /// Service (host:port) of the maintenance page server (`mutu maintenance-page`) that
     /// the Ingress of a site in maintenance sends its visitors to.
     #[arg(
@@ -448,6 +456,7 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             storage_class: args.backup_storage_class.clone(),
             tick: args.backup_tick,
             postgres_image: args.backup_postgres_image.clone(),
+            volume_image: args.backup_volume_image.clone(),
         };
         let run = mutu_backup::run(
             client.clone(),

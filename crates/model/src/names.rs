@@ -29,6 +29,12 @@ pub fn postgresql_secret(site: &str) -> String {
     format!("{site}-postgresql")
 }
 
+/// Secret with the `username` and `password` of a Plone site's administrator
+/// (a Manager at the Zope root), written once by the site operator.
+pub fn admin_secret(site: &str) -> String {
+    format!("{site}-admin")
+}
+
 /// Secret with the Solr credentials of a site's index.
 pub fn solr_secret(site: &str) -> String {
     format!("{site}-solr")

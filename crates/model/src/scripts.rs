@@ -1,7 +1,8 @@
 //! The scripts mutu's Jobs run inside a site's own image, one copy each: the
 //! site operator ships them in the site's scripts ConfigMap (mounted at
 //! [`DIR`]), and the site, backup and SolrIndex operators' Jobs run them from
-//! there. Each is tested for real in `tests/plone` and `tests/postgres`.
+//! there. Each is tested for real in `tests/plone`, `tests/postgres` and
+//! `tests/volume`.
 
 /// Where the scripts ConfigMap is mounted in a site's containers and Jobs.
 pub const DIR: &str = "/opt/mutu";
@@ -33,13 +34,21 @@ pub const PG_BACKUP: Script = Script {
     text: include_str!("../scripts/pg_backup.sh"),
 };
 
+/// Backs up and restores the data volume of a generic product's site (the
+/// backup operator's Jobs, in a small image with a shell, tar and gzip).
+pub const VOLUME_BACKUP: Script = Script {
+    name: "volume_backup.sh",
+    text: include_str!("../scripts/volume_backup.sh"),
+};
+
 /// Every script, as the ConfigMap carries them.
-pub const ALL: [Script; 5] = [
+pub const ALL: [Script; 6] = [
     CREATE_SITE,
     UPGRADE_SITE,
     REINDEX_SOLR,
     ZODB_BACKUP,
     PG_BACKUP,
+    VOLUME_BACKUP,
 ];
 
 /// One script: its file name in the ConfigMap and its text.

@@ -116,6 +116,7 @@ fn backup_script(storage: &Storage, repo: &str, id: &str, keep: &[String]) -> St
     let (runner, data) = match storage {
         Storage::Zeo(_) => ("python", format!(" --data {}", jobs::DATA_DIR)),
         Storage::Rel { .. } => ("sh", String::new()),
+        Storage::Volume { .. } => ("sh", format!(" --data {}", jobs::DATA_DIR)),
     };
     let mut script = format!(
         "set -e\nout=$({runner} \"$0\" backup{data} --repo {repo} --id {id})\necho \"$out\"\necho \"$out\" > /dev/termination-log\n"
@@ -278,6 +279,14 @@ impl<'a> BackupRun<'a> {
 
     /// Starts the backup's Job once the site's storage is there.
     async fn start(mut self, site: &PloneSite, policy: Option<String>) -> Result<Action, Error> {
+        if !self.ctx.data.keeps_data(site) {
+            let msg = format!(
+                "site {} keeps no data: its product {} has no volume, so there is nothing to back up (the nightly schedule leaves it out)",
+                site.name_any(),
+                site.spec.product
+            );
+            return self.refuse("NoData", msg).await;
+        }
         let storage = match storage(self.ctx, &self.ns, site).await? {
             Ok(s) => s,
             Err(msg) => {
@@ -333,7 +342,7 @@ impl<'a> BackupRun<'a> {
             data_claim: None,
             pool: None,
         };
-        let mut job = storage.job(&spec, &ctx.data.config.postgres_image)?;
+        let mut job = storage.job(&spec, &ctx.data.config)?;
         run_script(&mut job, script);
         Ok(job)
     }

@@ -12,7 +12,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
-use mutu_api::{Backup, BackupPolicy, PloneSite, Restore};
+use mutu_api::{Backup, BackupPolicy, PloneSite, Product, Restore};
 use mutu_runtime::{Context, Reason};
 
 use crate::status::finished;
@@ -30,6 +30,8 @@ pub struct Config {
     pub tick: Duration,
     /// Image with the PostgreSQL client tools, for RelStorage sites' backups.
     pub postgres_image: String,
+    /// Image with a shell, tar and gzip, for generic products' volumes.
+    pub volume_image: String,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             storage_class: None,
             tick: Duration::from_secs(10),
             postgres_image: "docker.io/library/postgres:17-alpine".into(),
+            volume_image: "docker.io/library/busybox:1.37".into(),
         }
     }
 }
@@ -53,6 +56,7 @@ pub struct Caches {
     pub backups_cache: Store<DeserializeGuard<Backup>>,
     pub policies_cache: Store<DeserializeGuard<BackupPolicy>>,
     pub sites_cache: Store<DeserializeGuard<PloneSite>>,
+    pub products_cache: Store<DeserializeGuard<Product>>,
 }
 
 /// The object a cache entry holds, unless it could not be deserialized.
@@ -84,6 +88,7 @@ impl Caches {
                 self.restores_cache.wait_until_ready(),
                 self.policies_cache.wait_until_ready(),
                 self.jobs.wait_until_ready(),
+                self.products_cache.wait_until_ready(),
             );
         })
         .await
@@ -95,6 +100,17 @@ impl Caches {
     }
     pub fn sites(&self) -> Vec<Arc<PloneSite>> {
         every_well_formed(&self.sites_cache)
+    }
+    /// Whether `site` keeps data to back up: not a generic product without a
+    /// volume. A site whose product is unknown is taken to keep some (its
+    /// backups then wait for the product, and say so).
+    pub fn keeps_data(&self, site: &PloneSite) -> bool {
+        self.products_cache
+            .get(&ObjectRef::new(&site.spec.product))
+            .and_then(|entry| well_formed(&entry))
+            .is_none_or(|p| {
+                mutu_model::storage::of_site(site, &p.spec) != mutu_model::storage::Storage::Nothing
+            })
     }
     pub fn backup(&self, ns: &str, name: &str) -> Option<Arc<Backup>> {
         self.backups_cache
@@ -227,6 +243,7 @@ mod tests {
         let (restores_cache, mut restores) = reflector::store();
         let (policies_cache, mut policies) = reflector::store();
         let (jobs, mut job_writer) = reflector::store();
+        let (products_cache, mut products) = reflector::store();
         let data = Caches {
             config: Config::default(),
             jobs,
@@ -234,8 +251,10 @@ mod tests {
             backups_cache,
             policies_cache,
             sites_cache,
+            products_cache,
         };
         assert!(!data.ready().await, "nothing listed yet");
+        listed(&mut products);
         listed(&mut backups);
         listed(&mut restores);
         listed(&mut policies);

@@ -166,6 +166,12 @@ pub async fn run(
 async fn tick(ctx: &Ctx, metrics: &BackupMetrics, now: Timestamp) -> Result<(), kube::Error> {
     let policies: Vec<BackupPolicy> = ctx.data.policies().iter().map(|p| (**p).clone()).collect();
     let sites: Vec<PloneSite> = ctx.data.sites().iter().map(|s| (**s).clone()).collect();
+    // The nights and the staleness of backups concern the sites that keep data.
+    let with_data: Vec<PloneSite> = sites
+        .iter()
+        .filter(|s| ctx.data.keeps_data(s))
+        .cloned()
+        .collect();
     let backups: Vec<Backup> = ctx.data.backups().iter().map(|b| (**b).clone()).collect();
     let restores: Vec<Arc<Restore>> = ctx.data.restores();
     let existing: HashSet<(String, String)> = backups
@@ -174,10 +180,10 @@ async fn tick(ctx: &Ctx, metrics: &BackupMetrics, now: Timestamp) -> Result<(), 
         .collect();
 
     for policy in &policies {
-        plan_policy(ctx, policy, &policies, &sites, &backups, &existing, now).await?;
+        plan_policy(ctx, policy, &policies, &with_data, &backups, &existing, now).await?;
     }
     retention(ctx, &policies, &sites, &backups, &restores, now).await?;
-    last_backups(ctx, metrics, &sites, &backups, now).await?;
+    last_backups(ctx, metrics, &with_data, &backups, now).await?;
     Ok(())
 }
 

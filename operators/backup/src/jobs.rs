@@ -154,40 +154,12 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
     // A ReadWriteOnce data volume is mounted where the ZEO server runs (a
     // backup), or where it ran (a restore, with the server stopped).
     let affinity = if let Some(pool) = &spec.pool {
-        Some(Affinity {
-            node_affinity: Some(NodeAffinity {
-                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                    node_selector_terms: vec![NodeSelectorTerm {
-                        match_expressions: Some(vec![NodeSelectorRequirement {
-                            key: mutu_api::POOL_LABEL.to_string(),
-                            operator: "In".to_string(),
-                            values: Some(vec![pool.clone()]),
-                        }]),
-                        ..Default::default()
-                    }],
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
+        Some(pool_affinity(pool))
     } else if spec.writes_data {
         pod.affinity.clone()
     } else {
         Some(Affinity {
-            pod_affinity: Some(PodAffinity {
-                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
-                    label_selector: Some(LabelSelector {
-                        match_labels: Some(BTreeMap::from([
-                            (SITE_LABEL.to_string(), spec.site.to_string()),
-                            (mutu_api::COMPONENT.to_string(), "zeo".to_string()),
-                        ])),
-                        ..Default::default()
-                    }),
-                    topology_key: "kubernetes.io/hostname".into(),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
+            pod_affinity: Some(beside(spec.site, "zeo")),
             ..pod.affinity.clone().unwrap_or_default()
         })
     };
@@ -238,25 +210,70 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
 /// The script of RelStorage sites' backups (a PostgreSQL dump).
 pub const PG_SCRIPT: &str = mutu_model::scripts::PG_BACKUP.name;
 
-/// A backup or restore Job of a RelStorage site: `pg_backup.sh` in a
-/// PostgreSQL client image, with the site's DSN from its Secret, the site's
-/// scripts ConfigMap and the member's backup volume.
-pub fn pg_job(spec: &Spec<'_>, image: &str, dsn_secret: &str) -> Job {
+/// The Job that runs `sh SCRIPT ARGS` (a script of the site's scripts
+/// ConfigMap) in `image`, with the member's backup volume, `env`, and, when
+/// `data` names a claim, that volume at [`DATA_DIR`] (written only by a
+/// restore).
+fn script_job(
+    spec: &Spec<'_>,
+    image: &str,
+    script: mutu_model::scripts::Script,
+    env: Vec<EnvVar>,
+    data: Option<&str>,
+) -> Job {
     let labels = job_labels(spec);
-    let mut command = vec!["sh".to_string(), mutu_model::scripts::PG_BACKUP.path()];
+    // A backup of a volume runs beside the instances that mount it; a
+    // restore (instances stopped) or a migration's where its pool says.
+    let affinity = match (&spec.pool, data) {
+        (Some(pool), _) => Some(pool_affinity(pool)),
+        (None, Some(_)) if !spec.writes_data => Some(Affinity {
+            pod_affinity: Some(beside(spec.site, "instance")),
+            ..Default::default()
+        }),
+        _ => None,
+    };
+    let mut command = vec!["sh".to_string(), script.path()];
     command.extend(spec.args.iter().cloned());
-    let env = vec![EnvVar {
-        name: "RELSTORAGE_DSN".to_string(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: dsn_secret.to_string(),
-                key: "dsn".to_string(),
+    let mut mounts = vec![
+        VolumeMount {
+            name: "backups".into(),
+            mount_path: BACKUPS_DIR.into(),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "mutu".into(),
+            mount_path: mutu_model::scripts::DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    ];
+    let mut volumes = vec![
+        backups_volume(spec),
+        Volume {
+            name: "mutu".to_string(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: mutu_model::names::scripts_config(spec.site),
                 ..Default::default()
             }),
             ..Default::default()
-        }),
-        ..Default::default()
-    }];
+        },
+    ];
+    if let Some(claim) = data {
+        mounts.push(VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            read_only: Some(!spec.writes_data),
+            ..Default::default()
+        });
+        volumes.push(Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: spec.data_claim.clone().unwrap_or_else(|| claim.to_string()),
+                read_only: Some(!spec.writes_data),
+            }),
+            ..Default::default()
+        });
+    }
     Job {
         metadata: ObjectMeta {
             name: Some(spec.name.clone()),
@@ -278,34 +295,13 @@ pub fn pg_job(spec: &Spec<'_>, image: &str, dsn_secret: &str) -> Job {
                         name: spec.component.to_string(),
                         image: Some(image.to_string()),
                         command: Some(command),
-                        env: Some(env),
-                        volume_mounts: Some(vec![
-                            VolumeMount {
-                                name: "backups".into(),
-                                mount_path: BACKUPS_DIR.into(),
-                                ..Default::default()
-                            },
-                            VolumeMount {
-                                name: "mutu".into(),
-                                mount_path: mutu_model::scripts::DIR.into(),
-                                read_only: Some(true),
-                                ..Default::default()
-                            },
-                        ]),
+                        env: (!env.is_empty()).then_some(env),
+                        volume_mounts: Some(mounts),
                         termination_message_policy: Some("FallbackToLogsOnError".into()),
                         ..Default::default()
                     }],
-                    volumes: Some(vec![
-                        backups_volume(spec),
-                        Volume {
-                            name: "mutu".to_string(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: mutu_model::names::scripts_config(spec.site),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                    ]),
+                    volumes: Some(volumes),
+                    affinity,
                     ..Default::default()
                 }),
             },
@@ -313,6 +309,76 @@ pub fn pg_job(spec: &Spec<'_>, image: &str, dsn_secret: &str) -> Job {
         }),
         status: None,
     }
+}
+
+/// Runs a pod on a node of `pool` (where a MigrationPlan's new volume is).
+fn pool_affinity(pool: &str) -> Affinity {
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(vec![NodeSelectorRequirement {
+                        key: mutu_api::POOL_LABEL.to_string(),
+                        operator: "In".to_string(),
+                        values: Some(vec![pool.to_string()]),
+                    }]),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Runs a pod on the node of the site's `component` pods: a ReadWriteOnce
+/// volume is mounted where the server that uses it runs.
+fn beside(site: &str, component: &str) -> PodAffinity {
+    PodAffinity {
+        required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([
+                    (SITE_LABEL.to_string(), site.to_string()),
+                    (mutu_api::COMPONENT.to_string(), component.to_string()),
+                ])),
+                ..Default::default()
+            }),
+            topology_key: "kubernetes.io/hostname".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+/// The Job of `spec` on a RelStorage site: `pg_backup.sh` in a PostgreSQL
+/// client image, with the DSN from the site's Secret `dsn_secret`.
+pub fn pg_job(spec: &Spec<'_>, image: &str, dsn_secret: &str) -> Job {
+    let env = vec![EnvVar {
+        name: "RELSTORAGE_DSN".to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: dsn_secret.to_string(),
+                key: "dsn".to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    script_job(spec, image, mutu_model::scripts::PG_BACKUP, env, None)
+}
+
+/// The Job of `spec` on a generic product's site: `volume_backup.sh` in a
+/// small image (a shell, tar and gzip), as root so that owners and modes come
+/// back, with the site's data volume `claim`. The volume's node runs it.
+pub fn volume_job(spec: &Spec<'_>, image: &str, claim: &str) -> Job {
+    script_job(
+        spec,
+        image,
+        mutu_model::scripts::VOLUME_BACKUP,
+        Vec::new(),
+        Some(claim),
+    )
 }
 
 /// Component label of pack Jobs.
@@ -545,6 +611,73 @@ mod tests {
         assert!(
             !volumes.contains("data-delib"),
             "no ZODB volume for RelStorage"
+        );
+    }
+
+    #[test]
+    fn a_generic_products_volume_is_copied_beside_its_instances_and_restored_in_place() {
+        let mut backup = spec(BACKUP, false);
+        backup.site = "notes";
+        backup.args = vec!["backup".into(), "--data".into(), "/data".into()];
+        let job = volume_job(&backup, "busybox:1.37", "notes-data");
+        let value = serde_json::to_value(&job).unwrap_or_default();
+        let pod = &value["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        assert_eq!(c["image"], "busybox:1.37");
+        assert_eq!(
+            c["command"],
+            json!([
+                "sh",
+                "/opt/mutu/volume_backup.sh",
+                "backup",
+                "--data",
+                "/data"
+            ])
+        );
+        // As root: no security context narrows it (owners come back on restore).
+        assert!(c["securityContext"].is_null() && pod["securityContext"].is_null());
+        let data = pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == "data")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(data["persistentVolumeClaim"]["claimName"], "notes-data");
+        assert_eq!(data["persistentVolumeClaim"]["readOnly"], true);
+        assert_eq!(
+            pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["labelSelector"]
+                ["matchLabels"],
+            json!({"hosting.imio.be/site": "notes", "app.kubernetes.io/component": "instance"})
+        );
+        let volumes = pod["volumes"].to_string();
+        assert!(
+            volumes.contains("notes-mutu") && volumes.contains("backups"),
+            "{volumes}"
+        );
+
+        let mut restore = spec(RESTORE, true);
+        restore.site = "notes";
+        let value = serde_json::to_value(volume_job(&restore, "busybox:1.37", "notes-data"))
+            .unwrap_or_default();
+        let pod = &value["spec"]["template"]["spec"];
+        assert!(
+            pod["volumes"].to_string().contains("\"readOnly\":false"),
+            "a restore writes the volume: {}",
+            pod["volumes"]
+        );
+        assert!(pod["affinity"].is_null(), "the instances are stopped");
+        // A migration restores into its new volume on its target pool.
+        restore.data_claim = Some("notes-data-m1".into());
+        restore.pool = Some("physical".into());
+        let value = serde_json::to_value(volume_job(&restore, "busybox:1.37", "notes-data"))
+            .unwrap_or_default();
+        let pod = &value["spec"]["template"]["spec"];
+        assert!(pod["volumes"].to_string().contains("notes-data-m1"));
+        assert_eq!(
+            pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                [0]["matchExpressions"][0]["values"],
+            json!(["physical"])
         );
     }
 

@@ -25,7 +25,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use mutu_api::{Backup, BackupPolicy, PloneSite, Restore};
+use mutu_api::{Backup, BackupPolicy, PloneSite, Product, Restore};
 use mutu_runtime::watch::{main_watch, slim_children_watch_of};
 use mutu_runtime::{Context, Health, Metrics, Settings};
 
@@ -76,6 +76,13 @@ pub async fn run(
         &health,
         &metrics,
     );
+    // The catalog says which sites keep data (a generic product may keep none).
+    let (products, product_stream) = main_watch(
+        Api::<DeserializeGuard<Product>>::all(client.clone()),
+        watcher::Config::default(),
+        &health,
+        &metrics,
+    );
     let (restores, restore_stream) = main_watch(
         Api::<DeserializeGuard<Restore>>::all(client.clone()),
         watcher::Config::default(),
@@ -102,6 +109,7 @@ pub async fn run(
             backups_cache: backups.clone(),
             policies_cache: policies,
             sites_cache: sites,
+            products_cache: products,
         },
     ));
     let backup_metrics = engine::BackupMetrics::default();
@@ -122,10 +130,11 @@ pub async fn run(
     let restores_ctl = Controller::for_stream(restore_stream, restores)
         .reconcile_on(job_rx.filter_map(|job| std::future::ready(owner::<Restore>(&job))))
         .graceful_shutdown_on(shutdown.clone());
-    // The caches of sites and policies only need to be kept current.
-    let drain = futures::future::join(
+    // The caches of sites, policies and products only need to be kept current.
+    let drain = futures::future::join3(
         site_stream.for_each(|_| std::future::ready(())),
         policy_stream.for_each(|_| std::future::ready(())),
+        product_stream.for_each(|_| std::future::ready(())),
     );
     let stop = shutdown.clone();
     let drain = async move {

@@ -118,15 +118,40 @@ fn restore_args(storage: &Storage, repo: String, spec: &RestoreSpec) -> Vec<Stri
                 None => args.extend(["--id".to_string(), spec.backup.clone()]),
             }
         }
-        // A dump is one point in time: the backup's.
+        // A dump is one point in time: the backup's (a restore at another
+        // time is refused before, see `point_in_time_refusal`).
         Storage::Rel { .. } => args.extend([
             "--repo".to_string(),
             repo,
             "--id".into(),
             spec.backup.clone(),
         ]),
+        Storage::Volume { .. } => args.extend([
+            "--data".to_string(),
+            jobs::DATA_DIR.into(),
+            "--repo".into(),
+            repo,
+            "--id".into(),
+            spec.backup.clone(),
+        ]),
     }
     args
+}
+
+/// Why a restore at `spec.pointInTime` cannot be done on `storage`: only a
+/// ZEO site's repository has the history between backups.
+fn point_in_time_refusal(storage: &Storage, spec: &RestoreSpec) -> Option<String> {
+    let at = spec.point_in_time.as_ref()?;
+    (!storage.point_in_time()).then(|| {
+        let what = match storage {
+            Storage::Rel { .. } => "a RelStorage site's backups are dumps",
+            _ => "a generic product's backups are copies of its volume",
+        };
+        format!(
+            "cannot restore to {}: {what}, each of one point in time; remove spec.pointInTime to restore Backup {} as it was taken",
+            at.0, spec.backup
+        )
+    })
 }
 
 /// How the site is once its restore Job has succeeded.
@@ -421,6 +446,10 @@ impl<'a> RestoreRun<'a> {
                 return self.fail("Unsupported", msg).await;
             }
         };
+        if let Some(msg) = point_in_time_refusal(&storage, &restore.spec) {
+            lift_maintenance(ctx, restore).await?;
+            return self.fail("PointInTimeUnsupported", msg).await;
+        }
         ensure_volume(ctx, &self.ns).await?;
         let job = match self.job(&storage) {
             Ok(j) => j,
@@ -465,7 +494,7 @@ impl<'a> RestoreRun<'a> {
             data_claim: None,
             pool: None,
         };
-        storage.job(&spec, &ctx.data.config.postgres_image)
+        storage.job(&spec, &ctx.data.config)
     }
 
     /// The Job failed (`why`): lifts the maintenance and fails the restore.
@@ -715,6 +744,48 @@ mod tests {
             restore_args(&rel, "/backups/delib".into(), &spec),
             ["restore", "--repo", "/backups/delib", "--id", "delib-1"]
         );
+    }
+
+    #[test]
+    fn a_point_in_time_is_refused_where_backups_are_single_points() {
+        let mut spec = RestoreSpec {
+            site: "notes".into(),
+            backup: "notes-1".into(),
+            point_in_time: None,
+        };
+        let volume = Storage::Volume {
+            claim: "notes-data".into(),
+        };
+        let rel = Storage::Rel {
+            secret: "delib-pg".into(),
+        };
+        let zeo = Storage::Zeo(Box::default());
+        for storage in [&volume, &rel, &zeo] {
+            assert_eq!(point_in_time_refusal(storage, &spec), None);
+        }
+        assert_eq!(
+            restore_args(&volume, "/backups/notes".into(), &spec),
+            [
+                "restore",
+                "--data",
+                "/data",
+                "--repo",
+                "/backups/notes",
+                "--id",
+                "notes-1"
+            ]
+        );
+        spec.point_in_time = Some(Time(at("2026-01-01T03:00:00Z")));
+        assert_eq!(point_in_time_refusal(&zeo, &spec), None);
+        for (storage, what) in [(&volume, "copies of its volume"), (&rel, "dumps")] {
+            let msg = point_in_time_refusal(storage, &spec).unwrap_or_default();
+            assert!(
+                msg.contains("2026-01-01T03:00:00Z")
+                    && msg.contains(what)
+                    && msg.contains("remove spec.pointInTime"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Where a site's data is, for a backup or a restore: its ZEO server's
-//! FileStorage or its RelStorage database ([`storage`]), and the member's
+//! FileStorage, its RelStorage database or a generic product's volume
+//! ([`storage`]), and the member's
 //! backup volume the runs write to and read from ([`ensure_volume`]).
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -11,13 +12,16 @@ use mutu_api::{PloneSite, Product};
 
 use crate::context::{Ctx, Error, kube_err};
 use crate::jobs;
+use mutu_model::storage::Storage as Kind;
 
-/// Where a site keeps its database.
+/// Where a site keeps its data.
 pub enum Storage {
     /// FileStorage and blobs behind its ZEO server (the StatefulSet).
     Zeo(Box<StatefulSet>),
     /// RelStorage in PostgreSQL; the Secret with its `dsn`.
     Rel { secret: String },
+    /// A generic product's data volume: the claim its instances mount.
+    Volume { claim: String },
 }
 
 impl Storage {
@@ -25,12 +29,19 @@ impl Storage {
     pub fn job(
         &self,
         spec: &jobs::Spec<'_>,
-        postgres_image: &str,
+        config: &crate::Config,
     ) -> Result<k8s_openapi::api::batch::v1::Job, jobs::Blocked> {
         match self {
             Storage::Zeo(zeo) => jobs::build(spec, zeo),
-            Storage::Rel { secret } => Ok(jobs::pg_job(spec, postgres_image, secret)),
+            Storage::Rel { secret } => Ok(jobs::pg_job(spec, &config.postgres_image, secret)),
+            Storage::Volume { claim } => Ok(jobs::volume_job(spec, &config.volume_image, claim)),
         }
+    }
+
+    /// Whether a restore can go back to any time between backups (repozo's
+    /// incremental history), not only to a backup's own time.
+    pub fn point_in_time(&self) -> bool {
+        matches!(self, Storage::Zeo(_))
     }
 }
 
@@ -48,7 +59,23 @@ pub async fn storage(
             .get_opt(&site.spec.product)
             .await
             .map_err(kube_err("read the site's product"))?;
-        mode = product.and_then(|p| mutu_model::storage::mode(site, &p.spec));
+        let Some(product) = product else {
+            return Ok(Err(format!(
+                "the site's product {} does not exist",
+                site.spec.product
+            )));
+        };
+        match mutu_model::storage::of_site(site, &product.spec) {
+            Kind::Volume => return volume(ctx, ns, site).await,
+            Kind::Nothing => {
+                return Ok(Err(format!(
+                    "the site keeps no data: product {} has no volume",
+                    site.spec.product
+                )));
+            }
+            Kind::Zeo | Kind::Rel => {}
+        }
+        mode = mutu_model::storage::mode(site, &product.spec);
     }
     if mode == Some(StorageMode::Relstorage) {
         let secret = mutu_model::storage::relstorage_secret(site);
@@ -62,6 +89,34 @@ pub async fn storage(
     Ok(zeo
         .map(|z| Storage::Zeo(Box::new(z)))
         .ok_or_else(|| format!("the site's ZEO server {zeo_name} does not exist yet")))
+}
+
+/// The data volume of a generic product's site: the claim its instances
+/// mount (wherever a MigrationPlan moved it).
+async fn volume(ctx: &Ctx, ns: &str, site: &PloneSite) -> Result<Result<Storage, String>, Error> {
+    let name = site.name_any();
+    let deployment = Api::<Deployment>::namespaced(ctx.client().clone(), ns)
+        .get_opt(&name)
+        .await
+        .map_err(kube_err("read the site's instances"))?;
+    let Some(deployment) = deployment else {
+        return Ok(Err(format!(
+            "the site's instances (Deployment {name}) do not exist yet"
+        )));
+    };
+    let claim = deployment
+        .spec
+        .template
+        .spec
+        .and_then(|p| p.volumes)
+        .into_iter()
+        .flatten()
+        .find(|v| v.name == "data")
+        .and_then(|v| v.persistent_volume_claim)
+        .map(|c| c.claim_name);
+    Ok(claim
+        .map(|claim| Storage::Volume { claim })
+        .ok_or_else(|| format!("the site's instances (Deployment {name}) mount no data volume")))
 }
 
 /// The member's backup volume claim as mutu creates it.

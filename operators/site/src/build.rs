@@ -63,7 +63,7 @@ pub struct Plan {
     pub maintenance_backend: (String, i32),
 }
 
-pub use data::zeo_conf;
+pub use data::{ADMIN_PASSWORD_KEY, ADMIN_USER, ADMIN_USER_KEY, admin_secret, zeo_conf};
 pub use jobs::upgrade_job_name;
 pub use mutu_model::names::{offline_service, zeo_data_claim};
 
@@ -82,6 +82,8 @@ pub struct Desired {
     pub certificate: Option<Certificate>,
     pub solr_index: Option<SolrIndex>,
     pub jobs: Vec<Job>,
+    /// Whether the site has an administrator's Secret ([`admin_secret`]).
+    pub admin: bool,
 }
 
 /// Builds every child of `site`. The children are typed values and building
@@ -93,7 +95,8 @@ pub fn build(
 ) -> Result<Desired, serde_json::Error> {
     let (mut zeo, mut zeo_data, mut volume) = (None, None, None);
     let mut services = Vec::new();
-    match storage::of_site(site, product) {
+    let storage = storage::of_site(site, product);
+    match storage {
         Storage::Zeo => {
             zeo = Some(data::zeo_server(site, product, plan));
             zeo_data = plan
@@ -111,7 +114,10 @@ pub fn build(
     }
     let several = instance::replicas(site, product, plan.suspended) > 1;
     Ok(Desired {
-        config: (product.engine == Engine::Plone).then(|| data::scripts_config(site)),
+        // The scripts of the Jobs on its data (a generic product's volume
+        // has its backups too).
+        config: (product.engine == Engine::Plone || storage == Storage::Volume)
+            .then(|| data::scripts_config(site)),
         zeo,
         services,
         deployment: Some(instance::instances(site, product, plan, volume.as_ref())),
@@ -122,6 +128,7 @@ pub fn build(
         certificate: Some(public::certificate(site, plan)),
         solr_index: search::wanted(site, product).then(|| search::solr_index(site, product)),
         jobs: jobs::jobs(site, product, plan),
+        admin: product.engine == Engine::Plone,
     })
 }
 

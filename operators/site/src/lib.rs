@@ -18,7 +18,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Pod, PodSpec, PodStatus, Service,
+    ConfigMap, PersistentVolumeClaim, Pod, PodSpec, PodStatus, Secret, Service,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -125,6 +125,10 @@ pub async fn run(
         indexed_children_watch::<Certificate>(&client, &health, &metrics, &owned);
     let (indexes, idx_stream) =
         indexed_children_watch::<SolrIndex>(&client, &health, &metrics, &owned);
+    // Only the administrators' Secrets are the site's (metadata only: the
+    // operator never reads a password back).
+    let (secrets, secret_stream) =
+        indexed_children_watch::<Secret>(&client, &health, &metrics, &owned);
 
     // The catalog's counts follow the sites: every change of a site seen by
     // the site watch (once its cache is complete, so the count reads what the
@@ -154,6 +158,7 @@ pub async fn run(
         ingresses,
         certificates,
         indexes,
+        secrets,
         owned,
         pods_of_site,
     };
@@ -198,6 +203,7 @@ pub async fn run(
         .watches_stream(ing_stream, queue.via(|o| owning_site(&o)))
         .watches_stream(cert_stream, queue.via(|o| owning_site(&o)))
         .watches_stream(idx_stream, queue.via(|o| owning_site(&o)))
+        .watches_stream(secret_stream, queue.via(|o| owning_site(&o)))
         // Only a change of a tenant's spec (generation) concerns its sites: its
         // status counts them, and each site's own status write would
         // otherwise re-check all of its neighbours.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
@@ -84,6 +84,7 @@ pub struct Caches {
     pub ingresses: Store<PartialObjectMeta<Ingress>>,
     pub certificates: Store<PartialObjectMeta<Certificate>>,
     pub indexes: Store<PartialObjectMeta<SolrIndex>>,
+    pub secrets: Store<PartialObjectMeta<Secret>>,
     /// The children of each site, by their owner-uid label (all kinds above).
     pub owned: LabelIndex,
     /// The pods of each site, by their site label.
@@ -108,6 +109,7 @@ impl Caches {
             let _ = self.ingresses.wait_until_ready().await;
             let _ = self.certificates.wait_until_ready().await;
             let _ = self.indexes.wait_until_ready().await;
+            let _ = self.secrets.wait_until_ready().await;
         })
         .await
     }
@@ -131,6 +133,8 @@ pub enum Error {
     Status(#[source] kube::Error),
     #[error("cannot build the site's children: {0}")]
     Build(#[source] serde_json::Error),
+    #[error("cannot create the site's administrator Secret: {0}")]
+    Admin(String),
     #[error("{0}")]
     Finalizer(#[source] Box<finalizer::Error<Error>>),
 }
@@ -141,6 +145,7 @@ impl Reason for Error {
             Error::Apply(_) => "ApplyFailed",
             Error::Status(_) => "StatusFailed",
             Error::Build(_) => "BuildFailed",
+            Error::Admin(_) => "AdminSecretFailed",
             Error::Finalizer(inner) => finalizer_reason(inner),
         }
     }
@@ -558,6 +563,37 @@ fn pod_ready(pod: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// Creates the site's administrator Secret with a new random password, unless
+/// it exists. Deleting it is how a password is changed: a new one is made, and
+/// the instances take it when they next start.
+async fn ensure_admin(site: &PloneSite, ctx: &Ctx) -> Result<(), Error> {
+    let ns = site.namespace().unwrap_or_default();
+    let name = mutu_model::names::admin_secret(&site.name_any());
+    if ctx
+        .data
+        .secrets
+        .get(&ObjectRef::new(&name).within(&ns))
+        .is_some()
+    {
+        return Ok(());
+    }
+    let password = new_password().map_err(|e| Error::Admin(e.to_string()))?;
+    let secret = build::admin_secret(site, &password);
+    let api: Api<Secret> = Api::namespaced(ctx.client().clone(), &ns);
+    ctx.create_once(&api, &secret)
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::Admin(e.to_string()))
+}
+
+/// 24 random bytes from the operating system, URL-safe base64 (32 characters).
+fn new_password() -> Result<String, getrandom::Error> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 async fn apply_all(site: &PloneSite, ctx: &Ctx, desired: build::Desired) -> Result<(), Error> {
     let a = &ctx.applier;
     let d = &ctx.data;
@@ -569,6 +605,9 @@ async fn apply_all(site: &PloneSite, ctx: &Ctx, desired: build::Desired) -> Resu
                 .map(|o| (o.namespace(), o.name_any()))
                 .collect::<BTreeSet<_>>()
         };
+    }
+    if desired.admin {
+        ensure_admin(site, ctx).await?;
     }
     let configs: Vec<ConfigMap> = desired.config.into_iter().collect();
     let zeos: Vec<StatefulSet> = desired.zeo.into_iter().collect();
@@ -676,4 +715,24 @@ async fn release(site: &PloneSite, ctx: &Ctx) -> Result<Action, Error> {
         }
     }
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_password;
+
+    #[test]
+    fn administrator_passwords_are_long_url_safe_and_never_repeat() {
+        let (a, b) = (
+            new_password().unwrap_or_default(),
+            new_password().unwrap_or_default(),
+        );
+        assert_eq!(a.len(), 32, "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{a}"
+        );
+        assert_ne!(a, b);
+    }
 }

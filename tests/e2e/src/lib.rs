@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod certs;
 pub mod plane;
+pub mod real;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -205,6 +206,22 @@ pub async fn member_entitled_to_one(
         .await?;
     wait_ready(client, &tenant).await?;
     Ok((tenant.clone(), format!("tenant-{tenant}"), product, domain))
+}
+
+/// Creates `value` (a namespaced object of kind `K`, e.g. a Backup or a
+/// Restore) in `ns`.
+pub async fn create_in<K>(client: &Client, ns: &str, value: serde_json::Value) -> anyhow::Result<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let obj: K = serde_json::from_value(value)?;
+    Ok(Api::<K>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &obj)
+        .await?)
 }
 
 /// Creates a Plone Product named `name` (ZEO, 2 replicas, release 1.0, site

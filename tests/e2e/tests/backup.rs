@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use mutu_api::{Backup, BackupPolicy, PloneSite, Restore};
-use mutu_e2e::member_with_site;
+use mutu_e2e::{create_in as create, member_with_site};
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, eventually, unique_name, wait_for};
 use serde_json::json;
@@ -30,20 +30,6 @@ fn cond(
     t: &str,
 ) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     status.and_then(|s| conditions::find(&s.conditions, t).cloned())
-}
-
-async fn create<K>(client: &Client, ns: &str, value: serde_json::Value) -> anyhow::Result<K>
-where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    let obj: K = serde_json::from_value(value)?;
-    Ok(Api::<K>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &obj)
-        .await?)
 }
 
 #[tokio::test]
@@ -512,5 +498,130 @@ async fn a_relstorage_site_is_backed_up_with_a_postgresql_dump() -> anyhow::Resu
     Api::<PloneSite>::namespaced(client.clone(), &ns)
         .delete("delib", &DeleteParams::default())
         .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_generic_products_volume_is_backed_up_and_a_site_without_data_is_left_out()
+-> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let generic = |storage: serde_json::Value| {
+        json!({
+            "engine": "generic", "storage": storage,
+            "siteCreationCommand": [], "upgradeCommand": [], "replicas": 1,
+        })
+    };
+    let (ns_vol, with_volume) =
+        member_site(&client, "genvol", generic(json!({"size": "1Gi"}))).await?;
+    let (ns_none, without) = member_site(&client, "gennone", generic(json!(null))).await?;
+
+    // The volume's backup: volume_backup.sh over the site's claim, read-only.
+    create::<Backup>(
+        &client,
+        &ns_vol,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "files", "namespace": ns_vol},
+            "spec": {"site": "delib"},
+        }),
+    )
+    .await?;
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &ns_vol);
+    wait_for(
+        &backups,
+        "files",
+        TIMEOUT,
+        "the volume's backup to complete",
+        |b: Option<&Backup>| {
+            b.and_then(|b| cond(b.status.as_ref(), "Complete"))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    let job = Api::<Job>::namespaced(client.clone(), &ns_vol)
+        .get("backup-files")
+        .await?;
+    let pod = job.spec.and_then(|s| s.template.spec).unwrap_or_default();
+    let command = pod.containers[0].command.clone().unwrap_or_default();
+    assert_eq!(command.first().map(String::as_str), Some("sh"));
+    // As root, in the volume image: owners and modes come back on a restore.
+    assert!(pod.containers[0].security_context.is_none());
+    let script = command.join(" ");
+    assert!(
+        script.contains("/opt/mutu/volume_backup.sh")
+            && script.contains("backup --data /data --repo /backups/delib --id files"),
+        "{script}"
+    );
+    let claims: Vec<(String, Option<bool>)> = pod
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| {
+            v.persistent_volume_claim
+                .map(|c| (c.claim_name, c.read_only))
+        })
+        .collect();
+    assert!(
+        claims.contains(&("delib-data".to_string(), Some(true))),
+        "{claims:?}"
+    );
+
+    // Without a volume there is nothing to back up: said at once.
+    create::<Backup>(
+        &client,
+        &ns_none,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "nothing", "namespace": ns_none},
+            "spec": {"site": "delib"},
+        }),
+    )
+    .await?;
+    let done = wait_for(
+        &Api::<Backup>::namespaced(client.clone(), &ns_none),
+        "nothing",
+        TIMEOUT,
+        "the backup of a site without data to fail",
+        |b: Option<&Backup>| {
+            b.and_then(|b| cond(b.status.as_ref(), "Failed"))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    let failed = cond(done.status.as_ref(), "Failed")
+        .ok_or_else(|| anyhow::anyhow!("no Failed condition: {:?}", done.status))?;
+    assert_eq!(failed.reason, "NoData");
+    assert!(
+        failed.message.contains("keeps no data"),
+        "{}",
+        failed.message
+    );
+
+    // The night plans the site with a volume, not the one without.
+    let policy = unique_name("generic-night");
+    let body: BackupPolicy = serde_json::from_value(json!({
+        "apiVersion": mutu_api::API_VERSION, "kind": "BackupPolicy",
+        "metadata": {"name": policy},
+        "spec": {
+            "window": {"start": brussels_hour_from_now(3), "end": brussels_hour_from_now(4)},
+            "maxConcurrent": 4, "products": [with_volume, without],
+            "retention": {"daily": 1, "weekly": 0, "monthly": 0},
+        },
+    }))?;
+    let policies: Api<BackupPolicy> = Api::all(client.clone());
+    policies.create(&PostParams::default(), &body).await?;
+    let planned = wait_for(
+        &policies,
+        &policy,
+        TIMEOUT,
+        "the policy's plan",
+        |p: Option<&BackupPolicy>| {
+            p.and_then(|p| p.status.as_ref())
+                .is_some_and(|s| s.sites.is_some())
+        },
+    )
+    .await?;
+    assert_eq!(planned.status.and_then(|s| s.sites), Some(1));
+    policies.delete(&policy, &DeleteParams::default()).await?;
     Ok(())
 }

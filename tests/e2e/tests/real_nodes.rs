@@ -4,165 +4,24 @@
 //! Ingresses mutu writes, Pebble validates HTTP-01 through Traefik, and
 //! kube-router enforces the tenants' NetworkPolicies.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
 use mutu_api::PloneSite;
-use mutu_e2e::{create_site, create_tenant_with, kubectl, repo_root, wait_ready};
+use mutu_e2e::kubectl;
+use mutu_e2e::real::{
+    PloneContent, TIMEOUT, client, curl_https, env, member, pod_ready, pods, ready_site,
+    scratch_file,
+};
 use mutu_runtime::testing::{eventually, unique_name};
 use serde_json::json;
 
-/// Plone on two cores: the ZEO server, the site's creation, then Zope's start.
-const TIMEOUT: Duration = Duration::from_secs(600);
-
-async fn client() -> anyhow::Result<Client> {
-    Ok(Client::try_default().await?)
-}
-
-fn env(name: &str) -> anyhow::Result<String> {
-    std::env::var(name).map_err(|_| {
-        anyhow::anyhow!("{name} is not set: run through `make test` (mutu dev env of real nodes)")
-    })
-}
-
-/// Whether this process applied the catalog already: the tests run in
-/// parallel, and two `kubectl apply` creating the same Product race.
-static CATALOG: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-
-/// The catalog of images built here, applied once per test process.
-fn apply_catalog() -> anyhow::Result<()> {
-    let mut applied = CATALOG.lock().unwrap_or_else(|e| e.into_inner());
-    if *applied {
-        return Ok(());
-    }
-    let file = repo_root().join("examples/dev-catalog.yaml");
-    let out = kubectl(["apply", "-f", &file.display().to_string()]);
-    anyhow::ensure!(
-        out.success,
-        "kubectl apply {}: {}",
-        file.display(),
-        out.stderr
-    );
-    *applied = true;
-    Ok(())
-}
-
-/// A new member entitled to `entitlements`, Ready; returns (tenant, namespace, domain).
-async fn member(
-    client: &Client,
-    prefix: &str,
-    entitlements: serde_json::Value,
-) -> anyhow::Result<(String, String, String)> {
-    apply_catalog()?;
-    let tenant = unique_name(prefix);
-    let domain = format!("{tenant}.test");
-    create_tenant_with(client, &tenant, std::slice::from_ref(&domain), entitlements).await?;
-    wait_ready(client, &tenant).await?;
-    Ok((tenant.clone(), format!("tenant-{tenant}"), domain))
-}
-
-/// Creates a site and waits until it is Ready; returns it.
-async fn ready_site(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    spec: serde_json::Value,
-) -> anyhow::Result<PloneSite> {
-    create_site(
-        client,
-        json!({
-            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "PloneSite",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": spec,
-        }),
-    )
-    .await?;
-    let api: Api<PloneSite> = Api::namespaced(client.clone(), ns);
-    let site = eventually(
-        TIMEOUT,
-        &format!("site {ns}/{name} to be Ready"),
-        || async {
-            let s = api.get(name).await.ok()?;
-            let ready = s
-                .status
-                .as_ref()
-                .is_some_and(|st| mutu_runtime::conditions::is_true(&st.conditions, "Ready"));
-            ready.then_some(s)
-        },
-    )
-    .await;
-    match site {
-        Ok(site) => Ok(site),
-        Err(e) => {
-            let described = kubectl(["-n", ns, "describe", "pods"]);
-            let site = kubectl(["-n", ns, "get", "plonesite", name, "-o", "yaml"]);
-            anyhow::bail!(
-                "{e}\n--- site:\n{}\n--- pods:\n{}",
-                site.stdout,
-                described.stdout
-            )
-        }
-    }
-}
-
-/// The pods of a site's component (`instance`, `zeo`).
-async fn pods(client: &Client, ns: &str, site: &str, component: &str) -> anyhow::Result<Vec<Pod>> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let selector = format!("hosting.imio.be/site={site},app.kubernetes.io/component={component}");
-    Ok(api
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items)
-}
-
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// `curl` through the ingress controller's HTTPS entry, for `host`, trusting
-/// `ca` (a PEM file); returns (status, body).
-fn curl_https(host: &str, path: &str, ca: &std::path::Path) -> anyhow::Result<(u16, String)> {
-    let https = env("MUTU_INGRESS_HTTPS")?;
-    let (_, port) = https.rsplit_once(':').unwrap_or(("", "443"));
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "20",
-            "--cacert",
-            &ca.display().to_string(),
-            "--resolve",
-            &format!("{host}:{port}:127.0.0.1"),
-            "-w",
-            "\n%{http_code}",
-            &format!("https://{host}:{port}{path}"),
-        ])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    anyhow::ensure!(
-        out.status.success(),
-        "curl https://{host}{path}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    Ok((code.trim().parse()?, body.to_string()))
-}
-
-fn scratch_file(name: &str, content: &str) -> anyhow::Result<PathBuf> {
-    let dir = repo_root().join(".mutu/test-real-nodes");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(name);
-    std::fs::write(&path, content)?;
-    Ok(path)
-}
+#[path = "real_nodes/data.rs"]
+mod data;
 
 #[tokio::test]
 async fn a_zeo_plone_site_serves_plone_through_the_ingress_over_a_certificate_pebble_issued()
@@ -232,6 +91,19 @@ async fn a_zeo_plone_site_serves_plone_through_the_ingress_over_a_certificate_pe
     .await?;
     assert_eq!(status, 200);
     assert!(body.contains("Plone"), "not Plone's page:\n{body}");
+
+    // Its administrator, from the Secret the operator wrote, creates a page
+    // through plone.restapi, as a member's agent would; anonymous visitors
+    // cannot.
+    let content = PloneContent::of(&client, &ns, "www", &host).await?;
+    content.wait_serving().await?;
+    content
+        .create_document("welcome", "<p>Bienvenue sur le site</p>")
+        .await?;
+    let text = content.document_text("welcome").await?;
+    assert_eq!(text.as_deref(), Some("<p>Bienvenue sur le site</p>"));
+    let (status, _) = curl_https(&host, "/Plone/welcome/edit", &ca)?;
+    assert_ne!(status, 200, "an anonymous visitor may edit the page");
     Ok(())
 }
 

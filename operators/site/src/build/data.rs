@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, Secret, Service, ServicePort, ServiceSpec,
     TCPSocketAction, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -23,6 +23,33 @@ use super::{Plan, SCRIPTS_DIR, ZEO_PORT, zeo_data_claim};
 /// Component label of the ZEO server and its Service.
 const ZEO: &str = "zeo";
 
+/// Component label of the administrator's Secret.
+const ADMIN: &str = "admin";
+
+/// The user name of a Plone site's administrator.
+pub const ADMIN_USER: &str = "admin";
+
+/// Keys of the administrator's Secret ([`names::admin_secret`]).
+pub const ADMIN_USER_KEY: &str = "username";
+pub const ADMIN_PASSWORD_KEY: &str = "password";
+
+/// The Secret with the administrator's credentials of a Plone site: a Manager
+/// at the Zope root, which the instances make or update when they start.
+/// Created once with `password`, then left as it is: the operator never
+/// changes a password someone may be using.
+pub fn admin_secret(site: &PloneSite, password: &str) -> Secret {
+    let name = names::admin_secret(&site.name_any());
+    Secret {
+        metadata: meta(site, &name, ADMIN, true),
+        type_: Some("kubernetes.io/basic-auth".to_string()),
+        string_data: Some(BTreeMap::from([
+            (ADMIN_USER_KEY.to_string(), ADMIN_USER.to_string()),
+            (ADMIN_PASSWORD_KEY.to_string(), password.to_string()),
+        ])),
+        ..Default::default()
+    }
+}
+
 /// The ZEO server's configuration: filestorage and blobs on the data volume.
 pub fn zeo_conf() -> String {
     format!(
@@ -30,7 +57,7 @@ pub fn zeo_conf() -> String {
     )
 }
 
-/// The scripts mutu runs in a Plone site's containers, and the ZEO server's configuration.
+/// The scripts mutu runs in a site's containers and Jobs, and the ZEO server's configuration.
 pub(super) fn scripts_config(site: &PloneSite) -> ConfigMap {
     let mut data: BTreeMap<String, String> = scripts::ALL
         .iter()

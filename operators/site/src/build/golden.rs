@@ -239,6 +239,7 @@ fn children(d: &Desired) -> Map<String, Value> {
         certificate,
         solr_index,
         jobs,
+        admin,
     } = d;
     Map::from_iter([
         ("config".to_string(), value(config)),
@@ -252,6 +253,7 @@ fn children(d: &Desired) -> Map<String, Value> {
         ("certificate".to_string(), value(certificate)),
         ("solr_index".to_string(), value(solr_index)),
         ("jobs".to_string(), value(jobs)),
+        ("admin".to_string(), value(admin)),
     ])
 }
 

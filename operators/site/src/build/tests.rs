@@ -276,8 +276,21 @@ fn a_generic_product_gets_its_own_volume_and_no_plone_jobs() {
         "  displayName: ATAL\n  engine: generic\n  image: registry.imio.be/atal/atal\n  release: \"7.3\"\n  storage: {size: 5Gi}\n  siteCreationCommand: [init]\n",
     );
     let d = build_ok(&site(""), &atal, &plan());
-    assert!(d.zeo.is_none() && d.config.is_none() && d.solr_index.is_none());
+    assert!(d.zeo.is_none() && d.solr_index.is_none());
     assert!(d.jobs.is_empty());
+    // Its volume's backups run the volume script from the site's scripts.
+    let scripts = json_of(&d.config);
+    assert!(
+        scripts["data"]["volume_backup.sh"]
+            .as_str()
+            .is_some_and(|s| s.contains("volume_backup")),
+        "{scripts}"
+    );
+    // Without a volume, nothing to back up: no scripts either.
+    let stateless = product(
+        "  displayName: AES\n  engine: generic\n  image: registry.imio.be/aes/aes\n  release: \"1\"\n",
+    );
+    assert!(build_ok(&site(""), &stateless, &plan()).config.is_none());
     let data = d.data.unwrap_or_else(|| panic!("no data volume"));
     assert!(
         data.metadata.owner_references.is_none(),
@@ -455,4 +468,46 @@ fn the_sites_pods_may_write_their_volumes_as_a_non_root_user() {
     let generic = build_ok(&site(""), &generic(1), &plan());
     let dep = json_of(&generic.deployment);
     assert_eq!(dep["spec"]["template"]["spec"]["securityContext"], expected);
+}
+
+#[test]
+fn a_plone_sites_instances_take_their_administrator_from_the_sites_secret() {
+    let site = site("");
+    let d = build_ok(&site, &delib(), &plan());
+    assert!(d.admin, "a Plone site has an administrator");
+    let env = json_of(&d.deployment)["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    for (var, key) in [
+        ("PLONE_ADMIN_USER", "username"),
+        ("PLONE_ADMIN_PASSWORD", "password"),
+    ] {
+        let found = env
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == var)
+            .unwrap_or_else(|| panic!("{var} missing in {env}"));
+        assert_eq!(found["valueFrom"]["secretKeyRef"]["name"], "delib-admin");
+        assert_eq!(found["valueFrom"]["secretKeyRef"]["key"], key);
+        // Required: an instance never starts without its administrator.
+        assert!(found["valueFrom"]["secretKeyRef"]["optional"].is_null());
+    }
+
+    let secret = json_of(&admin_secret(&site, "s3cret-value"));
+    assert_eq!(secret["metadata"]["name"], "delib-admin");
+    assert_eq!(secret["type"], "kubernetes.io/basic-auth");
+    assert_eq!(secret["stringData"]["username"], "admin");
+    assert_eq!(secret["stringData"]["password"], "s3cret-value");
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["uid"],
+        "5173-delib"
+    );
+    assert_eq!(
+        secret["metadata"]["labels"][labels::MANAGED_BY],
+        labels::MANAGED_BY_VALUE
+    );
+
+    let g = build_ok(&site, &generic(1), &plan());
+    assert!(!g.admin, "a generic product has no Plone administrator");
+    let text = json_of(&g.deployment).to_string();
+    assert!(!text.contains("PLONE_ADMIN"), "{text}");
 }

@@ -8,10 +8,17 @@ use super::{CLUSTER_DNS, INGRESS_CLASS, INGRESS_NAMESPACE, INGRESS_NODE_PORTS, L
 
 pub(super) const STORAGE_NAMESPACE: &str = "local-path-storage";
 
+/// The StorageClass of volumes every node mounts at once (ReadWriteMany):
+/// the members' backup volumes.
+pub(super) const SHARED_CLASS: &str = "shared";
+
 /// The default StorageClass `standard` of real nodes: local volumes (which,
 /// unlike host paths, honour a pod's fsGroup), each in the state directory of
 /// the node that first mounts it and bound to that node, made by
-/// local-path-provisioner when a pod needs them.
+/// local-path-provisioner when a pod needs them. And the StorageClass
+/// [`SHARED_CLASS`]: directories under the state directory that every node
+/// sees (they all run on this machine), mounted as host paths, so a volume is
+/// ReadWriteMany, as a member's backup volume must be.
 pub(super) fn storage(layout: &Layout, image: &str, helper: &str) -> anyhow::Result<Vec<Value>> {
     let ns = STORAGE_NAMESPACE;
     let sa = "local-path-provisioner";
@@ -22,7 +29,13 @@ pub(super) fn storage(layout: &Layout, image: &str, helper: &str) -> anyhow::Res
     for node in &NODES {
         std::fs::create_dir_all(node.dir(layout).join("volumes"))?;
     }
-    let config = json!({"nodePathMap": paths}).to_string();
+    let shared = layout.state.join("nodes/shared-volumes");
+    std::fs::create_dir_all(&shared)?;
+    let config = json!({"storageClassConfigs": {
+        "standard": {"nodePathMap": paths},
+        SHARED_CLASS: {"sharedFileSystemPath": shared.display().to_string()},
+    }})
+    .to_string();
     let helper_pod = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: helper-pod\nspec:\n  containers:\n  - name: helper-pod\n    image: {helper}\n    imagePullPolicy: Never\n"
     );
@@ -105,6 +118,17 @@ pub(super) fn storage(layout: &Layout, image: &str, helper: &str) -> anyhow::Res
             },
             "provisioner": "rancher.io/local-path",
             "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Delete",
+        }),
+        json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {
+                "name": SHARED_CLASS,
+                // A local volume must be bound to a node; a host path need not.
+                "annotations": {"defaultVolumeType": "hostPath"},
+            },
+            "provisioner": "rancher.io/local-path",
+            "volumeBindingMode": "Immediate",
             "reclaimPolicy": "Delete",
         }),
     ])

@@ -173,7 +173,7 @@ impl Ports {
 pub fn env_lines(layout: &Layout) -> Vec<String> {
     let ports = Ports::new(layout);
     let host = Ipv4Addr::from(HOST_IP);
-    vec![
+    let mut lines = vec![
         format!("export MUTU_ACME_SOLVER_ADDR=127.0.0.1:{}", ports.solver),
         format!("export MUTU_INGRESS_HTTP=127.0.0.1:{}", ports.ingress_http),
         format!(
@@ -189,7 +189,13 @@ pub fn env_lines(layout: &Layout) -> Vec<String> {
         "export MUTU_ACME_PROPAGATION_DELAY=3s".to_string(),
         format!("export MUTU_INGRESS_NAMESPACE={INGRESS_NAMESPACE}"),
         format!("export MUTU_INGRESS_CLASS={INGRESS_CLASS}"),
-    ]
+        // The members' backup volumes are mounted by Jobs on any node.
+        format!("export MUTU_BACKUP_STORAGE_CLASS={}", cluster::SHARED_CLASS),
+    ];
+    if let Ok(image) = std::fs::read_to_string(volume_image_file(layout)) {
+        lines.push(format!("export MUTU_BACKUP_VOLUME_IMAGE={}", image.trim()));
+    }
+    lines
 }
 
 /// Runs `program args`, failing with its output when it fails.
@@ -704,6 +710,12 @@ fn image_ref(name: &str) -> anyhow::Result<String> {
     ))
 }
 
+/// Where `dev up` notes the image (busybox, on every node) that the operator
+/// runs the volume backups in: `dev env` prints it.
+fn volume_image_file(layout: &Layout) -> PathBuf {
+    layout.state.join("nodes/volume-image.ref")
+}
+
 /// The reference of the provisioner's helper image (named after the Debian
 /// package it was made from, written by build.sh).
 fn busybox_ref(dir: &Path) -> anyhow::Result<String> {
@@ -868,7 +880,10 @@ pub async fn up(
             process.start(procs)?;
         }
     }
-    cluster_objects(layout, client, &busybox_ref(&bin)?).await?;
+    let busybox = busybox_ref(&bin)?;
+    // The image the backup Jobs of generic products' volumes run here.
+    std::fs::write(volume_image_file(layout), &busybox)?;
+    cluster_objects(layout, client, &busybox).await?;
     wait_deployments(client, started).await?;
     for name in process_names(layout) {
         if procs.running(&name).is_none() {
@@ -1082,6 +1097,7 @@ mod tests {
             "export MUTU_SOLR_URL=http://10.77.0.1:18983/solr",
             "export MUTU_INGRESS_CLASS=traefik",
             "export MUTU_INGRESS_NAMESPACE=ingress",
+            "export MUTU_BACKUP_STORAGE_CLASS=shared",
         ] {
             assert!(
                 lines.iter().any(|l| l == wanted),

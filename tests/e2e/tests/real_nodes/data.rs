@@ -1,0 +1,281 @@
+//! A site's content through mutu's data operations, on real nodes: what the
+//! site acknowledged is there afterwards, byte for byte.
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+use mutu_api::{Backup, Restore};
+use mutu_e2e::real::{
+    PloneContent, TIMEOUT, client, member, pod_ready, pods, random_bytes, ready_site,
+};
+use mutu_e2e::{create_in as create, kubectl};
+use mutu_runtime::conditions;
+use mutu_runtime::testing::eventually;
+use serde_json::json;
+
+/// Waits until the run `name` (Backup or Restore) is Complete; fails at once
+/// when it Failed, with its conditions and the namespace's Job pods.
+async fn completed<K>(client: &Client, ns: &str, name: &str) -> anyhow::Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + HasRun,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let outcome = eventually(TIMEOUT, &format!("{name} to complete"), || async {
+        let run = api.get(name).await.ok()?;
+        let conds = run.conditions();
+        if conditions::is_true(&conds, "Failed") {
+            return Some(Err(format!("{conds:?}")));
+        }
+        conditions::is_true(&conds, "Complete").then_some(Ok(()))
+    })
+    .await;
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        failed => {
+            let pods = kubectl(["-n", ns, "get", "pods", "-o", "wide"]);
+            let logs = kubectl([
+                "-n",
+                ns,
+                "logs",
+                "--tail=40",
+                "-l",
+                "batch.kubernetes.io/job-name",
+                "--all-containers",
+                "--prefix",
+            ]);
+            anyhow::bail!(
+                "{name}: {failed:?}\n--- pods:\n{}\n--- Job logs:\n{}{}",
+                pods.stdout,
+                logs.stdout,
+                logs.stderr
+            )
+        }
+    }
+}
+
+/// The conditions of a Backup or a Restore.
+trait HasRun {
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
+}
+
+impl HasRun for Backup {
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        self.status.clone().unwrap_or_default().conditions
+    }
+}
+
+impl HasRun for Restore {
+    fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        self.status.clone().unwrap_or_default().conditions
+    }
+}
+
+#[tokio::test]
+async fn a_zeo_sites_backup_holds_its_content_and_a_restore_brings_it_back_byte_for_byte()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    let (_, ns, domain) = member(&client, "rn-data", json!({"dev-plone": 1})).await?;
+    let host = format!("data.{domain}");
+    ready_site(
+        &client,
+        &ns,
+        "data",
+        json!({"product": "dev-plone", "hostnames": [host]}),
+    )
+    .await?;
+    let site = PloneContent::of(&client, &ns, "data", &host).await?;
+    site.wait_serving().await?;
+
+    // Content, then a backup of it.
+    let blob = random_bytes(300 * 1024);
+    site.create_document("kept", "<p>Ordre du jour du conseil</p>")
+        .await?;
+    site.create_document("changed", "<p>Version approuvée</p>")
+        .await?;
+    site.create_file("annex", &blob).await?;
+    create::<Backup>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "before", "namespace": ns},
+            "spec": {"site": "data"},
+        }),
+    )
+    .await?;
+    completed::<Backup>(&client, &ns, "before").await?;
+    // The member's backup volume is shared by every node (ReadWriteMany).
+    let claim = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
+        .get("backups")
+        .await?;
+    assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+
+    // Changes after the backup: a text changed, the file deleted, a page added.
+    site.set_text("changed", "<p>Version modifiée par erreur</p>")
+        .await?;
+    site.delete("annex").await?;
+    site.create_document("after", "<p>Écrit après la sauvegarde</p>")
+        .await?;
+    assert_eq!(site.file_bytes("annex").await?, None);
+    assert!(site.document_text("after").await?.is_some());
+
+    // The restore puts the site back as it was at the backup.
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": "undo", "namespace": ns},
+            "spec": {"site": "data", "backup": "before"},
+        }),
+    )
+    .await?;
+    completed::<Restore>(&client, &ns, "undo").await?;
+    site.wait_serving().await?;
+    assert_eq!(
+        site.document_text("kept").await?.as_deref(),
+        Some("<p>Ordre du jour du conseil</p>")
+    );
+    assert_eq!(
+        site.document_text("changed").await?.as_deref(),
+        Some("<p>Version approuvée</p>")
+    );
+    let restored = site.file_bytes("annex").await?;
+    assert!(
+        restored.as_deref() == Some(blob.as_slice()),
+        "the file's blob is not the one backed up ({:?} bytes)",
+        restored.map(|b| b.len())
+    );
+    assert_eq!(site.document_text("after").await?, None);
+    Ok(())
+}
+
+/// Runs `python3 -c CODE` in the first Ready instance of `site`; its output.
+async fn in_instance(client: &Client, ns: &str, site: &str, code: &str) -> anyhow::Result<String> {
+    let pod = eventually(TIMEOUT, "a Ready instance", || async {
+        pods(client, ns, site, "instance")
+            .await
+            .ok()?
+            .into_iter()
+            .find(|p| pod_ready(p) && p.metadata.deletion_timestamp.is_none())
+    })
+    .await?;
+    let out = kubectl([
+        "-n",
+        ns,
+        "exec",
+        &pod.name_any(),
+        "--",
+        "python3",
+        "-c",
+        code,
+    ]);
+    anyhow::ensure!(out.success, "{code}: {}", out.stderr);
+    Ok(out.stdout)
+}
+
+/// Adds `note` to the generic application's notes (kept on its volume).
+async fn add_note(client: &Client, ns: &str, site: &str, note: &str) -> anyhow::Result<()> {
+    let code = format!(
+        "import urllib.request as u; r = u.urlopen(u.Request('http://127.0.0.1:8080/notes', data={note:?}.encode(), method='POST'), timeout=5); print(r.status)"
+    );
+    in_instance(client, ns, site, &code).await.map(|_| ())
+}
+
+/// The generic application's notes, as it serves them.
+async fn notes(client: &Client, ns: &str, site: &str) -> anyhow::Result<String> {
+    let code = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/notes', timeout=5).read().decode(), end='')";
+    in_instance(client, ns, site, code).await
+}
+
+#[tokio::test]
+async fn a_generic_products_volume_is_backed_up_and_restored_as_it_was() -> anyhow::Result<()> {
+    let client = client().await?;
+    let (_, ns, domain) = member(&client, "rn-vol", json!({"dev-generic": 1})).await?;
+    ready_site(
+        &client,
+        &ns,
+        "notes",
+        json!({"product": "dev-generic", "hostnames": [format!("notes.{domain}")]}),
+    )
+    .await?;
+    add_note(&client, &ns, "notes", "budget 2027 adopted").await?;
+    add_note(&client, &ns, "notes", "séance du 12 janvier").await?;
+    let at_backup = notes(&client, &ns, "notes").await?;
+    assert!(at_backup.contains("budget 2027 adopted"), "{at_backup}");
+    create::<Backup>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "night", "namespace": ns},
+            "spec": {"site": "notes"},
+        }),
+    )
+    .await?;
+    completed::<Backup>(&client, &ns, "night").await?;
+    let backup = Api::<Backup>::namespaced(client.clone(), &ns)
+        .get("night")
+        .await?;
+    assert!(
+        backup
+            .status
+            .as_ref()
+            .and_then(|s| s.size)
+            .is_some_and(|bytes| bytes > 0),
+        "the backup reports its size: {:?}",
+        backup.status
+    );
+
+    add_note(&client, &ns, "notes", "written after the backup").await?;
+    assert_ne!(notes(&client, &ns, "notes").await?, at_backup);
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": "back", "namespace": ns},
+            "spec": {"site": "notes", "backup": "night"},
+        }),
+    )
+    .await?;
+    completed::<Restore>(&client, &ns, "back").await?;
+    assert_eq!(notes(&client, &ns, "notes").await?, at_backup);
+
+    // A point in time between backups is not something a copy of a volume has.
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": "at-noon", "namespace": ns},
+            "spec": {"site": "notes", "backup": "night", "pointInTime": "2026-01-01T12:00:00Z"},
+        }),
+    )
+    .await?;
+    let restores: Api<Restore> = Api::namespaced(client.clone(), &ns);
+    let failed = eventually(
+        TIMEOUT,
+        "the point-in-time restore to be refused",
+        || async {
+            let r = restores.get("at-noon").await.ok()?;
+            let conds = r.status.unwrap_or_default().conditions;
+            conds
+                .into_iter()
+                .find(|c| c.type_ == "Failed" && c.status == "True")
+        },
+    )
+    .await?;
+    assert_eq!(failed.reason, "PointInTimeUnsupported");
+    assert!(
+        failed.message.contains("spec.pointInTime"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(notes(&client, &ns, "notes").await?, at_backup);
+    Ok(())
+}
