@@ -153,9 +153,12 @@ pub fn build(spec: &Spec<'_>, zeo: &StatefulSet) -> Result<Job, Blocked> {
     };
     // A ReadWriteOnce data volume is mounted where the ZEO server runs (a
     // backup), or where it ran (a restore, with the server stopped).
+    // A stopped server (a site in maintenance, e.g. a migration's last
+    // backup) has no pod to run beside: the volume is free to mount.
+    let stopped = zeo.spec.replicas == Some(0);
     let affinity = if let Some(pool) = &spec.pool {
         Some(pool_affinity(pool))
-    } else if spec.writes_data {
+    } else if spec.writes_data || stopped {
         pod.affinity.clone()
     } else {
         Some(Affinity {
@@ -582,6 +585,16 @@ mod tests {
             "and on the site's pool"
         );
         assert_eq!(value["metadata"]["labels"][POLICY_LABEL], "nightly");
+        // With its ZEO server stopped, a backup needs no pod to run beside.
+        let mut stopped = zeo();
+        stopped.spec.replicas = Some(0);
+        let job = build(&spec(BACKUP, false), &stopped).unwrap_or_else(|e| panic!("{e}"));
+        let value = serde_json::to_value(&job).unwrap_or_default();
+        let affinity = &value["spec"]["template"]["spec"]["affinity"];
+        assert!(
+            affinity["podAffinity"].is_null() && affinity["nodeAffinity"].is_object(),
+            "{affinity}"
+        );
         let restore = build(&spec(RESTORE, true), &zeo()).unwrap_or_else(|e| panic!("{e}"));
         let value = serde_json::to_value(&restore).unwrap_or_default();
         assert_eq!(

@@ -450,10 +450,11 @@ fn migration_preflight(
     )
 }
 
-/// Visitors see the maintenance page: a last Backup, the servers stop, the
-/// site's ZEO server is pointed at a new volume on the new pool, and a Restore
-/// of the last Backup fills it, as a person would restore a site (one
-/// implementation of a restore, with its lock and its record).
+/// Visitors see the maintenance page: the servers stop (so that nothing can
+/// write after it), a last Backup, the site's ZEO server is pointed at a new
+/// volume on the new pool, and a Restore of the last Backup fills it, as a
+/// person would restore a site (one implementation of a restore, with its
+/// lock and its record).
 fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &str) -> Outcome {
     if kind != Storage::Zeo {
         return next(Next::Go(
@@ -466,9 +467,26 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
     match run {
         Run::Complete => {}
         Run::Running(m) => {
+            // The last Backup starts once nothing runs that could write after
+            // it: the servers stop first (the maintenance page already holds
+            // the visitors off).
+            let mut actions: Vec<Action> = w
+                .annotate(&[(mutu_api::MAINTENANCE_ANNOTATION, Some(plan.who()))])
+                .into_iter()
+                .collect();
+            let running = w.servers.len();
+            if running > 0 {
+                return then(
+                    actions,
+                    Next::Wait(format!(
+                        "waiting for the site's {running} servers to stop before the last Backup {last}"
+                    )),
+                );
+            }
+            actions.extend(create);
             return then(
-                create.into_iter().collect(),
-                Next::Wait(format!("last Backup {last}, with no visitor writing: {m}")),
+                actions,
+                Next::Wait(format!("last Backup {last}, with the servers stopped: {m}")),
             );
         }
         Run::Failed(m) => {
@@ -665,7 +683,7 @@ pub fn upgrade(plan: &PlanRef, p: &SiteProgress, w: &World, release: &str) -> Ou
     };
     let has_backup = matches!(
         storage::of_site(&w.site, product),
-        Storage::Zeo | Storage::Rel
+        Storage::Zeo | Storage::Rel | Storage::Volume
     );
     let running = w.site.status.as_ref().and_then(|s| s.release.as_deref());
     match p.step {
@@ -689,7 +707,10 @@ fn upgrade_back(plan: &PlanRef, p: &SiteProgress, w: &World, has_backup: bool) -
     let origin = p.origin.clone().unwrap_or_default();
     if !has_backup {
         let actions = w
-            .annotate(&[(mutu_api::RELEASE_ANNOTATION, Some(origin.clone()))])
+            .annotate(&[
+                (mutu_api::RELEASE_ANNOTATION, Some(origin.clone())),
+                (mutu_api::OFFLINE_ANNOTATION, None),
+            ])
             .into_iter()
             .collect();
         let running = w.site.status.as_ref().and_then(|s| s.release.as_deref());
@@ -733,23 +754,34 @@ fn upgrade_back(plan: &PlanRef, p: &SiteProgress, w: &World, has_backup: bool) -
             )),
         );
     };
-    next(match run {
-        Run::Complete => Next::Go(
-            SiteStep::Failed,
-            format!(
-                "{failure}; back on release {origin} with its data of before the upgrade (Restore {name})"
+    // Once the Restore has ended, the visitors come back.
+    let back_online: Vec<Action> = w
+        .annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])
+        .into_iter()
+        .collect();
+    match run {
+        Run::Complete => then(
+            back_online,
+            Next::Go(
+                SiteStep::Failed,
+                format!(
+                    "{failure}; back on release {origin} with its data of before the upgrade (Restore {name}; nothing was written since: the site showed the maintenance page from that backup on)"
+                ),
             ),
         ),
-        Run::Failed(m) => Next::Go(
-            SiteStep::Failed,
-            format!(
-                "{failure}; back on release {origin}, but the Restore {name} of Backup {backup} failed: {m}. The site needs a person"
+        Run::Failed(m) => then(
+            back_online,
+            Next::Go(
+                SiteStep::Failed,
+                format!(
+                    "{failure}; back on release {origin}, but the Restore {name} of Backup {backup} failed: {m}. The site needs a person"
+                ),
             ),
         ),
-        Run::Running(m) => Next::Wait(format!(
+        Run::Running(m) => next(Next::Wait(format!(
             "{failure} — putting it back on release {origin}: Restore {name}: {m}"
-        )),
-    })
+        ))),
+    }
 }
 
 /// The site runs on the new pool: ready there ends the maintenance.
@@ -781,7 +813,15 @@ fn verify_move(plan: &PlanRef, p: &SiteProgress, w: &World, to: &str) -> Outcome
     )))
 }
 
-/// Before the upgrade: the site is Ready, and its data backed up.
+/// Whether this plan put the site offline (its visitors see the maintenance page).
+fn offline_by(plan: &PlanRef, site: &PloneSite) -> bool {
+    site.annotations().get(mutu_api::OFFLINE_ANNOTATION) == Some(&plan.who())
+}
+
+/// Before the upgrade: the site is Ready, goes offline (visitors see the
+/// maintenance page, so that nothing written after the backup can be lost by
+/// a rollback: writes are refused with 503 and `Retry-After` until the new
+/// release is verified or the site is back), and its data is backed up.
 fn upgrade_preflight(
     plan: &PlanRef,
     p: &SiteProgress,
@@ -789,7 +829,7 @@ fn upgrade_preflight(
     has_backup: bool,
     release: &str,
 ) -> Outcome {
-    if !ready(&w.site) {
+    if !offline_by(plan, &w.site) && !ready(&w.site) {
         return next(Next::Fail(format!(
             "the site is not Ready before the upgrade: {}",
             ready_message(&w.site)
@@ -798,10 +838,28 @@ fn upgrade_preflight(
     if !has_backup {
         return next(Next::Go(SiteStep::Upgrading, "no data to back up".into()));
     }
+    let mut actions: Vec<Action> = w
+        .annotate(&[(mutu_api::OFFLINE_ANNOTATION, Some(plan.who()))])
+        .into_iter()
+        .collect();
+    match w.ingress_offline {
+        None => return Outcome::Look(Look::Ingress),
+        Some(false) => {
+            return then(
+                actions,
+                Next::Wait(
+                    "waiting for the site's Ingress to show the maintenance page before the Backup"
+                        .into(),
+                ),
+            );
+        }
+        Some(true) => {}
+    }
     let backup = plan.object_name(&p.name, "pre");
     let (create, run) = w.backup(&backup);
+    actions.extend(create);
     then(
-        create.into_iter().collect(),
+        actions,
         match run {
             Run::Complete => Next::Go(
                 SiteStep::Upgrading,
@@ -851,11 +909,22 @@ fn verify_upgrade(
     release: &str,
     running: Option<&str>,
 ) -> Outcome {
-    if running == Some(release) && ready(&w.site) {
-        return next(Next::Go(
-            SiteStep::Done,
-            format!("Ready on release {release}"),
-        ));
+    if running == Some(release) && is_true(&w.site, "Available") {
+        // The new release's servers are all ready: the visitors come back.
+        let actions = w
+            .annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])
+            .into_iter()
+            .collect();
+        return then(
+            actions,
+            if ready(&w.site) {
+                Next::Go(SiteStep::Done, format!("Ready on release {release}"))
+            } else {
+                Next::Wait(format!(
+                    "release {release} ready; ending the maintenance page"
+                ))
+            },
+        );
     }
     if age(p.since.as_ref(), &w.now) > plan.verify {
         return next(Next::Fail(format!(
@@ -1205,18 +1274,50 @@ mod tests {
     }
 
     #[test]
-    fn copying_takes_a_last_backup_with_no_visitor_writing() {
-        let w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+    fn copying_stops_the_servers_before_the_last_backup_so_nothing_writes_after_it() {
+        let mut w = world(site(json!({}), ready_on(FROM, "1")), zeo());
+        w.servers = vec![
+            server("delib-zeo-0", true, FROM),
+            server("delib-0", false, FROM),
+        ];
         assert_eq!(
             migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![in_maintenance()],
+                wait(
+                    "waiting for the site's 2 servers to stop before the last Backup move-delib-final"
+                )
+            )
+        );
+        // Stopped: the last Backup starts, the maintenance held.
+        let stopped = world(
+            site(
+                json!({mutu_api::MAINTENANCE_ANNOTATION: "migration/move"}),
+                ready_on(FROM, "1"),
+            ),
+            zeo(),
+        );
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &stopped),
             Outcome::Then(
                 vec![Action::CreateBackup {
                     name: "move-delib-final".into()
                 }],
                 wait(
-                    "last Backup move-delib-final, with no visitor writing: Backup move-delib-final started"
+                    "last Backup move-delib-final, with the servers stopped: Backup move-delib-final started"
                 )
             )
+        );
+        // Running: nothing more to do but wait (and the servers stay stopped).
+        let mut running = stopped;
+        running
+            .backups
+            .insert("move-delib-final".into(), Run::Running("Job runs".into()));
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &running),
+            only(wait(
+                "last Backup move-delib-final, with the servers stopped: Job runs"
+            ))
         );
     }
 
@@ -1652,10 +1753,36 @@ mod tests {
         );
     }
 
+    fn offline_for_the_rollout() -> serde_json::Value {
+        json!({mutu_api::OFFLINE_ANNOTATION: "rollout/move"})
+    }
+
     #[test]
-    fn an_upgrade_backs_up_first_and_starts_once_the_backup_is_complete() {
+    fn an_upgrade_puts_the_site_offline_then_backs_up_and_starts_once_the_backup_is_complete() {
+        // Online and Ready: it goes offline first, so that nothing written
+        // after the backup could be dropped by a rollback.
         let mut w = world(site(json!({}), ready_on(FROM, "4.2.18")), zeo());
         let p = at(SiteStep::Preflight, "4.2.18");
+        assert_eq!(upgrading(&p, &w), Outcome::Look(Look::Ingress));
+        w.ingress_offline = Some(false);
+        assert_eq!(
+            upgrading(&p, &w),
+            Outcome::Then(
+                vec![annotate(&[(
+                    mutu_api::OFFLINE_ANNOTATION,
+                    Some("rollout/move")
+                )])],
+                wait(
+                    "waiting for the site's Ingress to show the maintenance page before the Backup"
+                )
+            )
+        );
+        // Offline by this plan (so not Ready, and that is no failure): the backup.
+        let mut w = world(
+            site(offline_for_the_rollout(), not_ready_on(FROM, "4.2.18")),
+            zeo(),
+        );
+        w.ingress_offline = Some(true);
         assert_eq!(
             upgrading(&p, &w),
             Outcome::Then(
@@ -1677,7 +1804,11 @@ mod tests {
 
     #[test]
     fn an_upgrade_fails_when_its_backup_failed() {
-        let mut w = world(site(json!({}), ready_on(FROM, "4.2.18")), relstorage());
+        let mut w = world(
+            site(offline_for_the_rollout(), ready_on(FROM, "4.2.18")),
+            relstorage(),
+        );
+        w.ingress_offline = Some(true);
         w.backups.insert(
             "move-delib-pre".into(),
             Run::Failed("pg_dump: denied".into()),
@@ -1773,7 +1904,10 @@ mod tests {
     #[test]
     fn a_failed_upgrade_without_data_goes_back_to_the_old_release() {
         let w = world(site(json!({}), not_ready_on(FROM, RELEASE)), stateless());
-        let back = annotate(&[(mutu_api::RELEASE_ANNOTATION, Some("4.2.18"))]);
+        let back = annotate(&[
+            (mutu_api::RELEASE_ANNOTATION, Some("4.2.18")),
+            (mutu_api::OFFLINE_ANNOTATION, None),
+        ]);
         assert_eq!(
             upgrading(&failed_upgrade(), &w),
             Outcome::Then(
@@ -1824,12 +1958,56 @@ mod tests {
             ))
         );
         w.restore = Some(Some(Run::Complete));
+        let done = go(
+            SiteStep::Failed,
+            "the upgrade failed; back on release 4.2.18 with its data of before the upgrade (Restore move-delib-restore; nothing was written since: the site showed the maintenance page from that backup on)",
+        );
+        assert_eq!(upgrading(&p, &w), only(done.clone()));
+        // The visitors come back once the data is.
+        let mut offline = world(
+            site(offline_for_the_rollout(), ready_on(FROM, RELEASE)),
+            zeo(),
+        );
+        offline.restore = Some(Some(Run::Complete));
+        assert_eq!(
+            upgrading(&p, &offline),
+            Outcome::Then(
+                vec![annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])],
+                done
+            )
+        );
+    }
+
+    #[test]
+    fn an_upgraded_site_comes_back_online_once_its_new_servers_are_ready() {
+        let p = at(SiteStep::Verifying, "4.2.18");
+        // Offline, so not Ready, but every server of the new release ready.
+        let w = world(
+            site(offline_for_the_rollout(), not_ready_on(FROM, RELEASE)),
+            zeo(),
+        );
+        let mut available = w.site.clone();
+        if let Some(status) = available.status.as_mut() {
+            status.conditions.push(
+                serde_json::from_value(condition(
+                    "Available",
+                    true,
+                    "Available",
+                    "all servers ready",
+                ))
+                .unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+        let w = World {
+            site: available,
+            ..w
+        };
         assert_eq!(
             upgrading(&p, &w),
-            only(go(
-                SiteStep::Failed,
-                "the upgrade failed; back on release 4.2.18 with its data of before the upgrade (Restore move-delib-restore)"
-            ))
+            Outcome::Then(
+                vec![annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])],
+                wait("release 4.3.0 ready; ending the maintenance page")
+            )
         );
     }
 

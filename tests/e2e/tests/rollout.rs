@@ -160,6 +160,12 @@ async fn a_rollout_upgrades_the_sites_in_waves_and_puts_back_the_one_whose_upgra
             assert_eq!(status.release.as_deref(), Some("2.0"), "{name} runs 2.0");
             assert_eq!(status.previous_release.as_deref(), Some("1.0"));
         }
+        // Offline from its backup until the end, so that a rollback drops
+        // nothing: every site is back online afterwards, upgraded or not.
+        assert!(
+            !s.annotations().contains_key(mutu_api::OFFLINE_ANNOTATION),
+            "{name} still shows the maintenance page"
+        );
     }
 
     api.delete(&rollout, &DeleteParams::default()).await?;
