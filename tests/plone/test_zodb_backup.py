@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,7 @@ def commit(data: Path, model, items=None, deleted=(), blobs=None, deleted_blobs=
             del model["blobs"][name]
         transaction.commit()
         conn.close()
+        return db.lastTransaction()
     finally:
         db.close()
 
@@ -133,6 +135,25 @@ def read_state(data: Path):
         return state
     finally:
         db.close()
+
+
+def tid_of(rfc3339):
+    """The transaction id of an RFC 3339 time, as the script computes it."""
+    import datetime as dt
+
+    from persistent.TimeStamp import TimeStamp
+
+    text = re.sub(r"\.(\d{6})\d*", r".\1", rfc3339).replace("Z", "+00:00")
+    u = dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+    return TimeStamp(u.year, u.month, u.day, u.hour, u.minute,
+                     u.second + u.microsecond / 1e6).raw()
+
+
+def rfc3339_micro(seconds):
+    import datetime as dt
+
+    t = dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def item(rng, n, version=0):
@@ -170,6 +191,25 @@ class History:
         self.datafs = {}  # backup id -> Data.fs's bytes
         self.out = {}  # backup id -> the line backup printed
         self.stderr = {}
+        self.commits = []  # (tid, what the database held after it), in order
+
+    def commit(self, model, **changes):
+        tid = commit(self.data, model, **changes)
+        self.commits.append((tid, copy.deepcopy(model)))
+        return tid
+
+    def state_at(self, at):
+        """What the database held at time `at` (RFC 3339): after its last commit by then."""
+        stop = tid_of(at)
+        held = [m for tid, m in self.commits if tid <= stop]
+        return held[-1] if held else None
+
+    def between(self, i, j):
+        """An RFC 3339 time (microseconds) strictly between commits i and j."""
+        from persistent.TimeStamp import TimeStamp
+
+        a, b = (TimeStamp(self.commits[k][0]).timeTime() for k in (i, j))
+        return rfc3339_micro((a + b) / 2)
 
     def backup(self, backup_id, model):
         self.models[backup_id] = copy.deepcopy(model)
@@ -205,31 +245,31 @@ def history(tmp_path_factory):
 
     # b1: 2000 items in 4 transactions, 6 blobs.
     for start in range(0, 2000, 500):
-        commit(h.data, model, items={f"k{n:05d}": item(rng, n) for n in range(start, start + 500)})
-    commit(h.data, model, blobs={f"blob{i}": rng.randbytes(rng.randrange(40_000, 120_000))
-                                 for i in range(6)})
+        h.commit(model, items={f"k{n:05d}": item(rng, n) for n in range(start, start + 500)})
+    h.commit(model, blobs={f"blob{i}": rng.randbytes(rng.randrange(40_000, 120_000))
+                            for i in range(6)})
     h.backup("b1", model)
 
     # b2: 50 items changed, 30 added, 20 deleted; blob1 changed, blob6 added, blob2 deleted.
-    commit(h.data, model,
-           items={**{f"k{n:05d}": item(rng, n, 1) for n in range(100, 150)},
+    h.commit(model,
+             items={**{f"k{n:05d}": item(rng, n, 1) for n in range(100, 150)},
                   **{f"k{n:05d}": item(rng, n) for n in range(2000, 2030)}},
-           deleted=[f"k{n:05d}" for n in range(500, 520)])
-    commit(h.data, model, blobs={"blob1": rng.randbytes(70_000), "blob6": rng.randbytes(50_000)},
-           deleted_blobs=["blob2"])
+             deleted=[f"k{n:05d}" for n in range(500, 520)])
+    h.commit(model, blobs={"blob1": rng.randbytes(70_000), "blob6": rng.randbytes(50_000)},
+             deleted_blobs=["blob2"])
     h.backup("b2", model)
 
     # b3: 10 items changed (some changed in b2 already), 5 deleted, 5 added; blob3 changed,
     # blob7 added.
-    commit(h.data, model,
-           items={**{f"k{n:05d}": item(rng, n, 2) for n in range(140, 150)},
+    h.commit(model,
+             items={**{f"k{n:05d}": item(rng, n, 2) for n in range(140, 150)},
                   **{f"k{n:05d}": item(rng, n) for n in range(3000, 3005)}},
-           deleted=[f"k{n:05d}" for n in range(1000, 1005)],
-           blobs={"blob3": rng.randbytes(30_000), "blob7": rng.randbytes(60_000)})
+             deleted=[f"k{n:05d}" for n in range(1000, 1005)],
+             blobs={"blob3": rng.randbytes(30_000), "blob7": rng.randbytes(60_000)})
     h.backup("b3", model)
 
     # b4: packed (old revisions and the deleted objects and blobs go), then one change.
-    commit(h.data, model, items={"k00001": item(rng, 1, 3)}, pack=True)
+    h.commit(model, items={"k00001": item(rng, 1, 3)}, pack=True)
     h.backup("b4", model)
 
     # b5: no change at all.
@@ -367,25 +407,68 @@ def shifted(rfc3339, seconds, offset_hours=0):
     return t.isoformat()
 
 
-def test_restore_at_a_time_takes_the_last_backup_at_or_before_it(history):
-    t2 = history.manifest("b2")["time"]
+def in_zone(rfc3339, hours):
+    """The same instant, written with a UTC offset of `hours`."""
+    import datetime as dt
+
+    t = dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    return t.astimezone(dt.timezone(dt.timedelta(hours=hours))).isoformat()
+
+
+def assert_state(data: Path, model):
+    """data holds exactly `model`: every item and every blob's bytes."""
+    state = read_state(data)
+    assert state["items"] == model["items"]
+    assert state["blobs"].keys() == model["blobs"].keys()
+    for name, content in model["blobs"].items():
+        assert state["blobs"][name] == content, f"blob {name} differs"
+    assert not [p for p in data.iterdir() if p.name.startswith(".restore-")]
+
+
+def test_restore_at_a_time_gives_exactly_the_state_at_that_time(history):
+    # Commits: 0-3 items, 4 blobs (b1); 5 items, 6 blobs (b2); 7 (b3); 8 pack + change (b4).
     cases = [
-        (t2, "b2"),  # exactly its time
-        (shifted(t2, 0.5, offset_hours=2), "b2"),  # after b2, before b3, another offset
-        (t2[:-1] + ".999999999Z", "b2"),  # nanoseconds, as Kubernetes' times may have
-        (shifted(history.manifest("b3")["time"], -0.25), "b2"),
-        (shifted(history.manifest("b5")["time"], 86400), "b5"),
+        # Between the two commits of b2: b2 without its last transaction (blobs as in b1).
+        (history.between(5, 6), "b2", True),
+        # After b2's last commit, before b3's: b3 cut there is b2's state.
+        (history.between(6, 7), "b3", True),
+        # The same kind of time with another offset, and with nanoseconds (as Kubernetes'
+        # times may have).
+        (in_zone(history.between(5, 6), 2), "b2", True),
+        (history.between(6, 7)[:-1] + "999Z", "b3", True),
+        # After the last change, before the last backup ran: that backup, as it is.
+        (history.manifest("b5")["time"], "b5", False),
     ]
-    for n, (at, expected) in enumerate(cases):
+    for n, (at, backup, cut) in enumerate(cases):
         data = history.fresh(f"at-{n}")
         out = ok(run("restore", "--data", data, "--repo", history.repo, "--at", at))
-        assert out["id"] == expected, f"--at {at}"
-    assert_restored(history, data, "b5")
+        if backup is not None:
+            assert out["id"] == backup, f"--at {at}: {out}"
+            assert out["at"] == (at if cut else None), f"--at {at}: {out}"
+        want = history.state_at(at)
+        assert want is not None
+        assert_state(data, want)
+    # The cut of b2 is not b1 nor b2: the items of its first commit, b1's blobs.
+    mid = history.state_at(history.between(5, 6))
+    assert mid["items"] == history.models["b2"]["items"]
+    assert mid["blobs"] == history.models["b1"]["blobs"]
 
-    data = history.fresh("at-too-early")
-    line = failed_line(run("restore", "--data", data, "--repo", history.repo,
-                           "--at", shifted(history.manifest("b1")["time"], -1)))
-    assert "no backup at or before" in line
+
+@pytest.mark.parametrize("when,refusal", [
+    ("before", "no backup holds the state at"),
+    ("across-pack", "packed (or backed up in full) between backups 'b3'"),
+    ("after", "is after the last backup 'b5'"),
+])
+def test_restore_at_a_time_the_repository_cannot_give_is_refused(history, when, refusal):
+    at = {
+        "before": shifted(history.manifest("b1")["time"], -3600),
+        # Between b3's commit and the pack: the pack dropped that history.
+        "across-pack": history.between(7, 8),
+        "after": shifted(history.manifest("b5")["time"], 86400),
+    }[when]
+    data = history.fresh(f"at-refused-{when}")
+    line = failed_line(run("restore", "--data", data, "--repo", history.repo, "--at", at))
+    assert refusal in line, line
     assert list(data.iterdir()) == []
 
 

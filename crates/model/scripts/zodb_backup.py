@@ -37,8 +37,13 @@ added to the repository (the repozo file and its index, the blob files copied, n
 backup waits for the next second when needed). Running backup again with an existing ID does
 nothing and prints the same line.
 
-restore (the site stopped): to the backup ID, or the last backup at or before the time --at, or
-the latest one. The backup is rebuilt beside the data, in DATA/.restore-STAMP: `repozo -R -w`
+restore (the site stopped): to the backup ID, or the state at the time --at, or the latest one.
+The state at a time between two backups is the later one without its transactions after that
+time (FileStorage keeps every transaction, each with the time it was committed, until a pack:
+the later backup is rebuilt, then its transactions up to that time, blobs included, are copied
+into a new FileStorage with ZODB's own copy). Refused, changing nothing, when that history is
+not in the repository: a time before every backup's transactions, after the last backup ran,
+or across a pack (or a full backup) between the two backups. The backup is rebuilt beside the data, in DATA/.restore-STAMP: `repozo -R -w`
 (which checks every file's size and md5 against the .dat) gives Data.fs, the blob copy is copied;
 then it is opened with ZODB (FileStorage read-only with the blob directory): its size and last
 transaction must be the ones the manifest recorded, its root must load, and every blob its
@@ -49,7 +54,9 @@ and the current data is where it was (moved back when it had been moved aside): 
 moved aside stays until `forget-before` removes it; restore never does. Refused while the
 database is in use (Data.fs.lock is locked). When run as root, the restored files get the owner
 of the data they replace. It prints one JSON line:
-    {"id": ID, "time": RFC3339, "data": DATA, "before": DIR or null, "objects": N, "blobs": N}
+    {"id": ID, "time": RFC3339, "at": RFC3339 or null, "data": DATA, "before": DIR or null,
+     "objects": N, "blobs": N}
+("at": the --at time when the backup was cut at it.)
 
 list: prints a JSON list, oldest first: [{"id", "time", "size", "total"}, ...].
 
@@ -685,14 +692,100 @@ def choose(manifests, args, repo):
                           f"{', '.join(sorted(manifests, key=lambda i: manifests[i]['_time']))})")
         return manifests[args.id]
     ordered = sorted(manifests.values(), key=lambda m: m["_time"])
-    if args.at is not None:
-        at = parse_rfc3339(args.at)
-        before = [m for m in ordered if m["_time"] <= at]
-        if not before:
-            raise Failure(f"no backup at or before {args.at} in {repo} (the first one is "
-                          f"from {ordered[0]['time']})")
-        return before[-1]
     return ordered[-1]
+
+
+def tid_at(at):
+    """The transaction id of time `at` (an aware datetime): every transaction committed at or
+    before `at` has an id at most this one."""
+    from persistent.TimeStamp import TimeStamp
+
+    u = at.astimezone(datetime.timezone.utc)
+    return TimeStamp(u.year, u.month, u.day, u.hour, u.minute,
+                     u.second + u.microsecond / 1e6).raw()
+
+
+def choose_at(manifests, text, repo):
+    """The backup to restore for the state at time `text`, and the transaction id to cut its
+    database at (None: restore it as it is).
+
+    By transaction ids, not by the backups' times (those are to the second): the backup `prev`
+    is the last whose last transaction is at or before the time, `next` the first with one
+    after it. The state at the time is `next` without its transactions after the time, as long
+    as `next` only appended to `prev` (same repozo chain; a pack, or a full backup, between them
+    leaves the history between them out of the repository: refused). A time after every
+    backup's last transaction is the last backup's state if that backup ran after the time;
+    later than that, nothing in the repository says what happened: refused."""
+    at = parse_rfc3339(text)
+    stop = tid_at(at)
+    ordered = sorted(manifests.values(), key=lambda m: m["_time"])
+
+    def last_tid(m):
+        return bytes.fromhex(m["filestorage"]["last_tid"] or "00" * 8)
+
+    before = [m for m in ordered if last_tid(m) <= stop]
+    after = [m for m in ordered if last_tid(m) > stop]
+    if not after:
+        last = ordered[-1]
+        if at <= last["_time"]:
+            return last, None
+        raise Failure(f"{text} is after the last backup {last['id']!r} ({last['time']}): the "
+                      f"repository does not hold what was written since; restore "
+                      f"--id {last['id']} for the state of {last['time']}")
+    nxt = after[0]
+    if not before:
+        raise Failure(f"no backup holds the state at {text}: the first one, {nxt['id']!r} "
+                      f"({nxt['time']}), has transactions after it and none is older")
+    prev = before[-1]
+    chain, prev_chain = nxt["filestorage"]["files"], prev["filestorage"]["files"]
+    if chain[:len(prev_chain)] != prev_chain:
+        raise Failure(f"the database was packed (or backed up in full) between backups "
+                      f"{prev['id']!r} ({prev['time']}) and {nxt['id']!r} ({nxt['time']}): "
+                      f"the history between them, {text} included, is not in the repository; "
+                      f"restore one of them with --id")
+    return nxt, stop
+
+
+def cut_at(staging, stop):
+    """Keeps, of the database rebuilt in `staging` (filestorage/Data.fs and blobstorage), only
+    the transactions up to id `stop`, blobs included (a new FileStorage written from the old
+    one's records, ZODB's own copy; then put in its place). Returns (size, last tid in hex)."""
+    from ZODB.blob import copyTransactionsFromTo
+    from ZODB.FileStorage import FileStorage
+
+    old_fs = os.path.join(staging, "filestorage", "Data.fs")
+    old_blobs = os.path.join(staging, "blobstorage")
+    cut = os.path.join(staging, "cut")
+    os.makedirs(os.path.join(cut, "filestorage"))
+    new_fs = os.path.join(cut, "filestorage", "Data.fs")
+    new_blobs = os.path.join(cut, "blobstorage")
+    source = FileStorage(old_fs, read_only=True, blob_dir=old_blobs)
+    try:
+        class Until:
+            """The source, its history ending at `stop`."""
+
+            def iterator(self):
+                return source.iterator(stop=stop)
+
+            def loadBlob(self, oid, serial):
+                return source.loadBlob(oid, serial)
+
+        dest = FileStorage(new_fs, create=True, blob_dir=new_blobs)
+        try:
+            copyTransactionsFromTo(Until(), dest)
+            size, last = dest.getSize(), dest.lastTransaction()
+        finally:
+            dest.close()
+    finally:
+        source.close()
+    if last == b"\0" * 8:
+        raise Failure("the backup has no transaction at or before that time")
+    remove_tree(os.path.join(staging, "filestorage"))
+    remove_tree(old_blobs)
+    os.rename(os.path.join(cut, "filestorage"), os.path.join(staging, "filestorage"))
+    os.rename(new_blobs, old_blobs)
+    os.rmdir(cut)
+    return size, last.hex()
 
 
 def verify(data_fs, blob_dir, expected_size, expected_tid, full=True):
@@ -788,9 +881,19 @@ def restore(args):
     if not os.path.isdir(repo):
         raise Failure(f"no backup repository at {repo}")
     with repo_lock(repo, writes=False):
-        m = choose(load_manifests(repo), args, repo)
+        manifests = load_manifests(repo)
+        if args.at is not None and manifests:
+            m, stop = choose_at(manifests, args.at, repo)
+        else:
+            m, stop = choose(manifests, args, repo), None
         fsm = m["filestorage"]
-        log(f"restoring backup {m['id']!r} ({m['time']}) into {data}")
+        # What the restored database must be: the backup's, or its cut at --at.
+        expected_size, expected_tid = fsm["size"], fsm["last_tid"]
+        if stop is None:
+            log(f"restoring backup {m['id']!r} ({m['time']}) into {data}")
+        else:
+            log(f"restoring the state at {args.at}: backup {m['id']!r} ({m['time']}) without "
+                f"its transactions after that time, into {data}")
         for name in fsm["files"]:
             if not os.path.isfile(os.path.join(fsdir, name)):
                 raise Failure(f"backup {m['id']!r} needs {os.path.join(fsdir, name)}, which is "
@@ -828,6 +931,13 @@ def restore(args):
             objects, blobs = verify(staged_fs, staged_blobs, fsm["size"], fsm["last_tid"])
             log(f"restored database: {objects} objects, {blobs} blobs, last transaction "
                 f"{fsm['last_tid']}: good")
+            if stop is not None:
+                step = f"cutting the restored database at {args.at}"
+                expected_size, expected_tid = cut_at(staging, stop)
+                step = f"verifying the database cut at {args.at}"
+                objects, blobs = verify(staged_fs, staged_blobs, expected_size, expected_tid)
+                log(f"database at {args.at}: {objects} objects, {blobs} blobs, last "
+                    f"transaction {expected_tid}: good")
             if os.geteuid() == 0:
                 owner = owner_of(data)
                 if owner is not None and owner != (0, 0):
@@ -865,7 +975,7 @@ def restore(args):
             step = f"checking the restored database in place, {live_fs}"
             if os.environ.get(INJECT) == "after-swap":
                 raise Failure(f"failure injected by {INJECT}=after-swap")
-            verify(live_fs, os.path.join(data, "blobstorage"), fsm["size"], fsm["last_tid"],
+            verify(live_fs, os.path.join(data, "blobstorage"), expected_size, expected_tid,
                    full=False)
         except Exception as e:  # noqa: BLE001 - undo whatever failed
             if not isinstance(e, Failure):
@@ -890,9 +1000,10 @@ def restore(args):
     if aside:
         log(f"the data that was in place is kept in {aside}: remove it with "
             f"`zodb_backup.py forget-before --data {data}` once the site is good")
-    log(f"restored backup {m['id']!r} ({m['time']}) into {data}")
-    emit({"id": m["id"], "time": m["time"], "data": data, "before": aside,
-          "objects": objects, "blobs": blobs})
+    log(f"restored backup {m['id']!r} ({m['time']})"
+        + (f" as of {args.at}" if stop is not None else "") + f" into {data}")
+    emit({"id": m["id"], "time": m["time"], "at": args.at if stop is not None else None,
+          "data": data, "before": aside, "objects": objects, "blobs": blobs})
     return 0
 
 

@@ -151,6 +151,57 @@ async fn a_zeo_sites_backup_holds_its_content_and_a_restore_brings_it_back_byte_
         restored.map(|b| b.len())
     );
     assert_eq!(site.document_text("after").await?, None);
+
+    // A point in time between two backups: exactly what the site held then.
+    site.create_document("minutes", "<p>Procès-verbal</p>")
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Kubernetes' times are to the second: this one is after "minutes" was
+    // written, and "late" is written more than a second later.
+    let at = jiff::Timestamp::now();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    site.create_document("late", "<p>Écrit après le moment choisi</p>")
+        .await?;
+    site.set_text("kept", "<p>Modifié après le moment choisi</p>")
+        .await?;
+    create::<Backup>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "later", "namespace": ns},
+            "spec": {"site": "data"},
+        }),
+    )
+    .await?;
+    completed::<Backup>(&client, &ns, "later").await?;
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": "at-minutes", "namespace": ns},
+            "spec": {"site": "data", "backup": "later", "pointInTime": at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
+        }),
+    )
+    .await?;
+    completed::<Restore>(&client, &ns, "at-minutes").await?;
+    site.wait_serving().await?;
+    assert_eq!(
+        site.document_text("minutes").await?.as_deref(),
+        Some("<p>Procès-verbal</p>")
+    );
+    assert_eq!(
+        site.document_text("late").await?,
+        None,
+        "written after the time"
+    );
+    assert_eq!(
+        site.document_text("kept").await?.as_deref(),
+        Some("<p>Ordre du jour du conseil</p>"),
+        "changed after the time"
+    );
+    assert!(site.file_bytes("annex").await?.as_deref() == Some(blob.as_slice()));
     Ok(())
 }
 
