@@ -249,6 +249,28 @@ def test_create_site_run_again_changes_nothing(instance, created):
     assert state["site"]["title"] == TITLE and state["site"]["restapi"] is True
 
 
+def test_create_site_makes_the_administrator_unless_there(instance, created):
+    assert created.returncode == 0
+    env = dict(instance.env, PLONE_ADMIN_USER="agent", PLONE_ADMIN_PASSWORD="s3cret-Agent")
+    run = lambda: subprocess.run(  # noqa: E731
+        [str(BIN / "zconsole"), "run", str(instance.conf), str(CREATE_SITE), SITE_ID, TITLE,
+         LANGUAGE], cwd=instance.home, env=env, capture_output=True, text=True,
+        timeout=ZCONSOLE_TIMEOUT)
+    first = run()
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "made the administrator 'agent'" in last_line(first.stdout)
+    found = instance.probe(
+        "u = app.acl_users.getUser('agent')\n"
+        "result = {'roles': sorted(u.getRoles()) if u else None}\n")
+    assert "Manager" in (found["roles"] or []), found
+    # There already: nothing written.
+    size = instance.data_fs.stat().st_size
+    again = run()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "administrator" not in last_line(again.stdout)
+    assert instance.data_fs.stat().st_size == size
+
+
 def test_created_site_answers_its_rest_api_anonymously(server):
     status, body = get(f"{server}/{SITE_ID}/++api++", accept="application/json")
     assert status == 200, body[:500]

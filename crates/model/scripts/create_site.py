@@ -11,13 +11,18 @@ file with `exec` and binds `app` (the Zope root, with a request and the system u
 What it does, each part only when needed, so running it again is harmless:
 - creates the site with the "classic" distribution of plone.distribution, without example
   content (it commits by itself);
-- installs the plone.restapi add-on (anonymous `GET /SITE_ID/++api++` then answers), and commits.
+- installs the plone.restapi add-on (anonymous `GET /SITE_ID/++api++` then answers), and commits;
+- when PLONE_ADMIN_PASSWORD is set, makes the user PLONE_ADMIN_USER (default `admin`) with that
+  password and the role Manager in the Zope root's user folder, unless it has a user of that
+  name, and commits: creating the site may have replaced that user folder (by Plone's own),
+  losing a user the instances made there when they started.
 
 It prints one line saying what it did. Exit status: 0 when the site is there afterwards (created
 now or before), 1 when something failed (nothing of the failed step is committed), 2 on bad
 arguments. The last line on stderr then says what went wrong.
 """
 
+import os
 import sys
 import traceback
 
@@ -126,6 +131,26 @@ def ensure_rest_api(site):
     return True
 
 
+def ensure_admin(app):
+    """Make the administrator in the Zope root's user folder unless it has that user; the name
+    when this call made it, None otherwise."""
+    password = os.environ.get("PLONE_ADMIN_PASSWORD", "")
+    if not password:
+        return None
+    name = os.environ.get("PLONE_ADMIN_USER", "").strip() or "admin"
+    users = app.acl_users
+    if users.getUser(name) is not None:
+        return None
+    # Zope's user folder and Plone's (PluggableAuthService) both add a user with its roles so.
+    users._doAddUser(name, password, ["Manager"], [])
+    if users.getUser(name) is None:
+        raise Failure(f"the user {name!r} is still missing after adding it")
+    txn = transaction.get()
+    txn.note(f"mutu: made the administrator {name!r}")
+    txn.commit()
+    return name
+
+
 class Step:
     """Names the step under way; a failure inside becomes a Failure naming it."""
 
@@ -165,6 +190,10 @@ def main(app, args):
     with Step(f"installing {REST_API} in site {site_id!r}"):
         installed = ensure_rest_api(site)
     done.append(f"installed {REST_API}" if installed else f"{REST_API} already installed")
+    with Step("making the administrator"):
+        admin = ensure_admin(app)
+    if admin:
+        done.append(f"made the administrator {admin!r}")
     print(f"{PROG}: " + "; ".join(done), flush=True)
     return 0
 

@@ -7,6 +7,12 @@ use mutu_api::common::stable_hash;
 /// Longest name of most objects (a DNS label): Jobs, Services, volume claims.
 pub const MAX_NAME: usize = 63;
 
+/// The image of a product's release: its instances, its Jobs, and what a
+/// rollout checks its pods run.
+pub fn release_image(product_image: &str, release: &str) -> String {
+    format!("{product_image}:{release}")
+}
+
 /// The site's ZEO server: its StatefulSet and Service.
 pub fn zeo_server(site: &str) -> String {
     format!("{site}-zeo")

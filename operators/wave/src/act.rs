@@ -78,6 +78,16 @@ fn observe(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, site: PloneSite, now: &T
                 .as_ref()
                 .and_then(|s| s.node_name.as_deref())
                 .and_then(|n| data.node_pool(n)),
+            image: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.first())
+                .and_then(|c| c.image.clone()),
+            ready: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
         })
         .collect();
     World {

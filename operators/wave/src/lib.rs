@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, PodCondition};
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
@@ -35,7 +35,8 @@ pub use mutu_model::wave::{
 /// Name of this controller in metrics, events and its field manager (`mutu-wave`).
 pub const NAME: &str = "wave";
 
-/// Keeps only what the engine reads of a pod: labels, node, requests, phase.
+/// Keeps only what the engine reads of a pod: labels, node, images, requests,
+/// phase and readiness.
 fn slim_pod(pod: &mut Pod) {
     let meta = pod.meta_mut();
     meta.annotations = None;
@@ -60,8 +61,18 @@ fn slim_pod(pod: &mut Pod) {
     }
     if let Some(status) = pod.status.as_mut() {
         status.container_statuses = None;
-        status.conditions = None;
         status.init_container_statuses = None;
+        // Only whether it is Ready (a rollout checks its new instances are).
+        status.conditions = status.conditions.take().map(|cs| {
+            cs.into_iter()
+                .filter(|c| c.type_ == "Ready")
+                .map(|c| PodCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    ..Default::default()
+                })
+                .collect()
+        });
     }
 }
 
@@ -190,4 +201,32 @@ pub async fn run(
         mutu_runtime::controller::run(rollouts_ctl, ctx.clone(), engine::reconcile_rollout),
         drain,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slim_pod_keeps_its_image_and_readiness_only() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "delib-1", "annotations": {"a": "b"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "r/delib:2.0",
+                     "env": [{"name": "X", "value": "1"}]}]},
+            "status": {"phase": "Running", "conditions": [
+                {"type": "Ready", "status": "True", "message": "long text"},
+                {"type": "PodScheduled", "status": "True"},
+            ]},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        slim_pod(&mut pod);
+        let value = serde_json::to_value(&pod).unwrap_or_default();
+        assert_eq!(value["spec"]["containers"][0]["image"], "r/delib:2.0");
+        assert!(value["spec"]["containers"][0]["env"].is_null());
+        assert_eq!(
+            value["status"]["conditions"],
+            serde_json::json!([{"type": "Ready", "status": "True"}])
+        );
+        assert!(value["metadata"]["annotations"].is_null());
+    }
 }

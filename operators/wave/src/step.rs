@@ -101,6 +101,10 @@ pub struct Server {
     pub deleting: bool,
     /// The pool of its node, once scheduled on a node with one.
     pub pool: Option<String>,
+    /// The image its (first) container runs.
+    pub image: Option<String>,
+    /// Whether kubelet says it is Ready.
+    pub ready: bool,
 }
 
 /// The site's new and current data volumes.
@@ -171,6 +175,16 @@ impl World {
             .iter()
             .any(|(k, v)| current.get(*k) != v.as_ref())
             .then(|| Action::Annotate(wanted.to_vec()))
+    }
+
+    /// Every instance of the site runs `image` and is Ready (no instance of
+    /// another release left serving), and there is one at least.
+    fn instances_run(&self, image: &str) -> bool {
+        let instances: Vec<&Server> = self.servers.iter().filter(|s| !s.zeo).collect();
+        !instances.is_empty()
+            && instances
+                .iter()
+                .all(|s| !s.deleting && s.ready && s.image.as_deref() == Some(image))
     }
 
     /// The run of Backup `name`, and the action that creates it if missing.
@@ -689,7 +703,10 @@ pub fn upgrade(plan: &PlanRef, p: &SiteProgress, w: &World, release: &str) -> Ou
     match p.step {
         SiteStep::Preflight => upgrade_preflight(plan, p, w, has_backup, release),
         SiteStep::Upgrading => upgrading(w, release, running),
-        SiteStep::Verifying => verify_upgrade(plan, p, w, release, running),
+        SiteStep::Verifying => {
+            let image = names::release_image(&product.image, release);
+            verify_upgrade(plan, p, w, release, &image, running)
+        }
         SiteStep::RollingBack => upgrade_back(plan, p, w, has_backup),
         SiteStep::Pending
         | SiteStep::Maintenance
@@ -907,9 +924,12 @@ fn verify_upgrade(
     p: &SiteProgress,
     w: &World,
     release: &str,
+    image: &str,
     running: Option<&str>,
 ) -> Outcome {
-    if running == Some(release) && is_true(&w.site, "Available") {
+    // The site's status says the release; its pods say whether the previous
+    // release's instances are gone and the new ones Ready.
+    if running == Some(release) && is_true(&w.site, "Available") && w.instances_run(image) {
         // The new release's servers are all ready: the visitors come back.
         let actions = w
             .annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])
@@ -931,6 +951,11 @@ fn verify_upgrade(
             "not Ready on release {release} after {}: {}",
             human(plan.verify),
             ready_message(&w.site)
+        )));
+    }
+    if running == Some(release) && is_true(&w.site, "Available") {
+        return next(Next::Wait(format!(
+            "waiting for every instance to run release {release} and be Ready (an instance of the previous release still serves, or a new one is not Ready yet)"
         )));
     }
     next(Next::Wait(format!(
@@ -1084,6 +1109,16 @@ mod tests {
             zeo,
             deleting: false,
             pool: Some(pool.into()),
+            image: Some("registry/delib:4.2.18".into()),
+            ready: true,
+        }
+    }
+
+    /// A Ready instance of the site on `release`.
+    fn instance_on(release: &str) -> Server {
+        Server {
+            image: Some(format!("registry/delib:{release}")),
+            ..server(&format!("delib-{release}"), false, FROM)
         }
     }
 
@@ -1870,11 +1905,30 @@ mod tests {
 
     #[test]
     fn an_upgraded_site_is_done_once_ready_on_the_release() {
-        let w = world(site(json!({}), ready_on(FROM, RELEASE)), zeo());
+        let mut w = world(site(json!({}), ready_on(FROM, RELEASE)), zeo());
+        w.servers = vec![instance_on(RELEASE)];
         assert_eq!(
             upgrading(&at(SiteStep::Verifying, "4.2.18"), &w),
             only(go(SiteStep::Done, "Ready on release 4.3.0"))
         );
+        // The status names the release while an instance of the previous one
+        // still serves: not done yet.
+        w.servers.push(instance_on("4.2.18"));
+        assert_eq!(
+            upgrading(&at(SiteStep::Verifying, "4.2.18"), &w),
+            only(wait(
+                "waiting for every instance to run release 4.3.0 and be Ready (an instance of the previous release still serves, or a new one is not Ready yet)"
+            ))
+        );
+        // A new instance not Ready yet: neither.
+        w.servers = vec![Server {
+            ready: false,
+            ..instance_on(RELEASE)
+        }];
+        assert!(matches!(
+            upgrading(&at(SiteStep::Verifying, "4.2.18"), &w),
+            Outcome::Then(_, Next::Wait(_))
+        ));
         let starting = world(site(json!({}), not_ready_on(FROM, RELEASE)), zeo());
         assert_eq!(
             upgrading(&at(SiteStep::Verifying, "4.2.18"), &starting),
@@ -2000,6 +2054,7 @@ mod tests {
         }
         let w = World {
             site: available,
+            servers: vec![instance_on(RELEASE)],
             ..w
         };
         assert_eq!(

@@ -34,7 +34,7 @@ pub fn env(name: &str) -> anyhow::Result<String> {
 static CATALOG: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
 
 /// The catalog of images built here, applied once per test process.
-fn apply_catalog() -> anyhow::Result<()> {
+pub fn apply_catalog() -> anyhow::Result<()> {
     let mut applied = CATALOG.lock().unwrap_or_else(|e| e.into_inner());
     if *applied {
         return Ok(());
@@ -81,6 +81,12 @@ pub async fn ready_site(
         }),
     )
     .await?;
+    site_ready(client, ns, name).await
+}
+
+/// Waits until site `name` is Ready; returns it, or fails with the site and
+/// the pods of its namespace.
+pub async fn site_ready(client: &Client, ns: &str, name: &str) -> anyhow::Result<PloneSite> {
     let api: Api<PloneSite> = Api::namespaced(client.clone(), ns);
     let site = eventually(
         TIMEOUT,
@@ -105,6 +111,18 @@ pub async fn ready_site(
                 site.stdout,
                 described.stdout
             )
+        }
+    }
+}
+
+/// Deletes a test's namespaces without waiting, so that the two cores of the
+/// real nodes go to the tests that come next (a failed test keeps its own,
+/// to be looked at).
+pub fn free(namespaces: &[&str]) {
+    for ns in namespaces {
+        let out = kubectl(["delete", "namespace", ns, "--wait=false"]);
+        if !out.success {
+            eprintln!("deleting namespace {ns}: {}", out.stderr);
         }
     }
 }
@@ -332,6 +350,54 @@ impl PloneContent {
             .await?;
         anyhow::ensure!(a.status == 204, "deleting {id}: {}", a.status);
         Ok(())
+    }
+}
+
+/// A member's agent that keeps writing pages into a site while an operation
+/// runs: page `w-N` holds text `N`, one after the other; a write the site
+/// refuses (maintenance page, a connection refused) is tried again a second
+/// later. [`Writer::stop`] says which pages the site acknowledged (201).
+pub struct Writer {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Writer {
+    /// Starts writing into `site`.
+    pub fn start(site: std::sync::Arc<PloneContent>, prefix: &str) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let prefix = prefix.to_string();
+        let task = tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut n = 0;
+            while !*stopped.borrow() {
+                let id = format!("{prefix}-{n}");
+                match site.create_document(&id, &format!("<p>{id}</p>")).await {
+                    Ok(()) => {
+                        acknowledged.push(id);
+                        n += 1;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(_) => {
+                        // Written after all, its answer lost: on to the next.
+                        if matches!(site.document_text(&id).await, Ok(Some(_))) {
+                            n += 1;
+                            continue;
+                        }
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), stopped.changed()).await;
+                    }
+                }
+            }
+            acknowledged
+        });
+        Self { stop, task }
+    }
+
+    /// Stops writing; the pages the site acknowledged, in order.
+    pub async fn stop(self) -> anyhow::Result<Vec<String>> {
+        let _ = self.stop.send(true);
+        Ok(self.task.await?)
     }
 }
 

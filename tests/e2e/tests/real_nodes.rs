@@ -104,6 +104,7 @@ async fn a_zeo_plone_site_serves_plone_through_the_ingress_over_a_certificate_pe
     assert_eq!(text.as_deref(), Some("<p>Bienvenue sur le site</p>"));
     let (status, _) = curl_https(&host, "/Plone/welcome/edit", &ca)?;
     assert_ne!(status, 200, "an anonymous visitor may edit the page");
+    mutu_e2e::real::free(&[&ns]);
     Ok(())
 }
 
@@ -223,6 +224,7 @@ async fn a_tenant_reaches_solr_dns_and_itself_but_nothing_of_another_tenant() ->
         !ok && !out.contains("open"),
         "a tenant reached the API server: {out}"
     );
+    mutu_e2e::real::free(&[&ns_a, &ns_b]);
     Ok(())
 }
 
@@ -279,6 +281,7 @@ async fn a_generic_product_serves_its_page_and_keeps_its_data_across_a_pod_resta
         .output()?;
     let body = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && !body.is_empty(), "no page: {body}");
+    mutu_e2e::real::free(&[&ns]);
     Ok(())
 }
 
@@ -323,6 +326,7 @@ async fn a_single_replica_site_with_a_volume_completes_a_release_change() -> any
         (done && new.len() == 1 && pod_ready(new[0])).then_some(())
     })
     .await?;
+    mutu_e2e::real::free(&[&ns]);
     Ok(())
 }
 
@@ -431,5 +435,6 @@ async fn a_release_whose_health_check_fails_stays_unready_and_the_previous_relea
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    mutu_e2e::real::free(&[&ns]);
     Ok(())
 }

@@ -17,7 +17,6 @@ use mutu_api::{PloneSite, ProductSpec};
 use mutu_model::names;
 
 use super::Plan;
-use super::data::{ADMIN_PASSWORD_KEY, ADMIN_USER_KEY};
 use super::pod::{self, meta};
 
 /// Component label of the instances, their Service and their budget.
@@ -38,13 +37,7 @@ fn env(site: &PloneSite, product: &ProductSpec, plan: &Plan) -> Vec<EnvVar> {
     let mut env = pod::storage_env(site, product);
     if product.engine == Engine::Plone {
         // The administrator the instance makes or updates at its start.
-        let secret = names::admin_secret(&site.name_any());
-        for (var, key) in [
-            ("PLONE_ADMIN_USER", ADMIN_USER_KEY),
-            ("PLONE_ADMIN_PASSWORD", ADMIN_PASSWORD_KEY),
-        ] {
-            env.push(pod::secret_env(var, secret.clone(), key, None));
-        }
+        env.extend(pod::admin_env(site));
     }
     env.extend(plan.solr_env.iter().map(|(k, v)| pod::env(k, v.clone())));
     if !plan.solr_env.is_empty() {

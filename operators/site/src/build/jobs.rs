@@ -42,15 +42,16 @@ pub(super) fn create_job(site: &PloneSite, product: &ProductSpec, plan: &Plan) -
         language.code().to_string(),
     ]);
     let name = names::create_job(&site.name_any());
-    Some(job(
-        site,
-        &name,
-        "create-site",
-        product,
-        &plan.release,
+    // The creation may replace the Zope root's user folder (Plone's own
+    // then): the script makes the administrator there afterwards.
+    let work = Work {
+        name: &name,
+        component: "create-site",
+        release: &plan.release,
         command,
-        plan,
-    ))
+        env: pod::admin_env(site),
+    };
+    Some(job(site, product, work, plan))
 }
 
 /// The upgrade of the Plone site to the plan's target release, in that release's image.
@@ -63,7 +64,14 @@ pub(super) fn upgrade_job(site: &PloneSite, product: &ProductSpec, plan: &Plan) 
     command.push(scripts::UPGRADE_SITE.path());
     command.push("Plone".to_string());
     let name = upgrade_job_name(&site.name_any(), target);
-    Some(job(site, &name, "upgrade", product, target, command, plan))
+    let work = Work {
+        name: &name,
+        component: "upgrade",
+        release: target,
+        command,
+        env: Vec::new(),
+    };
+    Some(job(site, product, work, plan))
 }
 
 /// Name of the Job that upgrades `site` to `release`.
@@ -100,17 +108,28 @@ fn site_title(site: &PloneSite) -> String {
         })
 }
 
-/// A Job `name` that runs `command` once in the product's image at `release`,
-/// on the site's pool, with the site's storage and the scripts.
-fn job(
-    site: &PloneSite,
-    name: &str,
-    component: &str,
-    product: &ProductSpec,
-    release: &str,
+/// What a Job of the site does: its name and component, the release whose
+/// image runs `command`, and variables beside the site's storage.
+struct Work<'a> {
+    name: &'a str,
+    component: &'a str,
+    release: &'a str,
     command: Vec<String>,
-    plan: &Plan,
-) -> Job {
+    env: Vec<k8s_openapi::api::core::v1::EnvVar>,
+}
+
+/// The Job of `work`, run once on the site's pool, with the site's storage
+/// and the scripts.
+fn job(site: &PloneSite, product: &ProductSpec, work: Work<'_>, plan: &Plan) -> Job {
+    let Work {
+        name,
+        component,
+        release,
+        command,
+        env,
+    } = work;
+    let mut all_env = pod::storage_env(site, product);
+    all_env.extend(env);
     Job {
         metadata: meta(site, name, component, true),
         spec: Some(JobSpec {
@@ -125,7 +144,7 @@ fn job(
                         name: component.to_string(),
                         image: pod::image(product, release),
                         command: Some(command),
-                        env: Some(pod::storage_env(site, product)),
+                        env: Some(all_env),
                         volume_mounts: Some(vec![pod::scripts_mount()]),
                         ..Default::default()
                     }],

@@ -174,7 +174,7 @@ pub(super) fn security_context() -> Option<PodSecurityContext> {
 
 /// The product's image at `release`.
 pub(super) fn image(product: &ProductSpec, release: &str) -> Option<String> {
-    Some(format!("{}:{release}", product.image))
+    Some(names::release_image(&product.image, release))
 }
 
 /// The volume of the scripts ConfigMap.
@@ -247,6 +247,19 @@ pub(super) fn secret_env(name: &str, secret: String, key: &str, optional: Option
 
 /// The Plone site's id, and where its ZODB is: the site's ZEO server, or the
 /// RelStorage connection of its Secret.
+/// The administrator's variables, from the site's Secret (required: nothing
+/// that sets up the administrator starts without it).
+pub(super) fn admin_env(site: &PloneSite) -> Vec<EnvVar> {
+    let secret = names::admin_secret(&site.name_any());
+    [
+        ("PLONE_ADMIN_USER", super::data::ADMIN_USER_KEY),
+        ("PLONE_ADMIN_PASSWORD", super::data::ADMIN_PASSWORD_KEY),
+    ]
+    .into_iter()
+    .map(|(var, key)| secret_env(var, secret.clone(), key, None))
+    .collect()
+}
+
 pub(super) fn storage_env(site: &PloneSite, product: &ProductSpec) -> Vec<EnvVar> {
     let mut env = vec![self::env("SITE_ID", "Plone")];
     match storage::mode(site, product) {

@@ -492,6 +492,14 @@ fn a_plone_sites_instances_take_their_administrator_from_the_sites_secret() {
         assert!(found["valueFrom"]["secretKeyRef"]["optional"].is_null());
     }
 
+    // The creation Job makes it too (creating the site may replace the root's
+    // user folder); the upgrade Job does not need it.
+    let jobs = json_of(&d.jobs).to_string();
+    assert_eq!(jobs.matches("PLONE_ADMIN_PASSWORD").count(), 1, "{jobs}");
+    let create = json_of(&d.jobs[0]);
+    assert_eq!(create["metadata"]["name"], "delib-create");
+    assert!(create.to_string().contains("delib-admin"));
+
     let secret = json_of(&admin_secret(&site, "s3cret-value"));
     assert_eq!(secret["metadata"]["name"], "delib-admin");
     assert_eq!(secret["type"], "kubernetes.io/basic-auth");

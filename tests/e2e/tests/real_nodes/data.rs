@@ -3,14 +3,17 @@
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::Api;
+use kube::api::PostParams;
 use kube::{Client, ResourceExt};
-use mutu_api::{Backup, Restore};
+use mutu_api::wave::SiteStep;
+use mutu_api::{Backup, MigrationPlan, PloneSite, Product, ReleaseRollout, Restore};
 use mutu_e2e::real::{
-    PloneContent, TIMEOUT, client, member, pod_ready, pods, random_bytes, ready_site,
+    PloneContent, TIMEOUT, Writer, apply_catalog, client, member, pod_ready, pods, random_bytes,
+    ready_site, site_ready,
 };
-use mutu_e2e::{create_in as create, kubectl};
+use mutu_e2e::{create_in as create, create_site, kubectl};
 use mutu_runtime::conditions;
-use mutu_runtime::testing::eventually;
+use mutu_runtime::testing::{eventually, unique_name};
 use serde_json::json;
 
 /// Waits until the run `name` (Backup or Restore) is Complete; fails at once
@@ -202,6 +205,7 @@ async fn a_zeo_sites_backup_holds_its_content_and_a_restore_brings_it_back_byte_
         "changed after the time"
     );
     assert!(site.file_bytes("annex").await?.as_deref() == Some(blob.as_slice()));
+    mutu_e2e::real::free(&[&ns]);
     Ok(())
 }
 
@@ -328,5 +332,181 @@ async fn a_generic_products_volume_is_backed_up_and_restored_as_it_was() -> anyh
         failed.message
     );
     assert_eq!(notes(&client, &ns, "notes").await?, at_backup);
+    mutu_e2e::real::free(&[&ns]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_migration_moves_a_zeo_sites_data_to_the_other_node_and_loses_no_acknowledged_write()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    let (_, ns, domain) = member(&client, "rn-move", json!({"dev-plone": 1})).await?;
+    let host = format!("move.{domain}");
+    let run = unique_name("move");
+    create_site(
+        &client,
+        json!({
+            "apiVersion": "hosting.imio.be/v1alpha1", "kind": "PloneSite",
+            "metadata": {"name": "move", "namespace": ns, "labels": {"migration": run}},
+            "spec": {"product": "dev-plone", "hostnames": [host]},
+        }),
+    )
+    .await?;
+    site_ready(&client, &ns, "move").await?;
+    let site = std::sync::Arc::new(PloneContent::of(&client, &ns, "move", &host).await?);
+    site.wait_serving().await?;
+    let blob = random_bytes(200 * 1024);
+    site.create_file("annex", &blob).await?;
+    site.create_document("before", "<p>Avant le déménagement</p>")
+        .await?;
+
+    // An agent keeps writing while the site moves from frontend-1 to physical-1.
+    let writer = Writer::start(site.clone(), "w");
+    let plan = unique_name("to-physical");
+    let body: MigrationPlan = serde_json::from_value(json!({
+        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "MigrationPlan",
+        "metadata": {"name": plan},
+        "spec": {"selector": {"matchLabels": {"migration": run}}, "from": "frontend",
+                 "to": "physical", "waveSize": 1, "maxInFlight": 1, "failureThreshold": 1,
+                 "verifyTimeout": "600s"},
+    }))?;
+    let plans: Api<MigrationPlan> = Api::all(client.clone());
+    plans.create(&PostParams::default(), &body).await?;
+    let done = eventually(TIMEOUT, "the site to move", || async {
+        let p = plans.get(&plan).await.ok()?;
+        let st = p.status?;
+        let progress = st.site_progress.iter().find(|p| p.name == "move")?;
+        matches!(progress.step, SiteStep::Done | SiteStep::Failed).then(|| progress.clone())
+    })
+    .await?;
+    // A little more writing on the new node, then every acknowledged page.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let acknowledged = writer.stop().await?;
+    assert_eq!(done.step, SiteStep::Done, "{:?}", done.reason);
+
+    for component in ["zeo", "instance"] {
+        for pod in pods(&client, &ns, "move", component).await? {
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            assert_eq!(
+                pod.spec.and_then(|s| s.node_name).as_deref(),
+                Some("physical-1"),
+                "{component} of the moved site"
+            );
+        }
+    }
+    site.wait_serving().await?;
+    assert!(
+        acknowledged.len() >= 2,
+        "the writer wrote: {acknowledged:?}"
+    );
+    let mut lost = Vec::new();
+    for id in &acknowledged {
+        if site.document_text(id).await?.as_deref() != Some(&format!("<p>{id}</p>")) {
+            lost.push(id.clone());
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "acknowledged, then lost by the move: {lost:?}"
+    );
+    assert_eq!(
+        site.document_text("before").await?.as_deref(),
+        Some("<p>Avant le déménagement</p>")
+    );
+    assert!(site.file_bytes("annex").await?.as_deref() == Some(blob.as_slice()));
+    plans.delete(&plan, &Default::default()).await?;
+    mutu_e2e::real::free(&[&ns]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rollout_upgrades_a_site_to_the_next_plone_release_and_loses_no_acknowledged_write()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    // A product of its own, so that the rollout takes no other test's site.
+    apply_catalog()?;
+    let products: Api<Product> = Api::all(client.clone());
+    let mut spec = products.get("dev-plone").await?.spec;
+    spec.release = "6.1.5".into();
+    let product = unique_name("rn-roll-p");
+    products
+        .create(&PostParams::default(), &Product::new(&product, spec))
+        .await?;
+    let (_, ns, domain) = member(&client, "rn-roll", json!({ product.clone(): 1 })).await?;
+    let host = format!("roll.{domain}");
+    ready_site(
+        &client,
+        &ns,
+        "roll",
+        json!({"product": product, "hostnames": [host]}),
+    )
+    .await?;
+    let site = std::sync::Arc::new(PloneContent::of(&client, &ns, "roll", &host).await?);
+    site.wait_serving().await?;
+    let blob = random_bytes(100 * 1024);
+    site.create_file("annex", &blob).await?;
+    site.create_document("before", "<p>Avant la mise à jour</p>")
+        .await?;
+
+    let writer = Writer::start(site.clone(), "w");
+    let rollout = unique_name("to-622");
+    let body: ReleaseRollout = serde_json::from_value(json!({
+        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "ReleaseRollout",
+        "metadata": {"name": rollout},
+        "spec": {"product": product, "release": "6.2.2", "waveSize": 1, "maxInFlight": 1,
+                 "failureThreshold": 1, "verifyTimeout": "600s"},
+    }))?;
+    let rollouts: Api<ReleaseRollout> = Api::all(client.clone());
+    rollouts.create(&PostParams::default(), &body).await?;
+    let done = eventually(TIMEOUT, "the site's upgrade", || async {
+        let r = rollouts.get(&rollout).await.ok()?;
+        let progress = r
+            .status?
+            .site_progress
+            .into_iter()
+            .find(|p| p.name == "roll")?;
+        matches!(progress.step, SiteStep::Done | SiteStep::Failed).then_some(progress)
+    })
+    .await?;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let acknowledged = writer.stop().await?;
+    assert_eq!(done.step, SiteStep::Done, "{:?}", done.reason);
+
+    let upgraded = Api::<PloneSite>::namespaced(client.clone(), &ns)
+        .get("roll")
+        .await?;
+    let status = upgraded.status.unwrap_or_default();
+    assert_eq!(status.release.as_deref(), Some("6.2.2"));
+    assert_eq!(status.previous_release.as_deref(), Some("6.1.5"));
+    for pod in pods(&client, &ns, "roll", "instance").await? {
+        if pod.metadata.deletion_timestamp.is_none() && pod_ready(&pod) {
+            let image = pod.spec.and_then(|s| s.containers[0].image.clone());
+            assert_eq!(image.as_deref(), Some("mutu.local/plone:6.2.2"));
+        }
+    }
+    site.wait_serving().await?;
+    assert!(
+        acknowledged.len() >= 2,
+        "the writer wrote: {acknowledged:?}"
+    );
+    let mut lost = Vec::new();
+    for id in &acknowledged {
+        if site.document_text(id).await?.as_deref() != Some(&format!("<p>{id}</p>")) {
+            lost.push(id.clone());
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "acknowledged, then lost by the upgrade: {lost:?}"
+    );
+    assert_eq!(
+        site.document_text("before").await?.as_deref(),
+        Some("<p>Avant la mise à jour</p>")
+    );
+    assert!(site.file_bytes("annex").await?.as_deref() == Some(blob.as_slice()));
+    rollouts.delete(&rollout, &Default::default()).await?;
+    mutu_e2e::real::free(&[&ns]);
     Ok(())
 }
