@@ -777,14 +777,28 @@ fn upgrade_back(plan: &PlanRef, p: &SiteProgress, w: &World, has_backup: bool) -
         .into_iter()
         .collect();
     match run {
-        Run::Complete => then(
+        // Failed once the site serves again (or, not Ready long after, says so).
+        Run::Complete if back_online.is_empty() && ready(&w.site) => next(Next::Go(
+            SiteStep::Failed,
+            format!(
+                "{failure}; back on release {origin} with its data of before the upgrade (Restore {name}; nothing was written since: the site showed the maintenance page from that backup on)"
+            ),
+        )),
+        Run::Complete if age(p.since.as_ref(), &w.now) > plan.verify * 2 => then(
             back_online,
             Next::Go(
                 SiteStep::Failed,
                 format!(
-                    "{failure}; back on release {origin} with its data of before the upgrade (Restore {name}; nothing was written since: the site showed the maintenance page from that backup on)"
+                    "{failure}; back on release {origin} with its data of before the upgrade (Restore {name}), but it is not Ready: {}",
+                    ready_message(&w.site)
                 ),
             ),
+        ),
+        Run::Complete => then(
+            back_online,
+            Next::Wait(format!(
+                "{failure} — back on release {origin} with its data of before the upgrade (Restore {name}); waiting for it to be Ready"
+            )),
         ),
         Run::Failed(m) => then(
             back_online,
@@ -2016,8 +2030,8 @@ mod tests {
             SiteStep::Failed,
             "the upgrade failed; back on release 4.2.18 with its data of before the upgrade (Restore move-delib-restore; nothing was written since: the site showed the maintenance page from that backup on)",
         );
-        assert_eq!(upgrading(&p, &w), only(done.clone()));
-        // The visitors come back once the data is.
+        assert_eq!(upgrading(&p, &w), only(done));
+        // The visitors come back once the data is; failed once it serves.
         let mut offline = world(
             site(offline_for_the_rollout(), ready_on(FROM, RELEASE)),
             zeo(),
@@ -2027,9 +2041,17 @@ mod tests {
             upgrading(&p, &offline),
             Outcome::Then(
                 vec![annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])],
-                done
+                wait(
+                    "the upgrade failed — back on release 4.2.18 with its data of before the upgrade (Restore move-delib-restore); waiting for it to be Ready"
+                )
             )
         );
+        let mut starting = world(site(json!({}), not_ready_on(FROM, "4.2.18")), zeo());
+        starting.restore = Some(Some(Run::Complete));
+        assert!(matches!(
+            upgrading(&p, &starting),
+            Outcome::Then(_, Next::Wait(_))
+        ));
     }
 
     #[test]

@@ -336,6 +336,27 @@ async fn a_generic_products_volume_is_backed_up_and_restored_as_it_was() -> anyh
     Ok(())
 }
 
+/// Waits until `site` serves, then checks that every page of `acknowledged`
+/// (at least two: the writer wrote meanwhile) is there with its text.
+async fn all_there(site: &PloneContent, acknowledged: &[String], what: &str) -> anyhow::Result<()> {
+    site.wait_serving().await?;
+    assert!(
+        acknowledged.len() >= 2,
+        "the writer wrote: {acknowledged:?}"
+    );
+    let mut lost = Vec::new();
+    for id in acknowledged {
+        if site.document_text(id).await?.as_deref() != Some(&format!("<p>{id}</p>")) {
+            lost.push(id.clone());
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "acknowledged, then lost by {what}: {lost:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_migration_moves_a_zeo_sites_data_to_the_other_node_and_loses_no_acknowledged_write()
 -> anyhow::Result<()> {
@@ -396,21 +417,7 @@ async fn a_migration_moves_a_zeo_sites_data_to_the_other_node_and_loses_no_ackno
             );
         }
     }
-    site.wait_serving().await?;
-    assert!(
-        acknowledged.len() >= 2,
-        "the writer wrote: {acknowledged:?}"
-    );
-    let mut lost = Vec::new();
-    for id in &acknowledged {
-        if site.document_text(id).await?.as_deref() != Some(&format!("<p>{id}</p>")) {
-            lost.push(id.clone());
-        }
-    }
-    assert!(
-        lost.is_empty(),
-        "acknowledged, then lost by the move: {lost:?}"
-    );
+    all_there(&site, &acknowledged, "the move").await?;
     assert_eq!(
         site.document_text("before").await?.as_deref(),
         Some("<p>Avant le déménagement</p>")
@@ -486,21 +493,7 @@ async fn a_rollout_upgrades_a_site_to_the_next_plone_release_and_loses_no_acknow
             assert_eq!(image.as_deref(), Some("mutu.local/plone:6.2.2"));
         }
     }
-    site.wait_serving().await?;
-    assert!(
-        acknowledged.len() >= 2,
-        "the writer wrote: {acknowledged:?}"
-    );
-    let mut lost = Vec::new();
-    for id in &acknowledged {
-        if site.document_text(id).await?.as_deref() != Some(&format!("<p>{id}</p>")) {
-            lost.push(id.clone());
-        }
-    }
-    assert!(
-        lost.is_empty(),
-        "acknowledged, then lost by the upgrade: {lost:?}"
-    );
+    all_there(&site, &acknowledged, "the upgrade").await?;
     assert_eq!(
         site.document_text("before").await?.as_deref(),
         Some("<p>Avant la mise à jour</p>")
