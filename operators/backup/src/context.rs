@@ -105,12 +105,15 @@ impl Caches {
     /// volume. A site whose product is unknown is taken to keep some (its
     /// backups then wait for the product, and say so).
     pub fn keeps_data(&self, site: &PloneSite) -> bool {
+        self.product(&site.spec.product).is_none_or(|p| {
+            mutu_model::storage::of_site(site, &p.spec) != mutu_model::storage::Storage::Nothing
+        })
+    }
+    /// The catalog's Product `name`, if the cache has it.
+    pub fn product(&self, name: &str) -> Option<Arc<Product>> {
         self.products_cache
-            .get(&ObjectRef::new(&site.spec.product))
+            .get(&ObjectRef::new(name))
             .and_then(|entry| well_formed(&entry))
-            .is_none_or(|p| {
-                mutu_model::storage::of_site(site, &p.spec) != mutu_model::storage::Storage::Nothing
-            })
     }
     pub fn backup(&self, ns: &str, name: &str) -> Option<Arc<Backup>> {
         self.backups_cache

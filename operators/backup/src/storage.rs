@@ -7,8 +7,8 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::api::Api;
+use mutu_api::PloneSite;
 use mutu_api::product::StorageMode;
-use mutu_api::{PloneSite, Product};
 
 use crate::context::{Ctx, Error, kube_err};
 use crate::jobs;
@@ -52,34 +52,35 @@ pub async fn storage(
     site: &PloneSite,
 ) -> Result<Result<Storage, String>, Error> {
     let name = site.name_any();
-    // Only a site that names no storage mode needs its Product to know.
-    let mut mode = site.spec.storage.as_ref().and_then(|s| s.mode);
-    if mode.is_none() {
-        let product = Api::<Product>::all(ctx.client().clone())
-            .get_opt(&site.spec.product)
-            .await
-            .map_err(kube_err("read the site's product"))?;
-        let Some(product) = product else {
+    // The model's rule, from the Product in the cache; without it, only a
+    // site that names its storage mode can say where its data is.
+    let kind = match (
+        ctx.data.product(&site.spec.product),
+        site.spec.storage.as_ref().and_then(|s| s.mode),
+    ) {
+        (Some(product), _) => mutu_model::storage::of_site(site, &product.spec),
+        (None, Some(StorageMode::Relstorage)) => Kind::Rel,
+        (None, Some(StorageMode::Zeo)) => Kind::Zeo,
+        (None, None) => {
             return Ok(Err(format!(
                 "the site's product {} does not exist",
                 site.spec.product
             )));
-        };
-        match mutu_model::storage::of_site(site, &product.spec) {
-            Kind::Volume => return volume(ctx, ns, site).await,
-            Kind::Nothing => {
-                return Ok(Err(format!(
-                    "the site keeps no data: product {} has no volume",
-                    site.spec.product
-                )));
-            }
-            Kind::Zeo | Kind::Rel => {}
         }
-        mode = mutu_model::storage::mode(site, &product.spec);
-    }
-    if mode == Some(StorageMode::Relstorage) {
-        let secret = mutu_model::storage::relstorage_secret(site);
-        return Ok(Ok(Storage::Rel { secret }));
+    };
+    match kind {
+        Kind::Volume => return volume(ctx, ns, site).await,
+        Kind::Nothing => {
+            return Ok(Err(format!(
+                "the site keeps no data: product {} has no volume",
+                site.spec.product
+            )));
+        }
+        Kind::Rel => {
+            let secret = mutu_model::storage::relstorage_secret(site);
+            return Ok(Ok(Storage::Rel { secret }));
+        }
+        Kind::Zeo => {}
     }
     let zeo_name = mutu_model::names::zeo_server(&name);
     let zeo = Api::<StatefulSet>::namespaced(ctx.client().clone(), ns)
