@@ -406,10 +406,13 @@ async fn a_migration_moves_a_zeo_sites_data_to_the_other_node_and_loses_no_ackno
     assert_eq!(done.step, SiteStep::Done, "{:?}", done.reason);
 
     for component in ["zeo", "instance"] {
-        for pod in pods(&client, &ns, "move", component).await? {
-            if pod.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
+        let running: Vec<_> = pods(&client, &ns, "move", component)
+            .await?
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        assert!(!running.is_empty(), "no {component} of the moved site runs");
+        for pod in running {
             assert_eq!(
                 pod.spec.and_then(|s| s.node_name).as_deref(),
                 Some("physical-1"),
