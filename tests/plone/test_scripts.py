@@ -271,6 +271,44 @@ def test_create_site_makes_the_administrator_unless_there(instance, created):
     assert instance.data_fs.stat().st_size == size
 
 
+def test_create_site_with_a_solr_index_installs_and_turns_on_collective_solr(instance, created):
+    # Another site of the same database: the other tests' site stays without Solr.
+    assert created.returncode == 0
+    env = dict(instance.env, COLLECTIVE_SOLR_HOST="127.0.0.1", COLLECTIVE_SOLR_PORT="9",
+               COLLECTIVE_SOLR_BASE="/solr/searched")
+    run = lambda: subprocess.run(  # noqa: E731
+        [str(BIN / "zconsole"), "run", str(instance.conf), str(CREATE_SITE), "searched",
+         "Searched", LANGUAGE], cwd=instance.home, env=env, capture_output=True, text=True,
+        timeout=ZCONSOLE_TIMEOUT)
+    first = run()
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "installed and turned on collective.solr" in last_line(first.stdout)
+    probe = """
+        from plone.base.utils import get_installer
+        from plone.registry.interfaces import IRegistry
+        from zope.component import getUtility
+        result = {}
+        for sid in args:
+            site = app[sid]
+            setSite(site)
+            result[sid] = {
+                "installed": get_installer(site, site.REQUEST).is_product_installed(
+                    "collective.solr"),
+                "active": getUtility(IRegistry).get("collective.solr.active"),
+            }
+    """
+    found = instance.probe(probe, "searched", SITE_ID)
+    assert found["searched"] == {"installed": True, "active": True}, found
+    # A site without an index gets neither.
+    assert found[SITE_ID]["installed"] is False, found
+    # Run again: nothing written.
+    size = instance.data_fs.stat().st_size
+    again = run()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "collective.solr already on" in last_line(again.stdout)
+    assert instance.data_fs.stat().st_size == size
+
+
 def test_created_site_answers_its_rest_api_anonymously(server):
     status, body = get(f"{server}/{SITE_ID}/++api++", accept="application/json")
     assert status == 200, body[:500]

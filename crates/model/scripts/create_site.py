@@ -12,6 +12,11 @@ What it does, each part only when needed, so running it again is harmless:
 - creates the site with the "classic" distribution of plone.distribution, without example
   content (it commits by itself);
 - installs the plone.restapi add-on (anonymous `GET /SITE_ID/++api++` then answers), and commits;
+- when COLLECTIVE_SOLR_HOST is set (the site has a Solr index), installs the collective.solr
+  add-on and turns it on (its registry record `collective.solr.active`), and commits: the
+  instances then index every change into the site's Solr alias and search it; where Solr is
+  (host, port, the alias, the site's Solr user) comes from the instances' environment
+  (COLLECTIVE_SOLR_*), which collective.solr reads before its registry;
 - when PLONE_ADMIN_PASSWORD is set, makes the user PLONE_ADMIN_USER (default `admin`) with that
   password and the role Manager in the Zope root's user folder, unless it has a user of that
   name, and commits: creating the site may have replaced that user folder (by Plone's own),
@@ -32,6 +37,8 @@ PROG = "create_site"
 USAGE = "usage: zconsole run ZOPE_CONF create_site.py SITE_ID TITLE [LANGUAGE]"
 DISTRIBUTION = "classic"
 REST_API = "plone.restapi"
+SOLR = "collective.solr"
+SOLR_ACTIVE = "collective.solr.active"
 DEFAULT_LANGUAGE = "en"
 
 
@@ -131,6 +138,34 @@ def ensure_rest_api(site):
     return True
 
 
+def ensure_solr(site):
+    """Install collective.solr and turn it on, unless it is so; True when this call changed
+    something."""
+    from plone.base.utils import get_installer
+    from plone.registry.interfaces import IRegistry
+    from zope.component import getUtility
+    from zope.component.hooks import setSite
+
+    setSite(site)
+    installer = get_installer(site, site.REQUEST)
+    changed = False
+    if not installer.is_product_installed(SOLR):
+        if not installer.install_product(SOLR):
+            raise Failure(f"installing {SOLR} failed (see the log above)")
+        if not installer.is_product_installed(SOLR):
+            raise Failure(f"{SOLR} is still not installed after installing it")
+        changed = True
+    registry = getUtility(IRegistry)
+    if registry.get(SOLR_ACTIVE) is not True:
+        registry[SOLR_ACTIVE] = True
+        changed = True
+    if changed:
+        txn = transaction.get()
+        txn.note(f"mutu: installed and turned on {SOLR} in {site.getId()}")
+        txn.commit()
+    return changed
+
+
 def ensure_admin(app):
     """Make the administrator in the Zope root's user folder unless it has that user; the name
     when this call made it, None otherwise."""
@@ -190,6 +225,10 @@ def main(app, args):
     with Step(f"installing {REST_API} in site {site_id!r}"):
         installed = ensure_rest_api(site)
     done.append(f"installed {REST_API}" if installed else f"{REST_API} already installed")
+    if os.environ.get("COLLECTIVE_SOLR_HOST", "").strip():
+        with Step(f"installing {SOLR} in site {site_id!r}"):
+            solr = ensure_solr(site)
+        done.append(f"installed and turned on {SOLR}" if solr else f"{SOLR} already on")
     with Step("making the administrator"):
         admin = ensure_admin(app)
     if admin:

@@ -3,7 +3,7 @@
 mutu's site operator runs this in a Job, in the image of the site's release, while the site keeps
 serving (the Job is one more ZEO client of the site's database):
 
-    zconsole run ZOPE_CONF reindex_solr.py SITE_ID
+    zconsole run ZOPE_CONF reindex_solr.py SITE_ID [--catch-up]
 
 with the collection to fill given the way collective.solr reads it, through the environment
 (each variable overrides the site's registry record of the same name):
@@ -40,6 +40,15 @@ collective.solr itself logs and swallows the errors Solr returns while it sends 
 script makes them fatal (one connection's `flush` is replaced by one that raises), so a document
 Solr refuses fails the run instead of silently missing from the new collection.
 
+With --catch-up, the collection is not cleared: collective.solr's sync
+(`@@solr-maintenance/sync`) brings it in line with the site's catalog instead, indexing what
+the collection misses or holds in an older version and removing what the site no longer has.
+mutu runs it into the alias right after moving the alias to a freshly reindexed collection: the
+changes the site made while the reindex ran went to the previous collection (the alias pointed
+there), and this catches the new one up with them. The live instances keep writing meanwhile,
+so no count is compared; the last line is
+`reindex_solr: site 'SITE_ID': caught up BASE: N documents sent, M removed`.
+
 It prints collective.solr's progress lines and, on success, a last line
 `reindex_solr: site 'SITE_ID': N documents indexed into BASE`.
 
@@ -62,8 +71,9 @@ USAGE = (
     "usage: COLLECTIVE_SOLR_HOST=... COLLECTIVE_SOLR_PORT=... "
     "COLLECTIVE_SOLR_BASE=/solr/COLLECTION "
     "[COLLECTIVE_SOLR_LOGIN=... COLLECTIVE_SOLR_PASSWORD=...] "
-    "zconsole run ZOPE_CONF reindex_solr.py SITE_ID"
+    "zconsole run ZOPE_CONF reindex_solr.py SITE_ID [--catch-up]"
 )
+CATCH_UP = "--catch-up"
 PROFILE = "collective.solr:default"
 ACTIVE = "collective.solr.active"
 BATCH = 1000  # objects between two intermediate (soft) commits of the reindex
@@ -311,12 +321,13 @@ class Reindex:
         finally:
             response.close()
 
-    def run(self):
+    def run(self, catch_up=False):
         from collective.solr.browser.maintenance import SolrMaintenanceView
 
         target = self.target
         conn = self.connection()
-        print(f"{PROG}: site {self.site.getId()!r}: reindexing into {target.url} as "
+        doing = "catching up" if catch_up else "reindexing into"
+        print(f"{PROG}: site {self.site.getId()!r}: {doing} {target.url} as "
               f"{target.user()}", flush=True)
         self.step = f"reading the schema of {target.url}"
         conn.setTimeout(CONNECT_TIMEOUT)
@@ -337,6 +348,8 @@ class Reindex:
         conn.close()
         self.instrument(conn, key)
         view = SolrMaintenanceView(self.site, Progress())
+        if catch_up:
+            return self.catch_up(conn, view)
         self.step = f"clearing {target.url}"
         view.clear()
         self.step = f"reindexing the site into {target.url}"
@@ -352,8 +365,34 @@ class Reindex:
             )
         return found
 
+    def catch_up(self, conn, view):
+        """collective.solr's sync into the target; (documents sent, documents removed)."""
+        removed = []
+        delete = conn.delete
+
+        def counting_delete(*args, **fields):
+            removed.append(fields.get("id", args[0] if args else None))
+            return delete(*args, **fields)
+
+        conn.delete = counting_delete
+        # The sync reads Solr's answer as XML without asking for it, and Solr answers JSON
+        # unless asked otherwise.
+        search = conn.search
+
+        def xml_search(**params):
+            params.setdefault("wt", "xml")
+            return search(**params)
+
+        conn.search = xml_search
+        self.step = f"catching up {self.target.url} with the site's catalog"
+        view.sync(batch=BATCH)
+        view.request.close()
+        return len(self.sent), len(removed)
+
 
 def main(app, args):
+    catch_up = CATCH_UP in args
+    args = [a for a in args if a != CATCH_UP]
     if len(args) != 1:
         raise UsageError(f"expected 1 argument, got {len(args)}: {args!r}")
     site_id = args[0]
@@ -372,7 +411,7 @@ def main(app, args):
               "process only (nothing is committed)", flush=True)
     reindex = Reindex(site, manager, target)
     try:
-        found = reindex.run()
+        found = reindex.run(catch_up)
     except Failure:
         raise
     except Exception as e:  # noqa: BLE001 - every failure must end in a clear message
@@ -383,7 +422,13 @@ def main(app, args):
         raise Failure(f"{reindex.step}: {said}") from None
     finally:
         transaction.abort()
-    print(f"{PROG}: site {site_id!r}: {found} documents indexed into {target.base}", flush=True)
+    if catch_up:
+        sent, removed = found
+        print(f"{PROG}: site {site_id!r}: caught up {target.base}: {sent} documents sent, "
+              f"{removed} removed", flush=True)
+    else:
+        print(f"{PROG}: site {site_id!r}: {found} documents indexed into {target.base}",
+              flush=True)
     return 0
 
 

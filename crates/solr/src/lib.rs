@@ -295,6 +295,19 @@ impl Client {
             })
     }
 
+    /// The answer of `collection`'s (or alias's) `/select` to the query `params`
+    /// (`q`, `fl`, `rows`...), as Solr's JSON.
+    pub async fn select(&self, collection: &str, params: &[(&str, &str)]) -> Result<Value> {
+        let url = format!("{}/{collection}/select", self.base);
+        let mut query: Vec<(&str, &str)> = params.to_vec();
+        query.push(("wt", "json"));
+        self.send(
+            &format!("searching {collection}"),
+            self.http.get(url).query(&query),
+        )
+        .await
+    }
+
     /// Adds `docs` to `collection` and commits.
     pub async fn index(&self, collection: &str, docs: &[Value]) -> Result<()> {
         let url = format!("{}/{collection}/update", self.base);

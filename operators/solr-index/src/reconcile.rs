@@ -293,12 +293,20 @@ async fn provision(idx: &SolrIndex, ctx: &Ctx, api: &Api<SolrIndex>) -> Result<A
     status.previous.retain(|p| p.collection != n.collection);
     if target == n.collection {
         status.pending = None;
-        drop_other_jobs(idx, ctx, &reindex::job_name(&n.site, &n.version)).await?;
+        let keep = [
+            reindex::job_name(&n.site, &n.version),
+            reindex::catch_up_job_name(&n.site, &n.version),
+        ];
+        drop_other_jobs(idx, ctx, &keep).await?;
         let reindexed = idx
             .status
             .as_ref()
             .and_then(|s| mutu_runtime::conditions::find(&s.conditions, REINDEXED));
-        if reindexed.is_some_and(|c| c.status != "True") {
+        if reindexed.is_some_and(|c| {
+            c.status != "True" && matches!(c.reason.as_str(), CATCHING_UP | CATCH_UP_FAILED)
+        }) {
+            conds.push(catch_up(idx, ctx, &n).await?);
+        } else if reindexed.is_some_and(|c| c.status != "True") {
             conds.push(Cond::new(
                 REINDEXED,
                 true,
@@ -434,7 +442,7 @@ async fn advance(
         .and_then(|s| mutu_runtime::conditions::find(&s.conditions, REINDEXED))
         .map(|c| c.reason.clone());
     match found.map(|j| reindex::job_state(&j)) {
-        None => match reindex_job(idx, ctx, n).await? {
+        None => match reindex_job(idx, ctx, n, reindex::Mode::Reindex).await? {
             Err(blocked) => Ok(Cond::new(
                 REINDEXED,
                 false,
@@ -489,6 +497,83 @@ async fn advance(
                 "Job {name} succeeded: alias {} moved from {target} to {}; {target} is kept until {delete_after}",
                 n.alias, n.collection
             );
+            ctx.event(idx, false, "AliasMoved", message.clone()).await;
+            // What the site changed while the Job ran went to `target`: the
+            // catch-up brings it into the new collection.
+            Ok(catch_up(idx, ctx, n).await?)
+        }
+    }
+}
+
+/// Reason of `Reindexed` while the catch-up Job runs, and when it failed.
+const CATCHING_UP: &str = "CatchingUp";
+const CATCH_UP_FAILED: &str = "CatchUpFailed";
+
+/// The alias serves the collection just reindexed: runs the catch-up Job
+/// (the changes the site made during the reindex, through the alias) and
+/// returns the `Reindexed` condition: True once that Job succeeded.
+async fn catch_up(idx: &SolrIndex, ctx: &Ctx, n: &Names) -> Result<Cond<'static>, Error> {
+    let ns = idx.namespace().unwrap_or_default();
+    let uid = idx.uid().unwrap_or_default();
+    let name = reindex::catch_up_job_name(&n.site, &n.version);
+    let jobs: Api<Job> = Api::namespaced(ctx.client().clone(), &ns);
+    let found = ctx.data.jobs.get(&ObjectRef::new(&name).within(&ns));
+    let catching_up = || {
+        Cond::new(
+            REINDEXED,
+            false,
+            CATCHING_UP,
+            format!(
+                "alias {} serves {}; Job {name} indexes into it what the site changed during the reindex",
+                n.alias, n.collection
+            ),
+        )
+    };
+    if let Some(job) = &found
+        && job.labels().get(mutu_runtime::labels::OWNER_UID) != Some(&uid)
+    {
+        delete_job(ctx, &jobs, &name).await?;
+        return Ok(catching_up());
+    }
+    match found.map(|j| reindex::job_state(&j)) {
+        None => match reindex_job(idx, ctx, n, reindex::Mode::CatchUp).await? {
+            Err(blocked) => Ok(Cond::new(
+                REINDEXED,
+                false,
+                CATCH_UP_FAILED,
+                format!(
+                    "alias {} serves {}, but the changes made during the reindex cannot be indexed into it: {blocked}",
+                    n.alias, n.collection
+                ),
+            )),
+            Ok(job) => {
+                if let Err(source) = ctx.create_once(&jobs, &job).await {
+                    return Err(Error::Job { name, source });
+                }
+                Ok(catching_up())
+            }
+        },
+        Some(JobState::Running) => Ok(catching_up()),
+        Some(JobState::Failed(why)) => {
+            let message = format!(
+                "alias {} serves {}, but Job {name}, which indexes what the site changed during the reindex, failed ({why}): documents changed meanwhile may be missing from search. Read its log (kubectl -n {ns} logs job/{name}), fix the cause and delete the Job to run it again",
+                n.alias, n.collection
+            );
+            let before = idx
+                .status
+                .as_ref()
+                .and_then(|s| mutu_runtime::conditions::find(&s.conditions, REINDEXED))
+                .map(|c| c.reason.clone());
+            if before.as_deref() != Some(CATCH_UP_FAILED) {
+                ctx.event(idx, true, CATCH_UP_FAILED, message.clone()).await;
+            }
+            Ok(Cond::new(REINDEXED, false, CATCH_UP_FAILED, message))
+        }
+        Some(JobState::Succeeded) => {
+            let message = format!(
+                "alias {} serves {}, reindexed, with the changes made meanwhile (Job {name})",
+                n.alias, n.collection
+            );
             ctx.event(idx, false, "Reindexed", message.clone()).await;
             Ok(Cond::new(REINDEXED, true, "Reindexed", message))
         }
@@ -507,8 +592,13 @@ fn reindexing(n: &Names, job: &str, target: &str) -> Cond<'static> {
     )
 }
 
-/// The reindex Job, built from the site's instances as they run now.
-async fn reindex_job(idx: &SolrIndex, ctx: &Ctx, n: &Names) -> Result<Result<Job, String>, Error> {
+/// The reindex (or catch-up) Job, built from the site's instances as they run now.
+async fn reindex_job(
+    idx: &SolrIndex,
+    ctx: &Ctx,
+    n: &Names,
+    mode: reindex::Mode,
+) -> Result<Result<Job, String>, Error> {
     let ns = idx.namespace().unwrap_or_default();
     let job = reindex::job_name(&n.site, &n.version);
     let kube_err = |source| Error::Job {
@@ -540,6 +630,7 @@ async fn reindex_job(idx: &SolrIndex, ctx: &Ctx, n: &Names) -> Result<Result<Job
         &deployment,
         &site.spec.product,
         &product.spec.upgrade_command,
+        mode,
     )
     .map_err(|b| b.to_string()))
 }
@@ -564,14 +655,14 @@ async fn delete_job(ctx: &Ctx, jobs: &Api<Job>, name: &str) -> Result<(), Error>
 
 /// Once the alias serves the version asked, the reindex Jobs of other versions
 /// are done with (the one of this version is kept for its log).
-async fn drop_other_jobs(idx: &SolrIndex, ctx: &Ctx, keep: &str) -> Result<(), Error> {
+async fn drop_other_jobs(idx: &SolrIndex, ctx: &Ctx, keep: &[String]) -> Result<(), Error> {
     let ns = idx.namespace().unwrap_or_default();
     let uid = idx.uid().unwrap_or_default();
     let jobs: Api<Job> = Api::namespaced(ctx.client().clone(), &ns);
     for job in ctx.data.jobs.state() {
         let ours = job.namespace().as_deref() == Some(ns.as_str())
             && job.labels().get(mutu_runtime::labels::OWNER_UID) == Some(&uid);
-        if ours && job.name_any() != keep && job.meta().deletion_timestamp.is_none() {
+        if ours && !keep.contains(&job.name_any()) && job.meta().deletion_timestamp.is_none() {
             delete_job(ctx, &jobs, &job.name_any()).await?;
         }
     }

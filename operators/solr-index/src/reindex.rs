@@ -39,6 +39,30 @@ pub fn job_name(site: &str, version: &str) -> String {
     name.trim_end_matches('-').to_string()
 }
 
+/// Name of the Job that catches the collection of configset `version` up,
+/// through the alias, once the alias serves it (see [`Mode::CatchUp`]).
+pub fn catch_up_job_name(site: &str, version: &str) -> String {
+    const SUFFIX: &str = "-catch-up";
+    let base: String = job_name(site, version)
+        .chars()
+        .take(63 - SUFFIX.len())
+        .collect();
+    format!("{}{SUFFIX}", base.trim_end_matches('-'))
+}
+
+/// What a Job of the index does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Clears the new collection and reindexes the whole site into it, while
+    /// the alias still serves the previous one.
+    Reindex,
+    /// Once the alias serves the new collection: brings it in line with the
+    /// site's catalog through the alias (`reindex_solr.py --catch-up`), for
+    /// the changes the site made while the reindex ran (they went to the
+    /// previous collection, where the alias pointed then).
+    CatchUp,
+}
+
 pub use mutu_runtime::jobs::{JobState, state as job_state};
 
 /// What is missing to build a reindex Job from the site as it runs.
@@ -60,7 +84,7 @@ pub enum Blocked {
     Scripts,
 }
 
-/// The reindex Job of `idx`, into `n.collection`, from the site's instance
+/// The Job of `idx` doing `mode` for `n.collection`, from the site's instance
 /// Deployment `deployment` and its product's `command` (the prefix that runs a
 /// script in the site, e.g. `zconsole run zope.conf`).
 pub fn build(
@@ -69,6 +93,7 @@ pub fn build(
     deployment: &Deployment,
     product: &str,
     command: &[String],
+    mode: Mode,
 ) -> Result<Job, Blocked> {
     if command.is_empty() {
         return Err(Blocked::Command(product.to_string()));
@@ -86,20 +111,23 @@ pub fn build(
         .map(|m| m.mount_path.trim_end_matches('/').to_string())
         .ok_or(Blocked::Scripts)?;
 
-    // The same settings as the instances, but collective.solr writes into the
-    // new collection, not the alias the site serves from.
+    // The same settings as the instances, but a reindex writes into the new
+    // collection, not the alias the site serves from; a catch-up writes
+    // through the alias, which serves the new collection by then.
     let mut env: Vec<EnvVar> = instance.env.clone().unwrap_or_default();
     let base = env
         .iter_mut()
         .find(|e| e.name == "COLLECTIVE_SOLR_BASE")
         .ok_or(Blocked::SolrBase)?;
-    let path = base.value.clone().unwrap_or_default();
-    let parent = path
-        .trim_end_matches('/')
-        .rsplit_once('/')
-        .map(|(p, _)| p.to_string())
-        .unwrap_or_default();
-    base.value = Some(format!("{parent}/{}", n.collection));
+    if mode == Mode::Reindex {
+        let path = base.value.clone().unwrap_or_default();
+        let parent = path
+            .trim_end_matches('/')
+            .rsplit_once('/')
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default();
+        base.value = Some(format!("{parent}/{}", n.collection));
+    }
     let site_id = env
         .iter()
         .find(|e| e.name == "SITE_ID")
@@ -109,6 +137,13 @@ pub fn build(
     let mut full = command.to_vec();
     full.push(format!("{scripts}/{SCRIPT}"));
     full.push(site_id);
+    if mode == Mode::CatchUp {
+        full.push("--catch-up".to_string());
+    }
+    let name = match mode {
+        Mode::Reindex => job_name(&n.site, &n.version),
+        Mode::CatchUp => catch_up_job_name(&n.site, &n.version),
+    };
 
     let uid = idx.uid().unwrap_or_default();
     let mut pod_labels = mutu_runtime::labels::standard(&n.site, &uid, COMPONENT);
@@ -136,7 +171,7 @@ pub fn build(
     };
     Ok(Job {
         metadata: ObjectMeta {
-            name: Some(job_name(&n.site, &n.version)),
+            name: Some(name),
             namespace: idx.namespace(),
             labels: Some(mutu_runtime::labels::standard(&n.site, &uid, COMPONENT)),
             annotations: Some(BTreeMap::from([(
@@ -244,8 +279,8 @@ mod tests {
     fn the_job_runs_the_site_as_it_runs_writing_into_the_new_collection() {
         let idx = index();
         let n = crate::reconcile::names(&idx);
-        let job =
-            build(&idx, &n, &deployment(), "delib", &command()).unwrap_or_else(|e| panic!("{e}"));
+        let job = build(&idx, &n, &deployment(), "delib", &command(), Mode::Reindex)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(job.name_any(), "delib-reindex-v2");
         assert_eq!(
             job.owner_references()[0].kind,
@@ -295,11 +330,39 @@ mod tests {
     }
 
     #[test]
+    fn the_catch_up_job_writes_through_the_alias() {
+        let idx = index();
+        let n = crate::reconcile::names(&idx);
+        let job = build(&idx, &n, &deployment(), "delib", &command(), Mode::CatchUp)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(job.name_any(), "delib-reindex-v2-catch-up");
+        let c = &job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.clone())
+            .unwrap_or_default()
+            .containers[0];
+        let command = c.command.clone().unwrap_or_default();
+        assert_eq!(
+            command[3..],
+            ["/opt/mutu/reindex_solr.py", "Plone", "--catch-up"]
+        );
+        let env = c.env.clone().unwrap_or_default();
+        assert_eq!(
+            env.iter()
+                .find(|e| e.name == "COLLECTIVE_SOLR_BASE")
+                .and_then(|e| e.value.as_deref()),
+            Some("/solr/tenant-mons.delib"),
+            "the alias, as the instances have it"
+        );
+    }
+
+    #[test]
     fn a_job_that_cannot_be_built_says_what_to_change() {
         let idx = index();
         let n = crate::reconcile::names(&idx);
         assert_eq!(
-            build(&idx, &n, &deployment(), "delib", &[]).err(),
+            build(&idx, &n, &deployment(), "delib", &[], Mode::Reindex).err(),
             Some(Blocked::Command("delib".into()))
         );
         let mut d = deployment();
@@ -315,7 +378,7 @@ mod tests {
                 .retain(|e| e.name != "COLLECTIVE_SOLR_BASE");
         }
         assert_eq!(
-            build(&idx, &n, &d, "delib", &command()).err(),
+            build(&idx, &n, &d, "delib", &command(), Mode::CatchUp).err(),
             Some(Blocked::SolrBase)
         );
     }
@@ -326,6 +389,8 @@ mod tests {
         assert_eq!(job_name("delib", "2.1_x"), "delib-reindex-v2-1-x");
         let long = job_name(&"s".repeat(70), "1");
         assert!(long.len() <= 63 && !long.ends_with('-'));
+        let long = catch_up_job_name(&"s".repeat(70), "1");
+        assert!(long.len() <= 63 && long.ends_with("-catch-up") && !long.contains("--"));
     }
 
     #[test]

@@ -22,6 +22,8 @@ use serde_json::json;
 
 #[path = "real_nodes/data.rs"]
 mod data;
+#[path = "real_nodes/search.rs"]
+mod search;
 
 #[tokio::test]
 async fn a_zeo_plone_site_serves_plone_through_the_ingress_over_a_certificate_pebble_issued()

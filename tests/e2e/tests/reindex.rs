@@ -146,19 +146,59 @@ async fn a_new_configset_version_moves_the_alias_only_after_the_reindex_job_succ
     );
     assert!(container.image.unwrap_or_default().ends_with(":1.0"));
 
-    // The status says where things are; the old collection is kept.
+    // The status says where things are; the old collection is kept. Reindexed
+    // once the catch-up Job, started after the alias moved, indexed through
+    // the alias what the site changed during the reindex.
     let indexes: Api<SolrIndex> = Api::namespaced(client.clone(), &ns);
     let idx = wait_for(
         &indexes,
         "delib",
         TIMEOUT,
-        "the index to report the move",
+        "the index to report the move, caught up",
         |i: Option<&SolrIndex>| {
-            i.and_then(|i| i.status.as_ref())
-                .is_some_and(|s| s.collection.as_deref() == Some(v2.as_str()))
+            i.and_then(|i| i.status.as_ref()).is_some_and(|s| {
+                s.collection.as_deref() == Some(v2.as_str())
+                    && conditions::is_true(&s.conditions, "Reindexed")
+            })
         },
     )
     .await?;
+    let catch_up = jobs.get("delib-reindex-v2-catch-up").await?;
+    assert!(job_complete(&catch_up), "Reindexed before the catch-up");
+    let reindex_done = jobs
+        .get("delib-reindex-v2")
+        .await?
+        .status
+        .and_then(|s| s.completion_time);
+    assert!(
+        catch_up.metadata.creation_timestamp.as_ref() >= reindex_done.as_ref(),
+        "the catch-up started before the reindex ended"
+    );
+    let container = catch_up
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers[0].clone())
+        .unwrap_or_default();
+    assert!(
+        container
+            .env
+            .unwrap_or_default()
+            .iter()
+            .any(|e| e.name == "COLLECTIVE_SOLR_BASE"
+                && e.value
+                    .as_deref()
+                    .is_some_and(|b| b.ends_with(&format!("/{alias}")))),
+        "the catch-up writes through the alias"
+    );
+    assert_eq!(
+        container
+            .command
+            .unwrap_or_default()
+            .last()
+            .map(String::as_str),
+        Some("--catch-up")
+    );
     let status = idx.status.clone().unwrap_or_default();
     assert_eq!(status.configset_version.as_deref(), Some("2"));
     assert!(status.pending.is_none(), "{:?}", status.pending);

@@ -41,13 +41,16 @@ fn env(site: &PloneSite, product: &ProductSpec, plan: &Plan) -> Vec<EnvVar> {
     }
     env.extend(plan.solr_env.iter().map(|(k, v)| pod::env(k, v.clone())));
     if !plan.solr_env.is_empty() {
-        // The site's own Solr user, written by the SolrIndex operator.
+        // The site's own Solr user, written by the SolrIndex operator. Required:
+        // an instance started before that Secret exists would talk to Solr
+        // without a user for its whole life, and Solr refuses every write of
+        // the site then. Kubelet starts the container once the Secret is there.
         for (var, key) in [
             ("COLLECTIVE_SOLR_LOGIN", "username"),
             ("COLLECTIVE_SOLR_PASSWORD", "password"),
         ] {
             let secret = names::solr_secret(&site.name_any());
-            env.push(pod::secret_env(var, secret, key, Some(true)));
+            env.push(pod::secret_env(var, secret, key, None));
         }
     }
     env

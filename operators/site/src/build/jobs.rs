@@ -43,13 +43,17 @@ pub(super) fn create_job(site: &PloneSite, product: &ProductSpec, plan: &Plan) -
     ]);
     let name = names::create_job(&site.name_any());
     // The creation may replace the Zope root's user folder (Plone's own
-    // then): the script makes the administrator there afterwards.
+    // then): the script makes the administrator there afterwards. A site
+    // with an index gets Solr's settings: the script installs and turns on
+    // collective.solr, so that the site indexes into its alias and searches it.
+    let mut env = pod::admin_env(site);
+    env.extend(plan.solr_env.iter().map(|(k, v)| pod::env(k, v.clone())));
     let work = Work {
         name: &name,
         component: "create-site",
         release: &plan.release,
         command,
-        env: pod::admin_env(site),
+        env,
     };
     Some(job(site, product, work, plan))
 }
