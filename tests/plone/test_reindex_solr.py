@@ -357,7 +357,7 @@ def test_reindex_through_an_alias_fills_the_collection_behind_it(bed):
 def test_catch_up_indexes_what_the_collection_misses_and_removes_what_the_site_lost(bed):
     # A freshly reindexed collection, then what the site changed while the alias still
     # pointed at the previous one: a page it added (missing here), a page it deleted (still
-    # here).
+    # here), a page whose text changed within the same minute (here in its older version).
     bed.solr.create_collection("t.site_v3", "t.plone")
     done = bed.reindex("/solr/t.site_v3")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -367,20 +367,30 @@ def test_catch_up_indexes_what_the_collection_misses_and_removes_what_the_site_l
     bed.solr.add("t.site_v3", [{"UID": "gone-0001", "Title": "deleted meanwhile",
                                 "portal_type": "Document", "modified": "2020-01-01T00:00:00Z"}])
     assert bed.uids["alpha"] not in bed.solr.uids("t.site_v3")
+    old = bed.solr.select("t.site_v3", f'UID:"{bed.uids["gamma"]}"', fl="*")["docs"][0]
+    old.pop("_version_", None)
+    bed.solr.add("t.site_v3", [dict(old, Title="older title", SearchableText="olderword")])
+    assert bed.solr.uids("t.site_v3", "olderword") == [bed.uids["gamma"]]
     size = bed.instance.data_fs.stat().st_size
 
     caught = bed.reindex("/solr/t.site_v3", SITE_ID, "--catch-up")
     assert caught.returncode == 0, caught.stderr[-3000:]
+    # Every object sent again (none missed, however recent its change), the stale one removed.
     assert last_line(caught.stdout) == (
-        f"reindex_solr: site {SITE_ID!r}: caught up /solr/t.site_v3: 1 documents sent, 1 removed")
+        f"reindex_solr: site {SITE_ID!r}: caught up /solr/t.site_v3: {len(expected)} documents "
+        "sent, 1 removed")
     assert bed.solr.uids("t.site_v3") == expected
     assert bed.solr.uids("t.site_v3", "Title:alphaquartz") == [bed.uids["alpha"]]
-    # Nothing cleared first, nothing committed to the database.
+    assert bed.solr.uids("t.site_v3", "olderword") == []
+    assert bed.solr.uids("t.site_v3", "gammaquokka") == [bed.uids["gamma"]]
+    # Nothing committed to the database.
     assert bed.instance.data_fs.stat().st_size == size
-    # In line already: nothing to send or remove.
+    # In line already: nothing to remove.
     again = bed.reindex("/solr/t.site_v3", SITE_ID, "--catch-up")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert last_line(again.stdout).endswith("caught up /solr/t.site_v3: 0 documents sent, 0 removed")
+    assert last_line(again.stdout).endswith(
+        f"caught up /solr/t.site_v3: {len(expected)} documents sent, 0 removed")
+    assert bed.solr.uids("t.site_v3") == expected
 
 
 def test_collective_solr_reads_the_shipped_configset():

@@ -42,6 +42,11 @@ pub const MAINTENANCE_ANNOTATION: &str = "hosting.imio.be/maintenance";
 /// the site (a MigrationPlan or a ReleaseRollout at work); the value says who set it. The
 /// servers keep running unless [`MAINTENANCE_ANNOTATION`] is set too.
 pub const OFFLINE_ANNOTATION: &str = "hosting.imio.be/offline";
+/// Annotation on a SolrIndex asking its operator to bring the index in line with the site's
+/// content now (collective.solr's sync through the alias, in a Job): set it to a new value
+/// (e.g. the UID of the Restore that just put older data back) and wait until the index's
+/// `status.caughtUp` says that value.
+pub const CATCH_UP_ANNOTATION: &str = "hosting.imio.be/catch-up";
 /// Annotation set on a PloneSite by a MigrationPlan: the node pool the site runs on. Only a
 /// plan writes it, so a GitOps sync (which owns the spec) never undoes a migration.
 pub const POOL_ANNOTATION: &str = "hosting.imio.be/pool";

@@ -132,6 +132,13 @@ pub struct SolrIndexStatus {
     /// Collections the alias left, kept until `spec.keepPreviousFor` has passed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous: Vec<PreviousCollection>,
+
+    /// The value of the annotation `hosting.imio.be/catch-up` whose catch-up succeeded last:
+    /// the index was brought in line with the site's content after it was set (a Restore sets
+    /// it, then waits for it here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub caught_up: Option<String>,
 }
 
 /// A collection waiting for its reindex.

@@ -40,12 +40,15 @@ collective.solr itself logs and swallows the errors Solr returns while it sends 
 script makes them fatal (one connection's `flush` is replaced by one that raises), so a document
 Solr refuses fails the run instead of silently missing from the new collection.
 
-With --catch-up, the collection is not cleared: collective.solr's sync
-(`@@solr-maintenance/sync`) brings it in line with the site's catalog instead, indexing what
-the collection misses or holds in an older version and removing what the site no longer has.
-mutu runs it into the alias right after moving the alias to a freshly reindexed collection: the
-changes the site made while the reindex ran went to the previous collection (the alias pointed
-there), and this catches the new one up with them. The live instances keep writing meanwhile,
+With --catch-up, the collection is not cleared, so that it keeps answering searches: every
+indexable object is reindexed into it (what it misses is added, what it holds in another
+version is replaced), then what it holds and the site no longer has is removed (its unique
+keys read from Solr first, then the site's catalog as of now, so that a page the live site
+adds meanwhile is never removed). collective.solr's own sync is not used: it compares
+modification times to the minute, and misses a page changed twice within one minute. mutu runs
+it into the alias right after moving the alias to a freshly reindexed collection (the changes
+the site made while the reindex ran went to the previous collection), and after a Restore (the
+collection still holds what the site had before). The live instances keep writing meanwhile,
 so no count is compared; the last line is
 `reindex_solr: site 'SITE_ID': caught up BASE: N documents sent, M removed`.
 
@@ -349,7 +352,7 @@ class Reindex:
         self.instrument(conn, key)
         view = SolrMaintenanceView(self.site, Progress())
         if catch_up:
-            return self.catch_up(conn, view)
+            return self.catch_up(conn, view, key)
         self.step = f"clearing {target.url}"
         view.clear()
         self.step = f"reindexing the site into {target.url}"
@@ -365,29 +368,43 @@ class Reindex:
             )
         return found
 
-    def catch_up(self, conn, view):
-        """collective.solr's sync into the target; (documents sent, documents removed)."""
-        removed = []
-        delete = conn.delete
-
-        def counting_delete(*args, **fields):
-            removed.append(fields.get("id", args[0] if args else None))
-            return delete(*args, **fields)
-
-        conn.delete = counting_delete
-        # The sync reads Solr's answer as XML without asking for it, and Solr answers JSON
-        # unless asked otherwise.
-        search = conn.search
-
-        def xml_search(**params):
-            params.setdefault("wt", "xml")
-            return search(**params)
-
-        conn.search = xml_search
-        self.step = f"catching up {self.target.url} with the site's catalog"
-        view.sync(batch=BATCH)
+    def catch_up(self, conn, view, key):
+        """Reindexes every object into the target without clearing it, then removes what the
+        site no longer has; (documents sent, documents removed)."""
+        target = self.target
+        self.step = f"reindexing the site into {target.url}, without clearing it"
+        view.reindex(batch=BATCH)
         view.request.close()
+        self.step = f"removing from {target.url} what the site no longer has"
+        # Solr's keys first, then the site's as of now: a page the live site adds meanwhile is
+        # in the second, never removed; one it deletes meanwhile is unindexed by the site.
+        in_solr = self.keys(conn, key)
+        transaction.abort()
+        transaction.begin()
+        transaction.doom()
+        catalog = self.site.portal_catalog._catalog
+        in_site = set(catalog.getIndex(key)._index.keys())
+        removed = sorted(in_solr - in_site)
+        for value in removed:
+            conn.delete(id=value)
+        conn.flush()
+        conn.commit()
         return len(self.sent), len(removed)
+
+    def keys(self, conn, key):
+        """Every unique key in the target, read page by page."""
+        found, start, rows = set(), 0, 10000
+        while True:
+            response = conn.search(q="*:*", fl=key, rows=rows, start=start, sort=f"{key} asc",
+                                   wt="json")
+            try:
+                docs = json.loads(response.read())["response"]["docs"]
+            finally:
+                response.close()
+            found.update(d[key] for d in docs if key in d)
+            if len(docs) < rows:
+                return found
+            start += rows
 
 
 def main(app, args):

@@ -19,7 +19,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use mutu_api::backup::RestoreSpec;
-use mutu_api::{Backup, PloneSite, Restore, RunStatus};
+use mutu_api::{Backup, PloneSite, Restore, RunStatus, SolrIndex};
 use mutu_runtime::conditions::{self, Desired as Cond};
 use serde_json::json;
 
@@ -164,6 +164,22 @@ enum SiteAfterRestore {
     /// Kept offline by someone else (a MigrationPlan moving it), named here:
     /// it is not Ready until they bring it back, and the restore is done now.
     HeldOffline(String),
+}
+
+/// How long a restored site's search index may take to catch up before the
+/// restore completes without it.
+const SEARCH_CATCH_UP_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// Where the site's search index is after the restore.
+enum Search {
+    /// The site has no SolrIndex.
+    None,
+    /// Its catch-up with the restored content runs.
+    CatchingUp,
+    /// It is in line with the restored content.
+    InLine,
+    /// Its catch-up failed, for this reason.
+    Failed(String),
 }
 
 /// How `site` is after a restore Job that completed at `done_at`: Ready again
@@ -475,6 +491,46 @@ impl<'a> RestoreRun<'a> {
         Ok(Action::requeue(Duration::from_secs(60)))
     }
 
+    /// The site's search index after the restore: its Solr collection still
+    /// holds what the site had before, so the index is asked to catch up with
+    /// the restored content (the annotation `hosting.imio.be/catch-up`, set to
+    /// this Restore's UID), and the restore completes once it did.
+    async fn search_caught_up(&self) -> Result<Search, Error> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        let api: Api<SolrIndex> = Api::namespaced(ctx.client().clone(), &self.ns);
+        let Some(index) = api
+            .get_opt(&restore.spec.site)
+            .await
+            .map_err(kube_err("read the site's SolrIndex"))?
+        else {
+            return Ok(Search::None);
+        };
+        let token = restore.uid().unwrap_or_default();
+        let status = index.status.clone().unwrap_or_default();
+        if status.caught_up.as_deref() == Some(token.as_str()) {
+            return Ok(Search::InLine);
+        }
+        if index.annotations().get(mutu_api::CATCH_UP_ANNOTATION) != Some(&token) {
+            let patch =
+                json!({"metadata": {"annotations": {mutu_api::CATCH_UP_ANNOTATION: token}}});
+            api.patch(
+                &restore.spec.site,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(kube_err("ask the site's SolrIndex to catch up"))?;
+            ctx.metrics.write(ctx.name, "patch", "SolrIndex");
+            return Ok(Search::CatchingUp);
+        }
+        match conditions::find(&status.conditions, "CaughtUp") {
+            Some(c) if c.status == "False" && c.reason == "CatchUpFailed" => {
+                Ok(Search::Failed(c.message.clone()))
+            }
+            _ => Ok(Search::CatchingUp),
+        }
+    }
+
     /// The restore Job of this Restore, on `storage`.
     fn job(&self, storage: &Storage) -> Result<Job, jobs::Blocked> {
         let (ctx, restore) = (self.ctx, self.restore);
@@ -533,7 +589,35 @@ impl<'a> RestoreRun<'a> {
                 "site {site_name} restored from Backup {backup_name}; it stays offline for {by}, which brings it back"
             ),
             SiteAfterRestore::Ready => {
-                format!("site {site_name} restored from Backup {backup_name} and Ready again")
+                let restored =
+                    format!("site {site_name} restored from Backup {backup_name} and Ready again");
+                // A catch-up that cannot start (Solr down: the index is
+                // Degraded) does not hold the site's restore for ever.
+                let waited_too_long = done_at.is_some_and(|d| {
+                    self.now.0.duration_since(d).as_secs() > SEARCH_CATCH_UP_LIMIT.as_secs() as i64
+                });
+                match self.search_caught_up().await? {
+                    Search::None => restored,
+                    Search::InLine => format!("{restored}; its search index is in line with it"),
+                    Search::Failed(why) => format!(
+                        "{restored}, but its search index could not be brought in line with it: {why}"
+                    ),
+                    Search::CatchingUp if waited_too_long => format!(
+                        "{restored}, but its search index was not brought in line with it within {} minutes (kubectl -n {} describe solrindex {site_name}); the index still catches up once it can, and until then search may show pages from before the restore",
+                        SEARCH_CATCH_UP_LIMIT.as_secs() / 60,
+                        self.ns
+                    ),
+                    Search::CatchingUp => {
+                        self.write(&[Cond::new(
+                            mutu_api::CONDITION_PROGRESSING,
+                            true,
+                            "CatchingUpSearch",
+                            format!("site {site_name} is restored and serves; its search index is being brought in line with the restored content"),
+                        )])
+                        .await?;
+                        return Ok(Action::requeue(Duration::from_secs(5)));
+                    }
+                }
             }
         };
         self.status.completion_time = Some(self.now.clone());

@@ -293,11 +293,30 @@ async fn provision(idx: &SolrIndex, ctx: &Ctx, api: &Api<SolrIndex>) -> Result<A
     status.previous.retain(|p| p.collection != n.collection);
     if target == n.collection {
         status.pending = None;
-        let keep = [
+        let requested = idx
+            .annotations()
+            .get(mutu_api::CATCH_UP_ANNOTATION)
+            .filter(|t| !t.is_empty())
+            .cloned();
+        let mut keep = vec![
             reindex::job_name(&n.site, &n.version),
             reindex::catch_up_job_name(&n.site, &n.version),
         ];
+        keep.extend(
+            requested
+                .iter()
+                .map(|t| reindex::requested_catch_up_job_name(&n.site, t)),
+        );
         drop_other_jobs(idx, ctx, &keep).await?;
+        if let Some(token) = requested
+            && status.caught_up.as_ref() != Some(&token)
+        {
+            let cond = requested_catch_up(idx, ctx, &n, &token).await?;
+            if cond.status {
+                status.caught_up = Some(token);
+            }
+            conds.push(cond);
+        }
         let reindexed = idx
             .status
             .as_ref()
@@ -590,6 +609,87 @@ fn reindexing(n: &Names, job: &str, target: &str) -> Cond<'static> {
             n.collection
         ),
     )
+}
+
+/// Condition of the catch-ups asked through the annotation
+/// `hosting.imio.be/catch-up`.
+const CAUGHT_UP: &str = "CaughtUp";
+
+/// The catch-up asked with the value `token` of the annotation: its Job
+/// (created when missing), and the `CaughtUp` condition: True once the Job
+/// succeeded.
+async fn requested_catch_up(
+    idx: &SolrIndex,
+    ctx: &Ctx,
+    n: &Names,
+    token: &str,
+) -> Result<Cond<'static>, Error> {
+    let ns = idx.namespace().unwrap_or_default();
+    let uid = idx.uid().unwrap_or_default();
+    let name = reindex::requested_catch_up_job_name(&n.site, token);
+    let jobs: Api<Job> = Api::namespaced(ctx.client().clone(), &ns);
+    let found = ctx.data.jobs.get(&ObjectRef::new(&name).within(&ns));
+    let running = || {
+        Cond::new(
+            CAUGHT_UP,
+            false,
+            CATCHING_UP,
+            format!(
+                "Job {name} brings {} in line with the site's content, as asked ({} {token})",
+                n.alias,
+                mutu_api::CATCH_UP_ANNOTATION
+            ),
+        )
+    };
+    if let Some(job) = &found
+        && job.labels().get(mutu_runtime::labels::OWNER_UID) != Some(&uid)
+    {
+        delete_job(ctx, &jobs, &name).await?;
+        return Ok(running());
+    }
+    match found.map(|j| reindex::job_state(&j)) {
+        None => match reindex_job(idx, ctx, n, reindex::Mode::CatchUp).await? {
+            Err(blocked) => Ok(Cond::new(
+                CAUGHT_UP,
+                false,
+                CATCH_UP_FAILED,
+                format!("the index cannot be brought in line with the site's content: {blocked}"),
+            )),
+            Ok(mut job) => {
+                job.metadata.name = Some(name.clone());
+                job.annotations_mut()
+                    .insert(mutu_api::CATCH_UP_ANNOTATION.to_string(), token.to_string());
+                if let Err(source) = ctx.create_once(&jobs, &job).await {
+                    return Err(Error::Job { name, source });
+                }
+                Ok(running())
+            }
+        },
+        Some(JobState::Running) => Ok(running()),
+        Some(JobState::Failed(why)) => {
+            let message = format!(
+                "Job {name}, which brings {} in line with the site's content, failed ({why}): search may show pages the site no longer has or miss some it has. Read its log (kubectl -n {ns} logs job/{name}), fix the cause and delete the Job to run it again",
+                n.alias
+            );
+            let before = idx
+                .status
+                .as_ref()
+                .and_then(|s| mutu_runtime::conditions::find(&s.conditions, CAUGHT_UP))
+                .map(|c| c.reason.clone());
+            if before.as_deref() != Some(CATCH_UP_FAILED) {
+                ctx.event(idx, true, CATCH_UP_FAILED, message.clone()).await;
+            }
+            Ok(Cond::new(CAUGHT_UP, false, CATCH_UP_FAILED, message))
+        }
+        Some(JobState::Succeeded) => {
+            let message = format!(
+                "{} is in line with the site's content (Job {name}, asked with {token})",
+                n.alias
+            );
+            ctx.event(idx, false, CAUGHT_UP, message.clone()).await;
+            Ok(Cond::new(CAUGHT_UP, true, CAUGHT_UP, message))
+        }
+    }
 }
 
 /// The reindex (or catch-up) Job, built from the site's instances as they run now.

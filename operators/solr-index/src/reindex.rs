@@ -50,6 +50,24 @@ pub fn catch_up_job_name(site: &str, version: &str) -> String {
     format!("{}{SUFFIX}", base.trim_end_matches('-'))
 }
 
+/// Name of the Job that catches the index up for the value `token` of the
+/// annotation `hosting.imio.be/catch-up` (see [`mutu_api::CATCH_UP_ANNOTATION`]).
+pub fn requested_catch_up_job_name(site: &str, token: &str) -> String {
+    let token: String = token
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(8)
+        .collect();
+    let suffix = format!("-catch-up-{token}");
+    let site: String = job_name(site, "")
+        .trim_end_matches("-reindex-v")
+        .chars()
+        .take(63 - suffix.len())
+        .collect();
+    format!("{}{suffix}", site.trim_end_matches('-'))
+}
+
 /// What a Job of the index does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -389,6 +407,12 @@ mod tests {
         assert_eq!(job_name("delib", "2.1_x"), "delib-reindex-v2-1-x");
         let long = job_name(&"s".repeat(70), "1");
         assert!(long.len() <= 63 && !long.ends_with('-'));
+        assert_eq!(
+            requested_catch_up_job_name("delib", "1f0c9a7e-2b4d-4e61-9c1a-0d3e5f7a9b2c"),
+            "delib-catch-up-1f0c9a7e"
+        );
+        let long = requested_catch_up_job_name(&"s".repeat(70), "ABC-def");
+        assert!(long.len() <= 63 && long.ends_with("-catch-up-abcdef"));
         let long = catch_up_job_name(&"s".repeat(70), "1");
         assert!(long.len() <= 63 && long.ends_with("-catch-up") && !long.contains("--"));
     }

@@ -18,7 +18,7 @@ use serde_json::json;
 
 /// Waits until the run `name` (Backup or Restore) is Complete; fails at once
 /// when it Failed, with its conditions and the namespace's Job pods.
-async fn completed<K>(client: &Client, ns: &str, name: &str) -> anyhow::Result<()>
+pub(crate) async fn completed<K>(client: &Client, ns: &str, name: &str) -> anyhow::Result<()>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -61,7 +61,7 @@ where
 }
 
 /// The conditions of a Backup or a Restore.
-trait HasRun {
+pub(crate) trait HasRun {
     fn conditions(&self) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
 }
 

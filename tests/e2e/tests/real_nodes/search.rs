@@ -230,3 +230,137 @@ async fn a_sites_documents_are_found_in_its_solr_alias_and_still_after_a_reindex
     mutu_e2e::real::free(&[&ns]);
     Ok(())
 }
+
+/// The ids `q` finds in `alias`, sorted.
+async fn found(solr: &mutu_solr::Client, alias: &str, q: &str) -> anyhow::Result<Vec<String>> {
+    let answer = solr
+        .select(alias, &[("q", q), ("fl", "getId"), ("rows", "1000")])
+        .await?;
+    let mut ids: Vec<String> = answer["response"]["docs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["getId"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[tokio::test]
+async fn a_restore_brings_the_sites_search_index_back_in_line_with_the_restored_content()
+-> anyhow::Result<()> {
+    use mutu_api::{Backup, Restore};
+    use mutu_e2e::create_in as create;
+
+    let client = client().await?;
+    let (_, ns, domain) =
+        member(&client, "rn-search-restore", json!({"dev-plone-solr": 1})).await?;
+    let host = format!("found.{domain}");
+    ready_site(
+        &client,
+        &ns,
+        "found",
+        json!({"product": "dev-plone-solr", "hostnames": [host]}),
+    )
+    .await?;
+    let status = eventually(TIMEOUT, "the site's index to be Ready", || async {
+        let status = index_of(&client, &ns, "found").await.ok()?.status?;
+        conditions::is_true(&status.conditions, "Ready").then_some(status)
+    })
+    .await?;
+    let alias = status
+        .alias
+        .ok_or_else(|| anyhow::anyhow!("a Ready index names no alias"))?;
+    let solr = solr_admin(&client).await?;
+    let site = PloneContent::of(&client, &ns, "found", &host).await?;
+    site.wait_serving().await?;
+
+    // Pages, a backup of them, then changes the index follows.
+    site.create_document("kept", "<p>Ordre du jour keptword</p>")
+        .await?;
+    site.create_document("changed", "<p>Version approuvée alphaword</p>")
+        .await?;
+    create::<Backup>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": "before", "namespace": ns},
+            "spec": {"site": "found"},
+        }),
+    )
+    .await?;
+    super::data::completed::<Backup>(&client, &ns, "before").await?;
+    site.set_text("changed", "<p>Version modifiée betaword</p>")
+        .await?;
+    site.delete("kept").await?;
+    site.create_document("after", "<p>Écrit après la sauvegarde gammaword</p>")
+        .await?;
+    assert_eq!(
+        found(&solr, &alias, "SearchableText:keptword").await?,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(&solr, &alias, "SearchableText:betaword").await?,
+        ["changed"]
+    );
+    assert_eq!(
+        found(&solr, &alias, "SearchableText:gammaword").await?,
+        ["after"]
+    );
+
+    // The restore puts the content back, and the index with it.
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": "undo", "namespace": ns},
+            "spec": {"site": "found", "backup": "before"},
+        }),
+    )
+    .await?;
+    super::data::completed::<Restore>(&client, &ns, "undo").await?;
+    let restore = Api::<Restore>::namespaced(client.clone(), &ns)
+        .get("undo")
+        .await?;
+    let complete = restore
+        .status
+        .clone()
+        .unwrap_or_default()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Complete")
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        complete.contains("search index is in line"),
+        "the restore completed without its index: {complete}"
+    );
+    site.wait_serving().await?;
+    assert!(site.document_text("kept").await?.is_some());
+    assert_eq!(site.document_text("after").await?, None);
+    // Solr holds what the site holds again: the deleted page is back, the
+    // page written after the backup is gone, the text is the backed-up one.
+    assert_eq!(
+        found(&solr, &alias, "SearchableText:keptword").await?,
+        ["kept"]
+    );
+    assert_eq!(
+        found(&solr, &alias, "SearchableText:alphaword").await?,
+        ["changed"]
+    );
+    assert_eq!(
+        found(&solr, &alias, "SearchableText:betaword").await?,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(&solr, &alias, "SearchableText:gammaword").await?,
+        Vec::<String>::new()
+    );
+    // And the site's own search says the same.
+    assert_eq!(site_search(&site, "keptword").await?, ["kept"]);
+    assert_eq!(site_search(&site, "gammaword").await?, Vec::<String>::new());
+    mutu_e2e::real::free(&[&ns]);
+    Ok(())
+}
