@@ -405,3 +405,28 @@ impl Writer {
 pub fn random_bytes(len: usize) -> Vec<u8> {
     (0..len).map(|_| fastrand::u8(..)).collect()
 }
+
+/// Every page the writer says the site acknowledged is there, with its text,
+/// after `what`; the site serves.
+pub async fn all_there(
+    site: &PloneContent,
+    acknowledged: &[String],
+    what: &str,
+) -> anyhow::Result<()> {
+    site.wait_serving().await?;
+    assert!(
+        acknowledged.len() >= 2,
+        "the writer wrote: {acknowledged:?}"
+    );
+    let mut lost = Vec::new();
+    for id in acknowledged {
+        if site.document_text(id).await?.as_deref() != Some(&format!("<p>{id}</p>")) {
+            lost.push(id.clone());
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "acknowledged, then lost by {what}: {lost:?}"
+    );
+    Ok(())
+}

@@ -20,6 +20,8 @@ use mutu_e2e::real::{
 use mutu_runtime::testing::{eventually, unique_name};
 use serde_json::json;
 
+#[path = "real_nodes/bench.rs"]
+mod bench;
 #[path = "real_nodes/data.rs"]
 mod data;
 #[path = "real_nodes/search.rs"]

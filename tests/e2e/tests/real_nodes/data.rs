@@ -8,8 +8,8 @@ use kube::{Client, ResourceExt};
 use mutu_api::wave::SiteStep;
 use mutu_api::{Backup, MigrationPlan, PloneSite, Product, ReleaseRollout, Restore};
 use mutu_e2e::real::{
-    PloneContent, TIMEOUT, Writer, apply_catalog, client, member, pod_ready, pods, random_bytes,
-    ready_site, site_ready,
+    PloneContent, TIMEOUT, Writer, all_there, apply_catalog, client, member, pod_ready, pods,
+    random_bytes, ready_site, site_ready,
 };
 use mutu_e2e::{create_in as create, create_site, kubectl};
 use mutu_runtime::conditions;
@@ -338,25 +338,6 @@ async fn a_generic_products_volume_is_backed_up_and_restored_as_it_was() -> anyh
 
 /// Waits until `site` serves, then checks that every page of `acknowledged`
 /// (at least two: the writer wrote meanwhile) is there with its text.
-async fn all_there(site: &PloneContent, acknowledged: &[String], what: &str) -> anyhow::Result<()> {
-    site.wait_serving().await?;
-    assert!(
-        acknowledged.len() >= 2,
-        "the writer wrote: {acknowledged:?}"
-    );
-    let mut lost = Vec::new();
-    for id in acknowledged {
-        if site.document_text(id).await?.as_deref() != Some(&format!("<p>{id}</p>")) {
-            lost.push(id.clone());
-        }
-    }
-    assert!(
-        lost.is_empty(),
-        "acknowledged, then lost by {what}: {lost:?}"
-    );
-    Ok(())
-}
-
 #[tokio::test]
 async fn a_migration_moves_a_zeo_sites_data_to_the_other_node_and_loses_no_acknowledged_write()
 -> anyhow::Result<()> {
