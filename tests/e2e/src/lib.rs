@@ -224,6 +224,45 @@ where
         .await?)
 }
 
+/// Creates the Backup `name` of site `site` in namespace `ns` (taken now).
+pub async fn backup_site(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    site: &str,
+) -> anyhow::Result<mutu_api::Backup> {
+    create_in(
+        client,
+        ns,
+        serde_json::json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"site": site},
+        }),
+    )
+    .await
+}
+
+/// Creates the Restore `name` of site `site` in namespace `ns` from Backup `backup`.
+pub async fn restore_site(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    site: &str,
+    backup: &str,
+) -> anyhow::Result<mutu_api::Restore> {
+    create_in(
+        client,
+        ns,
+        serde_json::json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"site": site, "backup": backup},
+        }),
+    )
+    .await
+}
+
 /// Creates a Plone Product named `name` (ZEO, 2 replicas, release 1.0, site
 /// creation and upgrade commands), with `overrides` merged into its spec.
 pub async fn create_product(

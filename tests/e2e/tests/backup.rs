@@ -37,16 +37,7 @@ async fn an_on_demand_backup_completes_and_its_restore_brings_the_site_back() ->
 {
     let client = testing::client().await?;
     let (ns, _) = member_site(&client, "backup", json!({})).await?;
-    create::<Backup>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
-            "metadata": {"name": "before-council", "namespace": ns},
-            "spec": {"site": "delib"},
-        }),
-    )
-    .await?;
+    mutu_e2e::backup_site(&client, &ns, "before-council", "delib").await?;
     let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
     let done = wait_for(
         &backups,
@@ -126,16 +117,7 @@ async fn an_on_demand_backup_completes_and_its_restore_brings_the_site_back() ->
     .await?;
 
     // A restore of it: maintenance, the restore Job, and the site Ready again.
-    create::<Restore>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
-            "metadata": {"name": "undo", "namespace": ns},
-            "spec": {"site": "delib", "backup": "before-council"},
-        }),
-    )
-    .await?;
+    mutu_e2e::restore_site(&client, &ns, "undo", "delib", "before-council").await?;
     let restores: Api<Restore> = Api::namespaced(client.clone(), &ns);
     let mut saw_maintenance = false;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
@@ -201,16 +183,7 @@ async fn an_on_demand_backup_completes_and_its_restore_brings_the_site_back() ->
     assert_ne!(writable, Some(true), "a restore writes the site's data");
 
     // A restore of a backup that does not exist says what to change.
-    create::<Restore>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
-            "metadata": {"name": "typo", "namespace": ns},
-            "spec": {"site": "delib", "backup": "before-counsil"},
-        }),
-    )
-    .await?;
+    mutu_e2e::restore_site(&client, &ns, "typo", "delib", "before-counsil").await?;
     let failed = wait_for(
         &restores,
         "typo",
@@ -318,16 +291,7 @@ async fn retention_never_removes_a_backup_while_a_restore_of_the_site_runs() -> 
             .await?;
     }
     // A restore of the newest: it runs (ten minutes here) while retention looks.
-    create::<Restore>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
-            "metadata": {"name": "slow", "namespace": ns},
-            "spec": {"site": "delib", "backup": "night-3"},
-        }),
-    )
-    .await?;
+    mutu_e2e::restore_site(&client, &ns, "slow", "delib", "night-3").await?;
     let restores: Api<Restore> = Api::namespaced(client.clone(), &ns);
     wait_for(
         &restores,
@@ -442,16 +406,7 @@ async fn a_relstorage_site_is_backed_up_with_a_postgresql_dump() -> anyhow::Resu
         json!({"storage": {"mode": "relstorage"}, "replicas": 1}),
     )
     .await?;
-    create::<Backup>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
-            "metadata": {"name": "dump-1", "namespace": ns},
-            "spec": {"site": "delib"},
-        }),
-    )
-    .await?;
+    mutu_e2e::backup_site(&client, &ns, "dump-1", "delib").await?;
     let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
     wait_for(
         &backups,
@@ -516,16 +471,7 @@ async fn a_generic_products_volume_is_backed_up_and_a_site_without_data_is_left_
     let (ns_none, without) = member_site(&client, "gennone", generic(json!(null))).await?;
 
     // The volume's backup: volume_backup.sh over the site's claim, read-only.
-    create::<Backup>(
-        &client,
-        &ns_vol,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
-            "metadata": {"name": "files", "namespace": ns_vol},
-            "spec": {"site": "delib"},
-        }),
-    )
-    .await?;
+    mutu_e2e::backup_site(&client, &ns_vol, "files", "delib").await?;
     let backups: Api<Backup> = Api::namespaced(client.clone(), &ns_vol);
     wait_for(
         &backups,
@@ -567,16 +513,7 @@ async fn a_generic_products_volume_is_backed_up_and_a_site_without_data_is_left_
     );
 
     // Without a volume there is nothing to back up: said at once.
-    create::<Backup>(
-        &client,
-        &ns_none,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
-            "metadata": {"name": "nothing", "namespace": ns_none},
-            "spec": {"site": "delib"},
-        }),
-    )
-    .await?;
+    mutu_e2e::backup_site(&client, &ns_none, "nothing", "delib").await?;
     let done = wait_for(
         &Api::<Backup>::namespaced(client.clone(), &ns_none),
         "nothing",

@@ -100,16 +100,7 @@ async fn a_zeo_sites_backup_holds_its_content_and_a_restore_brings_it_back_byte_
     site.create_document("changed", "<p>Version approuvée</p>")
         .await?;
     site.create_file("annex", &blob).await?;
-    create::<Backup>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
-            "metadata": {"name": "before", "namespace": ns},
-            "spec": {"site": "data"},
-        }),
-    )
-    .await?;
+    mutu_e2e::backup_site(&client, &ns, "before", "data").await?;
     completed::<Backup>(&client, &ns, "before").await?;
     // The member's backup volume is shared by every node (ReadWriteMany).
     let claim = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
@@ -127,16 +118,7 @@ async fn a_zeo_sites_backup_holds_its_content_and_a_restore_brings_it_back_byte_
     assert!(site.document_text("after").await?.is_some());
 
     // The restore puts the site back as it was at the backup.
-    create::<Restore>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
-            "metadata": {"name": "undo", "namespace": ns},
-            "spec": {"site": "data", "backup": "before"},
-        }),
-    )
-    .await?;
+    mutu_e2e::restore_site(&client, &ns, "undo", "data", "before").await?;
     completed::<Restore>(&client, &ns, "undo").await?;
     site.wait_serving().await?;
     assert_eq!(
@@ -167,16 +149,7 @@ async fn a_zeo_sites_backup_holds_its_content_and_a_restore_brings_it_back_byte_
         .await?;
     site.set_text("kept", "<p>Modifié après le moment choisi</p>")
         .await?;
-    create::<Backup>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
-            "metadata": {"name": "later", "namespace": ns},
-            "spec": {"site": "data"},
-        }),
-    )
-    .await?;
+    mutu_e2e::backup_site(&client, &ns, "later", "data").await?;
     completed::<Backup>(&client, &ns, "later").await?;
     create::<Restore>(
         &client,
@@ -262,16 +235,7 @@ async fn a_generic_products_volume_is_backed_up_and_restored_as_it_was() -> anyh
     add_note(&client, &ns, "notes", "séance du 12 janvier").await?;
     let at_backup = notes(&client, &ns, "notes").await?;
     assert!(at_backup.contains("budget 2027 adopted"), "{at_backup}");
-    create::<Backup>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
-            "metadata": {"name": "night", "namespace": ns},
-            "spec": {"site": "notes"},
-        }),
-    )
-    .await?;
+    mutu_e2e::backup_site(&client, &ns, "night", "notes").await?;
     completed::<Backup>(&client, &ns, "night").await?;
     let backup = Api::<Backup>::namespaced(client.clone(), &ns)
         .get("night")
@@ -288,16 +252,7 @@ async fn a_generic_products_volume_is_backed_up_and_restored_as_it_was() -> anyh
 
     add_note(&client, &ns, "notes", "written after the backup").await?;
     assert_ne!(notes(&client, &ns, "notes").await?, at_backup);
-    create::<Restore>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
-            "metadata": {"name": "back", "namespace": ns},
-            "spec": {"site": "notes", "backup": "night"},
-        }),
-    )
-    .await?;
+    mutu_e2e::restore_site(&client, &ns, "back", "notes", "night").await?;
     completed::<Restore>(&client, &ns, "back").await?;
     assert_eq!(notes(&client, &ns, "notes").await?, at_backup);
 

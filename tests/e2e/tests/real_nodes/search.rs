@@ -250,7 +250,6 @@ async fn found(solr: &mutu_solr::Client, alias: &str, q: &str) -> anyhow::Result
 async fn a_restore_brings_the_sites_search_index_back_in_line_with_the_restored_content()
 -> anyhow::Result<()> {
     use mutu_api::{Backup, Restore};
-    use mutu_e2e::create_in as create;
 
     let client = client().await?;
     let (_, ns, domain) =
@@ -280,16 +279,7 @@ async fn a_restore_brings_the_sites_search_index_back_in_line_with_the_restored_
         .await?;
     site.create_document("changed", "<p>Version approuvée alphaword</p>")
         .await?;
-    create::<Backup>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Backup",
-            "metadata": {"name": "before", "namespace": ns},
-            "spec": {"site": "found"},
-        }),
-    )
-    .await?;
+    mutu_e2e::backup_site(&client, &ns, "before", "found").await?;
     super::data::completed::<Backup>(&client, &ns, "before").await?;
     site.set_text("changed", "<p>Version modifiée betaword</p>")
         .await?;
@@ -310,16 +300,7 @@ async fn a_restore_brings_the_sites_search_index_back_in_line_with_the_restored_
     );
 
     // The restore puts the content back, and the index with it.
-    create::<Restore>(
-        &client,
-        &ns,
-        json!({
-            "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
-            "metadata": {"name": "undo", "namespace": ns},
-            "spec": {"site": "found", "backup": "before"},
-        }),
-    )
-    .await?;
+    mutu_e2e::restore_site(&client, &ns, "undo", "found", "before").await?;
     super::data::completed::<Restore>(&client, &ns, "undo").await?;
     let restore = Api::<Restore>::namespaced(client.clone(), &ns)
         .get("undo")
