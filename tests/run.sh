@@ -121,6 +121,7 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 if ! cargo test --locked -p mutu-e2e --test real_nodes -- --test-threads=2 \
+   || ! cargo test --locked -p mutu-e2e --test real_nodes_serial -- --test-threads=1 \
    || ! cargo test --locked -p mutu-e2e --test real_nodes_chart -- --test-threads=1; then
   echo "--- last lines of the operator log ($real_state/logs/operator.log):"
   tail -n 40 "$real_state/logs/operator.log"
