@@ -442,3 +442,128 @@ async fn a_rollout_upgrades_a_site_to_the_next_plone_release_and_loses_no_acknow
     mutu_e2e::real::free(&[&ns]);
     Ok(())
 }
+
+/// The version of Plone's profile the site's database is at (what upgrade
+/// steps change), from plone.restapi's `@system`.
+async fn profile_version(site: &PloneContent) -> anyhow::Result<String> {
+    let answer = site
+        .call(reqwest::Method::GET, "/++api++/@system", None)
+        .await?;
+    anyhow::ensure!(answer.status == 200, "@system: {}", answer.status);
+    answer.json()["plone_gs_metadata_version_installed"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("@system says no profile version: {}", answer.json()))
+}
+
+#[tokio::test]
+async fn an_upgrade_that_fails_after_committing_its_steps_leaves_the_site_on_its_release_and_data()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    // A product of its own whose upgrade runs Plone's real upgrade steps (they
+    // commit), then fails: the worst case, a database half-way to the new release.
+    apply_catalog()?;
+    let products: Api<Product> = Api::all(client.clone());
+    let mut spec = products.get("dev-plone").await?.spec;
+    spec.release = "6.1.5".into();
+    spec.upgrade_command = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "/app/bin/zconsole run /app/etc/zope.conf \"$0\" \"$@\" && echo 'upgraded; failing now' >&2 && exit 3".into(),
+    ];
+    let product = unique_name("rn-broken-p");
+    products
+        .create(&PostParams::default(), &Product::new(&product, spec))
+        .await?;
+    let (_, ns, domain) = member(&client, "rn-broken", json!({ product.clone(): 1 })).await?;
+    let host = format!("broken.{domain}");
+    ready_site(
+        &client,
+        &ns,
+        "broken",
+        json!({"product": product, "hostnames": [host]}),
+    )
+    .await?;
+    let site = std::sync::Arc::new(PloneContent::of(&client, &ns, "broken", &host).await?);
+    site.wait_serving().await?;
+    let blob = random_bytes(100 * 1024);
+    site.create_file("annex", &blob).await?;
+    site.create_document("before", "<p>Avant la mise à jour</p>")
+        .await?;
+    let version = profile_version(&site).await?;
+
+    let writer = Writer::start(site.clone(), "w");
+    let rollout = unique_name("broken-to-622");
+    let body: ReleaseRollout = serde_json::from_value(json!({
+        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "ReleaseRollout",
+        "metadata": {"name": rollout},
+        "spec": {"product": product, "release": "6.2.2", "waveSize": 1, "maxInFlight": 1,
+                 "failureThreshold": 1, "verifyTimeout": "600s"},
+    }))?;
+    let rollouts: Api<ReleaseRollout> = Api::all(client.clone());
+    rollouts.create(&PostParams::default(), &body).await?;
+    // The upgrade Job really upgraded (and committed) before it failed.
+    let log = eventually(TIMEOUT, "the upgrade Job to upgrade, then fail", || async {
+        let out = kubectl([
+            "-n",
+            &ns,
+            "logs",
+            "-l",
+            "batch.kubernetes.io/job-name=broken-upgrade-6-2-2",
+            "--tail=-1",
+        ]);
+        (out.success && out.stdout.contains("upgraded; failing now")).then_some(out.stdout)
+    })
+    .await?;
+    assert!(
+        log.contains("upgraded ") && log.contains("profile(s)"),
+        "the upgrade ran no step of Plone's profile: {log}"
+    );
+    let done = eventually(TIMEOUT, "the site's upgrade to end", || async {
+        let r = rollouts.get(&rollout).await.ok()?;
+        let progress = r
+            .status?
+            .site_progress
+            .into_iter()
+            .find(|p| p.name == "broken")?;
+        matches!(progress.step, SiteStep::Done | SiteStep::Failed).then_some(progress)
+    })
+    .await?;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let acknowledged = writer.stop().await?;
+    assert_eq!(done.step, SiteStep::Failed, "{:?}", done.reason);
+
+    // On its release, serving it, its database as before the upgrade (the
+    // backup taken before it, restored), with every page it acknowledged.
+    let now = Api::<PloneSite>::namespaced(client.clone(), &ns)
+        .get("broken")
+        .await?;
+    assert_eq!(
+        now.status.unwrap_or_default().release.as_deref(),
+        Some("6.1.5")
+    );
+    let serving: Vec<_> = pods(&client, &ns, "broken", "instance")
+        .await?
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p))
+        .collect();
+    assert!(!serving.is_empty(), "no instance serves");
+    for pod in serving {
+        let image = pod.spec.and_then(|s| s.containers[0].image.clone());
+        assert_eq!(image.as_deref(), Some("mutu.local/plone:6.1.5"));
+    }
+    all_there(&site, &acknowledged, "the failed upgrade").await?;
+    assert_eq!(
+        profile_version(&site).await?,
+        version,
+        "the database keeps steps of the failed upgrade"
+    );
+    assert_eq!(
+        site.document_text("before").await?.as_deref(),
+        Some("<p>Avant la mise à jour</p>")
+    );
+    assert!(site.file_bytes("annex").await?.as_deref() == Some(blob.as_slice()));
+    rollouts.delete(&rollout, &Default::default()).await?;
+    mutu_e2e::real::free(&[&ns]);
+    Ok(())
+}
