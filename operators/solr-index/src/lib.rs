@@ -3,6 +3,7 @@
 //! Plone queries, and a Solr user of the site's own that may use only its
 //! collection. This crate exposes its controller and nothing else.
 
+mod catch_up;
 mod configset;
 mod reconcile;
 mod reindex;
