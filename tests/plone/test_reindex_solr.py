@@ -393,6 +393,57 @@ def test_catch_up_indexes_what_the_collection_misses_and_removes_what_the_site_l
     assert bed.solr.uids("t.site_v3") == expected
 
 
+def test_catch_up_never_removes_a_page_the_live_site_is_committing(bed):
+    # The live site sends a page to Solr while its transaction commits, before the database
+    # says so: a document that reaches the collection during the catch-up, and that neither
+    # the collection held at its start nor the catch-up sent, is left alone. One that the
+    # collection held at the start and the site does not have is removed.
+    bed.solr.create_collection("t.site_v4", "t.plone")
+    done = bed.reindex("/solr/t.site_v4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = catalog_uids(bed)
+    bed.solr.add("t.site_v4", [{"UID": "gone-0002", "Title": "deleted before",
+                                "portal_type": "Document", "modified": "2020-01-01T00:00:00Z"}])
+    saved = dict(bed.instance.env)
+    bed.instance.env.update({
+        "COLLECTIVE_SOLR_HOST": "127.0.0.1",
+        "COLLECTIVE_SOLR_PORT": str(bed.solr.port),
+        "COLLECTIVE_SOLR_BASE": "/solr/t.site_v4",
+        "COLLECTIVE_SOLR_LOGIN": "admin",
+        "COLLECTIVE_SOLR_PASSWORD": bed.solr.password,
+    })
+    try:
+        proc = subprocess.Popen(
+            [str(BIN / "zconsole"), "run", str(bed.instance.conf), str(REINDEX_SOLR), SITE_ID,
+             "--catch-up"],
+            cwd=bed.instance.home, env=bed.instance.env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+    finally:
+        bed.instance.env = saved
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "before the catch-up" in line:
+                break
+        assert lines and lines[-1].rstrip().endswith(
+            f"/solr/t.site_v4 holds {len(expected) + 1} documents before the catch-up"), lines
+        bed.solr.add("t.site_v4", [{"UID": "committing-0001", "Title": "being committed",
+                                    "portal_type": "Document",
+                                    "modified": "2020-01-01T00:00:00Z"}])
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    assert last_line(out) == (
+        f"reindex_solr: site {SITE_ID!r}: caught up /solr/t.site_v4: {len(expected)} documents "
+        "sent, 1 removed")
+    assert bed.solr.uids("t.site_v4") == sorted(expected + ["committing-0001"])
+
+
 def test_collective_solr_reads_the_shipped_configset():
     assert collective_solr_can_read(SHIPPED) == ""
     # Stored, so that collective.solr's partial updates (e.g. review_state after a workflow

@@ -40,11 +40,20 @@ collective.solr itself logs and swallows the errors Solr returns while it sends 
 script makes them fatal (one connection's `flush` is replaced by one that raises), so a document
 Solr refuses fails the run instead of silently missing from the new collection.
 
-With --catch-up, the collection is not cleared, so that it keeps answering searches: every
-indexable object is reindexed into it (what it misses is added, what it holds in another
-version is replaced), then what it holds and the site no longer has is removed (its unique
-keys read from Solr first, then the site's catalog as of now, so that a page the live site
-adds meanwhile is never removed). collective.solr's own sync is not used: it compares
+With --catch-up, the collection is not cleared, so that it keeps answering searches:
+1. the unique keys the collection holds are read;
+2. every indexable object is reindexed into it (what it misses is added, what it holds in
+   another version is replaced), from this process's view of the database, which is as of its
+   start;
+3. at least SETTLE seconds after step 1, the database is read again as of now (a ZEO server is
+   asked first, so every transaction committed before is seen), and what the site changed since
+   this process started (its catalog's `modified`, with a margin) is sent again from there: a
+   page the site edited meanwhile never stays in the version step 2 read;
+4. what the collection held at step 1, or what step 2 sent, and the site no longer has is
+   removed. Only those: a page the live site adds meanwhile reaches Solr while the site commits
+   it, before the database says so, and is never removed (collective.solr sends a document
+   when the transaction commits, not after; the settle time covers that commit).
+collective.solr's own sync is not used: it compares
 modification times to the minute, and misses a page changed twice within one minute. mutu runs
 it into the alias right after moving the alias to a freshly reindexed collection (the changes
 the site made while the reindex ran went to the previous collection), and after a Restore (the
@@ -65,6 +74,7 @@ import os
 import re
 import socket
 import sys
+import time
 import traceback
 
 import transaction
@@ -80,6 +90,9 @@ CATCH_UP = "--catch-up"
 PROFILE = "collective.solr:default"
 ACTIVE = "collective.solr.active"
 BATCH = 1000  # objects between two intermediate (soft) commits of the reindex
+SETTLE = 5  # seconds at least between reading Solr's keys and the catalog (see --catch-up)
+CHANGED_MARGIN = 180  # seconds before this process started: "changed meanwhile" (see --catch-up)
+STARTED = time.time()  # about when zconsole opened the database: this process's view of it
 CONNECT_TIMEOUT = 60  # seconds, for the first requests (a Solr that never answers)
 ADD_ON_HINT = (
     "install the collective.solr add-on in the site (Site Setup > Add-ons, or import the "
@@ -274,8 +287,9 @@ class Reindex:
     """Clears the collection and reindexes the site into it, remembering the step for the
     error message."""
 
-    def __init__(self, site, manager, target):
+    def __init__(self, site, registry, manager, target):
         self.site = site
+        self.registry = registry
         self.manager = manager
         self.target = target
         self.step = "connecting"
@@ -369,27 +383,57 @@ class Reindex:
         return found
 
     def catch_up(self, conn, view, key):
-        """Reindexes every object into the target without clearing it, then removes what the
-        site no longer has; (documents sent, documents removed)."""
+        """Reindexes every object into the target without clearing it, sends again what the
+        site changed meanwhile, then removes what the site no longer has (see --catch-up in the
+        docstring); (documents sent, documents removed)."""
         target = self.target
+        self.step = f"reading the unique keys in {target.url}"
+        held = self.keys(conn, key)
+        read_at = time.monotonic()
+        print(f"{PROG}: {target.base} holds {len(held)} documents before the catch-up",
+              flush=True)
         self.step = f"reindexing the site into {target.url}, without clearing it"
         view.reindex(batch=BATCH)
         view.request.close()
+        self.step = "reading the database as of now"
+        time.sleep(max(0.0, SETTLE - (time.monotonic() - read_at)))
+        self.sync()
+        catalog = self.site.portal_catalog
+        self.step = f"sending again to {target.url} what the site changed meanwhile"
+        self.send_changed(catalog, STARTED - CHANGED_MARGIN)
         self.step = f"removing from {target.url} what the site no longer has"
-        # Solr's keys first, then the site's as of now: a page the live site adds meanwhile is
-        # in the second, never removed; one it deletes meanwhile is unindexed by the site.
-        in_solr = self.keys(conn, key)
-        transaction.abort()
-        transaction.begin()
-        transaction.doom()
-        catalog = self.site.portal_catalog._catalog
-        in_site = set(catalog.getIndex(key)._index.keys())
-        removed = sorted(in_solr - in_site)
+        in_site = set(catalog._catalog.getIndex(key)._index.keys())
+        removed = sorted((held | self.sent) - in_site)
         for value in removed:
             conn.delete(id=value)
         conn.flush()
         conn.commit()
         return len(self.sent), len(removed)
+
+    def sync(self):
+        """A new view of the database, with every transaction committed until now."""
+        transaction.abort()
+        storage = self.site._p_jar.db().storage
+        ping = getattr(storage, "ping", None)  # a ZEO client: invalidations are asynchronous
+        if callable(ping):
+            ping()  # answered after every invalidation committed before it was sent
+        transaction.begin()
+        transaction.doom()
+        if not self.registry[ACTIVE]:
+            self.registry[ACTIVE] = True  # again, in this doomed transaction only (see main)
+
+    def send_changed(self, catalog, since):
+        """Sends again, from the current view, every object modified since `since`."""
+        from collective.solr.indexer import SolrIndexProcessor
+        from DateTime import DateTime
+
+        processor = SolrIndexProcessor(self.manager)
+        path = "/".join(self.site.getPhysicalPath())
+        for brain in catalog.unrestrictedSearchResults(
+            path=path, modified={"query": DateTime(since), "range": "min"}
+        ):
+            obj = brain._unrestrictedGetObject()
+            processor.index(obj)
 
     def keys(self, conn, key):
         """Every unique key in the target, read page by page."""
@@ -426,7 +470,7 @@ def main(app, args):
         registry[ACTIVE] = True  # in this doomed transaction only
         print(f"{PROG}: collective.solr is inactive in site {site_id!r}: active for this "
               "process only (nothing is committed)", flush=True)
-    reindex = Reindex(site, manager, target)
+    reindex = Reindex(site, registry, manager, target)
     try:
         found = reindex.run(catch_up)
     except Failure:
