@@ -201,6 +201,13 @@ pub struct PloneSiteStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
 
+    /// Hostnames the site was admitted with, and serves. A change of `spec.hostnames` is
+    /// admitted as a whole: while it names a hostname that is refused (another member's, or
+    /// outside the member's domains), the site keeps serving these, and its `Degraded`
+    /// condition says what is refused and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+
     /// Release (image tag) the site runs now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,

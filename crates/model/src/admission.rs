@@ -125,24 +125,68 @@ pub fn refusals(
     }
     let key = claim_key(site);
     for host in &site.spec.hostnames {
-        // The hostname first: it rules out nearly every site, without copying.
+        let mine = serves(site, host);
+        // The hostname first: it rules out nearly every site, without copying. A site that
+        // serves the hostname comes before one that only asks for it (an older site editing
+        // in another's hostname takes nothing); between equals, the older site.
         let earlier = all()
-            .filter(|o| o.spec.hostnames.iter().any(|h| h == host))
+            .filter(|o| o.spec.hostnames.iter().any(|h| h == host) || serves(o, host))
             .filter(|o| !is_same(o, site) && o.meta().deletion_timestamp.is_none())
-            .find(|o| claim_key(o) < key);
+            .find(|o| match (serves(o, host), mine) {
+                (true, false) => true,
+                (false, true) => false,
+                _ => claim_key(o) < key,
+            });
         if let Some(other) = earlier {
+            let other_ns = other.namespace().unwrap_or_default();
+            let owner = tenant_name(&other_ns)
+                .map(|t| format!(" of member {t}"))
+                .unwrap_or_default();
             out.push(refuse(
                 "HostnameTaken",
                 Some(host),
                 format!(
-                    "spec.hostnames: {host} is already served by site {}/{}; choose another hostname",
-                    other.namespace().unwrap_or_default(),
+                    "spec.hostnames: {host} is already {} by site {other_ns}/{}{owner}; choose another hostname",
+                    if serves(other, host) { "served" } else { "claimed" },
                     other.name_any()
                 ),
             ));
         }
     }
     out
+}
+
+/// The hostnames `site` was admitted with and serves: its status's, or for a site admitted
+/// before the status recorded them, its spec's.
+pub fn served(site: &PloneSite) -> &[String] {
+    match site.status.as_ref() {
+        Some(st) if !st.hostnames.is_empty() => &st.hostnames,
+        Some(st) if st.release.is_some() => &site.spec.hostnames,
+        _ => &[],
+    }
+}
+
+fn serves(site: &PloneSite, host: &str) -> bool {
+    served(site).iter().any(|h| h == host)
+}
+
+/// The hostnames an admitted site serves given its `refusals`: its spec's when no refusal is
+/// about a hostname it does not serve yet, else the ones it served (a change of hostnames is
+/// admitted as a whole, or not at all), with the refusals that hold the change back.
+pub fn admitted_hostnames<'a>(
+    site: &PloneSite,
+    refusals: &'a [Refusal],
+) -> (Vec<String>, Vec<&'a Refusal>) {
+    let blocking: Vec<&Refusal> = refusals
+        .iter()
+        .filter(|r| matches!(r.reason, "ForeignHostname" | "HostnameTaken"))
+        .filter(|r| r.subject.as_deref().is_some_and(|h| !serves(site, h)))
+        .collect();
+    if blocking.is_empty() {
+        (site.spec.hostnames.clone(), blocking)
+    } else {
+        (served(site).to_vec(), blocking)
+    }
 }
 
 #[cfg(test)]
@@ -263,6 +307,123 @@ mod tests {
         let r = refusals(&ours, Some(&tenant()), &catalog(), &[theirs, ours.clone()]);
         assert_eq!(reasons(&r), vec!["HostnameTaken"]);
         assert!(r[0].message.contains("tenant-ans/web"), "{}", r[0].message);
+    }
+
+    /// `s` as admitted with `hosts` (its status's hostnames and a release).
+    fn serving(mut s: PloneSite, hosts: &[&str]) -> PloneSite {
+        s.status = Some(mutu_api::PloneSiteStatus {
+            release: Some("4.2".into()),
+            hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+            ..Default::default()
+        });
+        s
+    }
+
+    #[test]
+    fn an_older_site_editing_in_a_hostname_another_site_serves_is_refused_and_takes_nothing() {
+        // mons (older) edits ans's hostname into its spec; ans serves it.
+        let mons = serving(
+            site(
+                "tenant-mons",
+                "delib",
+                "2019-01-01T00:00:00Z",
+                "delib",
+                &["delib.mons.be", "www.ans.be"],
+            ),
+            &["delib.mons.be"],
+        );
+        let ans = serving(
+            site(
+                "tenant-ans",
+                "web",
+                "2020-01-01T00:00:00Z",
+                "web",
+                &["www.ans.be"],
+            ),
+            &["www.ans.be"],
+        );
+        let all = [mons.clone(), ans.clone()];
+        let mut ans_tenant = tenant();
+        ans_tenant.spec.domains = vec!["ans.be".into()];
+        ans_tenant.spec.entitlements = BTreeMap::from([("web".to_string(), 1)]);
+        let mut catalog = catalog();
+        catalog.insert("web".into(), catalog["delib"].clone());
+        // Even with the domain in its tenant, mons is refused: ans serves the name.
+        let mut mons_tenant = tenant();
+        mons_tenant.spec.domains.push("ans.be".into());
+        let r = refusals(&mons, Some(&mons_tenant), &catalog, &all);
+        assert_eq!(reasons(&r), vec!["HostnameTaken"]);
+        assert_eq!(r[0].subject.as_deref(), Some("www.ans.be"));
+        assert!(
+            r[0].message
+                .contains("served by site tenant-ans/web of member ans"),
+            "{}",
+            r[0].message
+        );
+        // mons keeps serving what it served; ans is not refused.
+        let (hosts, blocking) = admitted_hostnames(&mons, &r);
+        assert_eq!(hosts, vec!["delib.mons.be".to_string()]);
+        assert_eq!(blocking.len(), 1);
+        assert!(refusals(&ans, Some(&ans_tenant), &catalog, &all).is_empty());
+    }
+
+    #[test]
+    fn a_change_of_hostnames_is_admitted_as_a_whole_and_old_refusals_do_not_hold_it() {
+        let mut mons = serving(
+            site(
+                "tenant-mons",
+                "delib",
+                "2019-01-01T00:00:00Z",
+                "delib",
+                &["new.mons.be", "www.ans.be"],
+            ),
+            &["old.mons.be"],
+        );
+        let r = refusals(
+            &mons,
+            Some(&tenant()),
+            &catalog(),
+            std::slice::from_ref(&mons),
+        );
+        assert_eq!(reasons(&r), vec!["ForeignHostname"]);
+        // One refused name holds back the whole change: the old names stay served.
+        assert_eq!(
+            admitted_hostnames(&mons, &r).0,
+            vec!["old.mons.be".to_string()]
+        );
+        // A refusal about a name the site already serves (its domain was taken from the
+        // member since) does not hold a change back.
+        mons.spec.hostnames = vec!["new.mons.be".into(), "www.ans.be".into()];
+        if let Some(st) = mons.status.as_mut() {
+            st.hostnames = vec!["www.ans.be".into()];
+        }
+        let r = refusals(
+            &mons,
+            Some(&tenant()),
+            &catalog(),
+            std::slice::from_ref(&mons),
+        );
+        assert_eq!(reasons(&r), vec!["ForeignHostname"]);
+        let (hosts, blocking) = admitted_hostnames(&mons, &r);
+        assert_eq!(hosts, mons.spec.hostnames);
+        assert!(blocking.is_empty());
+    }
+
+    #[test]
+    fn a_site_admitted_before_its_status_recorded_hostnames_serves_its_spec() {
+        let mut s = site(
+            "tenant-mons",
+            "delib",
+            "2019-01-01T00:00:00Z",
+            "delib",
+            &["a.mons.be"],
+        );
+        assert!(served(&s).is_empty());
+        s.status = Some(mutu_api::PloneSiteStatus {
+            release: Some("4.2".into()),
+            ..Default::default()
+        });
+        assert_eq!(served(&s), &["a.mons.be".to_string()]);
     }
 
     #[test]

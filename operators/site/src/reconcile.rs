@@ -272,6 +272,46 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         }
         return Ok(ctx.requeue());
     }
+    // Every change is admitted again: while spec.hostnames names a refused hostname, the site
+    // keeps serving the ones it was admitted with (its children are built from those).
+    let (hostnames, blocking) = admission::admitted_hostnames(site, &refusals);
+    let held_back = (!blocking.is_empty()).then(|| {
+        let message = blocking
+            .iter()
+            .map(|r| r.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        (
+            blocking[0].reason,
+            format!(
+                "the change of spec.hostnames is refused: {message}. The site keeps serving {}",
+                if hostnames.is_empty() {
+                    "no hostname".to_string()
+                } else {
+                    hostnames.join(", ")
+                }
+            ),
+        )
+    });
+    let admitted_site;
+    let site = if hostnames == site.spec.hostnames {
+        site
+    } else {
+        let mut copy = site.clone();
+        copy.spec.hostnames = hostnames.clone();
+        admitted_site = copy;
+        &admitted_site
+    };
+    if current.hostnames != hostnames {
+        // Recorded before anything serves them: this is what a later claim is weighed against.
+        let desired = PloneSiteStatus {
+            hostnames: hostnames.clone(),
+            ..current.clone()
+        };
+        ctx.write_status(api, site, desired, &[])
+            .await
+            .map_err(Error::Status)?;
+    }
     let (Some(tenant), Some(product)) = (tenant, catalog.get(&site.spec.product)) else {
         // Admitted earlier, but its tenant or product is gone now: keep
         // everything as it is and say so.
@@ -304,6 +344,7 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
     let mut status = PloneSiteStatus {
         observed_generation: site.meta().generation,
         url: site.spec.hostnames.first().map(|h| format!("https://{h}")),
+        hostnames: hostnames.clone(),
         pool: Some(pool.clone()),
         ..current.clone()
     };
@@ -529,8 +570,11 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             format!("{ready}/{want} instances ready")
         },
     ));
-    match (&upgrade_to, &upgrade_failure) {
-        (Some(target), Some(message)) => conds.push(Cond::new(
+    match (&held_back, &upgrade_to, &upgrade_failure) {
+        (Some((reason, message)), _, _) => {
+            conds.push(Cond::new("Degraded", true, reason, message.clone()))
+        }
+        (None, Some(target), Some(message)) => conds.push(Cond::new(
             "Degraded",
             true,
             "UpgradeFailed",
@@ -541,10 +585,20 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         _ => conds.push(Cond::new("Degraded", false, "AsExpected", "no failure")),
     }
     let was_degraded = conditions::is_true(&current.conditions, "Degraded");
+    let degraded_reason = conditions::find(&current.conditions, "Degraded")
+        .filter(|c| c.status == "True")
+        .map(|c| c.reason.clone());
     ctx.write_status(api, site, status, &conds)
         .await
         .map_err(Error::Status)?;
-    if let (Some(target), Some(message), false) = (&upgrade_to, &upgrade_failure, was_degraded) {
+    if let Some((reason, message)) = &held_back
+        && degraded_reason.as_deref() != Some(*reason)
+    {
+        ctx.event(site, true, reason, message.clone()).await;
+    }
+    if let (None, Some(target), Some(message), false) =
+        (&held_back, &upgrade_to, &upgrade_failure, was_degraded)
+    {
         ctx.event(
             site,
             true,

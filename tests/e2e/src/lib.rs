@@ -115,6 +115,24 @@ pub async fn scrape(url: &str) -> anyhow::Result<String> {
         .unwrap_or(body))
 }
 
+/// A client that the API server takes for `user` in `groups` (impersonation).
+pub async fn client_as(user: &str, groups: &[&str]) -> anyhow::Result<Client> {
+    let mut config = kube::Config::infer().await?;
+    config.auth_info.impersonate = Some(user.to_string());
+    config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    Ok(Client::try_from(config)?)
+}
+
+/// A client acting as the admin of member `tenant` made by [`tenant_json`]: its user and
+/// its group.
+pub async fn member_admin(tenant: &str) -> anyhow::Result<Client> {
+    client_as(
+        &format!("agent@{tenant}.test"),
+        &[&format!("{tenant}-admins"), "system:authenticated"],
+    )
+    .await
+}
+
 const TENANT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A MemberTenant entitled to delib 2 and web 1, with one admin user and group.

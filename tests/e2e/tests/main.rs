@@ -6,6 +6,7 @@ mod api;
 mod backup;
 mod certificate;
 mod control_plane;
+mod hostile;
 mod plugin;
 mod portal;
 mod provisioning;

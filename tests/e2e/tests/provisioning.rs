@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mutu_api::provisioning::Decision;
 use mutu_api::{PloneSite, ProvisioningRequest};
-use mutu_e2e::{create_site, kubectl, member_entitled_to_one, site_json};
+use mutu_e2e::{client_as, create_site, kubectl, member_entitled_to_one, site_json};
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, unique_name, wait_for};
 use serde_json::json;
@@ -17,14 +17,6 @@ use serde_json::json;
 const SITE_TIMEOUT: Duration = Duration::from_secs(120);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 const APPROVERS: &str = "mutu-approvers";
-
-/// A client that the API server takes for `user` in `groups`.
-async fn client_as(user: &str, groups: &[&str]) -> anyhow::Result<Client> {
-    let mut config = kube::Config::infer().await?;
-    config.auth_info.impersonate = Some(user.to_string());
-    config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
-    Ok(Client::try_from(config)?)
-}
 
 /// A kubeconfig like the test bed's, acting as `user` in `groups`.
 fn kubeconfig_as(user: &str, groups: &[&str]) -> anyhow::Result<std::path::PathBuf> {
