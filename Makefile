@@ -40,7 +40,7 @@ lint:
 ## crds: regenerate crds/ (and the Helm chart's copy) from crates/api
 crds: build
 	$(MUTU) crds --dir crds
-	$(MUTU) crds --dir charts/mutu/crds
+	$(MUTU) crds --dir charts/mutu/crds --admission-policy charts/mutu/templates/platform-fields-policy.yaml --helm
 
 fmt:
 	cargo fmt --all

@@ -88,6 +88,9 @@ pub struct BackupPolicySpec {
 /// How many backups are kept, per period.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.daily + self.weekly + self.monthly > 0").message(
+    "spec.retention: daily, weekly and monthly are all 0, which would keep no backup at all; keep at least one, e.g. daily: 7"
+))]
 pub struct Retention {
     /// Daily backups kept (the most recent ones).
     #[serde(default = "default_daily")]

@@ -10,6 +10,7 @@ pub mod certificate;
 pub mod common;
 mod crd;
 pub mod issuer;
+pub mod policy;
 pub mod product;
 pub mod provisioning;
 pub mod site;

@@ -151,18 +151,26 @@ pub enum Province {
     BrabantWallon,
 }
 
-/// Admins of a member: identities as the identity provider sends them.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+/// Admins of a member: identities as the identity provider sends them. Kubernetes' own
+/// identities (`system:` users and groups, e.g. `system:authenticated`) are refused: they would
+/// give the member's rights to everyone the cluster knows.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Admins {
     /// Groups whose members are admins (as sent in `X-Forwarded-Groups`), e.g. `mons-admins`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), inner(length(max = 253)))]
+    #[x_kube(validation = Rule::new("self.all(g, !g.startsWith('system:') && g != '')").message(
+        "spec.admins.groups: a system: group (e.g. system:authenticated) or an empty name would give the member's rights to users who are not its admins; name the member's own group, e.g. mons-admins"
+    ))]
     pub groups: Vec<String>,
 
     /// Individual admins (as sent in `X-Forwarded-User`), e.g. `jdupont@mons.be`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
+    #[x_kube(validation = Rule::new("self.all(u, !u.startsWith('system:') && u != '')").message(
+        "spec.admins.users: a system: user (e.g. system:anonymous or a service account) or an empty name cannot be a member's admin; name a person, e.g. jdupont@mons.be"
+    ))]
     pub users: Vec<String>,
 }
 

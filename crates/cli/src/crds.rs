@@ -11,10 +11,52 @@ pub struct CrdsArgs {
     /// printing them all to standard output.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+
+    /// Also write the admission policy of the platform's fields (mutu-platform-fields) to
+    /// this file, for an operator in `--operator-namespace`.
+    #[arg(long, value_name = "FILE")]
+    admission_policy: Option<PathBuf>,
+
+    /// Namespace of mutu's operator and portal, exempt from the admission policy.
+    #[arg(long, value_name = "NS", default_value = "mutu-system")]
+    operator_namespace: String,
+
+    /// Name of the policy and its binding.
+    #[arg(long, value_name = "NAME", default_value = mutu_api::policy::PLATFORM_FIELDS_POLICY)]
+    policy_name: String,
+
+    /// Write the Helm chart's version instead (named after the release, for the release's
+    /// namespace).
+    #[arg(long)]
+    helm: bool,
+}
+
+/// The Helm chart's admission policy: where `make crds` writes it, its name and namespace.
+#[cfg(test)]
+const CHART_POLICY: &str = "charts/mutu/templates/platform-fields-policy.yaml";
+const CHART_POLICY_NAME: &str = "{{ include \"mutu.fullname\" . }}-platform-fields";
+const CHART_NAMESPACE: &str = "{{ .Release.Namespace }}";
+
+/// The chart's admission policy: named after the release, for the release's namespace. The
+/// name is left unquoted so that Helm, which renders the text before YAML reads it, sees
+/// plain template actions.
+fn chart_policy_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    let text = mutu_api::policy::platform_fields_yaml(CHART_POLICY_NAME, CHART_NAMESPACE)?;
+    let quoted = format!("{CHART_POLICY_NAME:?}");
+    Ok(text.replace(&quoted, CHART_POLICY_NAME))
 }
 
 pub fn run(args: CrdsArgs) -> anyhow::Result<()> {
     let crds = mutu_api::crds();
+    if let Some(path) = &args.admission_policy {
+        let text = if args.helm {
+            chart_policy_yaml()?
+        } else {
+            mutu_api::policy::platform_fields_yaml(&args.policy_name, &args.operator_namespace)?
+        };
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote the admission policy to {}", path.display());
+    }
     match args.dir {
         None => {
             for crd in &crds {
@@ -73,5 +115,11 @@ mod tests {
                 "{generated}/ holds files that no kind generates (or misses some); run `make crds`"
             );
         }
+        let committed = std::fs::read_to_string(root.join(super::CHART_POLICY)).unwrap_or_default();
+        assert!(
+            Some(committed) == super::chart_policy_yaml().ok(),
+            "{} differs from crates/api/src/policy.rs; run `make crds` and commit the result",
+            super::CHART_POLICY
+        );
     }
 }

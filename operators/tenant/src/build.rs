@@ -372,7 +372,9 @@ fn admin_binding(tenant: &MemberTenant, ns: &str) -> RoleBinding {
 }
 
 /// What a tenant admin may do, granted only inside the tenant's namespace by a
-/// RoleBinding: manage sites, requests, backups and restores; read the
+/// RoleBinding: manage sites, requests and restores; take backups (create and
+/// read them: deleting a Backup is the platform's and retention's decision, as
+/// a backup's data is kept only while its object exists); read the
 /// certificates, search indexes, secrets and events of the namespace.
 pub fn admin_cluster_role() -> ClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
@@ -401,8 +403,13 @@ pub fn admin_cluster_role() -> ClusterRole {
         rules: Some(vec![
             rule(
                 &[mutu_api::GROUP],
-                &["plonesites", "provisioningrequests", "backups", "restores"],
+                &["plonesites", "provisioningrequests", "restores"],
                 &manage,
+            ),
+            rule(
+                &[mutu_api::GROUP],
+                &["backups"],
+                &["get", "list", "watch", "create"],
             ),
             rule(&[mutu_api::GROUP], &["certificates", "solrindexes"], &read),
             rule(&[""], &["secrets", "events"], &read),

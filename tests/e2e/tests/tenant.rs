@@ -140,6 +140,12 @@ async fn an_admin_manages_sites_in_their_namespace_and_nothing_else() -> anyhow:
         !can_i(&agent, "create", "secrets", Some(&ns_a)),
         "secrets are read-only for admins"
     );
+    for verb in ["delete", "update", "patch"] {
+        assert!(
+            !can_i(&agent, verb, "backups.hosting.imio.be", Some(&ns_a)),
+            "a member may {verb} a Backup (deleting its object deletes its data at the next prune)"
+        );
+    }
     assert!(!can_i(&agent, "delete", "namespaces", None));
     assert!(
         can_i(

@@ -65,9 +65,11 @@ fn policy_runs_at_least_one_backup_at_a_time() {
 }
 
 #[test]
-fn policy_retention_counts_cannot_be_negative() {
+fn policy_retention_counts_cannot_be_negative_nor_keep_nothing() {
     let keep_nothing = json!({ "retention": { "daily": 0, "weekly": 0, "monthly": 0 } });
-    accepted(policy(keep_nothing).validate_cel());
+    rejected(policy(keep_nothing).validate_cel(), "spec.retention");
+    let keep_one = json!({ "retention": { "daily": 0, "weekly": 0, "monthly": 1 } });
+    accepted(policy(keep_one).validate_cel());
     for period in ["daily", "weekly", "monthly"] {
         let bad = json!({ "retention": { period: -1 } });
         rejected(

@@ -108,7 +108,37 @@ pub async fn install_crds(client: &Client, started: Instant) -> anyhow::Result<(
     }
     step(started, &format!("installed {} CRDs", wanted.len()));
 
-    established(&crds, wanted.len(), started).await
+    established(&crds, wanted.len(), started).await?;
+    platform_fields_policy(client).await?;
+    step(
+        started,
+        "installed the admission policy of the platform's fields (mutu-platform-fields)",
+    );
+    Ok(())
+}
+
+/// The ValidatingAdmissionPolicy that keeps the platform's fields of sites from members
+/// (mutu_api::policy), and its binding. The operator runs in mutu-system.
+async fn platform_fields_policy(client: &Client) -> anyhow::Result<()> {
+    let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    for doc in
+        mutu_api::policy::platform_fields(mutu_api::policy::PLATFORM_FIELDS_POLICY, "mutu-system")
+    {
+        let obj: kube::api::DynamicObject = serde_json::from_value(doc)?;
+        let kind = obj
+            .types
+            .as_ref()
+            .map(|t| t.kind.clone())
+            .unwrap_or_default();
+        let gvk = kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", &kind);
+        let resource = kube::api::ApiResource::from_gvk(&gvk);
+        let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &ssa, &Patch::Apply(&obj))
+            .await
+            .with_context(|| format!("cannot install {kind} {name}"))?;
+    }
+    Ok(())
 }
 
 /// Applies nodes and the StorageClass, and waits until they are usable.
