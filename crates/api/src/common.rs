@@ -53,6 +53,11 @@ pub const POOL_ANNOTATION: &str = "hosting.imio.be/pool";
 /// Annotation set on a PloneSite by a MigrationPlan: the volume claim holding the site's ZEO
 /// data on its pool. Without it the data is in `data-<site>-zeo-0`.
 pub const DATA_VOLUME_ANNOTATION: &str = "hosting.imio.be/data-volume";
+/// Annotation set by a MigrationPlan on a site's data volume claim once the site's data lives
+/// on another claim (the one it names): durable, so that a site re-created from YAML (without
+/// [`DATA_VOLUME_ANNOTATION`]) finds its data by following these from `data-<site>-zeo-0`, and
+/// so that no retention deletes a claim that nothing supersedes.
+pub const SUPERSEDED_BY_ANNOTATION: &str = "hosting.imio.be/superseded-by";
 /// Annotation set on a PloneSite by a ReleaseRollout: the release the site runs, ahead of
 /// `spec.release` and the Product's release.
 pub const RELEASE_ANNOTATION: &str = "hosting.imio.be/release";

@@ -207,3 +207,63 @@ mod tests {
         );
     }
 }
+
+/// The claim holding a site's data now, found from its first claim `first` by following the
+/// claims' [`mutu_api::SUPERSEDED_BY_ANNOTATION`]: `superseded_by(claim)` reads that annotation
+/// of `claim` (`None` when the claim does not exist or carries none). A chain that loops or
+/// names a claim that does not exist stops at the last claim that exists.
+pub fn live_claim(first: &str, superseded_by: impl Fn(&str) -> Option<Option<String>>) -> String {
+    let mut seen = vec![first.to_string()];
+    let mut here = first.to_string();
+    // At most one hop per migration of the site: 32 is far beyond any real history.
+    for _ in 0..32 {
+        let Some(Some(next)) = superseded_by(&here) else {
+            break;
+        };
+        if seen.contains(&next) || superseded_by(&next).is_none() {
+            break;
+        }
+        seen.push(next.clone());
+        here = next;
+    }
+    here
+}
+
+#[cfg(test)]
+mod live_claim_tests {
+    use super::live_claim;
+    use std::collections::BTreeMap;
+
+    fn chain(claims: &[(&str, Option<&str>)]) -> impl Fn(&str) -> Option<Option<String>> + use<> {
+        let map: BTreeMap<String, Option<String>> = claims
+            .iter()
+            .map(|(c, by)| (c.to_string(), by.map(str::to_string)))
+            .collect();
+        move |c: &str| map.get(c).cloned()
+    }
+
+    #[test]
+    fn the_live_claim_is_at_the_end_of_the_superseded_chain() {
+        let first = "data-delib-zeo-0";
+        assert_eq!(live_claim(first, chain(&[(first, None)])), first);
+        let moved = chain(&[(first, Some("data-delib-m1")), ("data-delib-m1", None)]);
+        assert_eq!(live_claim(first, moved), "data-delib-m1");
+        let twice = chain(&[
+            (first, Some("data-delib-m1")),
+            ("data-delib-m1", Some("data-delib-m2")),
+            ("data-delib-m2", None),
+        ]);
+        assert_eq!(live_claim(first, twice), "data-delib-m2");
+    }
+
+    #[test]
+    fn a_broken_or_looping_chain_stops_at_a_claim_that_exists() {
+        let first = "data-delib-zeo-0";
+        let missing = chain(&[(first, Some("data-delib-gone"))]);
+        assert_eq!(live_claim(first, missing), first);
+        let looping = chain(&[(first, Some("a")), ("a", Some(first))]);
+        assert_eq!(live_claim(first, looping), "a");
+        // The first claim gone (deleted by hand): nothing to follow.
+        assert_eq!(live_claim(first, chain(&[])), first);
+    }
+}

@@ -419,7 +419,8 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
             BTreeMap::new()
         },
         create_site: !created,
-        data_volume: annotation(mutu_api::DATA_VOLUME_ANNOTATION),
+        data_volume: annotation(mutu_api::DATA_VOLUME_ANNOTATION)
+            .or_else(|| live_data_claim(data, &ns, &name, storage_is_zeo(site, product))),
         offline: offline.is_some(),
         maintenance_backend: data.config.maintenance_backend.clone(),
     };
@@ -608,6 +609,24 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         .await;
     }
     Ok(ctx.requeue())
+}
+
+/// The claim a ZEO site's data lives on when no annotation says it: followed from its first
+/// claim through the claims' `superseded-by` marks (a site re-created from YAML after a
+/// migration finds its data so); `None` for the first claim itself.
+fn live_data_claim(data: &Caches, ns: &str, site: &str, zeo: bool) -> Option<String> {
+    if !zeo {
+        return None;
+    }
+    let first = mutu_model::names::zeo_data_claim(site);
+    let live = mutu_model::storage::live_claim(&first, |claim| {
+        data.claims.get(&ObjectRef::new(claim).within(ns)).map(|c| {
+            c.annotations()
+                .get(mutu_api::SUPERSEDED_BY_ANNOTATION)
+                .cloned()
+        })
+    });
+    (live != first).then_some(live)
 }
 
 fn pod_ready(pod: &Pod) -> bool {

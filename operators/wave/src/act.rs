@@ -263,7 +263,32 @@ async fn perform(ctx: &Ctx, plan: &PlanRef, site: &PloneSite, action: Action) ->
             create_once(ctx, &api, &claim, what).await
         }
         Action::DeletePods(pods) => delete_pods(ctx, &ns, &pods).await,
+        Action::Supersede { claim, by } => supersede(ctx, &ns, &claim, by).await,
     }
+}
+
+/// Sets (or removes) the annotation saying which claim holds the data of `claim`'s site now;
+/// nothing is written when it already says so, or when the claim is gone.
+async fn supersede(ctx: &Ctx, ns: &str, claim: &str, by: Option<String>) -> Result<(), Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), ns);
+    let what = format!("mark the volume claim {ns}/{claim}");
+    let Some(current) = api.get_opt(claim).await.map_err(kube_err(what.clone()))? else {
+        return Ok(());
+    };
+    if current
+        .annotations()
+        .get(mutu_api::SUPERSEDED_BY_ANNOTATION)
+        == by.as_ref()
+    {
+        return Ok(());
+    }
+    let patch = json!({"metadata": {"annotations": {mutu_api::SUPERSEDED_BY_ANNOTATION: by}}});
+    api.patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(kube_err(what))?;
+    ctx.metrics
+        .write(ctx.name, "patch", "PersistentVolumeClaim");
+    Ok(())
 }
 
 /// A Backup or Restore `name` of the site, owned by the plan.

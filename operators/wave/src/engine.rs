@@ -522,13 +522,49 @@ async fn delete_old_volumes(
     progress: &mut [SiteProgress],
     now: &Time,
 ) -> Result<(), Error> {
+    // Never deleted: a volume a pod mounts, or one that holds the site's data now (nothing
+    // supersedes it), whatever the site's annotations say (a site re-created from YAML has
+    // none).
+    let mut kept = BTreeMap::new();
+    for p in progress.iter() {
+        if let Some(old) = plan::expiring(p, plan_ref.retention, now)
+            && let Some(why) = holds_data(ctx, &p.namespace, old).await?
+        {
+            kept.insert((p.namespace.clone(), old.to_string()), why);
+        }
+    }
     let in_use = |p: &SiteProgress| {
+        if let Some(old) = &p.origin_volume
+            && kept.contains_key(&(p.namespace.clone(), old.clone()))
+        {
+            return Some(old.clone());
+        }
         let site = ctx.data.site(&p.namespace, &p.name)?;
         site.annotations()
             .get(mutu_api::DATA_VOLUME_ANNOTATION)
             .cloned()
     };
-    for (i, old) in plan::expired_volumes(progress, plan_ref.retention, now, in_use) {
+    let kept_before: Vec<(usize, String)> = progress
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let old = p.origin_volume.clone()?;
+            kept.contains_key(&(p.namespace.clone(), old.clone()))
+                .then_some((i, old))
+        })
+        .collect();
+    let expired = plan::expired_volumes(progress, plan_ref.retention, now, in_use);
+    for (i, old) in kept_before {
+        let p = &mut progress[i];
+        if p.origin_volume.is_none()
+            && let Some(why) = kept.get(&(p.namespace.clone(), old.clone()))
+        {
+            p.reason = Some(format!(
+                "moved; its old volume {old} is kept after the plan's retention: {why}"
+            ));
+        }
+    }
+    for (i, old) in expired {
         let p = &mut progress[i];
         let claims: Api<PersistentVolumeClaim> =
             Api::namespaced(ctx.client().clone(), &p.namespace);
@@ -547,6 +583,38 @@ async fn delete_old_volumes(
         p.reason = Some(plan::volume_deleted(&old, plan_ref.retention));
     }
     Ok(())
+}
+
+/// Why the volume claim `claim` of site `site` still holds data: a pod mounts it, or no
+/// claim supersedes it; `None` when it may go.
+async fn holds_data(ctx: &Ctx, ns: &str, claim: &str) -> Result<Option<String>, Error> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), ns);
+    let what = format!("read the volume claim {ns}/{claim}");
+    let Some(volume) = claims.get_opt(claim).await.map_err(kube_err(what))? else {
+        return Ok(None);
+    };
+    if !volume
+        .annotations()
+        .contains_key(mutu_api::SUPERSEDED_BY_ANNOTATION)
+    {
+        return Ok(Some(format!(
+            "no claim supersedes it ({} is not set), so it may hold the site's data",
+            mutu_api::SUPERSEDED_BY_ANNOTATION
+        )));
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client().clone(), ns);
+    let list = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(kube_err(format!("list the pods of {ns}")))?;
+    let mounted = list.items.iter().find(|pod| {
+        pod.spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .filter_map(|v| v.persistent_volume_claim.as_ref())
+            .any(|c| c.claim_name == claim)
+    });
+    Ok(mounted.map(|pod| format!("pod {} mounts it", pod.name_any())))
 }
 
 /// Cordons the nodes of the pool being left that hold no more sites.

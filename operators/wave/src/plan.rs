@@ -190,6 +190,13 @@ pub fn apply(p: &mut SiteProgress, next: Next, now: &Time) -> Option<Finished> {
     }
 }
 
+/// The old volume of a moved site once the plan's retention has passed.
+pub fn expiring<'a>(p: &'a SiteProgress, retention: Duration, now: &Time) -> Option<&'a str> {
+    (p.step == SiteStep::Done && age(p.finished.as_ref(), now) >= retention)
+        .then_some(p.origin_volume.as_deref())
+        .flatten()
+}
+
 /// The old volumes of moved sites whose retention has passed: each is
 /// forgotten, and those the site does not use (`in_use`) are returned to be
 /// deleted (index into `progress`, volume).
@@ -201,7 +208,7 @@ pub fn expired_volumes(
 ) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (i, p) in progress.iter_mut().enumerate() {
-        if p.step != SiteStep::Done || age(p.finished.as_ref(), now) < retention {
+        if expiring(p, retention, now).is_none() {
             continue;
         }
         if let Some(old) = p.origin_volume.take() {

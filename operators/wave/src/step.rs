@@ -74,6 +74,9 @@ pub enum Action {
     CreateRestore { name: String, backup: String },
     /// Delete these server pods of the site (left on the wrong pool).
     DeletePods(Vec<String>),
+    /// Record on the data volume claim `claim` that the site's data now lives on `by` (or,
+    /// with `None`, lives on `claim` again): the durable trace a re-created site follows.
+    Supersede { claim: String, by: Option<String> },
 }
 
 /// What the step says.
@@ -515,12 +518,24 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
     // Once the Restore exists it holds the site's maintenance, and ends it.
     match restored {
         Some(Run::Complete) => {
-            return next(Next::Go(
-                SiteStep::Moving,
-                format!(
-                    "data restored from Backup {last} into {new_volume} on pool {to} (Restore {restore})"
+            // From now on the data lives on the new volume, whatever happens to the site's
+            // annotations (a site re-created from YAML has none).
+            let origin = p
+                .origin_volume
+                .clone()
+                .unwrap_or_else(|| names::zeo_data_claim(&p.name));
+            return then(
+                vec![Action::Supersede {
+                    claim: origin,
+                    by: Some(new_volume.clone()),
+                }],
+                Next::Go(
+                    SiteStep::Moving,
+                    format!(
+                        "data restored from Backup {last} into {new_volume} on pool {to} (Restore {restore})"
+                    ),
                 ),
-            ));
+            );
         }
         Some(Run::Failed(m)) => {
             return next(Next::Fail(format!(
@@ -612,6 +627,14 @@ fn migration_back(
     origin_pool: &str,
 ) -> Outcome {
     let failure = failure_of(p);
+    // The data lives on the origin volume again.
+    let back = (kind == Storage::Zeo).then(|| Action::Supersede {
+        claim: p
+            .origin_volume
+            .clone()
+            .unwrap_or_else(|| names::zeo_data_claim(&p.name)),
+        by: None,
+    });
     if w.available_on(origin_pool) {
         let actions = w
             .annotate(&[
@@ -620,6 +643,7 @@ fn migration_back(
                 (mutu_api::OFFLINE_ANNOTATION, None),
             ])
             .into_iter()
+            .chain(back)
             .collect();
         if !ready(&w.site) {
             return then(
@@ -655,7 +679,7 @@ fn migration_back(
             .filter(|v| *v != names::zeo_data_claim(&p.name));
         wanted.push((mutu_api::DATA_VOLUME_ANNOTATION, back_volume));
     }
-    let mut actions: Vec<Action> = w.annotate(&wanted).into_iter().collect();
+    let mut actions: Vec<Action> = back.into_iter().chain(w.annotate(&wanted)).collect();
     // A StatefulSet does not replace a pod that never became ready (it waits
     // for a person): the ZEO servers left on the wrong pool go, once the site
     // is seen placed back.
@@ -1601,7 +1625,11 @@ mod tests {
         assert_eq!(
             migrating(&at(SiteStep::CopyingData, FROM), &w),
             Outcome::Then(
-                vec![],
+                // The durable trace of where the data lives now.
+                vec![Action::Supersede {
+                    claim: "data-delib-zeo-0".into(),
+                    by: Some(volume.clone()),
+                }],
                 go(
                     SiteStep::Moving,
                     &format!(
@@ -1697,12 +1725,18 @@ mod tests {
         assert_eq!(
             migrating(&failed_move(), &w),
             Outcome::Then(
-                vec![annotate(&[
-                    (mutu_api::POOL_ANNOTATION, Some(FROM)),
-                    (mutu_api::MAINTENANCE_ANNOTATION, None),
-                    (mutu_api::OFFLINE_ANNOTATION, Some("migration/move")),
-                    (mutu_api::DATA_VOLUME_ANNOTATION, None),
-                ])],
+                vec![
+                    Action::Supersede {
+                        claim: "data-delib-zeo-0".into(),
+                        by: None,
+                    },
+                    annotate(&[
+                        (mutu_api::POOL_ANNOTATION, Some(FROM)),
+                        (mutu_api::MAINTENANCE_ANNOTATION, None),
+                        (mutu_api::OFFLINE_ANNOTATION, Some("migration/move")),
+                        (mutu_api::DATA_VOLUME_ANNOTATION, None),
+                    ])
+                ],
                 wait(
                     "not ready on pool frontend after 10m — putting it back on pool physical: instances start (Starting)"
                 )
@@ -1738,11 +1772,17 @@ mod tests {
         assert_eq!(
             migrating(&failed_move(), &w),
             Outcome::Then(
-                vec![annotate(&[
-                    (mutu_api::POOL_ANNOTATION, Some(FROM)),
-                    (mutu_api::MAINTENANCE_ANNOTATION, None),
-                    (mutu_api::OFFLINE_ANNOTATION, None),
-                ])],
+                vec![
+                    annotate(&[
+                        (mutu_api::POOL_ANNOTATION, Some(FROM)),
+                        (mutu_api::MAINTENANCE_ANNOTATION, None),
+                        (mutu_api::OFFLINE_ANNOTATION, None),
+                    ]),
+                    Action::Supersede {
+                        claim: "data-delib-zeo-0".into(),
+                        by: None,
+                    }
+                ],
                 go(
                     SiteStep::Failed,
                     "not ready on pool frontend after 10m; put back on pool physical with its original data volume data-delib-zeo-0"
@@ -1757,12 +1797,18 @@ mod tests {
         assert_eq!(
             migrating(&long_ago(failed_move()), &w),
             Outcome::Then(
-                vec![annotate(&[
-                    (mutu_api::POOL_ANNOTATION, Some(FROM)),
-                    (mutu_api::MAINTENANCE_ANNOTATION, None),
-                    (mutu_api::OFFLINE_ANNOTATION, Some("migration/move")),
-                    (mutu_api::DATA_VOLUME_ANNOTATION, None),
-                ])],
+                vec![
+                    Action::Supersede {
+                        claim: "data-delib-zeo-0".into(),
+                        by: None,
+                    },
+                    annotate(&[
+                        (mutu_api::POOL_ANNOTATION, Some(FROM)),
+                        (mutu_api::MAINTENANCE_ANNOTATION, None),
+                        (mutu_api::OFFLINE_ANNOTATION, Some("migration/move")),
+                        (mutu_api::DATA_VOLUME_ANNOTATION, None),
+                    ]),
+                ],
                 go(
                     SiteStep::Failed,
                     "not ready on pool frontend after 10m; put back on pool physical, but it is not ready there either: instances start (Starting)"

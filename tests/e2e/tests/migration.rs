@@ -414,6 +414,87 @@ async fn scenario(client: &Client) -> anyhow::Result<()> {
     check_site(client, &ns2, "keep", "frontend", &volume).await?;
     // The failed site lives on the physical pool: its nodes stay schedulable.
     assert!(st.cordoned_nodes.is_empty(), "{:?}", st.cordoned_nodes);
+
+    // Where each site's data lives is written on the volumes themselves: the
+    // moved site's first volume names the new one, the failed site's names none.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns2);
+    let superseded = |c: &PersistentVolumeClaim| {
+        c.annotations()
+            .get(mutu_api::SUPERSEDED_BY_ANNOTATION)
+            .cloned()
+    };
+    let first = claims.get("data-keep-zeo-0").await?;
+    assert_eq!(superseded(&first), Some(volume.clone()));
+    let back = claims.get("data-x-frontend-unready-zeo-0").await?;
+    assert_eq!(superseded(&back), None, "rolled back: its data lives there");
+    recreated_site_finds_its_data_and_retention_keeps_it(client, &ns2, &product, &volume, &plan2)
+        .await?;
     api.delete(&plan2, &DeleteParams::default()).await?;
+    Ok(())
+}
+
+/// The moved site `keep` of `ns` (its data on `volume`) deleted with Retain and
+/// re-applied from its YAML (no annotation): it mounts `volume`, not its
+/// first volume; once plan `plan`'s retention passes, only the first volume,
+/// superseded and mounted by nothing, goes.
+async fn recreated_site_finds_its_data_and_retention_keeps_it(
+    client: &Client,
+    ns: &str,
+    product: &str,
+    volume: &str,
+    plan: &str,
+) -> anyhow::Result<()> {
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), ns);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let yaml = sites.get("keep").await?;
+    sites
+        .patch(
+            "keep",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"deletionPolicy": "Retain"}})),
+        )
+        .await?;
+    sites.delete("keep", &DeleteParams::default()).await?;
+    eventually(TIMEOUT, "the site to be gone", || async {
+        sites.get_opt("keep").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    let mut again = mutu_e2e::site_json(ns, "keep", product, &yaml.spec.hostnames);
+    again["metadata"]["labels"] = json!(yaml.labels());
+    sites
+        .create(&PostParams::default(), &serde_json::from_value(again)?)
+        .await?;
+    eventually(TIMEOUT, "the re-created site to be Ready", || async {
+        let s = sites.get("keep").await.ok()?;
+        let st = s.status?;
+        conditions::is_true(&st.conditions, mutu_api::CONDITION_READY).then_some(())
+    })
+    .await?;
+    // Placed by the operator's default pool; its data found on the new volume.
+    check_site(client, ns, "keep", "physical", volume).await?;
+
+    // The plan's retention passes: the first volume goes, the live one stays.
+    Api::<MigrationPlan>::all(client.clone())
+        .patch(
+            plan,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"retention": "1s"}})),
+        )
+        .await?;
+    eventually(TIMEOUT, "the superseded first volume to go", || async {
+        let c = claims.get_opt("data-keep-zeo-0").await.ok()?;
+        c.is_none_or(|c| c.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await?;
+    let live = claims.get(volume).await?;
+    assert!(
+        live.metadata.deletion_timestamp.is_none(),
+        "{volume} is being deleted"
+    );
+    // Nor the failed site's volume, which it mounts.
+    let failed = claims.get("data-x-frontend-unready-zeo-0").await?;
+    assert!(failed.metadata.deletion_timestamp.is_none());
+    check_site(client, ns, "keep", "physical", volume).await?;
     Ok(())
 }
