@@ -53,6 +53,11 @@ pub const POOL_ANNOTATION: &str = "hosting.imio.be/pool";
 /// Annotation set on a PloneSite by a MigrationPlan: the volume claim holding the site's ZEO
 /// data on its pool. Without it the data is in `data-<site>-zeo-0`.
 pub const DATA_VOLUME_ANNOTATION: &str = "hosting.imio.be/data-volume";
+/// Annotation on a PloneSite naming who works on its data now, one at a time: a Restore
+/// (`restore/<name>`), a MigrationPlan (`migration/<plan>`) or a ReleaseRollout
+/// (`rollout/<plan>`). Taken and let go by mutu only over the version of the site it read; any
+/// other value (e.g. `ops/jdoe`, set by the platform team) holds the site until removed.
+pub const HELD_BY_ANNOTATION: &str = "hosting.imio.be/held-by";
 /// Annotation set by a MigrationPlan on a site's data volume claim once the site's data lives
 /// on another claim (the one it names): durable, so that a site re-created from YAML (without
 /// [`DATA_VOLUME_ANNOTATION`]) finds its data by following these from `data-<site>-zeo-0`, and

@@ -7,8 +7,8 @@
 //! - `spec.deletionPolicy: Delete` on a site that did not have it: deleting the site would
 //!   delete its data volumes and certificate with it;
 //! - adding, changing or removing the annotations mutu's plans and the platform team use to
-//!   move a site (`pool`, `data-volume`), stop it (`maintenance`, `offline`) or upgrade it
-//!   (`release`).
+//!   move a site (`pool`, `data-volume`), stop it (`maintenance`, `offline`), upgrade it
+//!   (`release`) or hold it for one of them (`held-by`).
 //!
 //! Who is the platform: users in the group `system:masters` or [`PLATFORM_GROUP`], and the
 //! service accounts of mutu's own namespace (its operator and portal).
@@ -16,8 +16,8 @@
 use serde_json::{Value, json};
 
 use crate::common::{
-    DATA_VOLUME_ANNOTATION, MAINTENANCE_ANNOTATION, OFFLINE_ANNOTATION, POOL_ANNOTATION,
-    RELEASE_ANNOTATION,
+    DATA_VOLUME_ANNOTATION, HELD_BY_ANNOTATION, MAINTENANCE_ANNOTATION, OFFLINE_ANNOTATION,
+    POOL_ANNOTATION, RELEASE_ANNOTATION,
 };
 
 /// Name of the policy and of its binding that `mutu dev up` installs (the Helm chart names
@@ -28,7 +28,8 @@ pub const PLATFORM_FIELDS_POLICY: &str = "mutu-platform-fields";
 pub const PLATFORM_GROUP: &str = "mutu:platform";
 
 /// Annotations of a PloneSite that only the platform sets.
-pub const PLATFORM_ANNOTATIONS: [&str; 5] = [
+pub const PLATFORM_ANNOTATIONS: [&str; 6] = [
+    HELD_BY_ANNOTATION,
     POOL_ANNOTATION,
     DATA_VOLUME_ANNOTATION,
     MAINTENANCE_ANNOTATION,
@@ -90,7 +91,7 @@ pub fn platform_fields(name: &str, namespace: &str) -> Vec<Value> {
                 {
                     "expression": "variables.now.all(p, p in variables.before) && variables.before.all(p, p in variables.now)",
                     "messageExpression": format!(
-                        "'metadata.annotations: ' + [{keys}].join(', ') + ' move, stop or upgrade the site, and only the platform team and mutu set them; leave them as they are (changed: ' + (variables.now.filter(p, !(p in variables.before)) + variables.before.filter(p, !(p in variables.now))).map(p, p.split('=')[0]).join(', ') + ')'"
+                        "'metadata.annotations: ' + [{keys}].join(', ') + ' move, stop, upgrade or hold the site, and only the platform team and mutu set them; leave them as they are (changed: ' + (variables.now.filter(p, !(p in variables.before)) + variables.before.filter(p, !(p in variables.now))).map(p, p.split('=')[0]).join(', ') + ')'"
                     ),
                     "reason": "Forbidden",
                 },

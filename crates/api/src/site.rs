@@ -208,6 +208,11 @@ pub struct PloneSiteStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
 
+    /// Who works on the site's data now, one at a time (a Restore, a MigrationPlan or a
+    /// ReleaseRollout; see the annotation `hosting.imio.be/held-by`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+
     /// Release (image tag) the site runs now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,

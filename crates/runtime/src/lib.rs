@@ -11,6 +11,7 @@ pub mod index;
 pub mod jobs;
 pub mod labels;
 pub mod leader;
+pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod queue;

@@ -232,6 +232,35 @@ async fn set_maintenance(
     }
 }
 
+/// The hold a plan that owns this Restore has on the site (its own Restores, taken while the
+/// plan holds the site), e.g. `migration/<plan>`.
+fn owner_holder(r: &Restore) -> Option<String> {
+    r.owner_references()
+        .iter()
+        .find_map(|o| match o.kind.as_str() {
+            "MigrationPlan" => Some(format!("migration/{}", o.name)),
+            "ReleaseRollout" => Some(format!("rollout/{}", o.name)),
+            _ => None,
+        })
+}
+
+/// Lets go of the site if this restore holds it.
+async fn let_go(ctx: &Ctx, r: &Restore) -> Result<(), Error> {
+    let ns = r.namespace().unwrap_or_default();
+    let me = mutu_runtime::lock::restore_holder(&r.name_any());
+    let holds = ctx
+        .data
+        .site(&ns, &r.spec.site)
+        .is_some_and(|s| mutu_runtime::lock::holder(&s) == Some(me.as_str()));
+    if holds {
+        mutu_runtime::lock::let_go(ctx.client(), &ns, &r.spec.site, &me)
+            .await
+            .map_err(kube_err("let go of the site"))?;
+        ctx.metrics.write(ctx.name, "patch", "PloneSite");
+    }
+    Ok(())
+}
+
 /// Lifts the maintenance of the site if this restore set it.
 async fn lift_maintenance(ctx: &Ctx, r: &Restore) -> Result<(), Error> {
     let ns = r.namespace().unwrap_or_default();
@@ -256,6 +285,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         |r| async move { restore(&r, c, a).await },
         |r| async move {
             lift_maintenance(c, &r).await?;
+            let_go(c, &r).await?;
             Ok(Action::await_change())
         },
     )
@@ -270,6 +300,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Ctx>) -> Result<Action, Error> 
 async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, Error> {
     if finished(r.status.as_ref()) {
         lift_maintenance(ctx, r).await?;
+        let_go(ctx, r).await?;
         return Ok(Action::await_change());
     }
     let run = RestoreRun::read(ctx, api, r);
@@ -390,6 +421,34 @@ impl<'a> RestoreRun<'a> {
         if let Some(b) = running_backup(&self.ns, site_name, &ctx.data.backups()) {
             let msg = format!("Backup {} of the site is running", b.name_any());
             return self.wait("WaitingForBackup", msg).await;
+        }
+        // One holder at a time: a plan (or another restore) working on the site first.
+        if let Some(site) = ctx.data.site(&self.ns, site_name) {
+            let me = mutu_runtime::lock::restore_holder(&restore.name_any());
+            let held = mutu_runtime::lock::holder(&site).map(str::to_string);
+            let ours = held.as_deref() == Some(me.as_str())
+                || (held.is_some() && held == owner_holder(restore));
+            if !ours {
+                if let Some(other) = &held {
+                    let stale =
+                        mutu_runtime::lock::is_stale(ctx.client(), &self.ns, site_name, other)
+                            .await
+                            .map_err(kube_err("read the holder of the site"))?;
+                    if !stale {
+                        let msg = format!(
+                            "site {site_name} is held by {other} ({}); this restore starts when it lets go",
+                            mutu_api::HELD_BY_ANNOTATION
+                        );
+                        return self.wait("WaitingForSite", msg).await;
+                    }
+                }
+                mutu_runtime::lock::take(ctx.client(), &site, &me)
+                    .await
+                    .map_err(kube_err("take hold of the site"))?;
+                ctx.metrics.write(ctx.name, "patch", "PloneSite");
+                // Goes on once the cache shows the hold (or tries again).
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
         }
         self.status.start_time.get_or_insert(self.now.clone());
         self.enter_maintenance().await?;
@@ -677,6 +736,24 @@ mod tests {
 
     fn at(t: &str) -> jiff::Timestamp {
         t.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_restore_made_by_a_plan_works_under_the_plans_hold_of_the_site() {
+        let mut r: Restore = (*restore("copy", "delib", "2026-01-01T00:00:00Z", json!([]))).clone();
+        assert_eq!(owner_holder(&r), None);
+        let owner = |kind: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            kind: kind.into(),
+            name: "to-frontend".into(),
+            ..Default::default()
+        };
+        r.metadata.owner_references = Some(vec![owner("MigrationPlan")]);
+        assert_eq!(owner_holder(&r).as_deref(), Some("migration/to-frontend"));
+        r.metadata.owner_references = Some(vec![owner("ReleaseRollout")]);
+        assert_eq!(owner_holder(&r).as_deref(), Some("rollout/to-frontend"));
+        // Anything else owning it gives it no hold.
+        r.metadata.owner_references = Some(vec![owner("Backup")]);
+        assert_eq!(owner_holder(&r), None);
     }
 
     #[test]

@@ -345,6 +345,7 @@ async fn provision(site: &PloneSite, ctx: &Ctx, api: &Api<PloneSite>) -> Result<
         observed_generation: site.meta().generation,
         url: site.spec.hostnames.first().map(|h| format!("https://{h}")),
         hostnames: hostnames.clone(),
+        held_by: annotation(mutu_api::HELD_BY_ANNOTATION),
         pool: Some(pool.clone()),
         ..current.clone()
     };

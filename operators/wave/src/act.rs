@@ -30,6 +30,33 @@ pub async fn step(
     site: PloneSite,
     now: &Time,
 ) -> Result<Next, Error> {
+    // The plan works on a site only while it holds it (one holder at a time: a Restore or
+    // another plan waits, and this plan waits for them).
+    let me = plan.who();
+    let held = mutu_runtime::lock::holder(&site).map(str::to_string);
+    if held.as_deref() != Some(me.as_str()) {
+        let ns = site.namespace().unwrap_or_default();
+        if let Some(other) = &held {
+            let stale = mutu_runtime::lock::is_stale(ctx.client(), &ns, &p.name, other)
+                .await
+                .map_err(kube_err(format!("read the holder {other} of the site")))?;
+            if !stale {
+                return Ok(Next::Wait(format!(
+                    "the site is held by {other} ({}); this plan waits until it lets go",
+                    mutu_api::HELD_BY_ANNOTATION
+                )));
+            }
+        }
+        let taken = mutu_runtime::lock::take(ctx.client(), &site, &me)
+            .await
+            .map_err(kube_err(format!("take hold of the site {ns}/{}", p.name)))?;
+        ctx.metrics.write(ctx.name, "patch", "PloneSite");
+        return Ok(Next::Wait(if taken {
+            format!("holds the site ({}={me})", mutu_api::HELD_BY_ANNOTATION)
+        } else {
+            "the site changed while this plan took hold of it; trying again".to_string()
+        }));
+    }
     let mut world = observe(ctx, plan, p, site, now);
     loop {
         let outcome = match &plan.kind {
@@ -387,4 +414,34 @@ where
             what: format!("create {what}"),
             source,
         })
+}
+
+/// Lets go of the sites this plan is done with (done or failed) that it still holds.
+pub async fn let_go_finished(
+    ctx: &Ctx,
+    plan: &PlanRef,
+    progress: &[SiteProgress],
+) -> Result<(), Error> {
+    let me = plan.who();
+    for p in progress.iter().filter(|p| {
+        matches!(
+            p.step,
+            mutu_api::wave::SiteStep::Done | mutu_api::wave::SiteStep::Failed
+        )
+    }) {
+        let held = ctx
+            .data
+            .site(&p.namespace, &p.name)
+            .is_some_and(|s| mutu_runtime::lock::holder(&s) == Some(me.as_str()));
+        if held {
+            mutu_runtime::lock::let_go(ctx.client(), &p.namespace, &p.name, &me)
+                .await
+                .map_err(kube_err(format!(
+                    "let go of the site {}/{}",
+                    p.namespace, p.name
+                )))?;
+            ctx.metrics.write(ctx.name, "patch", "PloneSite");
+        }
+    }
+    Ok(())
 }

@@ -370,6 +370,7 @@ async fn advance_plan<K: Plan>(
         uncordon(ctx, plan, &mut status).await?;
     }
     let events = work_on(ctx, &plan_ref, &mut status.site_progress, recorded, &now).await?;
+    crate::act::let_go_finished(ctx, &plan_ref, &status.site_progress).await?;
     if let Kind::Migration { from, .. } = &plan_ref.kind {
         delete_old_volumes(ctx, &plan_ref, &mut status.site_progress, &now).await?;
         cordon(ctx, plan, from, &mut status, &sites).await?;

@@ -259,6 +259,7 @@ async fn a_member_cannot_choose_to_delete_data_nor_set_the_platforms_annotations
         (mutu_api::MAINTENANCE_ANNOTATION, "member"),
         (mutu_api::OFFLINE_ANNOTATION, "member"),
         (mutu_api::RELEASE_ANNOTATION, "0.0.1"),
+        (mutu_api::HELD_BY_ANNOTATION, "restore/mine"),
     ] {
         refused(
             &format!("set {key} on a site"),
@@ -319,6 +320,7 @@ async fn a_member_cannot_choose_to_delete_data_nor_set_the_platforms_annotations
         mutu_api::DATA_VOLUME_ANNOTATION,
         mutu_api::MAINTENANCE_ANNOTATION,
         mutu_api::RELEASE_ANNOTATION,
+        mutu_api::HELD_BY_ANNOTATION,
     ] {
         assert!(
             !annotations.contains_key(key),

@@ -253,3 +253,128 @@ async fn the_failure_threshold_halts_a_rollout_and_paused_holds_one() -> anyhow:
     api.delete(&rollout, &DeleteParams::default()).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn one_holder_at_a_time_a_restore_and_a_rollout_wait_for_the_site_and_for_each_other()
+-> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let product = unique_name("hold-p");
+    create_product(&client, &product, json!({})).await?;
+    let names = vec!["town".to_string()];
+    let ns = member_with_sites(&client, "hold", &product, &names, json!({}), TIMEOUT).await?;
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
+    let held_by = |value: Option<&str>| json!({"metadata": {"annotations": {mutu_api::HELD_BY_ANNOTATION: value}}});
+    // The platform team holds the site by hand; a backup of it is taken.
+    sites
+        .patch(
+            "town",
+            &PatchParams::default(),
+            &Patch::Merge(&held_by(Some("ops/jdoe"))),
+        )
+        .await?;
+    mutu_e2e::backup_site(&client, &ns, "before", "town").await?;
+    let backups: Api<mutu_api::Backup> = Api::namespaced(client.clone(), &ns);
+    eventually(TIMEOUT, "the backup to complete", || async {
+        let b = backups.get("before").await.ok()?;
+        conditions::is_true(&b.status?.conditions, mutu_api::CONDITION_COMPLETE).then_some(())
+    })
+    .await?;
+
+    // A Restore and a ReleaseRollout of the site both wait for the person.
+    mutu_e2e::restore_site(&client, &ns, "back", "town", "before").await?;
+    let restores: Api<Restore> = Api::namespaced(client.clone(), &ns);
+    eventually(TIMEOUT, "the restore to wait for the site", || async {
+        let r = restores.get("back").await.ok()?;
+        let c = conditions::find(&r.status?.conditions, mutu_api::CONDITION_PROGRESSING)?.clone();
+        (c.reason == "WaitingForSite" && c.message.contains("held by ops/jdoe")).then_some(())
+    })
+    .await?;
+    let rollout = unique_name("hold");
+    create_rollout(
+        &client,
+        &rollout,
+        json!({"product": product, "release": "2.0", "waveSize": 1, "maxInFlight": 1,
+               "failureThreshold": 1, "verifyTimeout": "60s"}),
+    )
+    .await?;
+    let api: Api<ReleaseRollout> = Api::all(client.clone());
+    eventually(TIMEOUT, "the rollout to wait for the site", || async {
+        let r = api.get(&rollout).await.ok()?;
+        let p = r.status?.site_progress.into_iter().next()?;
+        p.reason?.contains("held by ops/jdoe").then_some(())
+    })
+    .await?;
+    let site = sites.get("town").await?;
+    for key in [
+        mutu_api::MAINTENANCE_ANNOTATION,
+        mutu_api::OFFLINE_ANNOTATION,
+        mutu_api::RELEASE_ANNOTATION,
+    ] {
+        assert!(
+            !site.annotations().contains_key(key),
+            "{key} set while held"
+        );
+    }
+
+    // Let go: each takes its turn, never both at once, and lets go at the end.
+    sites
+        .patch(
+            "town",
+            &PatchParams::default(),
+            &Patch::Merge(&held_by(None)),
+        )
+        .await?;
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    eventually(TIMEOUT, "the restore and the rollout to finish", || {
+        let (sites, restores, api, rollout, seen) = (
+            sites.clone(),
+            restores.clone(),
+            api.clone(),
+            rollout.clone(),
+            seen.clone(),
+        );
+        async move {
+            let s = sites.get("town").await.ok()?;
+            let now = s
+                .annotations()
+                .get(mutu_api::HELD_BY_ANNOTATION)
+                .cloned()
+                .unwrap_or_default();
+            {
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                if seen.last() != Some(&now) {
+                    seen.push(now.clone());
+                }
+            }
+            let r = restores.get("back").await.ok()?;
+            let restored = r.status.as_ref().is_some_and(|st| {
+                conditions::is_true(&st.conditions, mutu_api::CONDITION_COMPLETE)
+            });
+            let rolled = api.get(&rollout).await.ok()?.status.is_some_and(|st| {
+                conditions::is_true(&st.conditions, mutu_api::CONDITION_COMPLETE)
+            });
+            (restored && rolled && now.is_empty()).then_some(())
+        }
+    })
+    .await?;
+    let holders = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let turns: Vec<&String> = holders.iter().filter(|h| !h.is_empty()).collect();
+    let restore_holder = "restore/back".to_string();
+    let rollout_holder = format!("rollout/{rollout}");
+    assert!(
+        turns.len() == 2 && turns.contains(&&restore_holder) && turns.contains(&&rollout_holder),
+        "each holds the site once, one after the other: {holders:?}"
+    );
+    let done = api.get(&rollout).await?;
+    let st = done.status.unwrap_or_default();
+    assert_eq!(
+        (st.sites.done, st.sites.failed),
+        (1, 0),
+        "{:?}",
+        st.site_progress
+    );
+    let site = sites.get("town").await?;
+    assert_eq!(site.status.and_then(|s| s.held_by), None);
+    api.delete(&rollout, &DeleteParams::default()).await?;
+    Ok(())
+}
