@@ -138,11 +138,14 @@ impl Caches {
     pub fn job(&self, ns: &str, name: &str) -> Option<Arc<Job>> {
         self.jobs.get(&ObjectRef::new(name).within(ns))
     }
-    /// The running restore of `site` in `ns`, if any.
+    /// The running restore of `site` in `ns`, if any: one that has started (it holds the
+    /// site) and not finished. One still waiting (for the site's holder, e.g. a plan whose
+    /// pre-upgrade backup this is) does not hold backups back.
     pub fn restore_running(&self, ns: &str, site: &str) -> Option<Arc<Restore>> {
         self.restores().into_iter().find(|r| {
             r.namespace().as_deref() == Some(ns)
                 && r.spec.site == site
+                && r.status.as_ref().is_some_and(|s| s.start_time.is_some())
                 && !finished(r.status.as_ref())
         })
     }

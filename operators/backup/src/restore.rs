@@ -335,7 +335,14 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
         return fail_if_confirmed_missing::<PloneSite, _, _>(ctx, &ns, site_name, || run.no_site())
             .await;
     }
-    if let Some(first) = earlier_restore(r, &ctx.data.restores()) {
+    // A plan's own Restore, while the plan holds the site, goes before older Restores (they
+    // wait for the plan's hold anyway).
+    let under_plans_hold = owner_holder(r).is_some_and(|plan| {
+        ctx.data
+            .site(&ns, site_name)
+            .is_some_and(|s| mutu_runtime::lock::holder(&s) == Some(plan.as_str()))
+    });
+    if let Some(first) = earlier_restore(r, &ctx.data.restores()).filter(|_| !under_plans_hold) {
         let msg = format!("Restore {} of the site runs first", first.name_any());
         return run.wait("WaitingForRestore", msg).await;
     }

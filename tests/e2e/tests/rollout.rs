@@ -304,6 +304,11 @@ async fn one_holder_at_a_time_a_restore_and_a_rollout_wait_for_the_site_and_for_
         p.reason?.contains("held by ops/jdoe").then_some(())
     })
     .await?;
+    eventually(TIMEOUT, "the site's status to name its holder", || async {
+        let s = sites.get("town").await.ok()?;
+        (s.status?.held_by.as_deref() == Some("ops/jdoe")).then_some(())
+    })
+    .await?;
     let site = sites.get("town").await?;
     for key in [
         mutu_api::MAINTENANCE_ANNOTATION,
@@ -373,8 +378,12 @@ async fn one_holder_at_a_time_a_restore_and_a_rollout_wait_for_the_site_and_for_
         "{:?}",
         st.site_progress
     );
-    let site = sites.get("town").await?;
-    assert_eq!(site.status.and_then(|s| s.held_by), None);
+    // The site's status says who holds it, and then that nobody does.
+    eventually(TIMEOUT, "the site's status to show no holder", || async {
+        let s = sites.get("town").await.ok()?;
+        s.status?.held_by.is_none().then_some(())
+    })
+    .await?;
     api.delete(&rollout, &DeleteParams::default()).await?;
     Ok(())
 }
