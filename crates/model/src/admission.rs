@@ -41,6 +41,18 @@ fn is_same(a: &PloneSite, b: &PloneSite) -> bool {
     a.meta().namespace == b.meta().namespace && a.meta().name == b.meta().name
 }
 
+/// Whether `domain` is a public suffix (the Public Suffix List's, private section included):
+/// names under it belong to whoever registers them, never to one member.
+pub fn is_public_suffix(domain: &str) -> bool {
+    psl::domain_str(domain.trim_end_matches('.')).is_none()
+}
+
+/// The domains `tenant` may serve names under: its own, not a public suffix (the tenant
+/// controller refuses those too).
+pub fn granted_domains(tenant: &MemberTenant) -> impl Iterator<Item = &String> {
+    tenant.spec.domains.iter().filter(|d| !is_public_suffix(d))
+}
+
 /// The tenant owning the namespace `ns`, if it is a member's namespace.
 pub fn tenant_name(ns: &str) -> Option<&str> {
     ns.strip_prefix(TENANT_NAMESPACE_PREFIX)
@@ -107,12 +119,7 @@ pub fn refusals(
         }
     }
     for host in &site.spec.hostnames {
-        if !tenant
-            .spec
-            .domains
-            .iter()
-            .any(|d| is_within_domain(host, d))
-        {
+        if !granted_domains(tenant).any(|d| is_within_domain(host, d)) {
             out.push(refuse(
                 "ForeignHostname",
                 Some(host),
@@ -424,6 +431,24 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(served(&s), &["a.mons.be".to_string()]);
+    }
+
+    #[test]
+    fn a_public_suffix_among_the_members_domains_grants_nothing() {
+        let mut greedy = tenant();
+        greedy.spec.domains = vec!["be".into(), "mons.be".into()];
+        let s = site(
+            "tenant-mons",
+            "delib",
+            "2020-01-01T00:00:00Z",
+            "delib",
+            &["www.namur.be", "delib.mons.be"],
+        );
+        let r = refusals(&s, Some(&greedy), &catalog(), std::slice::from_ref(&s));
+        assert_eq!(reasons(&r), vec!["ForeignHostname"]);
+        assert_eq!(r[0].subject.as_deref(), Some("www.namur.be"));
+        assert!(is_public_suffix("be") && is_public_suffix("github.io"));
+        assert!(!is_public_suffix("mons.be"));
     }
 
     #[test]

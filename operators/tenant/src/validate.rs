@@ -25,6 +25,9 @@ pub enum Refusal {
         namespace: String,
         owner: Option<String>,
     },
+    PublicSuffix {
+        domain: String,
+    },
 }
 
 impl Refusal {
@@ -33,6 +36,7 @@ impl Refusal {
             Refusal::NameTooLong { .. } => "NameTooLong",
             Refusal::DomainConflict { .. } => "DomainConflict",
             Refusal::NamespaceTaken { .. } => "NamespaceTaken",
+            Refusal::PublicSuffix { .. } => "PublicSuffix",
         }
     }
 
@@ -53,6 +57,9 @@ impl Refusal {
                 owner: None,
             } => format!(
                 "namespace {namespace} already exists and was not created by mutu for this tenant; mutu will not take it over. Rename this tenant, or move that namespace's content away and delete it"
+            ),
+            Refusal::PublicSuffix { domain } => format!(
+                "spec.domains: {domain} is a public suffix (like be, co.uk or github.io): it would give this member every name registered under it, other members' included; use the member's own domain, e.g. mons.be"
             ),
             Refusal::DomainConflict {
                 domain,
@@ -110,6 +117,12 @@ pub fn refusals<'a>(
         .filter(|o| claimed_before(o, tenant))
         .collect();
     for domain in &tenant.spec.domains {
+        if mutu_model::admission::is_public_suffix(domain) {
+            out.push(Refusal::PublicSuffix {
+                domain: domain.clone(),
+            });
+            continue;
+        }
         let conflict = others.iter().find_map(|o| {
             o.spec
                 .domains
@@ -168,6 +181,25 @@ mod tests {
             "a suffix must match whole labels"
         );
         assert!(!overlaps("mons.be", "ans.be"));
+    }
+
+    #[test]
+    fn a_public_suffix_is_refused_as_a_members_domain() {
+        for suffix in ["be", "co.uk", "github.io", "be."] {
+            assert!(mutu_model::admission::is_public_suffix(suffix), "{suffix}");
+        }
+        for own in ["mons.be", "cpas.mons.be", "example.co.uk", "x.test"] {
+            assert!(!mutu_model::admission::is_public_suffix(own), "{own}");
+        }
+        let greedy = tenant("greedy", "2019-01-01T00:00:00Z", &["be", "greedy.be"]);
+        let refused = refusals(&greedy, std::slice::from_ref(&greedy));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].reason(), "PublicSuffix");
+        assert!(
+            refused[0]
+                .message()
+                .contains("spec.domains: be is a public suffix")
+        );
     }
 
     #[test]

@@ -226,6 +226,27 @@ pub async fn member_entitled_to_one(
     Ok((tenant.clone(), format!("tenant-{tenant}"), product, domain))
 }
 
+/// A new member entitled to `count` sites of `product` (its domain
+/// `<tenant>.test`), Ready. Returns (tenant, namespace, domain).
+pub async fn member_entitled_to(
+    client: &Client,
+    prefix: &str,
+    product: &str,
+    count: i32,
+) -> anyhow::Result<(String, String, String)> {
+    let tenant = mutu_runtime::testing::unique_name(prefix);
+    let domain = format!("{tenant}.test");
+    create_tenant_with(
+        client,
+        &tenant,
+        std::slice::from_ref(&domain),
+        json!({ product: count }),
+    )
+    .await?;
+    wait_ready(client, &tenant).await?;
+    Ok((tenant.clone(), format!("tenant-{tenant}"), domain))
+}
+
 /// Creates `value` (a namespaced object of kind `K`, e.g. a Backup or a
 /// Restore) in `ns`.
 pub async fn create_in<K>(client: &Client, ns: &str, value: serde_json::Value) -> anyhow::Result<K>

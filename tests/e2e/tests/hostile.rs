@@ -11,8 +11,8 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use mutu_api::{BackupPolicy, Certificate, MemberTenant, PloneSite};
 use mutu_e2e::{
-    backup_site, create_product, create_site, create_tenant_with, member_admin, site_json,
-    wait_ready, wait_site_condition,
+    backup_site, create_product, create_site, member_admin, member_entitled_to, site_json,
+    wait_site_condition,
 };
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, unique_name};
@@ -53,17 +53,7 @@ async fn member_with_web(
     prefix: &str,
     product: &str,
 ) -> anyhow::Result<(String, String, String)> {
-    let tenant = unique_name(prefix);
-    let domain = format!("{tenant}.test");
-    create_tenant_with(
-        client,
-        &tenant,
-        std::slice::from_ref(&domain),
-        json!({ product: 1 }),
-    )
-    .await?;
-    wait_ready(client, &tenant).await?;
-    let ns = format!("tenant-{tenant}");
+    let (tenant, ns, domain) = member_entitled_to(client, prefix, product, 1).await?;
     let host = format!("www.{domain}");
     let mut site = site_json(&ns, "web", product, std::slice::from_ref(&host));
     site["spec"]["deletionPolicy"] = json!("Delete");
@@ -211,17 +201,7 @@ async fn a_member_cannot_choose_to_delete_data_nor_set_the_platforms_annotations
     let client = testing::client().await?;
     let product = unique_name("hostile-p");
     create_product(&client, &product, json!({"replicas": 1})).await?;
-    let tenant = unique_name("hostile-d");
-    let domain = format!("{tenant}.test");
-    create_tenant_with(
-        &client,
-        &tenant,
-        std::slice::from_ref(&domain),
-        json!({ product.clone(): 2 }),
-    )
-    .await?;
-    wait_ready(&client, &tenant).await?;
-    let ns = format!("tenant-{tenant}");
+    let (tenant, ns, domain) = member_entitled_to(&client, "hostile-d", &product, 2).await?;
     let member = member_admin(&tenant).await?;
     let as_member = Api::<PloneSite>::namespaced(member.clone(), &ns);
     let as_platform = Api::<PloneSite>::namespaced(client.clone(), &ns);
@@ -413,6 +393,56 @@ async fn a_backup_policy_that_would_keep_no_backup_is_refused() -> anyhow::Resul
     let mut one = body.clone();
     one.spec.retention.monthly = 1;
     api.create(&PostParams::default(), &one).await?;
+    api.delete(&name, &Default::default()).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_public_suffix_is_refused_as_a_members_domain_and_grants_nothing() -> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let name = unique_name("hostile-psl");
+    let mut body = mutu_e2e::tenant_json(&name, &["be".to_string()], "Delete");
+    body["spec"]["entitlements"] = json!({});
+    let api = Api::<MemberTenant>::all(client.clone());
+    api.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    let refused = testing::wait_for(
+        &api,
+        &name,
+        TIMEOUT,
+        "the tenant to be refused",
+        |t: Option<&MemberTenant>| {
+            t.and_then(|t| t.status.as_ref())
+                .and_then(|s| conditions::find(&s.conditions, "Ready"))
+                .is_some_and(|c| c.status == "False" && c.reason == "PublicSuffix")
+        },
+    )
+    .await?;
+    let ready = refused
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, "Ready"))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no Ready condition"))?;
+    assert!(
+        ready
+            .message
+            .contains("spec.domains: be is a public suffix"),
+        "{ready:?}"
+    );
+    let n = REFUSED.fetch_add(1, Ordering::SeqCst) + 1;
+    println!(
+        "hostile case {n} refused: a tenant claiming the public suffix be: {}",
+        ready.message
+    );
+    // It gets nothing: no namespace.
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    assert!(
+        namespaces
+            .get_opt(&format!("tenant-{name}"))
+            .await?
+            .is_none()
+    );
     api.delete(&name, &Default::default()).await?;
     Ok(())
 }

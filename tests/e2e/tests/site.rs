@@ -32,17 +32,8 @@ async fn member_with_product(
 ) -> anyhow::Result<(String, String, String)> {
     let product = unique_name(&format!("{prefix}-p"));
     create_product(client, &product, json!({})).await?;
-    let tenant = unique_name(prefix);
-    let domain = format!("{tenant}.test");
-    create_tenant_with(
-        client,
-        &tenant,
-        std::slice::from_ref(&domain),
-        json!({ product.clone(): count }),
-    )
-    .await?;
-    wait_ready(client, &tenant).await?;
-    Ok((product, format!("tenant-{tenant}"), domain))
+    let (_, ns, domain) = mutu_e2e::member_entitled_to(client, prefix, &product, count).await?;
+    Ok((product, ns, domain))
 }
 
 async fn site_conditions(

@@ -33,11 +33,7 @@ pub fn refusal(
             .iter()
             .filter(|n| {
                 let bare = n.trim_start_matches("*.");
-                !tenant
-                    .spec
-                    .domains
-                    .iter()
-                    .any(|d| is_within_domain(bare, d))
+                !mutu_model::admission::granted_domains(&tenant).any(|d| is_within_domain(bare, d))
             })
             .collect();
         if !foreign.is_empty() {
