@@ -2,8 +2,9 @@
 # Smoke test of the local Solr (tests/solr): builds the launcher, starts a one-node SolrCloud on a
 # free loopback port with a temporary data directory, then, with curl as the admin: uploads the
 # Plone configset, creates a collection and an alias, indexes 2 documents and queries them back
-# through the alias, creates a user restricted to that collection and checks that it gets 403 on
-# another one; stops Solr with SIGTERM, starts it again on the same data directory (the index and
+# through the alias, creates a user with the rights the operator gives a site (site-rights.json) and
+# checks that it searches and indexes its own collection but gets 403 on its config and schema APIs,
+# the Collections and Configsets APIs and another collection; stops Solr with SIGTERM, starts it again on the same data directory (the index and
 # the users survive), and stops it again. Prints timings and the JVM's memory.
 #
 #   SMOKE_PORT=18983   first port tried (Solr on PORT, ZooKeeper on PORT+1000)
@@ -202,24 +203,69 @@ uid=$(json 'd["response"]["numFound"], d["response"]["docs"][0]["UID"]' < "$tmp/
 [ "$uid" = "(1, '6f1c2a0e5b8d4c3e9a7b1d2e3f4a5b6c')" ] || fail "full-text query gave $uid"
 echo "full-text query found the one published document"
 
-step "a user restricted to site1_v1"
+step "a user restricted to site1_v1, with the operator's rights"
 site_password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
 site=(-u "site1:$site_password")
 api "create user site1" -H 'Content-Type: application/json' \
   --data-binary "{\"set-user\": {\"site1\": \"$site_password\"}}" "$B/admin/authentication"
 api "give site1 the role site1" -H 'Content-Type: application/json' \
   --data-binary '{"set-user-role": {"site1": ["site1"]}}' "$B/admin/authorization"
-api "permission: collection site1_v1, every path, roles admin and site1" -H 'Content-Type: application/json' \
-  --data-binary '{"set-permission": {"name": "site1-all", "collection": "site1_v1", "path": "/*", "role": ["admin", "site1"]}}' \
-  "$B/admin/authorization"
+# The rights are those the SolrIndex operator gives a site's user: tests/solr/site-rights.json is
+# a copy of SITE_RIGHTS in crates/solr/src/lib.rs (a unit test of mutu-solr keeps them equal), and
+# each right becomes one permission named mutu:<alias><suffix>, for the roles admin and the site's,
+# before the catch-all `all`, all in one request (as Client::edit_permissions sends them).
+python3 - "$here/site-rights.json" > "$tmp/permissions.json" <<'PY'
+import json, sys
+rights = json.load(open(sys.argv[1]))
+cmds = [json.dumps("set-permission") + ": " + json.dumps({
+    "name": "mutu:site1" + r["suffix"], "collection": ["site1_v1"], "path": r["path"],
+    "method": r["method"], "role": ["admin", "site1"], "before": 1}) for r in rights]
+print("{" + ", ".join(cmds) + "}")
+PY
+api "permissions mutu:site1*: the site rights on site1_v1, roles admin and site1" \
+  -H 'Content-Type: application/json' --data-binary "@$tmp/permissions.json" "$B/admin/authorization"
 expect_status 200 "site1 queries its alias site1" "${site[@]}" "$B/site1/select?q=*:*&rows=0&wt=json"
 n=$(json 'd["response"]["numFound"]' < "$tmp/body")
 [ "$n" = 2 ] || fail "site1 sees $n documents, expected 2"
 expect_status 200 "site1 queries its collection site1_v1" "${site[@]}" "$B/site1_v1/select?q=*:*&rows=0&wt=json"
-expect_status 403 "site1 queries the collection other_v1" "${site[@]}" "$B/other_v1/select?q=*:*&rows=0&wt=json"
+expect_status 200 "site1 searches with POST, as collective.solr does" "${site[@]}" \
+  --data 'q=*:*&rows=0&wt=json' "$B/site1/select"
+expect_status 200 "site1 indexes into its alias (XML, as collective.solr does)" "${site[@]}" \
+  -H 'Content-Type: text/xml' --data-binary '<add><doc><field name="UID">s3</field><field name="Title">Ajout</field></doc></add>' \
+  "$B/site1/update?commit=true"
+expect_status 200 "site1 deletes that document again" "${site[@]}" \
+  -H 'Content-Type: text/xml' --data-binary '<delete><id>s3</id></delete>' "$B/site1/update?commit=true"
+expect_status 200 "site1 reads schema.xml, as collective.solr does" "${site[@]}" "$B/site1/admin/file/?file=schema.xml"
+grep -q '<uniqueKey>UID</uniqueKey>' "$tmp/body" || fail "schema.xml as site1 has no uniqueKey UID"
+expect_status 403 "site1 writes a config overlay on its own collection" "${site[@]}" \
+  -H 'Content-Type: application/json' --data-binary '{"set-user-property": {"x": "y"}}' "$B/site1_v1/config"
+expect_status 403 "site1 writes a config overlay through its alias" "${site[@]}" \
+  -H 'Content-Type: application/json' --data-binary '{"set-user-property": {"x": "y"}}' "$B/site1/config"
+expect_status 403 "site1 adds a request handler through the config API" "${site[@]}" \
+  -H 'Content-Type: application/json' \
+  --data-binary '{"add-requesthandler": {"name": "/x", "class": "solr.DumpRequestHandler"}}' "$B/site1/config"
+expect_status 403 "site1 adds a field through the schema API" "${site[@]}" \
+  -H 'Content-Type: application/json' --data-binary '{"add-field": {"name": "x", "type": "string"}}' "$B/site1/schema"
+expect_status 403 "site1 reloads its collection" "${site[@]}" "$B/admin/collections?action=RELOAD&name=site1_v1"
+expect_status 403 "site1 deletes the collection other_v1" "${site[@]}" "$B/admin/collections?action=DELETE&name=other_v1"
 expect_status 403 "site1 lists the collections" "${site[@]}" "$B/admin/collections?action=LIST"
+expect_status 403 "site1 lists the configsets" "${site[@]}" "$B/admin/configs?action=LIST"
+expect_status 403 "site1 deletes the configset plone" "${site[@]}" "$B/admin/configs?action=DELETE&name=plone"
 expect_status 403 "site1 reads security.json" "${site[@]}" "$B/admin/authentication"
+expect_status 403 "site1 queries the collection other_v1" "${site[@]}" "$B/other_v1/select?q=*:*&rows=0&wt=json"
+expect_status 403 "site1 queries other_v1 through its own collection's collection parameter" "${site[@]}" \
+  "$B/site1_v1/select?q=*:*&rows=0&wt=json&collection=site1_v1,other_v1"
+expect_status 403 "site1 indexes into other_v1" "${site[@]}" \
+  -H 'Content-Type: text/xml' --data-binary '<add><doc><field name="UID">evil</field></doc></add>' "$B/other_v1/update"
+expect_status 200 "admin reads the overlay of the shared configset (through other_v1)" "${admin[@]}" "$B/other_v1/config/overlay?wt=json"
+if grep -q '"userProps"' "$tmp/body"; then fail "the shared configset got an overlay: $(head -c 400 "$tmp/body")"; fi
+echo "the shared configset has no overlay"
 expect_status 200 "admin queries other_v1" "${admin[@]}" "$B/other_v1/select?q=*:*&rows=0&wt=json"
+expect_status 200 "admin reads the config overlay of site1_v1 (the catch-all keeps it the admin's)" "${admin[@]}" \
+  "$B/site1_v1/config/overlay?wt=json"
+expect_status 200 "admin lists the collections" "${admin[@]}" "$B/admin/collections?action=LIST"
+n=$(json '"other_v1" in d["collections"]' < "$tmp/body")
+[ "$n" = True ] || fail "other_v1 is gone"
 
 rss_after=$(rss "$pid")
 echo "JVM memory after the workload: $rss_after"

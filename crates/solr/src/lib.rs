@@ -29,6 +29,9 @@ pub enum Error {
     /// Solr answered something this client does not understand.
     #[error("unexpected answer from Solr to {what}: {message}")]
     Unexpected { what: String, message: String },
+    /// The operating system gave no random bytes for a password.
+    #[error("cannot draw random bytes for a password: {0}")]
+    Random(String),
     /// A configset could not be packed.
     #[error("cannot pack configset {name}: {message}")]
     Pack { name: String, message: String },
@@ -359,14 +362,8 @@ impl Client {
 
     /// The permissions of the authorization plugin, in order.
     pub async fn permissions(&self) -> Result<Vec<Permission>> {
-        let url = format!("{}/admin/authorization", self.base);
-        let v = self
-            .send(
-                "reading the permissions",
-                self.http.get(url).query(&[("wt", "json")]),
-            )
-            .await?;
-        let list = v["authorization.configuration"]["permissions"].clone();
+        let v = self.security_config("authorization").await?;
+        let list = v["permissions"].clone();
         serde_json::from_value(if list.is_null() { json!([]) } else { list }).map_err(|e| {
             Error::Unexpected {
                 what: "reading the permissions".into(),
@@ -375,11 +372,42 @@ impl Client {
         })
     }
 
-    /// Adds a permission: `roles` may use every path of `collections` (and of
-    /// the aliases that point to them). `before` puts it ahead of the
-    /// permission with that index: Solr applies the first that matches, so it
-    /// must come before a catch-all, and name the admin role too for the admin
-    /// to keep access.
+    /// The configuration of the security plugin `plugin` (`authentication` or
+    /// `authorization`) as Solr holds it in security.json (`Null` if there is none).
+    pub async fn security_config(&self, plugin: &str) -> Result<Value> {
+        let url = format!("{}/admin/{plugin}", self.base);
+        let v = self
+            .send(
+                &format!("reading the {plugin} configuration"),
+                self.http.get(url).query(&[("wt", "json")]),
+            )
+            .await?;
+        if v[format!("{plugin}.enabled")] == json!(false) {
+            return Ok(Value::Null);
+        }
+        // Solr 9 answers `authorization`; older releases `authorization.configuration`.
+        let conf = &v[plugin];
+        Ok(if conf.is_null() {
+            v[format!("{plugin}.configuration")].clone()
+        } else {
+            conf.clone()
+        })
+    }
+
+    /// What is missing from the cluster's security rules for site users to be
+    /// safe (see [`missing_rules`]); empty when all is in place.
+    pub async fn missing_security_rules(&self, admin_role: &str) -> Result<Vec<String>> {
+        let authentication = self.security_config("authentication").await?;
+        let authorization = self.security_config("authorization").await?;
+        Ok(missing_rules(&authentication, &authorization, admin_role))
+    }
+
+    /// Gives `roles` the site rights ([`SITE_RIGHTS`]) on `collections` (and
+    /// on the aliases that point to them): one permission per right, `name`
+    /// for searching, `name:update`, `name:files`. `before` puts them ahead
+    /// of the permission with that index. Name the admin role in `roles` too:
+    /// Solr looks a collection's own permissions up before the catch-all
+    /// `all`, so the admin keeps access to these paths only through them.
     pub async fn add_permission(
         &self,
         name: &str,
@@ -387,17 +415,36 @@ impl Client {
         roles: &[&str],
         before: Option<u32>,
     ) -> Result<()> {
-        let mut perm =
-            json!({"name": name, "collection": collections, "path": "/*", "role": roles});
-        if let Some(index) = before {
-            perm["before"] = json!(index);
+        let commands: Vec<(&str, Value)> = site_permissions(name, collections, roles)
+            .iter()
+            .map(|p| {
+                let mut body = p.to_json();
+                if let Some(index) = before {
+                    body["before"] = json!(index);
+                }
+                ("set-permission", body)
+            })
+            .collect();
+        self.edit_permissions(&format!("adding permission {name}"), &commands)
+            .await
+    }
+
+    /// Applies `commands` (e.g. `set-permission`, `delete-permission`) to the
+    /// authorization plugin in one request: Solr applies them one after the
+    /// other to its latest security.json and stores the result once, so
+    /// nobody ever sees a state in between.
+    pub async fn edit_permissions(&self, what: &str, commands: &[(&str, Value)]) -> Result<()> {
+        if commands.is_empty() {
+            return Ok(());
         }
-        self.security(
-            "authorization",
-            &format!("adding permission {name}"),
-            json!({"set-permission": perm}),
-        )
-        .await
+        // One JSON object with a key per command: the keys may repeat.
+        let body = commands
+            .iter()
+            .map(|(cmd, v)| format!("{}:{v}", Value::from(*cmd)))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.security_raw("authorization", what, format!("{{{body}}}"))
+            .await
     }
 
     /// Deletes the permission at `index`.
@@ -411,8 +458,17 @@ impl Client {
     }
 
     async fn security(&self, plugin: &str, what: &str, body: Value) -> Result<()> {
+        self.security_raw(plugin, what, body.to_string()).await
+    }
+
+    async fn security_raw(&self, plugin: &str, what: &str, body: String) -> Result<()> {
         let url = format!("{}/admin/{plugin}", self.base);
-        let v = self.send(what, self.http.post(url).json(&body)).await?;
+        let req = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body);
+        let v = self.send(what, req).await?;
         // The security API refuses a command with HTTP 200 and errorMessages.
         if v["errorMessages"].as_array().is_some_and(|e| !e.is_empty()) {
             return Err(Error::Solr {
@@ -426,7 +482,7 @@ impl Client {
 }
 
 /// One permission of Solr's rule-based authorization plugin.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct Permission {
     #[serde(default)]
     pub name: Option<String>,
@@ -436,6 +492,284 @@ pub struct Permission {
     pub role: Option<Value>,
     #[serde(default)]
     pub collection: Option<Value>,
+    #[serde(default)]
+    pub path: Option<Value>,
+    #[serde(default)]
+    pub method: Option<Value>,
+    #[serde(default)]
+    pub params: Option<Value>,
+}
+
+/// A string or a list of strings (as Solr accepts both), sorted; empty when
+/// absent.
+fn sorted(v: &Option<Value>) -> Vec<String> {
+    let mut list: Vec<String> = match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    list.sort();
+    list.dedup();
+    list
+}
+
+impl Permission {
+    /// Its roles, sorted.
+    pub fn roles(&self) -> Vec<String> {
+        sorted(&self.role)
+    }
+
+    /// Its collections, sorted.
+    pub fn collections(&self) -> Vec<String> {
+        sorted(&self.collection)
+    }
+
+    /// Its paths, sorted.
+    pub fn paths(&self) -> Vec<String> {
+        sorted(&self.path)
+    }
+
+    /// Its HTTP methods, sorted (empty: every method).
+    pub fn methods(&self) -> Vec<String> {
+        sorted(&self.method)
+    }
+
+    /// Whether `self` and `other` are the same rule (whatever their index
+    /// and the order of their lists).
+    pub fn same_rule(&self, other: &Permission) -> bool {
+        self.name == other.name
+            && self.roles() == other.roles()
+            && self.collections() == other.collections()
+            && self.paths() == other.paths()
+            && self.methods() == other.methods()
+            && self.params == other.params
+    }
+
+    /// The permission as `set-permission` takes it (without index).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({});
+        let fields = [
+            ("name", self.name.clone().map(Value::from)),
+            ("collection", self.collection.clone()),
+            ("path", self.path.clone()),
+            ("method", self.method.clone()),
+            ("params", self.params.clone()),
+            ("role", self.role.clone()),
+        ];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                v[key] = value;
+            }
+        }
+        v
+    }
+}
+
+/// One kind of request a site's Solr user may make on its own collections:
+/// the request handlers (`path`, `/x/*` for the handlers under `/x`) and
+/// the HTTP methods. Each becomes one permission of the authorization
+/// plugin, named after the site (`mutu:<alias>` followed by `suffix`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SiteRight {
+    pub suffix: &'static str,
+    pub path: &'static [&'static str],
+    pub method: &'static [&'static str],
+}
+
+/// What a site's user may do, and nothing more: what collective.solr (the
+/// Plone add-on) calls on its core. It searches with POST on `/select` (and
+/// `/suggest`), writes with POST on `/update`, and reads `schema.xml` with
+/// GET on `/admin/file/` to learn the unique key. Requests to any other path
+/// of its collections (`/config`, `/schema`, `/admin/...`), to other
+/// collections, or to the cluster's admin APIs fall through to the
+/// catch-all `all`, which only the admin role holds.
+///
+/// `tests/solr/site-rights.json` holds the same list for the smoke test (a
+/// unit test keeps the two equal).
+pub const SITE_RIGHTS: &[SiteRight] = &[
+    SiteRight {
+        suffix: "",
+        path: &["/select", "/query", "/get", "/suggest"],
+        method: &["GET", "POST"],
+    },
+    SiteRight {
+        suffix: ":update",
+        path: &["/update", "/update/*"],
+        method: &["POST"],
+    },
+    SiteRight {
+        suffix: ":files",
+        path: &["/admin/file", "/admin/file/", "/admin/ping"],
+        method: &["GET"],
+    },
+];
+
+/// The permissions that give `roles` the [`SITE_RIGHTS`] on `collections`,
+/// the first named `name`, the others `name` and their suffix.
+pub fn site_permissions(name: &str, collections: &[&str], roles: &[&str]) -> Vec<Permission> {
+    SITE_RIGHTS
+        .iter()
+        .map(|r| Permission {
+            name: Some(format!("{name}{}", r.suffix)),
+            index: None,
+            role: Some(json!(roles)),
+            collection: Some(json!(collections)),
+            path: Some(json!(r.path)),
+            method: Some(json!(r.method)),
+            params: None,
+        })
+        .collect()
+}
+
+/// Whether the permission named `candidate` is one of the site permissions
+/// named `name` (`name` itself, or `name:...`).
+pub fn is_site_permission(name: &str, candidate: &str) -> bool {
+    candidate == name
+        || candidate
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// The commands that turn the site permissions named `name` in `current`
+/// (Solr's list, in order) into `desired`, for [`Client::edit_permissions`]:
+/// a permission that changed is overwritten where it stands (`index`), a new
+/// one goes before the catch-all `all`, and those no longer wanted (an older
+/// form, duplicates) are deleted last. Applied in one request, the site never
+/// loses access in between. Empty when `current` already holds `desired`.
+pub fn plan_site_permissions(
+    current: &[Permission],
+    name: &str,
+    desired: &[Permission],
+) -> Vec<(&'static str, Value)> {
+    // The names in order, as Solr will hold them after each command.
+    let mut order: Vec<Option<String>> = current.iter().map(|p| p.name.clone()).collect();
+    let mut commands = Vec::new();
+    for want in desired {
+        let at = order.iter().position(|n| *n == want.name);
+        match at {
+            // Already there (a second copy is deleted below).
+            Some(_) if current.iter().any(|p| p.same_rule(want)) => {}
+            Some(at) => {
+                let mut body = want.to_json();
+                body["index"] = json!(at + 1);
+                commands.push(("set-permission", body));
+            }
+            None => {
+                let mut body = want.to_json();
+                let all = order.iter().position(|n| n.as_deref() == Some("all"));
+                match all {
+                    Some(all) => {
+                        body["before"] = json!(all + 1);
+                        order.insert(all, want.name.clone());
+                    }
+                    None => order.push(want.name.clone()),
+                }
+                commands.push(("set-permission", body));
+            }
+        }
+    }
+    // The site's permissions that are not wanted, and any second copy.
+    let mut seen = Vec::new();
+    let mut stale = Vec::new();
+    for (i, n) in order.iter().enumerate() {
+        let Some(n) = n else { continue };
+        if !is_site_permission(name, n) {
+            continue;
+        }
+        let wanted = desired
+            .iter()
+            .any(|d| d.name.as_deref() == Some(n.as_str()));
+        if !wanted || seen.contains(n) {
+            stale.push(i + 1);
+        }
+        seen.push(n.clone());
+    }
+    // From the last, so that each index still points where it did.
+    for index in stale.into_iter().rev() {
+        commands.push(("delete-permission", json!(index)));
+    }
+    commands
+}
+
+/// What is missing from Solr's security configuration (`authentication`
+/// and `authorization` of security.json, `Null` when absent) for a site's
+/// user to reach only what its permissions name: each entry says which rule
+/// and how to add it. Empty when all is in place.
+///
+/// The rules: Basic authentication with `blockUnknown: true` (no anonymous
+/// request), rule-based authorization, and its catch-all permission `all`
+/// held by `admin_role` alone, for every collection. Without `all`, Solr
+/// lets any authenticated user (a site's too) through every request that no
+/// other permission names (`/config`, the Collections API...).
+pub fn missing_rules(
+    authentication: &Value,
+    authorization: &Value,
+    admin_role: &str,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    let class = |v: &Value| v["class"].as_str().unwrap_or_default().to_string();
+    let authn = class(authentication);
+    if !authn.ends_with("BasicAuthPlugin") {
+        missing.push(format!(
+            "authentication: Solr has {}; set in security.json \"authentication\": {{\"class\": \"solr.BasicAuthPlugin\", \"blockUnknown\": true, ...}}",
+            if authn.is_empty() { "no authentication plugin".to_string() } else { format!("the authentication plugin {authn}, not solr.BasicAuthPlugin") }
+        ));
+    } else if authentication["blockUnknown"] != json!(true) {
+        missing.push(
+            "authentication: blockUnknown is not true, so requests without credentials get through; set it: POST /solr/admin/authentication {\"set-property\": {\"blockUnknown\": true}}".to_string(),
+        );
+    }
+    let authz = class(authorization);
+    if !authz.ends_with("RuleBasedAuthorizationPlugin") {
+        missing.push(format!(
+            "authorization: Solr has {}; set in security.json \"authorization\": {{\"class\": \"solr.RuleBasedAuthorizationPlugin\", \"permissions\": [{{\"name\": \"all\", \"role\": \"{admin_role}\"}}], ...}}",
+            if authz.is_empty() { "no authorization plugin".to_string() } else { format!("the authorization plugin {authz}, not solr.RuleBasedAuthorizationPlugin") }
+        ));
+        return missing;
+    }
+    let permissions: Vec<Permission> =
+        serde_json::from_value(authorization["permissions"].clone()).unwrap_or_default();
+    let add = format!(
+        "POST /solr/admin/authorization {{\"set-permission\": {{\"name\": \"all\", \"role\": \"{admin_role}\"}}}}"
+    );
+    match permissions.iter().find(|p| p.name.as_deref() == Some("all")) {
+        None => missing.push(format!(
+            "authorization: no catch-all permission \"all\" for role {admin_role}, so every user may use what no other permission names (/config, the Collections API...); add it last: {add}"
+        )),
+        Some(all) => {
+            let roles = all.roles();
+            if roles != [admin_role.to_string()] {
+                let held = if all.role.is_none() || all.role == Some(Value::Null) {
+                    "no role (anyone)".to_string()
+                } else {
+                    format!("roles [{}]", roles.join(", "))
+                };
+                missing.push(format!(
+                    "authorization: the catch-all permission \"all\" (index {}) has {held}, not the role {admin_role} alone; set it: POST /solr/admin/authorization {{\"set-permission\": {{\"index\": {}, \"name\": \"all\", \"role\": \"{admin_role}\"}}}}",
+                    all.index.unwrap_or_default(),
+                    all.index.unwrap_or_default()
+                ));
+            }
+            if all.collection.is_some() || all.path.is_some() || all.method.is_some() || all.params.is_some() {
+                missing.push(format!(
+                    "authorization: the catch-all permission \"all\" (index {}) is narrowed by collection, path, method or params; it must cover every request: give it only a name and a role",
+                    all.index.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    missing
+}
+
+/// A password of 24 bytes from the operating system's cryptographic random
+/// generator, as 48 hexadecimal characters.
+pub fn new_password() -> Result<String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn strings(v: &Value, what: &str) -> Result<Vec<String>> {
@@ -507,6 +841,350 @@ mod tests {
             })
             .collect();
         assert!(names.contains(&"solrconfig.xml".to_string()));
+    }
+
+    fn perm(v: Value) -> Permission {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Solr's list after `commands`, applied as Solr's edit operations do
+    /// (set-permission with index or before, delete-permission, renumbered
+    /// after each).
+    fn apply(current: &[Permission], commands: &[(&str, Value)]) -> Vec<Permission> {
+        let mut list: Vec<Permission> = current.to_vec();
+        for (cmd, body) in commands {
+            match *cmd {
+                "set-permission" => {
+                    let p = perm(body.clone());
+                    if let Some(index) = body["index"].as_u64() {
+                        let at = usize::try_from(index).unwrap_or(usize::MAX) - 1;
+                        assert!(at < list.len(), "index {index} out of range");
+                        list[at] = p;
+                    } else if let Some(before) = body["before"].as_u64() {
+                        let at = usize::try_from(before).unwrap_or(usize::MAX) - 1;
+                        assert!(at < list.len(), "before {before} out of range");
+                        list.insert(at, p);
+                    } else {
+                        list.push(p);
+                    }
+                }
+                "delete-permission" => {
+                    let index = body.as_u64().unwrap_or_default();
+                    let at = usize::try_from(index).unwrap_or(usize::MAX) - 1;
+                    assert!(at < list.len(), "no permission {index}");
+                    list.remove(at);
+                }
+                other => panic!("unexpected command {other}"),
+            }
+            for (i, p) in list.iter_mut().enumerate() {
+                p.index = u32::try_from(i + 1).ok();
+            }
+        }
+        list
+    }
+
+    fn names(list: &[Permission]) -> Vec<String> {
+        list.iter().filter_map(|p| p.name.clone()).collect()
+    }
+
+    fn with_index(list: Vec<Permission>) -> Vec<Permission> {
+        list.into_iter()
+            .enumerate()
+            .map(|(i, mut p)| {
+                p.index = u32::try_from(i + 1).ok();
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_site_may_search_update_and_read_its_schema_file_and_nothing_else() {
+        let perms = site_permissions("mutu:t.web", &["t.web_v1"], &["admin", "t.web"]);
+        assert_eq!(
+            names(&perms),
+            ["mutu:t.web", "mutu:t.web:update", "mutu:t.web:files"]
+        );
+        let mut allowed = Vec::new();
+        for p in &perms {
+            assert_eq!(p.collections(), ["t.web_v1"]);
+            assert_eq!(p.roles(), ["admin", "t.web"]);
+            assert!(!p.methods().is_empty(), "{p:?}: every method");
+            for path in p.paths() {
+                for method in p.methods() {
+                    allowed.push(format!("{method} {path}"));
+                }
+            }
+        }
+        allowed.sort();
+        assert_eq!(
+            allowed,
+            [
+                "GET /admin/file",
+                "GET /admin/file/",
+                "GET /admin/ping",
+                "GET /get",
+                "GET /query",
+                "GET /select",
+                "GET /suggest",
+                "POST /get",
+                "POST /query",
+                "POST /select",
+                "POST /suggest",
+                "POST /update",
+                "POST /update/*",
+            ]
+        );
+        // Solr reads `/x/*` as every path that starts with `/x`, and `/*` as
+        // every path: no right may reach the config, the schema API or the
+        // admin handlers by a prefix.
+        for forbidden in [
+            "/config",
+            "/config/overlay",
+            "/schema",
+            "/schema/fields",
+            "/admin/luke",
+            "/admin/segments",
+            "/replication",
+        ] {
+            for p in &perms {
+                for path in p.paths() {
+                    let prefix = path.strip_suffix("/*");
+                    let reaches =
+                        path == forbidden || prefix.is_some_and(|pre| forbidden.starts_with(pre));
+                    assert!(!reaches, "{path} of {:?} reaches {forbidden}", p.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_smoke_test_grants_the_same_rights_as_the_operator() {
+        let file: Value =
+            serde_json::from_str(include_str!("../../../tests/solr/site-rights.json"))
+                .unwrap_or_else(|e| panic!("tests/solr/site-rights.json: {e}"));
+        assert_eq!(
+            file,
+            json!(SITE_RIGHTS),
+            "tests/solr/site-rights.json differs from SITE_RIGHTS"
+        );
+    }
+
+    #[test]
+    fn site_permissions_are_told_from_others_by_name() {
+        assert!(is_site_permission("mutu:t.web", "mutu:t.web"));
+        assert!(is_site_permission("mutu:t.web", "mutu:t.web:update"));
+        assert!(!is_site_permission("mutu:t.web", "mutu:t.web2"));
+        assert!(!is_site_permission("mutu:t.web", "mutu:t.webx:update"));
+        assert!(!is_site_permission("mutu:t.web", "all"));
+    }
+
+    #[test]
+    fn a_new_site_gets_its_permissions_before_the_catch_all() {
+        let current = with_index(vec![
+            perm(
+                json!({"name": "mutu:t.other", "collection": ["t.other_v1"], "path": ["/select"], "role": ["admin", "t.other"]}),
+            ),
+            perm(json!({"name": "all", "role": "admin"})),
+        ]);
+        let desired = site_permissions("mutu:t.web", &["t.web_v1"], &["admin", "t.web"]);
+        let commands = plan_site_permissions(&current, "mutu:t.web", &desired);
+        assert_eq!(commands.len(), 3);
+        assert!(commands.iter().all(|(c, _)| *c == "set-permission"));
+        let after = apply(&current, &commands);
+        assert_eq!(
+            names(&after),
+            [
+                "mutu:t.other",
+                "mutu:t.web",
+                "mutu:t.web:update",
+                "mutu:t.web:files",
+                "all"
+            ]
+        );
+        assert!(
+            plan_site_permissions(&after, "mutu:t.web", &desired).is_empty(),
+            "nothing left to do"
+        );
+    }
+
+    #[test]
+    fn the_old_every_path_permission_is_replaced_where_it_stands_and_duplicates_go() {
+        // What earlier releases left: `/*` on the site's collection, twice.
+        let old = json!({"name": "mutu:t.web", "collection": ["t.web_v1"], "path": "/*", "role": ["admin", "t.web"]});
+        let current = with_index(vec![
+            perm(old.clone()),
+            perm(
+                json!({"name": "mutu:t.other", "collection": ["t.other_v1"], "path": "/*", "role": ["admin", "t.other"]}),
+            ),
+            perm(old),
+            perm(json!({"name": "all", "role": "admin"})),
+        ]);
+        let desired = site_permissions("mutu:t.web", &["t.web_v1"], &["admin", "t.web"]);
+        let commands = plan_site_permissions(&current, "mutu:t.web", &desired);
+        // The additions come first, then the overwrite in place, the deletion last.
+        let kinds: Vec<&str> = commands.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            kinds,
+            [
+                "set-permission",
+                "set-permission",
+                "set-permission",
+                "delete-permission"
+            ]
+        );
+        let after = apply(&current, &commands);
+        assert_eq!(
+            names(&after),
+            [
+                "mutu:t.web",
+                "mutu:t.other",
+                "mutu:t.web:update",
+                "mutu:t.web:files",
+                "all"
+            ]
+        );
+        for want in &desired {
+            assert!(
+                after.iter().any(|p| p.same_rule(want)),
+                "{want:?} missing from {after:?}"
+            );
+        }
+        // The other site's permission (even of the old form) is not this site's to touch.
+        assert_eq!(after[1].paths(), ["/*"]);
+        assert!(
+            after
+                .iter()
+                .all(|p| p.name.as_deref() != Some("mutu:t.web") || p.paths() != ["/*"])
+        );
+        assert!(plan_site_permissions(&after, "mutu:t.web", &desired).is_empty());
+    }
+
+    #[test]
+    fn a_new_collection_of_the_site_rewrites_its_permissions_in_place() {
+        let v1 = with_index(
+            site_permissions("mutu:t.web", &["t.web_v1"], &["admin", "t.web"])
+                .into_iter()
+                .chain([perm(json!({"name": "all", "role": "admin"}))])
+                .collect(),
+        );
+        let desired =
+            site_permissions("mutu:t.web", &["t.web_v1", "t.web_v2"], &["admin", "t.web"]);
+        let commands = plan_site_permissions(&v1, "mutu:t.web", &desired);
+        assert_eq!(commands.len(), 3);
+        assert!(
+            commands
+                .iter()
+                .all(|(c, b)| *c == "set-permission" && b["index"].is_u64())
+        );
+        let after = apply(&v1, &commands);
+        assert_eq!(after.len(), 4);
+        assert!(
+            after[..3]
+                .iter()
+                .all(|p| p.collections() == ["t.web_v1", "t.web_v2"])
+        );
+        // The same rule in another order of its lists is left alone.
+        let reordered = with_index(vec![perm(json!({
+            "name": "mutu:t.web:update", "collection": ["t.web_v2", "t.web_v1"],
+            "path": ["/update/*", "/update"], "method": "POST", "role": ["t.web", "admin"]
+        }))]);
+        assert!(plan_site_permissions(&reordered, "mutu:t.web", &desired[1..2]).is_empty());
+    }
+
+    fn secure() -> (Value, Value) {
+        (
+            json!({"class": "solr.BasicAuthPlugin", "blockUnknown": true, "credentials": {}}),
+            json!({"class": "solr.RuleBasedAuthorizationPlugin", "user-role": {"admin": ["admin"]},
+                   "permissions": [{"name": "all", "role": "admin", "index": 1}]}),
+        )
+    }
+
+    #[test]
+    fn the_security_rules_mutu_writes_are_enough() {
+        let (authn, authz) = secure();
+        assert_eq!(missing_rules(&authn, &authz, "admin"), Vec::<String>::new());
+        // A role given as a one-element list is the same rule.
+        let mut authz = authz;
+        authz["permissions"][0]["role"] = json!(["admin"]);
+        assert_eq!(missing_rules(&authn, &authz, "admin"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_missing_security_rule_is_named_with_how_to_add_it() {
+        let one = |authn: Value, authz: Value, says: &[&str]| {
+            let missing = missing_rules(&authn, &authz, "admin");
+            assert_eq!(missing.len(), 1, "{missing:?}");
+            for s in says {
+                assert!(missing[0].contains(s), "{:?} does not say {s}", missing[0]);
+            }
+        };
+        let (authn, authz) = secure();
+        one(
+            Value::Null,
+            authz.clone(),
+            &[
+                "no authentication plugin",
+                "solr.BasicAuthPlugin",
+                "blockUnknown",
+            ],
+        );
+        let mut open = authn.clone();
+        open["blockUnknown"] = json!(false);
+        one(
+            open.clone(),
+            authz.clone(),
+            &["blockUnknown is not true", "set-property"],
+        );
+        open.as_object_mut().map(|o| o.remove("blockUnknown"));
+        one(open, authz.clone(), &["blockUnknown is not true"]);
+        one(
+            json!({"class": "solr.JWTAuthPlugin", "blockUnknown": true}),
+            authz.clone(),
+            &["solr.JWTAuthPlugin, not solr.BasicAuthPlugin"],
+        );
+        one(
+            authn.clone(),
+            Value::Null,
+            &[
+                "no authorization plugin",
+                "RuleBasedAuthorizationPlugin",
+                "\"name\": \"all\"",
+            ],
+        );
+        let mut no_all = authz.clone();
+        no_all["permissions"] = json!([{"name": "mutu:t.web", "collection": "t.web_v1", "path": "/*", "role": "t.web"}]);
+        one(
+            authn.clone(),
+            no_all,
+            &[
+                "no catch-all permission \"all\" for role admin",
+                "set-permission",
+                "\"role\": \"admin\"",
+            ],
+        );
+        let mut anyone = authz.clone();
+        anyone["permissions"][0]["role"] = json!("*");
+        one(authn.clone(), anyone, &["roles [*]", "\"index\": 1"]);
+        let mut nobody = authz.clone();
+        nobody["permissions"][0]["role"] = Value::Null;
+        one(authn.clone(), nobody, &["no role (anyone)"]);
+        let mut shared = authz.clone();
+        shared["permissions"][0]["role"] = json!(["admin", "t.web"]);
+        one(authn.clone(), shared, &["roles [admin, t.web]"]);
+        let mut narrow = authz.clone();
+        narrow["permissions"][0]["collection"] = json!("t.web_v1");
+        one(authn.clone(), narrow, &["narrowed"]);
+        // Both plugins missing: both named.
+        assert_eq!(missing_rules(&Value::Null, &Value::Null, "admin").len(), 2);
+    }
+
+    #[test]
+    fn passwords_are_long_random_and_different() {
+        let a = new_password().unwrap_or_default();
+        let b = new_password().unwrap_or_default();
+        assert_eq!(a.len(), 48);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 
     #[tokio::test]

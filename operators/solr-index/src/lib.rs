@@ -73,6 +73,7 @@ pub async fn run(
             config,
             security: tokio::sync::Mutex::new(()),
             jobs,
+            safety: tokio::sync::Mutex::new(None),
         },
     ));
     mutu_runtime::controller::run(controller, ctx, reconcile::reconcile).await;

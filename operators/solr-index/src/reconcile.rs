@@ -56,6 +56,77 @@ pub struct Caches {
     pub security: tokio::sync::Mutex<()>,
     /// The reindex Jobs (label component=reindex), slimmed to their status.
     pub jobs: Store<Job>,
+    /// The last check of Solr's security rules (see [`missing_rules`]).
+    pub safety: tokio::sync::Mutex<Option<SafetyCheck>>,
+}
+
+/// The role of Solr's admin, the only one the catch-all `all` may name.
+pub const ADMIN_ROLE: &str = "admin";
+/// Condition reason: Solr's security rules miss what site users rely on.
+pub const SOLR_UNSAFE: &str = "SolrUnsafe";
+/// How long a check that found the rules in place is trusted.
+const SAFE_FOR: Duration = Duration::from_secs(600);
+/// How soon rules found missing are checked again.
+const UNSAFE_FOR: Duration = Duration::from_secs(30);
+
+/// What the last check of a Solr's security rules found.
+#[derive(Clone, Debug)]
+pub struct SafetyCheck {
+    base: String,
+    at: std::time::Instant,
+    missing: Vec<String>,
+}
+
+impl SafetyCheck {
+    /// Whether this check still answers for the Solr at `base` at `now`.
+    fn still_holds(&self, base: &str, now: std::time::Instant) -> bool {
+        let trusted = if self.missing.is_empty() {
+            SAFE_FOR
+        } else {
+            UNSAFE_FOR
+        };
+        self.base == base && now.saturating_duration_since(self.at) < trusted
+    }
+}
+
+/// The security rules missing from `solr` (empty: all in place), from the
+/// last check if it is recent enough: Solr is asked again only after
+/// [`SAFE_FOR`] (or [`UNSAFE_FOR`] when rules were missing), or when the
+/// operator talks to another Solr.
+async fn missing_rules(
+    ctx: &Ctx,
+    solr: &mutu_solr::Client,
+) -> Result<Vec<String>, mutu_solr::Error> {
+    let mut last = ctx.data.safety.lock().await;
+    if let Some(check) = last.as_ref()
+        && check.still_holds(solr.base(), std::time::Instant::now())
+    {
+        return Ok(check.missing.clone());
+    }
+    let missing = solr.missing_security_rules(ADMIN_ROLE).await?;
+    if missing.is_empty() {
+        tracing::info!(solr = %solr.base(), "Solr's security rules are in place");
+    } else {
+        tracing::error!(
+            solr = %solr.base(),
+            missing = %missing.join("; "),
+            "Solr's security rules are missing; no site user is created or changed until they are added"
+        );
+    }
+    *last = Some(SafetyCheck {
+        base: solr.base().to_string(),
+        at: std::time::Instant::now(),
+        missing: missing.clone(),
+    });
+    Ok(missing)
+}
+
+/// The message of the `SolrUnsafe` condition for the rules `missing`.
+fn unsafe_message(base: &str, missing: &[String]) -> String {
+    format!(
+        "Solr at {base} lacks security rules that site users rely on, so mutu creates and changes no site user there: {}",
+        missing.join("; ")
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +342,27 @@ async fn provision(idx: &SolrIndex, ctx: &Ctx, api: &Api<SolrIndex>) -> Result<A
         )
         .await?;
         return Ok(Action::await_change());
+    }
+    match missing_rules(ctx, &solr).await {
+        Ok(missing) if missing.is_empty() => {}
+        Ok(missing) => {
+            let msg = unsafe_message(solr.base(), &missing);
+            write(
+                ctx,
+                api,
+                idx,
+                status,
+                &[Cond::new(
+                    mutu_api::CONDITION_READY,
+                    false,
+                    SOLR_UNSAFE,
+                    msg,
+                )],
+            )
+            .await?;
+            return Ok(Action::requeue(UNSAFE_FOR));
+        }
+        Err(e) => return degraded(ctx, api, idx, status, e).await,
     }
     let (documents, target) = match ensure(idx, ctx, &solr, &n, &files).await {
         Ok(found) => found,
@@ -749,12 +841,11 @@ async fn ensure_user(
             .map(|v| String::from_utf8_lossy(&v.0).into_owned())
     });
     let fresh = password.is_none();
-    let password = password.unwrap_or_else(|| {
-        let mut bytes = [0u8; 18];
-        fastrand::fill(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    });
-    // The permission lists every collection of the index that exists, so the
+    let password = match password {
+        Some(p) => p,
+        None => mutu_solr::new_password()?,
+    };
+    // The permissions list every collection of the index that exists, so the
     // user keeps access while the alias moves between versions.
     let mut collections: Vec<String> = in_solr
         .iter()
@@ -765,41 +856,25 @@ async fn ensure_user(
         collections.push(target.to_string());
     }
     collections.sort();
+    let refs: Vec<&str> = collections.iter().map(String::as_str).collect();
+    let desired = mutu_solr::site_permissions(&n.permission, &refs, &[ADMIN_ROLE, &n.alias]);
     let _one_editor = ctx.data.security.lock().await;
     let permissions = solr.permissions().await?;
-    let current = permissions
-        .iter()
-        .find(|p| p.name.as_deref() == Some(n.permission.as_str()));
-    let listed: Vec<String> = current
-        .and_then(|p| p.collection.clone())
-        .map(|v| match v {
-            serde_json::Value::Array(a) => a
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect(),
-            serde_json::Value::String(s) => vec![s],
-            _ => Vec::new(),
-        })
-        .unwrap_or_default();
-    let mut listed_sorted = listed.clone();
-    listed_sorted.sort();
-    if fresh || current.is_none() {
+    let has_any = permissions.iter().any(|p| {
+        p.name
+            .as_deref()
+            .is_some_and(|name| mutu_solr::is_site_permission(&n.permission, name))
+    });
+    if fresh || !has_any {
         solr.set_user(&n.alias, &password).await?;
         solr.set_user_roles(&n.alias, &[&n.alias]).await?;
     }
-    if current.is_none() || listed_sorted != collections {
-        if let Some(index) = current.and_then(|p| p.index) {
-            solr.delete_permission(index).await?;
-        }
-        let before = solr
-            .permissions()
-            .await?
-            .into_iter()
-            .find(|p| p.name.as_deref() == Some("all"))
-            .and_then(|p| p.index);
-        let refs: Vec<&str> = collections.iter().map(String::as_str).collect();
-        solr.add_permission(&n.permission, &refs, &["admin", &n.alias], before)
+    let commands = mutu_solr::plan_site_permissions(&permissions, &n.permission, &desired);
+    if !commands.is_empty() {
+        solr.edit_permissions(&format!("granting {} its rights", n.alias), &commands)
             .await?;
+        tracing::info!(user = %n.alias, collections = ?collections, "site permissions set");
+        settled(solr, &n.permission, &desired).await?;
     }
     if fresh {
         let secret = Secret {
@@ -836,6 +911,31 @@ async fn ensure_user(
     Ok(())
 }
 
+/// Waits until Solr lists the site permissions as `desired`: Solr answers
+/// reads from a copy of security.json that a ZooKeeper watch refreshes, and
+/// the next edit must be computed from the stored one (commands name
+/// permissions by their place in the list).
+async fn settled(
+    solr: &mutu_solr::Client,
+    name: &str,
+    desired: &[mutu_solr::Permission],
+) -> Result<(), mutu_solr::Error> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let current = solr.permissions().await?;
+        if mutu_solr::plan_site_permissions(&current, name, desired).is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(mutu_solr::Error::Unexpected {
+                what: format!("setting the permissions {name}"),
+                message: "Solr does not list them 10 s after accepting them".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Deletion: `Retain` keeps everything in Solr (and the credentials);
 /// `Delete` removes the alias, every collection of the index, the user, its
 /// permission and its Secret.
@@ -866,15 +966,13 @@ async fn cleanup(idx: &SolrIndex, ctx: &Ctx) -> Result<Action, Error> {
         }
     }
     let one_editor = ctx.data.security.lock().await;
-    if let Some(index) = solr
-        .permissions()
-        .await?
-        .into_iter()
-        .find(|p| p.name.as_deref() == Some(n.permission.as_str()))
-        .and_then(|p| p.index)
-    {
-        solr.delete_permission(index).await?;
-    }
+    let current = solr.permissions().await?;
+    let commands = mutu_solr::plan_site_permissions(&current, &n.permission, &[]);
+    solr.edit_permissions(
+        &format!("deleting the permissions of {}", n.alias),
+        &commands,
+    )
+    .await?;
     let _ = solr.delete_user(&n.alias).await;
     drop(one_editor);
     let ns = idx.namespace().unwrap_or_default();
@@ -918,5 +1016,30 @@ mod tests {
         let n = names(&idx);
         assert_eq!(n.collection, "tenant-mons.site_v2");
         assert_eq!(n.secret, "site-solr");
+    }
+
+    #[test]
+    fn solr_security_is_checked_again_only_when_due_or_for_another_solr() {
+        let at = std::time::Instant::now();
+        let base = "http://solr:8983/solr";
+        let safe = SafetyCheck {
+            base: base.into(),
+            at,
+            missing: Vec::new(),
+        };
+        assert!(safe.still_holds(base, at + Duration::from_secs(599)));
+        assert!(!safe.still_holds(base, at + SAFE_FOR));
+        assert!(!safe.still_holds("http://other:8983/solr", at));
+        let unsafe_ = SafetyCheck {
+            missing: vec!["authorization: no catch-all".into()],
+            ..safe
+        };
+        assert!(unsafe_.still_holds(base, at + Duration::from_secs(29)));
+        assert!(!unsafe_.still_holds(base, at + UNSAFE_FOR));
+        let msg = unsafe_message(base, &unsafe_.missing);
+        assert!(
+            msg.contains("http://solr:8983/solr") && msg.contains("no catch-all"),
+            "{msg}"
+        );
     }
 }

@@ -114,16 +114,26 @@ async fn a_collection_behind_an_alias_is_searchable_and_closed_to_other_sites_us
         Some(403)
     );
 
-    // Clean up: permission, user, alias, collections.
-    if let Some(index) = solr
+    // Clean up: permissions (in one request, the highest index first, so that the others
+    // stay where they are), user, alias, collections.
+    let mut doomed: Vec<u32> = solr
         .permissions()
         .await?
         .into_iter()
-        .find(|p| p.name.as_deref() == Some(site.as_str()))
-        .and_then(|p| p.index)
-    {
-        solr.delete_permission(index).await?;
-    }
+        .filter(|p| {
+            p.name
+                .as_deref()
+                .is_some_and(|n| mutu_solr::is_site_permission(&site, n))
+        })
+        .filter_map(|p| p.index)
+        .collect();
+    doomed.sort_unstable_by(|a, b| b.cmp(a));
+    let commands: Vec<(&str, serde_json::Value)> = doomed
+        .iter()
+        .map(|i| ("delete-permission", serde_json::json!(i)))
+        .collect();
+    solr.edit_permissions("deleting the test's permissions", &commands)
+        .await?;
     solr.delete_user(&site).await?;
     solr.delete_alias(&site).await?;
     solr.delete_collection(&collection).await?;
