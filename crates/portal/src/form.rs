@@ -22,6 +22,9 @@ pub struct AskForm {
     pub langue: Option<String>,
     #[serde(default)]
     pub commentaire: Option<String>,
+    /// The token against cross-site forgery (never shown again).
+    #[serde(default)]
+    pub jeton: Option<String>,
 }
 
 /// Why a form cannot become a request; the text says it to the agent.

@@ -1,6 +1,8 @@
 //! The portal's HTTP side: its routes and, for each request, who is asking
-//! (the proxy's headers, from the trusted proxy only), what to read or write
-//! as them ([`crate::cluster`]), and which response to give: a page
+//! (the proxy's headers, from the trusted proxy only), whether a form posted
+//! is the portal's own (same site, with its user's token, checked before
+//! anything is read or written), what to read or write as them
+//! ([`crate::cluster`]), and which response to give: a page
 //! ([`crate::views`]), a redirection, or a refusal with its status.
 
 use std::collections::{BTreeSet, HashMap};
@@ -8,8 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use kube::Client;
@@ -17,9 +21,11 @@ use mutu_api::provisioning::Decision;
 use serde::Deserialize;
 
 use crate::cluster::{self, CreateError, DecideError, Failure};
+use crate::csrf::{self, BadToken};
 use crate::form::{self, AskForm};
 use crate::model::Member;
-use crate::{Clients, Identity, NoIdentity, html, views};
+use crate::proxy::{GROUPS, USER};
+use crate::{Clients, Identity, NoIdentity, html, layers, views};
 
 /// What every handler shares.
 pub struct App {
@@ -27,6 +33,8 @@ pub struct App {
     pub clients: Clients,
     /// The portal's own client: only to list MemberTenants for the home page.
     pub own: Client,
+    /// The key of the forms' tokens, for this run.
+    pub key: csrf::Key,
 }
 
 type Shared = Arc<App>;
@@ -49,16 +57,32 @@ impl IntoResponse for Refused {
 /// A handler's answer: its response, or the refusal of a step on the way.
 type Answer = Result<Response, Refused>;
 
+/// The routes, each response with the security headers and logged.
 pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(html::STYLESHEET, get(stylesheet))
         .route("/", get(home))
         .route("/membres/{tenant}/sites", get(sites))
         .route("/membres/{tenant}/demander", get(ask_form).post(ask))
         .route("/membres/{tenant}/demandes/{name}", get(request_page))
         .route("/approbations", get(approvals))
         .route("/approbations/{ns}/{name}", post(decide))
+        .layer(middleware::from_fn(layers::secure))
+        .layer(middleware::from_fn_with_state(app.clone(), layers::log))
         .with_state(app)
+}
+
+/// The pages' stylesheet (the same for everyone, so cached for an hour).
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        html::STYLE,
+    )
+        .into_response()
 }
 
 /// A page, never cached, reloading itself after `refresh` seconds if any.
@@ -114,33 +138,69 @@ fn refused(e: Failure, who: &Identity) -> Refused {
 
 /// The caller, or the page that says why there is none.
 fn who(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Result<Identity, Refused> {
-    crate::identity(&app.trusted, peer, headers).map_err(|e| {
-        match &e {
-            NoIdentity::Untrusted(ip) => {
-                tracing::warn!(%ip, "identity headers from an untrusted address ignored");
-            }
-            NoIdentity::Reserved(name) => {
-                tracing::warn!(%name, "the proxy named a user or group Kubernetes reserves; refused");
-            }
-            NoIdentity::NoUser => {}
+    crate::identity(&app.trusted, peer, headers).map_err(|e| no_identity(&e).into())
+}
+
+/// The page saying why a request has no identity (logged unless there was
+/// simply no user).
+fn no_identity(e: &NoIdentity) -> Response {
+    if *e != NoIdentity::NoUser {
+        tracing::warn!(why = %e, "identity refused");
+    }
+    let header = |h: &str| {
+        match h {
+            USER => "X-Forwarded-User",
+            GROUPS => "X-Forwarded-Groups",
+            other => other,
         }
-        fail(
+        .to_string()
+    };
+    match e {
+        NoIdentity::Untrusted(_) | NoIdentity::NoUser => fail(
             StatusCode::UNAUTHORIZED,
             None,
             "Connexion requise",
             "Ce portail s'utilise au travers de la connexion de la coopérative : ouvrez-le depuis l'adresse habituelle.",
-        )
-        .into()
-    })
+        ),
+        NoIdentity::Reserved(name) => fail(
+            StatusCode::FORBIDDEN,
+            None,
+            "Identité refusée",
+            &format!(
+                "Votre compte ou l'un de ses groupes porte le nom « {name} », que Kubernetes se réserve : le portail ne l'accepte jamais. Contactez le support de la coopérative pour corriger votre compte."
+            ),
+        ),
+        NoIdentity::Repeated(h) => fail(
+            StatusCode::BAD_REQUEST,
+            None,
+            "Identité illisible",
+            &format!(
+                "La connexion de la coopérative a transmis l'en-tête {} plusieurs fois : le portail ne choisit pas entre eux. Ouvrez le portail depuis l'adresse habituelle ; si cela persiste, contactez le support de la coopérative.",
+                header(h)
+            ),
+        ),
+        NoIdentity::Invalid { header: h, name } => fail(
+            StatusCode::BAD_REQUEST,
+            None,
+            "Identité illisible",
+            &format!(
+                "La connexion de la coopérative a transmis dans l'en-tête {} le nom {name:?}, qui n'est pas un nom accepté (lettres, chiffres et . _ @ + - : / seulement, séparés par des virgules). Contactez le support de la coopérative pour corriger votre compte.",
+                header(h)
+            ),
+        ),
+    }
 }
 
-/// Refuses a form posted from another site (`Sec-Fetch-Site: cross-site`).
+/// Refuses a form posted from another site (`Sec-Fetch-Site: cross-site`, or
+/// `same-site`: another address of the same domain); browsers that do not
+/// send the header are left to the form's token.
 fn same_site(headers: &HeaderMap, id: &Identity) -> Result<(), Refused> {
     let site = headers
         .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if site == "cross-site" {
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if site == b"cross-site" || site == b"same-site" {
+        tracing::warn!(user = %id.user, "form posted from another site refused");
         return Err(fail(
             StatusCode::FORBIDDEN,
             Some(id),
@@ -150,6 +210,50 @@ fn same_site(headers: &HeaderMap, id: &Identity) -> Result<(), Refused> {
         .into());
     }
     Ok(())
+}
+
+/// Refuses a form without a valid token of `id` (`token`, if the form could
+/// be read at all).
+fn token(app: &App, id: &Identity, token: Option<&str>) -> Result<(), Refused> {
+    app.key.check(&id.user, token).map_err(|bad| {
+        tracing::warn!(user = %id.user, why = bad.reason(), "form refused");
+        let text = match bad {
+            BadToken::Missing => {
+                "Ce formulaire ne vient pas du portail : il n'a pas de jeton de sécurité. Rouvrez la page depuis le portail et envoyez le formulaire de nouveau."
+            }
+            BadToken::Invalid => {
+                "Ce formulaire n'a pas été préparé pour vous, ou le portail a redémarré depuis. Rouvrez la page depuis le portail et envoyez le formulaire de nouveau."
+            }
+            BadToken::Expired => {
+                "Ce formulaire a expiré : il a été ouvert il y a plus de 12 heures. Rouvrez la page et envoyez le formulaire de nouveau."
+            }
+        };
+        fail(StatusCode::FORBIDDEN, Some(id), "Formulaire refusé", text).into()
+    })
+}
+
+/// A form posted by `id`, if it is the portal's own: from the portal's site,
+/// readable, and with `id`'s token (`token_of` reads it). Checked before
+/// anything is read or written.
+fn posted<T>(
+    app: &App,
+    headers: &HeaderMap,
+    id: &Identity,
+    form: Result<Form<T>, FormRejection>,
+    token_of: impl Fn(&T) -> Option<&str>,
+) -> Result<T, Refused> {
+    same_site(headers, id)?;
+    let form = form.ok().map(|Form(f)| f);
+    token(app, id, form.as_ref().and_then(&token_of))?;
+    form.ok_or_else(|| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            Some(id),
+            "Formulaire illisible",
+            "Ce formulaire n'a pas pu être lu ; rouvrez la page et envoyez-le de nouveau.",
+        )
+        .into()
+    })
 }
 
 /// A client acting as `id`.
@@ -221,7 +325,8 @@ async fn ask_form(
 ) -> Answer {
     let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
     let names = cluster::product_names(&c).await;
-    let body = views::ask(&member, &names, &AskForm::default(), None);
+    let token = app.key.token(&id.user);
+    let body = views::ask(&member, &names, &AskForm::default(), None, &token);
     Ok(respond(
         StatusCode::OK,
         Some(&id),
@@ -237,13 +342,18 @@ async fn ask(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-    Form(form): Form<AskForm>,
+    form: Result<Form<AskForm>, FormRejection>,
 ) -> Answer {
-    let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
-    same_site(&headers, &id)?;
+    let id = who(&app, peer, &headers)?;
+    let form = posted(&app, &headers, &id, form, |f: &AskForm| f.jeton.as_deref())?;
+    let c = client(&app, &id)?;
+    let member = cluster::member(&c, &tenant)
+        .await
+        .map_err(|e| refused(e, &id))?;
     let names = cluster::product_names(&c).await;
+    let token = app.key.token(&id.user);
     let again = |error: &str| {
-        let body = views::ask(&member, &names, &form, Some(error));
+        let body = views::ask(&member, &names, &form, Some(error), &token);
         respond(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(&id),
@@ -314,7 +424,8 @@ async fn approvals(
         }
         Err(e) => return Err(refused(e, &id)),
     };
-    let body = views::approvals(&requests, done(&query));
+    let token = app.key.token(&id.user);
+    let body = views::approvals(&requests, done(&query), &token);
     Ok(respond(
         StatusCode::OK,
         Some(&id),
@@ -338,6 +449,9 @@ pub struct DecideForm {
     action: Option<String>,
     #[serde(default)]
     raison: Option<String>,
+    /// The token against cross-site forgery.
+    #[serde(default)]
+    jeton: Option<String>,
 }
 
 /// The decision a form's `action` asks for, and its word in the approvals
@@ -356,10 +470,12 @@ async fn decide(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((ns, name)): Path<(String, String)>,
-    Form(form): Form<DecideForm>,
+    form: Result<Form<DecideForm>, FormRejection>,
 ) -> Answer {
     let id = who(&app, peer, &headers)?;
-    same_site(&headers, &id)?;
+    let form = posted(&app, &headers, &id, form, |f: &DecideForm| {
+        f.jeton.as_deref()
+    })?;
     let c = client(&app, &id)?;
     let Some((decision, word)) = chosen(form.action.as_deref()) else {
         return Ok(fail(
@@ -438,11 +554,19 @@ mod tests {
         assert!(same_site(&headers, &agent()).is_ok());
         headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
         assert!(same_site(&headers, &agent()).is_ok());
-        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        let refused = same_site(&headers, &agent())
-            .err()
-            .map(IntoResponse::into_response);
-        assert_eq!(refused.map(|r| r.status()), Some(StatusCode::FORBIDDEN));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("none"));
+        assert!(same_site(&headers, &agent()).is_ok());
+        for site in ["cross-site", "same-site"] {
+            headers.insert("sec-fetch-site", HeaderValue::from_static(site));
+            let refused = same_site(&headers, &agent())
+                .err()
+                .map(IntoResponse::into_response);
+            assert_eq!(
+                refused.map(|r| r.status()),
+                Some(StatusCode::FORBIDDEN),
+                "{site}"
+            );
+        }
     }
 
     #[test]

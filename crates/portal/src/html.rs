@@ -1,6 +1,8 @@
 //! The pages' frame and words: one server-rendered layout (no script), its
 //! stylesheet (readable on a phone, visible focus, contrast of at least 4.5:1),
-//! HTML escaping, and the French for what mutu says in English.
+//! served apart at [`STYLESHEET`] so that the pages need nothing inline (their
+//! Content-Security-Policy allows no inline style or script), HTML escaping,
+//! and the French for what mutu says in English.
 
 use mutu_api::provisioning::{Decision, RequestReason};
 
@@ -20,7 +22,11 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
+/// Where the pages' stylesheet is served.
+pub const STYLESHEET: &str = "/style.css";
+
+/// The pages' stylesheet.
+pub const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:1.05rem;line-height:1.5;color:#1b1b1b;background:#fff}
 a{color:#0a4b8c}
@@ -69,7 +75,7 @@ pub fn page(title: &str, who: Option<&str>, body: &str, refresh: Option<u32>) ->
 <meta name="viewport" content="width=device-width, initial-scale=1">
 {refresh}
 <title>{title} — mutu</title>
-<style>{STYLE}</style>
+<link rel="stylesheet" href="{STYLESHEET}">
 </head>
 <body>
 <a class="skip" href="#contenu">Aller au contenu</a>
@@ -214,5 +220,17 @@ mod tests {
         assert!(p.contains(r##"href="#contenu""##));
         assert!(p.contains(r#"http-equiv="refresh" content="5""#));
         assert!(p.contains("agent@ans.be"));
+    }
+
+    #[test]
+    fn pages_have_nothing_inline_but_link_their_stylesheet() {
+        let p = page("Mes sites", None, "<p>x</p>", None);
+        assert!(
+            p.contains(r#"<link rel="stylesheet" href="/style.css">"#),
+            "{p}"
+        );
+        for inline in ["<style", "<script", " style=", " on"] {
+            assert!(!p.contains(inline), "{inline} in {p}");
+        }
     }
 }

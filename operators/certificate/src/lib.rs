@@ -26,7 +26,7 @@ use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use mutu_api::common::TENANT_NAMESPACE_PREFIX;
 use mutu_api::{Certificate, CertificateIssuer, MemberTenant};
@@ -199,11 +199,13 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
-        // Of a tenant, certificates read only its spec (its domains): its
-        // status, which counts its sites, changes with each of them.
+        // Of a tenant, certificates read only its spec and the domains it was
+        // admitted with: the rest of its status counts its sites, and changes with
+        // each of them.
         .watches_stream(
             after_initial_list(
-                tenant_stream.predicate_filter(predicates::generation, Default::default()),
+                tenant_stream
+                    .predicate_filter(mutu_runtime::watch::tenant_admission, Default::default()),
                 tenants,
             ),
             move |t: DeserializeGuard<MemberTenant>| {

@@ -99,12 +99,14 @@ fn offset(t: Timestamp) -> Result<time::OffsetDateTime, rcgen::Error> {
         .map_err(|_| rcgen::Error::CouldNotParseCertificationRequest)
 }
 
-fn random_serial() -> SerialNumber {
+/// A serial number from the system's cryptographic generator: serial numbers must be
+/// unpredictable.
+fn random_serial() -> Result<SerialNumber, rcgen::Error> {
     let mut bytes = [0u8; 16];
-    fastrand::fill(&mut bytes);
+    getrandom::fill(&mut bytes).map_err(|_| rcgen::Error::RingUnspecified)?;
     // A positive integer: the top bit clear, and never zero.
     bytes[0] = (bytes[0] & 0x7f) | 0x01;
-    SerialNumber::from_slice(&bytes)
+    Ok(SerialNumber::from_slice(&bytes))
 }
 
 /// A new CA certificate and key (PEM), valid for ten years.
@@ -123,7 +125,7 @@ pub fn new_ca(common_name: &str, now: Timestamp) -> Result<(String, String), rcg
     ];
     params.not_before = offset(now - SignedDuration::from_secs(3600))?;
     params.not_after = offset(now + SignedDuration::from_hours(24 * 3650))?;
-    params.serial_number = Some(random_serial());
+    params.serial_number = Some(random_serial()?);
     let cert = params.self_signed(&key)?;
     Ok((cert.pem(), key.serialize_pem()))
 }
@@ -178,7 +180,7 @@ pub fn sign_leaf(
     // A minute of slack for clocks that lag behind.
     params.not_before = offset(now - SignedDuration::from_secs(60))?;
     params.not_after = offset(now + lifetime)?;
-    params.serial_number = Some(random_serial());
+    params.serial_number = Some(random_serial()?);
     let cert = match ca {
         Some(ca) => {
             let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, &ca.key)?;

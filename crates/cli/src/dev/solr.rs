@@ -50,7 +50,8 @@ pub fn admin_password(layout: &Layout) -> anyhow::Result<String> {
         return Ok(p.trim().to_string());
     }
     let mut bytes = [0u8; 18];
-    fastrand::fill(&mut bytes);
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no random bytes for the password: {e}"))?;
     let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::create_dir_all(&layout.state)?;
     std::fs::write(&file, &password).with_context(|| format!("cannot write {}", file.display()))?;

@@ -1,6 +1,7 @@
 //! The approvers' page: every member's requests waiting for a decision, each
 //! with its forms to approve (if it passes its checks) or deny it.
 
+use super::token_field;
 use crate::html::{self, esc};
 use crate::model::{Checks, Request};
 
@@ -12,8 +13,9 @@ pub struct Done<'a> {
     pub denied: bool,
 }
 
-/// The page's body: `done` confirmed, then the pending ones of `requests`.
-pub fn approvals(requests: &[Request], done: Option<Done<'_>>) -> String {
+/// The page's body: `done` confirmed, then the pending ones of `requests`,
+/// their forms carrying the caller's `token` against cross-site forgery.
+pub fn approvals(requests: &[Request], done: Option<Done<'_>>, token: &str) -> String {
     let mut body = String::new();
     if let Some(done) = done {
         let what = if done.denied {
@@ -31,7 +33,7 @@ pub fn approvals(requests: &[Request], done: Option<Done<'_>>) -> String {
         body.push_str("<p>Aucune demande n'attend de décision.</p>");
     }
     for r in pending {
-        body.push_str(&card(r));
+        body.push_str(&card(r, token));
     }
     body
 }
@@ -51,7 +53,7 @@ fn waiting(requests: &[Request]) -> Vec<&Request> {
 }
 
 /// One request: what it asks, then how to decide.
-fn card(r: &Request) -> String {
+fn card(r: &Request, token: &str) -> String {
     let key = format!("{}-{}", r.namespace, r.name);
     let mut card = format!(
         r#"<section class="card" aria-labelledby="t-{key}"><h2 id="t-{key}">{ns}/{name}</h2><p>Produit : {product}<br>Adresses : {hosts}{comment}</p>"#,
@@ -67,19 +69,20 @@ fn card(r: &Request) -> String {
             .unwrap_or_default(),
     );
     if r.checks == Checks::Passed {
-        card.push_str(&approve_form(r));
+        card.push_str(&approve_form(r, token));
     } else {
         card.push_str(&failed_checks(r));
     }
-    card.push_str(&deny_form(r, &key));
+    card.push_str(&deny_form(r, &key, token));
     card
 }
 
-fn approve_form(r: &Request) -> String {
+fn approve_form(r: &Request, token: &str) -> String {
     format!(
-        r#"<form method="post" action="/approbations/{ns}/{name}"><input type="hidden" name="action" value="approuver"><button type="submit">Approuver {ns}/{name}</button></form>"#,
+        r#"<form method="post" action="/approbations/{ns}/{name}">{token}<input type="hidden" name="action" value="approuver"><button type="submit">Approuver {ns}/{name}</button></form>"#,
         ns = esc(&r.namespace),
-        name = esc(&r.name)
+        name = esc(&r.name),
+        token = token_field(token),
     )
 }
 
@@ -93,12 +96,13 @@ fn failed_checks(r: &Request) -> String {
 }
 
 /// The form to deny `r`, its fields named after `key`; it closes the card.
-fn deny_form(r: &Request, key: &str) -> String {
+fn deny_form(r: &Request, key: &str, token: &str) -> String {
     format!(
-        r#"<form method="post" action="/approbations/{ns}/{name}"><input type="hidden" name="action" value="refuser"><label for="raison-{key}">Raison du refus (le membre la lira)</label><textarea id="raison-{key}" name="raison" required></textarea><button type="submit" class="deny">Refuser {ns}/{name}</button></form></section>"#,
+        r#"<form method="post" action="/approbations/{ns}/{name}">{token}<input type="hidden" name="action" value="refuser"><label for="raison-{key}">Raison du refus (le membre la lira)</label><textarea id="raison-{key}" name="raison" required></textarea><button type="submit" class="deny">Refuser {ns}/{name}</button></form></section>"#,
         ns = esc(&r.namespace),
         name = esc(&r.name),
-        key = esc(key)
+        key = esc(key),
+        token = token_field(token),
     )
 }
 
@@ -114,7 +118,7 @@ mod tests {
         let mut decided = fixtures::request("web");
         decided.verdict = Verdict::Approved { by: "marie".into() };
         assert_eq!(
-            approvals(&[decided], None),
+            approvals(&[decided], None, "1.ab"),
             "<p>Aucune demande n'attend de décision.</p>"
         );
     }
@@ -127,6 +131,7 @@ mod tests {
                 request: "tenant-ans/web",
                 denied: true,
             }),
+            "1.ab",
         );
         assert!(
             body.starts_with(
@@ -140,6 +145,7 @@ mod tests {
                 request: "a<b",
                 denied: false,
             }),
+            "1.ab",
         );
         assert!(body.contains("Demande a&lt;b approuvée."), "{body}");
     }
@@ -159,8 +165,13 @@ mod tests {
     fn a_valid_request_can_be_approved_or_denied() {
         let mut r = fixtures::request("web");
         r.comment = Some("pour <la> fête".into());
-        let card = card(&r);
-        assert!(card.starts_with(r#"<section class="card" aria-labelledby="t-tenant-ans-web"><h2 id="t-tenant-ans-web">tenant-ans/web</h2><p>Produit : web<br>Adresses : www.ans.be, ans.be<br>Motif : pour &lt;la&gt; fête</p><form method="post" action="/approbations/tenant-ans/web"><input type="hidden" name="action" value="approuver">"#), "{card}");
+        let card = card(&r, "1.ab");
+        assert!(card.starts_with(r#"<section class="card" aria-labelledby="t-tenant-ans-web"><h2 id="t-tenant-ans-web">tenant-ans/web</h2><p>Produit : web<br>Adresses : www.ans.be, ans.be<br>Motif : pour &lt;la&gt; fête</p><form method="post" action="/approbations/tenant-ans/web"><input type="hidden" name="jeton" value="1.ab"><input type="hidden" name="action" value="approuver">"#), "{card}");
+        assert_eq!(
+            card.matches(r#"name="jeton" value="1.ab""#).count(),
+            2,
+            "{card}"
+        );
         assert!(card.ends_with(r#"<label for="raison-tenant-ans-web">Raison du refus (le membre la lira)</label><textarea id="raison-tenant-ans-web" name="raison" required></textarea><button type="submit" class="deny">Refuser tenant-ans/web</button></form></section>"#), "{card}");
     }
 
@@ -173,9 +184,13 @@ mod tests {
             subject: None,
             message: "a <reason>".into(),
         }];
-        let card = card(&r);
+        let card = card(&r, "1.ab");
         assert!(!card.contains(r#"value="approuver""#), "{card}");
         assert!(card.contains("<p>Cette demande ne passe pas les vérifications :</p><ul><li>a &lt;reason&gt;</li></ul>"), "{card}");
         assert!(card.contains(r#"value="refuser""#), "{card}");
+        assert!(
+            card.contains(r#"<form method="post" action="/approbations/tenant-ans/web"><input type="hidden" name="jeton" value="1.ab"><input type="hidden" name="action" value="refuser">"#),
+            "{card}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! "Demander un site": the request form, offering the products the member
 //! may still have, filled in again with what was sent when it is refused.
 
-use super::member_nav;
+use super::{member_nav, token_field};
 use crate::form::AskForm;
 use crate::html::{self, esc};
 use crate::model::{Member, ProductNames};
@@ -14,8 +14,15 @@ const LANGUAGES: [(&str, &str); 4] = [
     ("en", "English"),
 ];
 
-/// The form's page body for `member`, showing `form`'s values and `error`.
-pub fn ask(member: &Member, names: &ProductNames, form: &AskForm, error: Option<&str>) -> String {
+/// The form's page body for `member`, showing `form`'s values and `error`;
+/// `token` is the caller's token against cross-site forgery.
+pub fn ask(
+    member: &Member,
+    names: &ProductNames,
+    form: &AskForm,
+    error: Option<&str>,
+    token: &str,
+) -> String {
     let options = product_options(member, names, form.produit.as_deref());
     let mut body = member_nav(&member.name);
     if let Some(e) = error {
@@ -28,7 +35,7 @@ pub fn ask(member: &Member, names: &ProductNames, form: &AskForm, error: Option<
         ));
         return body;
     }
-    body.push_str(&form_html(member, &options, form));
+    body.push_str(&form_html(member, &options, form, token));
     body
 }
 
@@ -77,10 +84,11 @@ fn example_address(domains: &[String]) -> String {
         .unwrap_or_else(|| "www.commune.be".to_string())
 }
 
-/// The form itself, with the product `options`.
-fn form_html(member: &Member, options: &str, form: &AskForm) -> String {
+/// The form itself, with the product `options` and the caller's `token`.
+fn form_html(member: &Member, options: &str, form: &AskForm, token: &str) -> String {
     format!(
         r#"<form method="post" action="/membres/{t}/demander">
+{token}
 <label for="produit">Produit</label>
 <select id="produit" name="produit" required>{options}</select>
 <label for="adresse">Adresse du site</label>
@@ -101,6 +109,7 @@ fn form_html(member: &Member, options: &str, form: &AskForm) -> String {
         alias = esc(form.alias.as_deref().unwrap_or_default()),
         commentaire = esc(form.commentaire.as_deref().unwrap_or_default()),
         languages = language_options(form.langue.as_deref()),
+        token = token_field(token),
     )
 }
 
@@ -171,6 +180,7 @@ mod tests {
             &names(),
             &form,
             Some("Indiquez l'adresse du site."),
+            "1.ab",
         );
         assert!(
             body.contains(
@@ -182,6 +192,10 @@ mod tests {
         assert!(body.contains("&lt;pour la fête&gt;</textarea>"), "{body}");
         assert!(body.contains(r#"action="/membres/ans/demander""#), "{body}");
         assert!(
+            body.contains(r#"<input type="hidden" name="jeton" value="1.ab">"#),
+            "{body}"
+        );
+        assert!(
             body.contains("domaines de votre membre (ans.be), par exemple www.ans.be."),
             "{body}"
         );
@@ -191,7 +205,7 @@ mod tests {
     fn a_member_with_every_site_it_may_have_gets_no_form() {
         let mut member = fixtures::member();
         member.used.insert("web".into(), 2);
-        let body = ask(&member, &names(), &AskForm::default(), None);
+        let body = ask(&member, &names(), &AskForm::default(), None, "1.ab");
         assert!(!body.contains("<form"), "{body}");
         assert!(body.contains("utilise déjà tous les sites"), "{body}");
     }

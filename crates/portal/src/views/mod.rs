@@ -26,6 +26,15 @@ fn member_nav(tenant: &str) -> String {
     )
 }
 
+/// The hidden field carrying a form's token against cross-site forgery.
+fn token_field(token: &str) -> String {
+    format!(
+        r#"<input type="hidden" name="{}" value="{}">"#,
+        crate::csrf::FIELD,
+        esc(token)
+    )
+}
+
 /// A date as the pages show it: day/month/year.
 fn day(t: &Time) -> String {
     t.0.strftime("%d/%m/%Y").to_string()
@@ -90,6 +99,14 @@ mod tests {
         let nav = member_nav("a&b");
         assert!(nav.contains(r#"href="/membres/a&amp;b/sites""#), "{nav}");
         assert!(nav.contains(r#"href="/membres/a&amp;b/demander""#), "{nav}");
+    }
+
+    #[test]
+    fn the_token_is_a_hidden_field() {
+        assert_eq!(
+            token_field("1.a\"b"),
+            r#"<input type="hidden" name="jeton" value="1.a&quot;b">"#
+        );
     }
 
     #[test]
