@@ -67,6 +67,11 @@ pub const SUPERSEDED_BY_ANNOTATION: &str = "hosting.imio.be/superseded-by";
 /// `spec.release` and the Product's release.
 pub const RELEASE_ANNOTATION: &str = "hosting.imio.be/release";
 
+/// On a Backup or Restore a plan made: the plan (`migration/NAME` or
+/// `rollout/NAME`). A plan's Backups are not owned by it, so that deleting
+/// the plan deletes no backup data.
+pub const MADE_BY_ANNOTATION: &str = "hosting.imio.be/made-by";
+
 /// Label on a site's children, their pods and its Jobs naming the PloneSite they belong to
 /// (in the same namespace).
 pub const SITE_LABEL: &str = "hosting.imio.be/site";

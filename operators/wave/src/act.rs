@@ -261,25 +261,28 @@ async fn perform(ctx: &Ctx, plan: &PlanRef, site: &PloneSite, action: Action) ->
                 Kind::Migration { .. } => BackupTrigger::Migration,
                 Kind::Rollout { .. } => BackupTrigger::Rollout,
             };
-            let backup: Backup = owned(
+            // Not owned by the plan: a deleted plan takes no backup data with it.
+            let backup: Backup = made_by(
                 plan,
                 site,
                 &name,
                 "Backup",
                 "backup",
                 json!({"site": site.name_any(), "trigger": trigger}),
+                false,
             )?;
             let api: Api<Backup> = Api::namespaced(ctx.client().clone(), &ns);
             create_once(ctx, &api, &backup, format!("the Backup {ns}/{name}")).await
         }
         Action::CreateRestore { name, backup } => {
-            let restore: Restore = owned(
+            let restore: Restore = made_by(
                 plan,
                 site,
                 &name,
                 "Restore",
                 "restore",
                 json!({"site": site.name_any(), "backup": backup}),
+                true,
             )?;
             let api: Api<Restore> = Api::namespaced(ctx.client().clone(), &ns);
             create_once(ctx, &api, &restore, format!("the Restore {ns}/{name}")).await
@@ -318,15 +321,22 @@ async fn supersede(ctx: &Ctx, ns: &str, claim: &str, by: Option<String>) -> Resu
     Ok(())
 }
 
-/// A Backup or Restore `name` of the site, owned by the plan.
-fn owned<K: DeserializeOwned>(
+/// A Backup or Restore `name` of the site made by the plan (labelled with
+/// it), owned by it when `owned`.
+fn made_by<K: DeserializeOwned>(
     plan: &PlanRef,
     site: &PloneSite,
     name: &str,
     kind: &str,
     component: &str,
     spec: Value,
+    owned: bool,
 ) -> Result<K, Error> {
+    let owners = if owned {
+        json!([plan.owner_ref()])
+    } else {
+        json!([])
+    };
     serde_json::from_value(json!({
         "apiVersion": mutu_api::API_VERSION, "kind": kind,
         "metadata": {
@@ -337,7 +347,8 @@ fn owned<K: DeserializeOwned>(
                 mutu_api::COMPONENT: component,
                 SITE_LABEL: site.name_any(),
             },
-            "ownerReferences": [plan.owner_ref()],
+            "annotations": {mutu_api::MADE_BY_ANNOTATION: plan.who()},
+            "ownerReferences": owners,
         },
         "spec": spec,
     }))

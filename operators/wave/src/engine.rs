@@ -208,6 +208,11 @@ impl Caches {
     }
 }
 
+/// The finalizer of plans: a plan being deleted starts no more sites, lets
+/// those in flight finish (done, or put back where they were), puts back in
+/// service the nodes it cordoned when it did not complete, and only then goes.
+pub const FINALIZER: &str = "hosting.imio.be/wave";
+
 /// How long a changed site may take to be Ready, by default.
 const DEFAULT_VERIFY: Duration = Duration::from_secs(600);
 const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -329,6 +334,18 @@ async fn advance_plan<K: Plan>(
         return Ok(mutu_runtime::controller::not_listed_yet());
     }
     let api: Api<K> = Api::all(ctx.client().clone());
+    let deleting = plan.meta().deletion_timestamp.is_some();
+    let finalized = plan.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && !finalized {
+        return Ok(Action::await_change());
+    }
+    if !finalized {
+        // The write brings the plan back with its finalizer; the work starts then.
+        let mut list = plan.finalizers().to_vec();
+        list.push(FINALIZER.to_string());
+        set_finalizers(ctx, &api, plan, &plan_ref, list).await?;
+        return Ok(Action::await_change());
+    }
     let stored = data
         .memo
         .lock()
@@ -363,19 +380,27 @@ async fn advance_plan<K: Plan>(
             stored.site_progress.iter().any(|p| progress::key(p) == key)
         })
         .collect();
-    if hold.is_none() {
+    if hold.is_none() && !deleting {
         start_sites(data, &plan_ref, &mut status.site_progress, &now);
     }
     if plan::uncordon(&plan_ref, &status.site_progress) {
-        uncordon(ctx, plan, &mut status).await?;
+        uncordon(
+            ctx,
+            plan,
+            &mut status,
+            "a site is being put back on its pool",
+        )
+        .await?;
     }
     let events = work_on(ctx, &plan_ref, &mut status.site_progress, recorded, &now).await?;
     crate::act::let_go_finished(ctx, &plan_ref, &status.site_progress).await?;
     if let Kind::Migration { from, .. } = &plan_ref.kind {
         delete_old_volumes(ctx, &plan_ref, &mut status.site_progress, &now).await?;
-        cordon(ctx, plan, from, &mut status, &sites).await?;
+        if !deleting {
+            cordon(ctx, plan, from, &mut status, &sites).await?;
+        }
     }
-    let (conds, busy) = settle(
+    let (mut conds, busy) = settle(
         &mut status,
         &plan_ref,
         invalid.as_deref(),
@@ -387,7 +412,91 @@ async fn advance_plan<K: Plan>(
         ctx.event(plan, failed, reason_code, format!("{site}: {reason}"))
             .await;
     }
+    if deleting {
+        let counted = progress::counts(status.site_progress.iter());
+        if counted.in_flight == 0 {
+            return let_go_of_plan(ctx, &api, plan, &plan_ref, status).await;
+        }
+        conds = vec![Cond::new(
+            mutu_api::CONDITION_PROGRESSING,
+            true,
+            "Deleting",
+            plan::deleting(&counted),
+        )];
+    }
     finish(ctx, &api, plan, &plan_ref, status, conds, busy).await
+}
+
+/// The last work of a deleted plan, once no site is in flight: the nodes it
+/// cordoned take sites again unless it moved every site it had to, and its
+/// finalizer goes.
+async fn let_go_of_plan<K: Plan>(
+    ctx: &Ctx,
+    api: &Api<K>,
+    plan: &K,
+    plan_ref: &PlanRef,
+    mut status: WaveStatus,
+) -> Result<Action, Error> {
+    let counted = progress::counts(status.site_progress.iter());
+    if !status.cordoned_nodes.is_empty() {
+        if plan::uncordon_when_deleted(&counted) {
+            let why = "the plan was deleted before it moved all its sites";
+            uncordon(ctx, plan, &mut status, why).await?;
+        } else {
+            let message = format!(
+                "the plan moved all its sites: nodes {} stay cordoned",
+                status.cordoned_nodes.join(", ")
+            );
+            ctx.event(plan, false, "NodesStayCordoned", message).await;
+        }
+    }
+    let list: Vec<String> = plan
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(ctx, api, plan, plan_ref, list).await?;
+    ctx.data
+        .metrics
+        .forget(plan_ref.kind_name(), &plan_ref.name);
+    let mut memo = ctx.data.memo.lock().unwrap_or_else(|e| e.into_inner());
+    memo.remove(&plan_ref.uid);
+    Ok(Action::await_change())
+}
+
+/// Writes the plan's finalizers over the version read: a plan changed since
+/// (a lagging cache) gets a conflict and is reconciled again.
+async fn set_finalizers<K: Plan>(
+    ctx: &Ctx,
+    api: &Api<K>,
+    plan: &K,
+    plan_ref: &PlanRef,
+    list: Vec<String>,
+) -> Result<(), Error> {
+    let patch = json!({"metadata": {
+        "finalizers": list,
+        "resourceVersion": plan.resource_version(),
+    }});
+    match api
+        .patch(
+            &plan_ref.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics
+                .write(ctx.name, "finalizer", plan_ref.kind_name());
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            what: format!("write the finalizers of {}", plan_ref.name),
+            source,
+        }),
+    }
 }
 
 /// The counts, waves and conditions of the status after a reconcile's work,
@@ -492,7 +601,12 @@ async fn work_on(
 }
 
 /// The nodes the plan cordoned take sites again.
-async fn uncordon<K: Plan>(ctx: &Ctx, plan: &K, status: &mut WaveStatus) -> Result<(), Error> {
+async fn uncordon<K: Plan>(
+    ctx: &Ctx,
+    plan: &K,
+    status: &mut WaveStatus,
+    why: &str,
+) -> Result<(), Error> {
     for name in std::mem::take(&mut status.cordoned_nodes) {
         let nodes: Api<Node> = Api::all(ctx.client().clone());
         let unset = json!({"spec": {"unschedulable": null}});
@@ -509,8 +623,7 @@ async fn uncordon<K: Plan>(ctx: &Ctx, plan: &K, status: &mut WaveStatus) -> Resu
                 });
             }
         }
-        let message =
-            format!("node {name} takes sites again: a site is being put back on its pool");
+        let message = format!("node {name} takes sites again: {why}");
         ctx.event(plan, false, "NodeUncordoned", message).await;
     }
     Ok(())

@@ -275,6 +275,21 @@ pub fn uncordon(plan: &PlanRef, progress: &[SiteProgress]) -> bool {
         && progress.iter().any(|p| p.step == SiteStep::RollingBack)
 }
 
+/// Whether a deleted plan puts back in service the nodes it cordoned: yes
+/// unless it moved every site it had (none pending or failed), since the
+/// sites it leaves where they were may need their pool.
+pub fn uncordon_when_deleted(counted: &SiteCounts) -> bool {
+    counted.pending > 0 || counted.failed > 0
+}
+
+/// What a plan being deleted waits for.
+pub fn deleting(counted: &SiteCounts) -> String {
+    format!(
+        "the plan is being deleted: {} site(s) in flight finish first (done, or put back where they were); {} pending site(s) are not started",
+        counted.in_flight, counted.pending
+    )
+}
+
 /// The plan's conditions (Progressing, Complete, Failed) after a reconcile.
 pub fn conditions(
     plan: &PlanRef,
@@ -562,6 +577,22 @@ mod tests {
             }))
             .unwrap_or_else(|e| panic!("{e}")),
         )
+    }
+
+    #[test]
+    fn a_deleted_plan_puts_its_nodes_back_unless_it_moved_every_site() {
+        assert!(!uncordon_when_deleted(&counts(0, 0, 3, 0)));
+        assert!(uncordon_when_deleted(&counts(2, 0, 3, 0)));
+        assert!(uncordon_when_deleted(&counts(0, 0, 3, 1)));
+        let message = deleting(&counts(4, 2, 1, 0));
+        assert!(
+            message.contains("2 site(s) in flight finish first"),
+            "{message}"
+        );
+        assert!(
+            message.contains("4 pending site(s) are not started"),
+            "{message}"
+        );
     }
 
     #[test]

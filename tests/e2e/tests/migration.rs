@@ -148,6 +148,9 @@ async fn thirty_sites_move_to_the_frontend_pool_through_an_operator_kill_and_a_f
     restart_operator(true, PHYSICAL).await?;
     let result = scenario(&client).await;
     // Whatever happened, the next user of the cluster gets it back as it was.
+    let _ = Api::<Node>::all(client.clone())
+        .delete(EMPTY_NODE, &DeleteParams::default())
+        .await;
     set_cordon(&client, "physical", false).await?;
     restart_operator(true, &[]).await?;
     result
@@ -430,6 +433,186 @@ async fn scenario(client: &Client) -> anyhow::Result<()> {
     recreated_site_finds_its_data_and_retention_keeps_it(client, &ns2, &product, &volume, &plan2)
         .await?;
     api.delete(&plan2, &DeleteParams::default()).await?;
+    eventually(TIMEOUT, "the second plan to be gone", || async {
+        api.get_opt(&plan2).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    // Its backups outlive it: a deleted plan takes no backup data with it.
+    let made = plans_backups(client, &ns2, &plan2).await?;
+    let expected: Vec<String> = [
+        "keep-final",
+        "keep-pre",
+        "x-frontend-unready-final",
+        "x-frontend-unready-pre",
+    ]
+    .iter()
+    .map(|b| format!("{plan2}-{b}"))
+    .collect();
+    assert_eq!(made, expected, "the plan's backups of keep and x");
+    a_plan_deleted_midway_finishes_its_site_in_flight_and_puts_its_nodes_back(client, &product)
+        .await
+}
+
+/// The Backups that MigrationPlan `plan` made in `ns`, each checked to be
+/// owned by nothing (so that deleting the plan deletes none).
+async fn plans_backups(client: &Client, ns: &str, plan: &str) -> anyhow::Result<Vec<String>> {
+    let made_by = format!("migration/{plan}");
+    let mut names = Vec::new();
+    for b in Api::<mutu_api::Backup>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+    {
+        if b.annotations().get(mutu_api::MADE_BY_ANNOTATION) == Some(&made_by) {
+            assert!(
+                b.owner_references().is_empty(),
+                "{} is owned: {:?}",
+                b.name_any(),
+                b.owner_references()
+            );
+            names.push(b.name_any());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Name of the empty node the mid-way deletion test adds to the physical pool.
+const EMPTY_NODE: &str = "mig-empty-physical";
+
+/// A plan deleted while a site is in flight, after it cordoned an emptied node:
+/// it starts no other site, stays (saying why) until that site is done, then
+/// goes, leaving no node cordoned, no site in maintenance or held, and its
+/// backups.
+async fn a_plan_deleted_midway_finishes_its_site_in_flight_and_puts_its_nodes_back(
+    client: &Client,
+    product: &str,
+) -> anyhow::Result<()> {
+    let run = unique_name("mig3");
+    let names: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
+    let ns = member_with_sites(
+        client,
+        "mig-e",
+        product,
+        &names,
+        json!({"migration": run}),
+        TIMEOUT,
+    )
+    .await?;
+    // A node of the physical pool that takes no pod: once a site has left,
+    // it holds none and the plan cordons it.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let body = json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": EMPTY_NODE, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {mutu_api::POOL_LABEL: "physical", "type": "kwok"}},
+        "spec": {"taints": [{"key": "mutu.test/empty", "effect": "NoSchedule"}]},
+    });
+    nodes
+        .create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    let plan = unique_name("midway");
+    create_plan(
+        client,
+        &plan,
+        json!({"selector": {"matchLabels": {"migration": run}}, "from": "physical",
+               "to": "frontend", "waveSize": 1, "maxInFlight": 1, "failureThreshold": 3,
+               "verifyTimeout": "120s"}),
+    )
+    .await?;
+    let api: Api<MigrationPlan> = Api::all(client.clone());
+    let status = || async {
+        api.get(&plan)
+            .await
+            .ok()
+            .and_then(|p| p.status)
+            .unwrap_or_default()
+    };
+    let pause = |paused: bool| {
+        let (api, plan) = (api.clone(), plan.clone());
+        async move {
+            api.patch(
+                &plan,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": {"paused": paused}})),
+            )
+            .await
+        }
+    };
+    // Paused with its first site in flight: it finishes that one, cordons the
+    // emptied node and starts no other.
+    eventually(TIMEOUT, "the first site in flight", || async {
+        (status().await.sites.in_flight == 1).then_some(())
+    })
+    .await?;
+    pause(true).await?;
+    let cordoned = eventually(
+        TIMEOUT,
+        "the first site done, the empty node cordoned",
+        || async {
+            let st = status().await;
+            (st.sites.done == 1 && st.cordoned_nodes.iter().any(|n| n == EMPTY_NODE))
+                .then_some(st.cordoned_nodes)
+        },
+    )
+    .await?;
+    // Resumed, the second site starts; the plan is deleted while it is in flight.
+    pause(false).await?;
+    eventually(TIMEOUT, "the second site in flight", || async {
+        let st = status().await;
+        (st.sites.in_flight == 1 && st.sites.done == 1).then_some(())
+    })
+    .await?;
+    api.delete(&plan, &DeleteParams::default()).await?;
+    let message = eventually(TIMEOUT, "the plan to say it is being deleted", || async {
+        let st = status().await;
+        let c = conditions::find(&st.conditions, mutu_api::CONDITION_PROGRESSING)?;
+        (c.reason == "Deleting").then(|| c.message.clone())
+    })
+    .await?;
+    assert!(
+        message.contains("1 site(s) in flight finish first")
+            && message.contains("1 pending site(s) are not started"),
+        "{message}"
+    );
+    eventually(TIMEOUT, "the deleted plan to be gone", || async {
+        api.get_opt(&plan).await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    // The nodes it cordoned take sites again: it did not move all its sites.
+    for name in &cordoned {
+        let node = nodes.get(name).await?;
+        assert_ne!(
+            node.spec.and_then(|s| s.unschedulable),
+            Some(true),
+            "{name} is still cordoned"
+        );
+    }
+    // The site in flight finished its move; the third was never touched.
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
+    for name in ["a", "b"] {
+        let s = sites.get(name).await?;
+        let volume = s
+            .annotations()
+            .get(mutu_api::DATA_VOLUME_ANNOTATION)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("{ns}/{name} has no new data volume"))?;
+        check_site(client, &ns, name, "frontend", &volume).await?;
+    }
+    check_site(client, &ns, "c", "physical", "data-c-zeo-0").await?;
+    for s in sites.list(&ListParams::default()).await?.items {
+        assert!(
+            !s.annotations().contains_key(mutu_api::HELD_BY_ANNOTATION),
+            "{} is still held",
+            s.name_any()
+        );
+    }
+    let made = plans_backups(client, &ns, &plan).await?;
+    let expected: Vec<String> = ["a-final", "a-pre", "b-final", "b-pre"]
+        .iter()
+        .map(|b| format!("{plan}-{b}"))
+        .collect();
+    assert_eq!(made, expected, "the plan's backups of a and b, none of c");
     Ok(())
 }
 
