@@ -110,6 +110,127 @@ pub fn platform_fields(name: &str, namespace: &str) -> Vec<Value> {
     vec![policy, binding]
 }
 
+/// What mutu's service accounts write in namespaces, by API group: the kinds the operator
+/// makes for tenants (and its own Lease-free objects in its namespace).
+const CONFINED: [(&str, &[&str]); 6] = [
+    (
+        "",
+        &[
+            "secrets",
+            "configmaps",
+            "services",
+            "persistentvolumeclaims",
+            "pods",
+            "resourcequotas",
+            "limitranges",
+        ],
+    ),
+    ("apps", &["deployments", "statefulsets"]),
+    ("batch", &["jobs"]),
+    ("policy", &["poddisruptionbudgets"]),
+    ("networking.k8s.io", &["ingresses", "networkpolicies"]),
+    ("rbac.authorization.k8s.io", &["rolebindings", "roles"]),
+];
+
+/// A policy (and its binding), both named `name`, that confines the writes of the service
+/// accounts of `namespace` (mutu's operator and portal) to tenant namespaces (labelled
+/// [`crate::TENANT_LABEL`]) and `namespace` itself. Their ClusterRole lets them write
+/// Secrets, Jobs, Deployments and RoleBindings in every namespace, because tenant
+/// namespaces are made as tenants come; this policy keeps a stolen token of theirs out of
+/// `kube-system` and every other namespace.
+pub fn operator_confinement(name: &str, namespace: &str) -> Vec<Value> {
+    let labels = json!({
+        "app.kubernetes.io/managed-by": "mutu",
+        "app.kubernetes.io/component": "admission",
+    });
+    let mut rules: Vec<Value> = CONFINED
+        .iter()
+        .map(|(group, resources)| {
+            json!({
+                "apiGroups": [group],
+                "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE", "DELETE"],
+                "resources": resources,
+            })
+        })
+        .collect();
+    rules.push(json!({
+        "apiGroups": [""],
+        "apiVersions": ["*"],
+        "operations": ["CREATE", "UPDATE", "DELETE"],
+        "resources": ["namespaces"],
+    }));
+    let tenant = crate::TENANT_LABEL;
+    let prefix = crate::common::TENANT_NAMESPACE_PREFIX;
+    // A namespace is a tenant's when it was made labelled (as `tenant-<name>`) and kept
+    // its label: mutu never labels a namespace it did not make.
+    let labelled =
+        |obj: &str| format!("has({obj}.metadata.labels) && '{tenant}' in {obj}.metadata.labels");
+    let policy = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": rules},
+            "matchConditions": [{
+                "name": "mutus-own-service-accounts",
+                "expression": format!(
+                    "request.userInfo.username.startsWith('system:serviceaccount:{namespace}:')"
+                ),
+            }],
+            "validations": [
+                {
+                    "expression": format!(
+                        "request.resource.resource == 'namespaces' || request.namespace == '{namespace}' || (namespaceObject != null && {})",
+                        labelled("namespaceObject")
+                    ),
+                    "messageExpression": format!(
+                        "'mutu writes ' + request.resource.resource + ' only in tenant namespaces (labelled {tenant}) and in {namespace}; namespace ' + request.namespace + ' is neither'"
+                    ),
+                    "reason": "Forbidden",
+                },
+                {
+                    "expression": format!(
+                        "request.resource.resource != 'namespaces' || (oldObject == null ? object.metadata.name.startsWith('{prefix}') && {new} : {old} && (object == null || ({new} && object.metadata.labels['{tenant}'] == oldObject.metadata.labels['{tenant}'])))",
+                        new = labelled("object"),
+                        old = labelled("oldObject"),
+                    ),
+                    "messageExpression": format!(
+                        "'mutu makes, changes and deletes only tenant namespaces ({prefix}NAME, labelled {tenant} when made, the label never changed): namespace ' + request.name + ' is not one'"
+                    ),
+                    "reason": "Forbidden",
+                },
+            ],
+        },
+    });
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+        },
+    });
+    vec![policy, binding]
+}
+
+/// The chart's policies: [`platform_fields`] named `fields` and [`operator_confinement`]
+/// named `confinement`, as one YAML stream with a header saying it is generated.
+pub fn chart_policies_yaml(
+    fields: &str,
+    confinement: &str,
+    namespace: &str,
+) -> Result<String, serde_saphyr::SerializeError> {
+    let mut out = platform_fields_yaml(fields, namespace)?;
+    for doc in operator_confinement(confinement, namespace) {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&doc)?);
+    }
+    Ok(out)
+}
+
 /// [`platform_fields`] as one YAML stream, with a header saying it is generated.
 pub fn platform_fields_yaml(
     name: &str,

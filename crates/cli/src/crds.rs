@@ -35,15 +35,25 @@ pub struct CrdsArgs {
 #[cfg(test)]
 const CHART_POLICY: &str = "charts/mutu/templates/platform-fields-policy.yaml";
 const CHART_POLICY_NAME: &str = "{{ include \"mutu.fullname\" . }}-platform-fields";
+const CHART_CONFINEMENT_NAME: &str = "{{ include \"mutu.fullname\" . }}-operator-confinement";
 const CHART_NAMESPACE: &str = "{{ .Release.Namespace }}";
 
-/// The chart's admission policy: named after the release, for the release's namespace. The
+/// The chart's admission policies (the platform's fields, and the confinement of mutu's
+/// service accounts to tenant namespaces): named after the release, for the release's
+/// namespace. The
 /// name is left unquoted so that Helm, which renders the text before YAML reads it, sees
 /// plain template actions.
 fn chart_policy_yaml() -> Result<String, serde_saphyr::SerializeError> {
-    let text = mutu_api::policy::platform_fields_yaml(CHART_POLICY_NAME, CHART_NAMESPACE)?;
-    let quoted = format!("{CHART_POLICY_NAME:?}");
-    Ok(text.replace(&quoted, CHART_POLICY_NAME))
+    let text = mutu_api::policy::chart_policies_yaml(
+        CHART_POLICY_NAME,
+        CHART_CONFINEMENT_NAME,
+        CHART_NAMESPACE,
+    )?;
+    let mut text = text;
+    for name in [CHART_POLICY_NAME, CHART_CONFINEMENT_NAME] {
+        text = text.replace(&format!("{name:?}"), name);
+    }
+    Ok(text)
 }
 
 pub fn run(args: CrdsArgs) -> anyhow::Result<()> {

@@ -344,6 +344,165 @@ async fn deployments_available(client: &Client, names: &[String]) -> anyhow::Res
     Ok(())
 }
 
+/// Checks that `attempt` was refused (403) with a message holding `says`, and prints it.
+fn refused<T: std::fmt::Debug>(case: &str, attempt: Result<T, kube::Error>, says: &str) {
+    match attempt {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "{case}: {}", status.message);
+            assert!(
+                status.message.contains(says),
+                "{case}: {says:?} not in {:?}",
+                status.message
+            );
+            println!("operator token refused: {case}: {}", status.message);
+        }
+        other => panic!("{case}: not refused: {other:?}"),
+    }
+}
+
+/// What the chart refuses to the operator's own token (`sa`; `admin` is the platform), with what it allows in the
+/// member's namespace `tenant_ns` beside: its RBAC (no pod made, no exec, no admission
+/// policy touched, no role escalated) and its confinement policy (Secrets, Jobs and
+/// RoleBindings only in tenant namespaces, no namespace labelled or deleted that is not a
+/// tenant's).
+async fn the_operators_token_writes_only_in_tenant_namespaces(
+    admin: &kube::Client,
+    sa: &kube::Client,
+    tenant_ns: &str,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
+    use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+    let secret = |name: &str| -> anyhow::Result<Secret> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "stringData": {"k": "v"},
+        }))?)
+    };
+    let pp = PostParams::default();
+    let confined = "only in tenant namespaces";
+    // Allowed where it works: a Secret in the member's namespace.
+    let own: Api<Secret> = Api::namespaced(sa.clone(), tenant_ns);
+    own.create(&pp, &secret("operator-may")?).await?;
+    own.delete("operator-may", &DeleteParams::default()).await?;
+    for ns in ["default", "kube-system"] {
+        let secrets: Api<Secret> = Api::namespaced(sa.clone(), ns);
+        refused(
+            &format!("a Secret in {ns}"),
+            secrets.create(&pp, &secret("stolen")?).await,
+            confined,
+        );
+    }
+    let job: Job = serde_json::from_value(serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "stolen"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox"}]}}},
+    }))?;
+    refused(
+        "a Job in default",
+        Api::<Job>::namespaced(sa.clone(), "default")
+            .create(&pp, &job)
+            .await,
+        confined,
+    );
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "stolen"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "mutu:tenant-admin"},
+        "subjects": [{"kind": "User", "name": "intruder", "apiGroup": "rbac.authorization.k8s.io"}],
+    }))?;
+    refused(
+        "a RoleBinding in kube-system",
+        Api::<RoleBinding>::namespaced(sa.clone(), "kube-system")
+            .create(&pp, &binding)
+            .await,
+        confined,
+    );
+    let namespaces: Api<Namespace> = Api::all(sa.clone());
+    let not_a_tenant = "only tenant namespaces";
+    refused(
+        "labelling default as a tenant's namespace",
+        namespaces
+            .patch(
+                "default",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    &serde_json::json!({"metadata": {"labels": {mutu_api::TENANT_LABEL: "x"}}}),
+                ),
+            )
+            .await,
+        not_a_tenant,
+    );
+    let evil: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "not-a-tenant", "labels": {mutu_api::TENANT_LABEL: "x"}},
+    }))?;
+    refused(
+        "a namespace not named tenant-*",
+        namespaces.create(&pp, &evil).await,
+        not_a_tenant,
+    );
+    let bystander: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bystander"},
+    }))?;
+    Api::<Namespace>::all(admin.clone())
+        .create(&pp, &bystander)
+        .await?;
+    refused(
+        "deleting a namespace that is not a tenant's",
+        namespaces
+            .delete("bystander", &DeleteParams::default())
+            .await,
+        not_a_tenant,
+    );
+    let kept = Api::<Namespace>::all(admin.clone())
+        .get("bystander")
+        .await?;
+    assert!(kept.metadata.deletion_timestamp.is_none());
+    // What its RBAC never gave it.
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stolen"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }))?;
+    refused(
+        "a pod in the member's namespace",
+        Api::<Pod>::namespaced(sa.clone(), tenant_ns)
+            .create(&pp, &pod)
+            .await,
+        "cannot create resource \"pods\"",
+    );
+    let admin: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "stolen-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "cluster-admin"},
+        "subjects": [{"kind": "User", "name": "intruder", "apiGroup": "rbac.authorization.k8s.io"}],
+    }))?;
+    refused(
+        "binding cluster-admin",
+        Api::<ClusterRoleBinding>::all(sa.clone())
+            .create(&pp, &admin)
+            .await,
+        "forbidden",
+    );
+    let policies: Api<
+        k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding,
+    > = Api::all(sa.clone());
+    refused(
+        "deleting its own confinement",
+        policies
+            .delete(
+                &format!("{RELEASE}-mutu-operator-confinement"),
+                &DeleteParams::default(),
+            )
+            .await,
+        "cannot delete resource",
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_chart_installs_its_operator_works_under_its_rbac_and_upgrades() -> anyhow::Result<()> {
     let plane = Plane::up("test-chart", API_PORT)?;
@@ -512,6 +671,14 @@ async fn the_chart_installs_its_operator_works_under_its_rbac_and_upgrades() -> 
         "the chart's RBAC refused the operator:\n{}",
         denied.join("\n")
     );
+    let sa_config = kube::config::Kubeconfig::read_from(&sa_kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        sa_config,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let sa = kube::Client::try_from(config)?;
+    the_operators_token_writes_only_in_tenant_namespaces(&client, &sa, &ns).await?;
 
     // Every metric the dashboard and the alerts use is one the operator exposes.
     let exposed = scrape(&format!("http://{metrics}/metrics")).await?;
