@@ -303,6 +303,9 @@ pub enum BackupTrigger {
 #[x_kube(validation = Rule::new("self == oldSelf").message(
     "spec: a Restore cannot be changed once created; create a new Restore instead"
 ))]
+#[x_kube(validation = Rule::new("!has(self.confirm) || self.confirm == self.site").message(
+    "spec.confirm: write the site's name (spec.site) to confirm that its current data is replaced"
+))]
 pub struct RestoreSpec {
     /// PloneSite to restore, in the same namespace. Its current data is replaced.
     #[schemars(length(max = 253))]
@@ -317,6 +320,13 @@ pub struct RestoreSpec {
     /// end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub point_in_time: Option<Time>,
+
+    /// The site's name again (as in `spec.site`), to confirm that its current data is
+    /// replaced. Required when the site is live (Ready): without it, the Restore fails and
+    /// changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub confirm: Option<String>,
 }
 
 /// What mutu observed about a backup or restore run.

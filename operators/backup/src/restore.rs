@@ -33,6 +33,71 @@ pub const MAINTENANCE: &str = mutu_api::MAINTENANCE_ANNOTATION;
 /// Finalizer that lifts the maintenance when a Restore is deleted midway.
 pub const FINALIZER: &str = "hosting.imio.be/restore";
 
+/// Annotation on a Backup naming the Restores that ran from it (`name=uid`,
+/// comma-separated, the newest last), so that a Restore deleted and applied
+/// again (a GitOps pipeline re-applying its YAML) does not run again.
+pub const RESTORED_BY: &str = "hosting.imio.be/restored-by";
+/// How many Restores a Backup remembers.
+const REMEMBERED: usize = 50;
+
+/// The Restores that ran from `backup`, as (name, uid).
+fn restored_by(backup: &Backup) -> Vec<(String, String)> {
+    backup
+        .annotations()
+        .get(RESTORED_BY)
+        .map(|v| {
+            v.split(',')
+                .filter_map(|e| e.split_once('='))
+                .map(|(n, u)| (n.to_string(), u.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a Restore named like `r`, but another object, already ran from `backup`.
+fn ran_before(r: &Restore, backup: &Backup) -> bool {
+    let (name, uid) = (r.name_any(), r.uid().unwrap_or_default());
+    restored_by(backup)
+        .iter()
+        .any(|(n, u)| *n == name && *u != uid)
+}
+
+/// The annotation value recording `r` on `backup` (the oldest entries dropped), or `None`
+/// when it is recorded already.
+fn record_restore(r: &Restore, backup: &Backup) -> Option<String> {
+    let entry = (r.name_any(), r.uid().unwrap_or_default());
+    let mut list = restored_by(backup);
+    if list.contains(&entry) {
+        return None;
+    }
+    list.push(entry);
+    let skip = list.len().saturating_sub(REMEMBERED);
+    Some(
+        list[skip..]
+            .iter()
+            .map(|(n, u)| format!("{n}={u}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// Why `r` may not overwrite `site` yet: the site is live (Ready) and the Restore does not
+/// confirm it by naming it in `spec.confirm`. A plan's own Restores (a rollback) need no
+/// confirmation.
+fn unconfirmed(r: &Restore, site: &PloneSite) -> Option<String> {
+    let live = site
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, mutu_api::CONDITION_READY));
+    let name = site.name_any();
+    if !live || owner_holder(r).is_some() || r.spec.confirm.as_deref() == Some(name.as_str()) {
+        return None;
+    }
+    Some(format!(
+        "site {name} is live (Ready): this restore would replace its current data, so it must be confirmed; nothing was changed. Create the Restore again with spec.confirm: {name}"
+    ))
+}
+
 /// The value of the maintenance annotation this restore sets on its site.
 fn maintenance_mark(r: &Restore) -> String {
     format!("restore/{}", r.name_any())
@@ -331,9 +396,17 @@ async fn restore(r: &Restore, ctx: &Ctx, api: &Api<Restore>) -> Result<Action, E
             return run.wait("WaitingForBackup", msg).await;
         }
     }
-    if ctx.data.site(&ns, site_name).is_none() {
+    let Some(site) = ctx.data.site(&ns, site_name) else {
         return fail_if_confirmed_missing::<PloneSite, _, _>(ctx, &ns, site_name, || run.no_site())
             .await;
+    };
+    if run.status.start_time.is_none() && owner_holder(r).is_none() {
+        if ran_before(r, &backup) {
+            return run.already_ran(&backup).await;
+        }
+        if let Some(msg) = unconfirmed(r, &site) {
+            return run.fail("NotConfirmed", msg).await;
+        }
     }
     // A plan's own Restore, while the plan holds the site, goes before older Restores (they
     // wait for the plan's hold anyway).
@@ -401,6 +474,52 @@ impl<'a> RestoreRun<'a> {
         self.write(&failed_and_done(reason, msg.clone())).await?;
         ctx.event(restore, true, reason, msg).await;
         Ok(Action::await_change())
+    }
+
+    /// A Restore of this name already ran from this Backup, as another object: this one is
+    /// the same YAML applied again, and does nothing.
+    async fn already_ran(mut self, backup: &Backup) -> Result<Action, Error> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        let msg = format!(
+            "a Restore {} already ran from Backup {} (recorded on the Backup, {RESTORED_BY}); this one, applied again, does nothing. To restore again, create a Restore with a new name",
+            restore.name_any(),
+            backup.name_any()
+        );
+        self.status.completion_time = Some(Time(mutu_runtime::status::now()));
+        self.write(&[
+            Cond::new(
+                mutu_api::CONDITION_COMPLETE,
+                true,
+                "AlreadyRan",
+                msg.clone(),
+            ),
+            done(),
+        ])
+        .await?;
+        ctx.event(restore, false, "AlreadyRan", msg).await;
+        Ok(Action::await_change())
+    }
+
+    /// Records on the Backup that this Restore runs from it (before its Job starts).
+    async fn record(&self) -> Result<(), Error> {
+        let (ctx, restore) = (self.ctx, self.restore);
+        let Some(backup) = ctx.data.backup(&self.ns, &restore.spec.backup) else {
+            return Ok(());
+        };
+        let Some(value) = record_restore(restore, &backup) else {
+            return Ok(());
+        };
+        let api: Api<Backup> = Api::namespaced(ctx.client().clone(), &self.ns);
+        let patch = json!({"metadata": {"annotations": {RESTORED_BY: value}}});
+        api.patch(
+            &backup.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(kube_err("record the restore on its Backup"))?;
+        ctx.metrics.write(ctx.name, "patch", "Backup");
+        Ok(())
     }
 
     /// The Backup the Restore names does not exist.
@@ -485,6 +604,9 @@ impl<'a> RestoreRun<'a> {
             })
             .await;
         };
+        if owner_holder(restore).is_none() {
+            self.record().await?;
+        }
         self.create_job(&site).await
     }
 
@@ -746,6 +868,75 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_applied_again_as_a_new_object_is_recognised_on_its_backup() {
+        let mut first: Restore =
+            (*restore("undo", "delib", "2026-01-01T00:00:00Z", json!([]))).clone();
+        first.metadata.uid = Some("uid-1".into());
+        let mut b: Backup = (*backup("delib-1", "delib", json!({}))).clone();
+        assert!(!ran_before(&first, &b));
+        let value = record_restore(&first, &b).unwrap_or_default();
+        assert_eq!(value, "undo=uid-1");
+        b.metadata.annotations = Some([(RESTORED_BY.to_string(), value)].into());
+        // The same object: recorded, and not taken for a second run.
+        assert_eq!(record_restore(&first, &b), None);
+        assert!(!ran_before(&first, &b));
+        // The same YAML applied again: another object of the same name.
+        let mut again = first.clone();
+        again.metadata.uid = Some("uid-2".into());
+        assert!(ran_before(&again, &b));
+        // Another name is another restore.
+        let mut other = first.clone();
+        other.metadata.name = Some("undo-2".into());
+        other.metadata.uid = Some("uid-3".into());
+        assert!(!ran_before(&other, &b));
+        // The Backup remembers the newest ones only.
+        let mut long = b.clone();
+        for i in 0..60 {
+            let mut r = first.clone();
+            r.metadata.name = Some(format!("r{i}"));
+            r.metadata.uid = Some(format!("u{i}"));
+            let v = record_restore(&r, &long).unwrap_or_default();
+            long.metadata.annotations = Some([(RESTORED_BY.to_string(), v)].into());
+        }
+        let kept = restored_by(&long);
+        assert_eq!(kept.len(), REMEMBERED);
+        assert_eq!(kept.last(), Some(&("r59".to_string(), "u59".to_string())));
+    }
+
+    #[test]
+    fn a_restore_over_a_live_site_must_name_it_in_confirm() {
+        let ready = json!([condition("Ready", "True", "2026-01-01T00:00:00Z")]);
+        let live = site(json!({}), ready);
+        let down = site(
+            json!({}),
+            json!([condition("Ready", "False", "2026-01-01T00:00:00Z")]),
+        );
+        let mut r: Restore = (*restore("undo", "delib", "2026-01-01T00:00:00Z", json!([]))).clone();
+        let why = unconfirmed(&r, &live).unwrap_or_default();
+        assert!(
+            why.contains("site delib is live") && why.contains("spec.confirm: delib"),
+            "{why}"
+        );
+        assert_eq!(
+            unconfirmed(&r, &down),
+            None,
+            "a site that is down is not live"
+        );
+        r.spec.confirm = Some("delib".into());
+        assert_eq!(unconfirmed(&r, &live), None);
+        // A plan's rollback needs none.
+        r.spec.confirm = None;
+        r.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                kind: "ReleaseRollout".into(),
+                name: "to-6".into(),
+                ..Default::default()
+            },
+        ]);
+        assert_eq!(unconfirmed(&r, &live), None);
+    }
+
+    #[test]
     fn a_restore_made_by_a_plan_works_under_the_plans_hold_of_the_site() {
         let mut r: Restore = (*restore("copy", "delib", "2026-01-01T00:00:00Z", json!([]))).clone();
         assert_eq!(owner_holder(&r), None);
@@ -870,6 +1061,7 @@ mod tests {
             site: "delib".into(),
             backup: "delib-1".into(),
             point_in_time: None,
+            confirm: None,
         };
         assert_eq!(
             restore_args(&zeo, "/backups/delib".into(), &spec),
@@ -907,6 +1099,7 @@ mod tests {
             site: "delib".into(),
             backup: "delib-1".into(),
             point_in_time: Some(Time(at("2026-01-01T03:00:00Z"))),
+            confirm: None,
         };
         assert_eq!(
             restore_args(&rel, "/backups/delib".into(), &spec),
@@ -920,6 +1113,7 @@ mod tests {
             site: "notes".into(),
             backup: "notes-1".into(),
             point_in_time: None,
+            confirm: None,
         };
         let volume = Storage::Volume {
             claim: "notes-data".into(),

@@ -282,7 +282,8 @@ pub async fn backup_site(
     .await
 }
 
-/// Creates the Restore `name` of site `site` in namespace `ns` from Backup `backup`.
+/// Creates the Restore `name` of site `site` in namespace `ns` from Backup `backup`,
+/// confirming that the site's current data is replaced (`spec.confirm`).
 pub async fn restore_site(
     client: &Client,
     ns: &str,
@@ -296,7 +297,7 @@ pub async fn restore_site(
         serde_json::json!({
             "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
             "metadata": {"name": name, "namespace": ns},
-            "spec": {"site": site, "backup": backup},
+            "spec": {"site": site, "backup": backup, "confirm": site},
         }),
     )
     .await

@@ -212,6 +212,81 @@ async fn an_on_demand_backup_completes_and_its_restore_brings_the_site_back() ->
             .contains_key(mutu_api::MAINTENANCE_ANNOTATION),
         "a refused restore never stops the site"
     );
+
+    // A restore over the live site that does not confirm it (spec.confirm) changes nothing.
+    create::<Restore>(
+        &client,
+        &ns,
+        json!({"apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+               "metadata": {"name": "unconfirmed", "namespace": ns},
+               "spec": {"site": "delib", "backup": "before-council"}}),
+    )
+    .await?;
+    let refused = wait_for(
+        &restores,
+        "unconfirmed",
+        TIMEOUT,
+        "the refusal of an unconfirmed restore",
+        |r: Option<&Restore>| {
+            r.and_then(|r| cond(r.status.as_ref(), "Failed"))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    let failed = cond(refused.status.as_ref(), "Failed")
+        .ok_or_else(|| anyhow::anyhow!("no Failed condition"))?;
+    assert_eq!(failed.reason, "NotConfirmed");
+    assert!(
+        failed.message.contains("spec.confirm: delib"),
+        "{}",
+        failed.message
+    );
+    // The Restore YAML applied again by a pipeline (deleted, then created again): it does
+    // not run a second time.
+    let jobs = Api::<Job>::namespaced(client.clone(), &ns);
+    let first_job = jobs.get("restore-undo").await?.metadata.uid;
+    restores.delete("undo", &DeleteParams::default()).await?;
+    eventually(TIMEOUT, "the first Restore to be gone", || async {
+        restores.get_opt("undo").await.ok()?.is_none().then_some(())
+    })
+    .await?;
+    mutu_e2e::restore_site(&client, &ns, "undo", "delib", "before-council").await?;
+    let again = wait_for(
+        &restores,
+        "undo",
+        TIMEOUT,
+        "the re-applied Restore to finish",
+        |r: Option<&Restore>| {
+            r.and_then(|r| cond(r.status.as_ref(), "Complete"))
+                .is_some_and(|c| c.status == "True")
+        },
+    )
+    .await?;
+    let complete = cond(again.status.as_ref(), "Complete")
+        .ok_or_else(|| anyhow::anyhow!("no Complete condition"))?;
+    assert_eq!(complete.reason, "AlreadyRan", "{}", complete.message);
+    assert!(
+        again.status.and_then(|s| s.start_time).is_none(),
+        "it never started"
+    );
+    let job_now = jobs
+        .get_opt("restore-undo")
+        .await?
+        .and_then(|j| j.metadata.uid);
+    assert!(
+        job_now.is_none() || job_now == first_job,
+        "no second restore Job ran"
+    );
+    assert!(jobs.get_opt("restore-unconfirmed").await?.is_none());
+    let site = sites.get("delib").await?;
+    assert!(
+        !site
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(mutu_api::MAINTENANCE_ANNOTATION),
+        "neither stopped the site"
+    );
     sites.delete("delib", &DeleteParams::default()).await?;
     Ok(())
 }

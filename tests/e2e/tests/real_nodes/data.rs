@@ -157,7 +157,7 @@ async fn a_zeo_sites_backup_holds_its_content_and_a_restore_brings_it_back_byte_
         json!({
             "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
             "metadata": {"name": "at-minutes", "namespace": ns},
-            "spec": {"site": "data", "backup": "later", "pointInTime": at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
+            "spec": {"site": "data", "backup": "later", "confirm": "data", "pointInTime": at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
         }),
     )
     .await?;
@@ -263,7 +263,7 @@ async fn a_generic_products_volume_is_backed_up_and_restored_as_it_was() -> anyh
         json!({
             "apiVersion": mutu_api::API_VERSION, "kind": "Restore",
             "metadata": {"name": "at-noon", "namespace": ns},
-            "spec": {"site": "notes", "backup": "night", "pointInTime": "2026-01-01T12:00:00Z"},
+            "spec": {"site": "notes", "backup": "night", "confirm": "notes", "pointInTime": "2026-01-01T12:00:00Z"},
         }),
     )
     .await?;
