@@ -216,4 +216,11 @@ pub struct MemberTenantStatus {
     /// Number of sites the member has, per product, e.g. `delib: 1`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sites: BTreeMap<String, i32>,
+
+    /// The domains the member was admitted with: its sites and certificates may use names
+    /// under these only. A change of `spec.domains` that is refused leaves them as they
+    /// were (a removed domain goes at once), and a domain held here comes before another
+    /// tenant's claim on it, whatever the tenants' ages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domains: Option<Vec<String>>,
 }

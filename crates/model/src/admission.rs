@@ -47,10 +47,16 @@ pub fn is_public_suffix(domain: &str) -> bool {
     psl::domain_str(domain.trim_end_matches('.')).is_none()
 }
 
-/// The domains `tenant` may serve names under: its own, not a public suffix (the tenant
-/// controller refuses those too).
+/// The domains `tenant` may serve names under: those of its spec it was admitted with
+/// (`status.domains`; all of them for a tenant the controller has not looked at since that
+/// field exists), never a public suffix (the tenant controller refuses those too).
 pub fn granted_domains(tenant: &MemberTenant) -> impl Iterator<Item = &String> {
-    tenant.spec.domains.iter().filter(|d| !is_public_suffix(d))
+    let admitted = tenant.status.as_ref().and_then(|s| s.domains.as_ref());
+    tenant
+        .spec
+        .domains
+        .iter()
+        .filter(move |d| !is_public_suffix(d) && admitted.is_none_or(|a| a.contains(d)))
 }
 
 /// The tenant owning the namespace `ns`, if it is a member's namespace.
@@ -279,6 +285,24 @@ mod tests {
             "{}",
             r[0].message
         );
+    }
+
+    #[test]
+    fn only_the_domains_a_tenant_was_admitted_with_are_granted() {
+        let mut t = tenant();
+        t.spec.domains = vec!["mons.be".into(), "ans.be".into(), "be".into()];
+        let granted = |t: &MemberTenant| granted_domains(t).cloned().collect::<Vec<_>>();
+        // Not looked at since the field exists: its spec, public suffixes left out.
+        assert_eq!(granted(&t), ["mons.be", "ans.be"]);
+        // Admitted with mons.be only (ans.be was refused): ans.be grants nothing.
+        t.status = Some(mutu_api::tenant::MemberTenantStatus {
+            domains: Some(vec!["mons.be".into()]),
+            ..Default::default()
+        });
+        assert_eq!(granted(&t), ["mons.be"]);
+        // A domain removed from the spec goes, whatever the status says.
+        t.spec.domains = vec!["ans.be".into()];
+        assert!(granted(&t).is_empty());
     }
 
     #[test]

@@ -283,3 +283,18 @@ where
         .filter(|o| o.labels().get(label).is_some_and(|v| v == value))
         .collect()
 }
+
+/// A predicate on tenants as their sites and certificates read them: a change of the
+/// spec (generation) or of the domains the tenant was admitted with (`status.domains`),
+/// not of the rest of its status (it counts the sites, and changes with each of them).
+pub fn tenant_admission(t: &kube::core::DeserializeGuard<mutu_api::MemberTenant>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    t.meta().generation.hash(&mut h);
+    t.0.as_ref()
+        .ok()
+        .and_then(|t| t.status.as_ref())
+        .and_then(|s| s.domains.as_ref())
+        .hash(&mut h);
+    Some(h.finish())
+}

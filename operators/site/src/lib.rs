@@ -204,12 +204,13 @@ pub async fn run(
         .watches_stream(cert_stream, queue.via(|o| owning_site(&o)))
         .watches_stream(idx_stream, queue.via(|o| owning_site(&o)))
         .watches_stream(secret_stream, queue.via(|o| owning_site(&o)))
-        // Only a change of a tenant's spec (generation) concerns its sites: its
-        // status counts them, and each site's own status write would
-        // otherwise re-check all of its neighbours.
+        // Only a change of a tenant's spec (generation) or of the domains it was
+        // admitted with concerns its sites: the rest of its status counts them, and
+        // each site's own status write would otherwise re-check all of its neighbours.
         .watches_stream(
             after_initial_list(
-                tenant_stream.predicate_filter(predicates::generation, Default::default()),
+                tenant_stream
+                    .predicate_filter(mutu_runtime::watch::tenant_admission, Default::default()),
                 tenants,
             ),
             move |t: DeserializeGuard<MemberTenant>| {

@@ -248,6 +248,19 @@ async fn provision(
     ));
 
     if let Some(first) = refusals.first() {
+        // An admitted tenant keeps the domains it held and still asks for (or, admitted
+        // before they were recorded, those not refused); one never admitted holds none.
+        let refused: BTreeSet<&str> = refusals.iter().filter_map(Refusal::domain).collect();
+        let held = match (&current.domains, &current.namespace) {
+            (Some(held), _) => held.clone(),
+            (None, Some(_)) => tenant.spec.domains.clone(),
+            (None, None) => Vec::new(),
+        };
+        desired_status.domains = Some(
+            held.into_iter()
+                .filter(|d| tenant.spec.domains.contains(d) && !refused.contains(d.as_str()))
+                .collect(),
+        );
         let message = refusals
             .iter()
             .map(Refusal::message)
@@ -292,6 +305,7 @@ async fn provision(
     applier.prune(&ctx.data.policies, &uid, &keep).await?;
 
     desired_status.namespace = Some(ns.clone());
+    desired_status.domains = Some(tenant.spec.domains.clone());
     let usage: Vec<String> = tenant
         .spec
         .entitlements

@@ -1,6 +1,7 @@
 //! What a tenant may not claim, decided from all tenants at once: a domain
-//! suffix belongs to the first tenant that claimed it, and a tenant's name must
-//! leave room for its namespace name.
+//! suffix belongs to the tenant that holds it (admitted with it, `status.domains`),
+//! else to the first that asked for it; and a tenant's name must leave room for
+//! its namespace name.
 
 use kube::Resource;
 use kube::ResourceExt;
@@ -31,6 +32,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The domain of `spec.domains` this refusal is about, if it is about one.
+    pub fn domain(&self) -> Option<&str> {
+        match self {
+            Refusal::DomainConflict { domain, .. } | Refusal::PublicSuffix { domain } => {
+                Some(domain)
+            }
+            _ => None,
+        }
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::NameTooLong { .. } => "NameTooLong",
@@ -89,7 +100,26 @@ pub fn overlaps(a: &str, b: &str) -> bool {
     a == b || under(a, b) || under(b, a)
 }
 
-/// Order of claims: the older tenant (by creation time, then name) wins.
+/// Whether `t` was admitted with a domain overlapping `domain` (`status.domains`).
+fn holds(t: &MemberTenant, domain: &str) -> bool {
+    t.status
+        .as_ref()
+        .and_then(|s| s.domains.as_ref())
+        .is_some_and(|held| held.iter().any(|d| overlaps(d, domain)))
+}
+
+/// Whether `other`'s claim on `domain` comes before `tenant`'s: the tenant that holds it
+/// (was admitted with it) first, so that no tenant takes a domain from another by adding it
+/// to its spec; between two that hold it, or two that only ask for it, the older one.
+fn comes_first(other: &MemberTenant, tenant: &MemberTenant, domain: &str) -> bool {
+    match (holds(other, domain), holds(tenant, domain)) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => claimed_before(other, tenant),
+    }
+}
+
+/// Order of claims between equals: the older tenant (by creation time, then name).
 fn claimed_before(a: &MemberTenant, b: &MemberTenant) -> bool {
     fn key(t: &MemberTenant) -> (Option<k8s_openapi::jiff::Timestamp>, &str) {
         (
@@ -114,7 +144,6 @@ pub fn refusals<'a>(
         .into_iter()
         .filter(|o| o.meta().name.as_deref() != Some(name.as_str()))
         .filter(|o| o.meta().deletion_timestamp.is_none())
-        .filter(|o| claimed_before(o, tenant))
         .collect();
     for domain in &tenant.spec.domains {
         if mutu_model::admission::is_public_suffix(domain) {
@@ -123,13 +152,16 @@ pub fn refusals<'a>(
             });
             continue;
         }
-        let conflict = others.iter().find_map(|o| {
-            o.spec
-                .domains
-                .iter()
-                .find(|d| overlaps(domain, d))
-                .map(|d| (o.name_any(), d.clone()))
-        });
+        let conflict = others
+            .iter()
+            .filter(|o| comes_first(o, tenant, domain))
+            .find_map(|o| {
+                o.spec
+                    .domains
+                    .iter()
+                    .find(|d| overlaps(domain, d))
+                    .map(|d| (o.name_any(), d.clone()))
+            });
         if let Some((other, other_domain)) = conflict {
             out.push(Refusal::DomainConflict {
                 domain: domain.clone(),
@@ -219,6 +251,46 @@ mod tests {
             message.contains("mons.be") && message.contains("MemberTenant mons"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn the_tenant_that_holds_a_domain_comes_before_an_older_one_that_adds_it() {
+        let held = |mut t: MemberTenant, domains: &[&str]| {
+            t.status = Some(mutu_api::tenant::MemberTenantStatus {
+                domains: Some(domains.iter().map(|d| d.to_string()).collect()),
+                ..Default::default()
+            });
+            t
+        };
+        // The older tenant adds the newer one's admitted domain to its spec.
+        let old = held(
+            tenant("old", "2019-01-01T00:00:00Z", &["old.be", "new.be"]),
+            &["old.be"],
+        );
+        let new = held(
+            tenant("new", "2020-01-01T00:00:00Z", &["new.be"]),
+            &["new.be"],
+        );
+        let all = [old.clone(), new.clone()];
+        let refused = refusals(&old, all.iter());
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].domain(), Some("new.be"));
+        assert!(
+            refused[0].message().contains("MemberTenant new"),
+            "{refused:?}"
+        );
+        assert!(refusals(&new, all.iter()).is_empty());
+        // A subdomain of a held domain too.
+        let sub = held(
+            tenant("old", "2019-01-01T00:00:00Z", &["old.be", "www.new.be"]),
+            &["old.be"],
+        );
+        assert_eq!(refusals(&sub, [sub.clone(), new.clone()].iter()).len(), 1);
+        // Neither holds it (both only ask): the older one.
+        let a = tenant("a", "2019-01-01T00:00:00Z", &["x.be"]);
+        let b = tenant("b", "2020-01-01T00:00:00Z", &["x.be"]);
+        assert!(refusals(&a, [a.clone(), b.clone()].iter()).is_empty());
+        assert_eq!(refusals(&b, [a, b.clone()].iter()).len(), 1);
     }
 
     #[test]
