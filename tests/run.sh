@@ -77,6 +77,7 @@ done
 
 echo "==> end-to-end tests"
 if ! cargo test --locked -p mutu-e2e --test e2e -- --test-threads=4 \
+   || ! cargo test --locked -p mutu-e2e --test hostile \
    || ! cargo test --locked -p mutu-e2e --test serial -- --test-threads=1 \
    || ! cargo test --locked -p mutu-e2e --test migration -- --test-threads=1 \
    || ! cargo test --locked -p mutu-e2e --test chart -- --test-threads=1 \

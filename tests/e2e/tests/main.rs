@@ -6,7 +6,6 @@ mod api;
 mod backup;
 mod certificate;
 mod control_plane;
-mod hostile;
 mod plugin;
 mod portal;
 mod provisioning;

@@ -287,6 +287,35 @@ async fn retain_keeps_the_namespace_and_its_volumes_and_delete_removes_it() -> a
         Some("Bound"),
         "the volume is kept"
     );
+    // Its quota and network isolation stay for the sites that may still run there, owned
+    // by nothing (the garbage collector would take them with the tenant otherwise).
+    let retained_ns = format!("tenant-{kept}");
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &retained_ns)
+        .get("tenant-quota")
+        .await?;
+    assert!(
+        quota
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &retained_ns)
+        .list(&Default::default())
+        .await?
+        .items;
+    assert!(!policies.is_empty(), "the network policies are kept");
+    for p in &policies {
+        assert!(
+            p.metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default()
+                .is_empty(),
+            "{:?} still has an owner",
+            p.metadata.name
+        );
+    }
 
     eventually(
         TIMEOUT,

@@ -102,13 +102,12 @@ impl As {
             "{case}: {method} {path} answered {status}: {}",
             text.chars().take(300).collect::<String>()
         );
-        crate::hostile::count(case, &format!("Solr answered 403 to {method} {path}"));
+        crate::count(case, &format!("Solr answered 403 to {method} {path}"));
         Ok(())
     }
 }
 
-#[tokio::test]
-async fn a_sites_solr_credentials_reach_only_its_own_collection() -> anyhow::Result<()> {
+pub async fn a_sites_solr_credentials_reach_only_its_own_collection() -> anyhow::Result<()> {
     let client = testing::client().await?;
     let solr = mutu_e2e::solr_admin(&client).await?;
     let ns = testing::namespace(&client, "hostile-solr").await?;

@@ -18,7 +18,7 @@ use mutu_runtime::testing::{self, eventually, unique_name};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::hostile::count;
+use crate::count;
 
 const APPROVERS: &str = "mutu-approvers";
 
@@ -186,8 +186,7 @@ async fn requests_in(client: &Client, ns: &str) -> anyhow::Result<Vec<Provisioni
         .items)
 }
 
-#[tokio::test]
-async fn forged_identities_and_forms_are_refused_by_the_portal_and_change_nothing()
+pub async fn forged_identities_and_forms_are_refused_by_the_portal_and_change_nothing()
 -> anyhow::Result<()> {
     let client = testing::client().await?;
     let (a, ns_a, product, domain) =
@@ -364,8 +363,7 @@ async fn forged_identities_and_forms_are_refused_by_the_portal_and_change_nothin
     Ok(())
 }
 
-#[tokio::test]
-async fn forged_decisions_are_refused_by_the_portal_and_the_request_stays_pending()
+pub async fn forged_decisions_are_refused_by_the_portal_and_the_request_stays_pending()
 -> anyhow::Result<()> {
     let client = testing::client().await?;
     let (a, ns, product, domain) =
