@@ -49,6 +49,16 @@ fn next_step(job: Option<JobState>) -> Step {
     }
 }
 
+/// Longest a backup Job may run: past it, Kubernetes stops it and the Backup fails, so a
+/// stuck backup does not hold its policy's place for the rest of the night.
+pub const DEADLINE: Duration = Duration::from_secs(6 * 3600);
+/// How long a backup Job whose pod is not running yet (unschedulable, refused by a quota,
+/// its image not pulled) keeps its place among its policy's running backups.
+pub const START_GRACE: Duration = Duration::from_secs(10 * 60);
+/// Most manual backups of one member that run at once (the others queue): one member
+/// cannot take every place of a policy.
+pub const MANUAL_PER_MEMBER: usize = 2;
+
 /// How busy a policy is: its backups whose Jobs run, and its cap.
 #[derive(Debug, PartialEq, Eq)]
 struct PolicyLoad {
@@ -64,28 +74,97 @@ enum Hold {
     Restore(String),
     /// The policy runs as many backups as it allows.
     Queued(PolicyLoad),
+    /// The member runs as many manual backups at once as it may.
+    MemberBusy(usize),
 }
 
 /// Whether a backup may start its Job: not while a restore of its site runs
 /// (`restore_running`), nor while its policy is at its cap (`load`; the cap
 /// holds for every backup, scheduled or not, and is at least one).
-fn hold(restore_running: Option<String>, load: Option<PolicyLoad>) -> Option<Hold> {
+fn hold(
+    restore_running: Option<String>,
+    manual_running: Option<usize>,
+    load: Option<PolicyLoad>,
+) -> Option<Hold> {
     if let Some(restore) = restore_running {
         return Some(Hold::Restore(restore));
+    }
+    if let Some(n) = manual_running.filter(|n| *n >= MANUAL_PER_MEMBER) {
+        return Some(Hold::MemberBusy(n));
     }
     load.filter(|l| l.running >= l.max_concurrent.max(1) as usize)
         .map(Hold::Queued)
 }
 
-/// The backup Jobs of `policy` that run.
-fn running_backups_of(policy: &str, jobs: &[Arc<Job>]) -> usize {
+/// Whether a backup Job takes a place among its policy's running backups: it runs, and
+/// its pod does (a ready pod), or it was made less than [`START_GRACE`] ago.
+fn takes_a_place(job: &Job, now: jiff::Timestamp) -> bool {
+    if jobs::job_state(job) != JobState::Running {
+        return false;
+    }
+    let status = job.status.as_ref();
+    let ready = status.and_then(|s| s.ready).unwrap_or(0) > 0;
+    let made = job.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let young = made.is_none_or(|t| {
+        now.duration_since(t) < jiff::SignedDuration::try_from(START_GRACE).unwrap_or_default()
+    });
+    ready || young
+}
+
+/// The backup Jobs of `policy` that take a place (see [`takes_a_place`]).
+fn running_backups_of(policy: &str, jobs: &[Arc<Job>], now: jiff::Timestamp) -> usize {
     jobs.iter()
         .filter(|j| {
             j.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some(jobs::BACKUP)
                 && j.labels().get(jobs::POLICY_LABEL).map(String::as_str) == Some(policy)
+                && takes_a_place(j, now)
+        })
+        .count()
+}
+
+/// Label on the Job of a manual Backup.
+pub const MANUAL_LABEL: &str = "hosting.imio.be/manual";
+
+/// A backup Job this process made, until the cache shows it.
+#[derive(Clone, Debug)]
+pub struct Started {
+    policy: Option<String>,
+    manual: bool,
+    at: std::time::Instant,
+}
+
+/// The Jobs of manual backups in namespace `ns` that run.
+fn manual_running(ns: &str, jobs: &[Arc<Job>]) -> usize {
+    jobs.iter()
+        .filter(|j| {
+            j.namespace().as_deref() == Some(ns)
+                && j.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some(jobs::BACKUP)
+                && j.labels().contains_key(MANUAL_LABEL)
                 && jobs::job_state(j) == JobState::Running
         })
         .count()
+}
+
+/// The Jobs this process made that the cache does not show yet (forgetting the others),
+/// as (namespace, what they count against).
+fn unseen(ctx: &Ctx, jobs: &[Arc<Job>]) -> Vec<(String, Started)> {
+    let mut started = ctx.data.started.lock().unwrap_or_else(|e| e.into_inner());
+    started.retain(|key, s| {
+        let (ns, name) = key.split_once('/').unwrap_or_default();
+        let seen = jobs
+            .iter()
+            .any(|j| j.namespace().as_deref() == Some(ns) && j.name_any() == name);
+        !seen && s.at.elapsed() < Duration::from_secs(120)
+    });
+    started
+        .iter()
+        .map(|(key, s)| {
+            (
+                key.split('/').next().unwrap_or_default().to_string(),
+                s.clone(),
+            )
+        })
+        .collect()
 }
 
 /// The backups of `site` whose data the repository keeps: every Backup object
@@ -160,12 +239,22 @@ fn policy_of(ctx: &Ctx, backup: &Backup, site: &PloneSite) -> Option<String> {
     })
 }
 
-/// How busy `policy` is, if it exists.
-fn load_of(ctx: &Ctx, policy: Option<&str>) -> Option<PolicyLoad> {
+/// How busy `policy` is, if it exists: its Jobs that take a place, and those this process
+/// made that the cache does not show yet (`unseen`).
+fn load_of(
+    ctx: &Ctx,
+    policy: Option<&str>,
+    jobs: &[Arc<Job>],
+    unseen: &[(String, Started)],
+) -> Option<PolicyLoad> {
     let p = ctx.data.policy(policy?)?;
     let policy = p.name_any();
+    let not_yet = unseen
+        .iter()
+        .filter(|(_, s)| s.policy.as_deref() == Some(policy.as_str()))
+        .count();
     Some(PolicyLoad {
-        running: running_backups_of(&policy, &ctx.data.jobs.state()),
+        running: running_backups_of(&policy, jobs, jiff::Timestamp::now()) + not_yet,
         policy,
         max_concurrent: p.spec.max_concurrent,
     })
@@ -189,12 +278,26 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Ctx>) -> Result<Action, Err
     let job = ctx.data.job(&run.ns, &run.job_name);
     match next_step(job.as_deref().map(jobs::job_state)) {
         Step::Start => {
+            // One start at a time in this process: the places a policy has left are
+            // counted, then taken, before another Backup counts them.
+            let _one_start = ctx.data.start_lock.lock().await;
             let policy = policy_of(&ctx, &backup, &site);
             let restore_running = ctx
                 .data
                 .restore_running(&run.ns, &backup.spec.site)
                 .map(|r| r.name_any());
-            match hold(restore_running, load_of(&ctx, policy.as_deref())) {
+            let jobs = ctx.data.jobs.state();
+            let unseen = unseen(&ctx, &jobs);
+            let manual =
+                (backup.spec.trigger == mutu_api::backup::BackupTrigger::Manual).then(|| {
+                    manual_running(&run.ns, &jobs)
+                        + unseen
+                            .iter()
+                            .filter(|(ns, s)| *ns == run.ns && s.manual)
+                            .count()
+                });
+            let load = load_of(&ctx, policy.as_deref(), &jobs, &unseen);
+            match hold(restore_running, manual, load) {
                 Some(why) => run.hold(why).await,
                 None => run.start(&site, policy).await,
             }
@@ -262,6 +365,13 @@ impl<'a> BackupRun<'a> {
                 self.write(&[waiting("WaitingForRestore", msg)]).await?;
                 Ok(Action::requeue(Duration::from_secs(10)))
             }
+            Hold::MemberBusy(running) => {
+                let msg = format!(
+                    "{running} manual backups of this member run already (at most {MANUAL_PER_MEMBER} at once); this one starts when one of them finishes"
+                );
+                self.write(&[waiting("Queued", msg)]).await?;
+                Ok(Action::requeue(Duration::from_secs(15)))
+            }
             Hold::Queued(load) => {
                 let PolicyLoad {
                     policy,
@@ -295,7 +405,7 @@ impl<'a> BackupRun<'a> {
             }
         };
         ensure_volume(self.ctx, &self.ns).await?;
-        let job = match self.job(&storage, policy) {
+        let job = match self.job(&storage, policy.clone()) {
             Ok(job) => job,
             Err(blocked) => return self.refuse("Unsupported", blocked.to_string()).await,
         };
@@ -309,6 +419,19 @@ impl<'a> BackupRun<'a> {
                 what: format!("create Job {}", self.job_name),
                 source,
             })?;
+        self.ctx
+            .data
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                format!("{}/{}", self.ns, self.job_name),
+                Started {
+                    policy,
+                    manual: self.backup.spec.trigger == mutu_api::backup::BackupTrigger::Manual,
+                    at: std::time::Instant::now(),
+                },
+            );
         let site_name = &self.backup.spec.site;
         self.status.start_time.get_or_insert(self.now.clone());
         self.status.location = Some(format!(
@@ -344,6 +467,13 @@ impl<'a> BackupRun<'a> {
         };
         let mut job = storage.job(&spec, &ctx.data.config)?;
         run_script(&mut job, script);
+        if let Some(spec) = job.spec.as_mut() {
+            spec.active_deadline_seconds = Some(DEADLINE.as_secs() as i64);
+        }
+        if backup.spec.trigger == mutu_api::backup::BackupTrigger::Manual {
+            job.labels_mut()
+                .insert(MANUAL_LABEL.to_string(), "true".to_string());
+        }
         Ok(job)
     }
 
@@ -518,31 +648,40 @@ mod tests {
     #[test]
     fn a_running_restore_of_the_site_goes_first_even_below_the_cap() {
         assert_eq!(
-            hold(Some("delib-1".into()), Some(load(0, 4))),
+            hold(Some("delib-1".into()), None, Some(load(0, 4))),
             Some(Hold::Restore("delib-1".into()))
         );
         assert_eq!(
-            hold(Some("delib-1".into()), Some(load(4, 4))),
+            hold(Some("delib-1".into()), None, Some(load(4, 4))),
             Some(Hold::Restore("delib-1".into()))
         );
     }
 
     #[test]
     fn a_backup_is_queued_while_its_policy_runs_max_concurrent() {
-        assert_eq!(hold(None, Some(load(3, 4))), None);
-        assert_eq!(hold(None, Some(load(4, 4))), Some(Hold::Queued(load(4, 4))));
-        assert_eq!(hold(None, Some(load(5, 4))), Some(Hold::Queued(load(5, 4))));
+        assert_eq!(hold(None, None, Some(load(3, 4))), None);
+        assert_eq!(
+            hold(None, None, Some(load(4, 4))),
+            Some(Hold::Queued(load(4, 4)))
+        );
+        assert_eq!(
+            hold(None, None, Some(load(5, 4))),
+            Some(Hold::Queued(load(5, 4)))
+        );
     }
 
     #[test]
     fn a_cap_below_one_still_lets_one_backup_run() {
-        assert_eq!(hold(None, Some(load(0, 0))), None);
-        assert_eq!(hold(None, Some(load(1, 0))), Some(Hold::Queued(load(1, 0))));
+        assert_eq!(hold(None, None, Some(load(0, 0))), None);
+        assert_eq!(
+            hold(None, None, Some(load(1, 0))),
+            Some(Hold::Queued(load(1, 0)))
+        );
     }
 
     #[test]
     fn a_backup_without_a_policy_is_never_queued() {
-        assert_eq!(hold(None, None), None);
+        assert_eq!(hold(None, None, None), None);
     }
 
     #[test]
@@ -555,9 +694,57 @@ mod tests {
             job("restore-e", "nightly", jobs::RESTORE, None),
             job("backup-f", "nightly", jobs::BACKUP, None),
         ];
-        assert_eq!(running_backups_of("nightly", &jobs), 2);
-        assert_eq!(running_backups_of("weekly", &jobs), 1);
-        assert_eq!(running_backups_of("monthly", &jobs), 0);
+        let now = jiff::Timestamp::now();
+        assert_eq!(running_backups_of("nightly", &jobs, now), 2);
+        assert_eq!(running_backups_of("weekly", &jobs, now), 1);
+        assert_eq!(running_backups_of("monthly", &jobs, now), 0);
+    }
+
+    #[test]
+    fn a_job_whose_pod_never_starts_gives_back_its_place_after_the_grace() {
+        let made = |ago_minutes: i64, ready: i32| -> Job {
+            let at = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(ago_minutes);
+            serde_json::from_value(json!({
+                "metadata": {"name": "backup-x", "namespace": "tenant-mons",
+                             "creationTimestamp": at.to_string()},
+                "status": {"ready": ready},
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let now = jiff::Timestamp::now();
+        assert!(
+            takes_a_place(&made(1, 0), now),
+            "just made: it may be starting"
+        );
+        assert!(!takes_a_place(&made(11, 0), now), "pending for 11 minutes");
+        assert!(takes_a_place(&made(300, 1), now), "running for hours");
+    }
+
+    #[test]
+    fn a_member_runs_at_most_two_manual_backups_at_once() {
+        let labelled = |name: &str, done: Option<&str>| -> Arc<Job> {
+            let mut j = (*job(name, "nightly", jobs::BACKUP, done)).clone();
+            j.labels_mut().insert(MANUAL_LABEL.into(), "true".into());
+            Arc::new(j)
+        };
+        let jobs = [
+            labelled("backup-m1", None),
+            labelled("backup-m2", None),
+            labelled("backup-m3", Some("Complete")),
+            job("backup-s", "nightly", jobs::BACKUP, None),
+        ];
+        assert_eq!(manual_running("tenant-mons", &jobs), 2);
+        assert_eq!(manual_running("tenant-other", &jobs), 0);
+        assert_eq!(
+            hold(None, Some(2), Some(load(0, 4))),
+            Some(Hold::MemberBusy(2))
+        );
+        assert_eq!(hold(None, Some(1), Some(load(0, 4))), None);
+        // A running restore of the site still goes first.
+        assert_eq!(
+            hold(Some("r".into()), Some(2), None),
+            Some(Hold::Restore("r".into()))
+        );
     }
 
     #[test]

@@ -57,6 +57,12 @@ pub struct Caches {
     pub policies_cache: Store<DeserializeGuard<BackupPolicy>>,
     pub sites_cache: Store<DeserializeGuard<PloneSite>>,
     pub products_cache: Store<DeserializeGuard<Product>>,
+    /// Held while a Backup weighs its policy's load and starts its Job, so that two
+    /// Backups reconciled at once cannot both take the last place.
+    pub start_lock: tokio::sync::Mutex<()>,
+    /// Backup Jobs this process created lately (`ns/name` → what they count against and
+    /// when), counted until the cache shows them.
+    pub started: std::sync::Mutex<std::collections::HashMap<String, crate::backup::Started>>,
 }
 
 /// The object a cache entry holds, unless it could not be deserialized.
@@ -258,6 +264,8 @@ mod tests {
             policies_cache,
             sites_cache,
             products_cache,
+            start_lock: Default::default(),
+            started: Default::default(),
         };
         assert!(!data.ready().await, "nothing listed yet");
         listed(&mut products);

@@ -110,6 +110,8 @@ pub async fn run(
             policies_cache: policies,
             sites_cache: sites,
             products_cache: products,
+            start_lock: Default::default(),
+            started: Default::default(),
         },
     ));
     let backup_metrics = engine::BackupMetrics::default();
