@@ -353,8 +353,52 @@ async fn provision(
     Ok(ctx.requeue())
 }
 
-/// Deletion: `Retain` keeps the namespace and everything in it (only mutu's
-/// hold goes); `Delete` deletes the namespace and waits until it is gone.
+/// The quota, limits and network policies of a retained namespace stay while its sites may
+/// run: they lose their owner (the tenant), so that the garbage collector keeps them.
+async fn keep_guards(tenant: &MemberTenant, ns: &str, ctx: &Ctx) -> Result<(), Error> {
+    let uid = tenant.uid().unwrap_or_default();
+    let owned = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+        refs.iter().any(|o| o.uid == uid)
+    };
+    let orphan = json!({"metadata": {"ownerReferences": null}});
+    let pp = PatchParams::default();
+    let err = |source| Error::Namespace {
+        namespace: ns.to_string(),
+        source,
+    };
+    for q in ctx.data.quotas.state() {
+        if q.namespace().as_deref() == Some(ns) && owned(q.owner_references()) {
+            Api::<ResourceQuota>::namespaced(ctx.client().clone(), ns)
+                .patch_metadata(&q.name_any(), &pp, &Patch::Merge(&orphan))
+                .await
+                .map_err(err)?;
+            ctx.metrics.write(ctx.name, "patch", "ResourceQuota");
+        }
+    }
+    for l in ctx.data.limits.state() {
+        if l.namespace().as_deref() == Some(ns) && owned(l.owner_references()) {
+            Api::<LimitRange>::namespaced(ctx.client().clone(), ns)
+                .patch_metadata(&l.name_any(), &pp, &Patch::Merge(&orphan))
+                .await
+                .map_err(err)?;
+            ctx.metrics.write(ctx.name, "patch", "LimitRange");
+        }
+    }
+    for p in ctx.data.policies.state() {
+        if p.namespace().as_deref() == Some(ns) && owned(p.owner_references()) {
+            Api::<NetworkPolicy>::namespaced(ctx.client().clone(), ns)
+                .patch_metadata(&p.name_any(), &pp, &Patch::Merge(&orphan))
+                .await
+                .map_err(err)?;
+            ctx.metrics.write(ctx.name, "patch", "NetworkPolicy");
+        }
+    }
+    Ok(())
+}
+
+/// Deletion: `Retain` keeps the namespace and everything in it, its quota, limits and
+/// network policies too (only mutu's hold and the admins' access go); `Delete` deletes
+/// the namespace and waits until it is gone.
 async fn release(tenant: &MemberTenant, ctx: &Ctx) -> Result<Action, Error> {
     let name = tenant.name_any();
     let ns = tenant_namespace(&name);
@@ -371,6 +415,7 @@ async fn release(tenant: &MemberTenant, ctx: &Ctx) -> Result<Action, Error> {
         (_, None) => Ok(Action::await_change()),
         (_, Some(_)) if !ours => Ok(Action::await_change()),
         (DeletionPolicy::Retain, Some(found)) => {
+            keep_guards(tenant, &ns, ctx).await?;
             if !found.annotations().contains_key(RETAINED) {
                 let patch = json!({"metadata": {"annotations": {RETAINED: name}}});
                 api.patch_metadata(&ns, &PatchParams::default(), &Patch::Merge(&patch))
