@@ -494,6 +494,29 @@ def test_restore_keeps_the_current_data_aside_until_forget_before(history):
     assert_restored(history, data, "b1")
 
 
+def test_forget_before_older_than_keeps_the_recent_copies(history):
+    data = history.fresh("older")
+    ok(run("restore", "--data", data, "--repo", history.repo, "--id", "b3"))
+    recent = Path(ok(run("restore", "--data", data, "--repo", history.repo, "--id", "b1"))["before"])
+    # A copy set aside ten days ago (its STAMP says when), and one whose name says nothing
+    # (its mtime, two days ago, counts).
+    old = data / "before-restore-20200101T000000Z"
+    shutil.copytree(recent, old)
+    odd = data / "before-restore-odd"
+    shutil.copytree(recent, odd)
+    two_days = time.time() - 2 * 86400
+    os.utime(odd, (two_days, two_days))
+    week = 7 * 86400
+    out = ok(run("forget-before", "--data", data, "--older-than", str(week)))
+    assert out["removed"] == [str(old)], out
+    assert sorted(out["kept"]) == sorted([str(recent), str(odd)]), out
+    assert not old.exists() and recent.exists() and odd.exists()
+    out = ok(run("forget-before", "--data", data, "--older-than", str(86400)))
+    assert out["removed"] == [str(odd)] and out["kept"] == [str(recent)], out
+    assert_restored(history, data, "b1")
+    assert_restored(history, recent, "b3")
+
+
 def test_failed_restore_leaves_the_data_as_it_was(history):
     repo = history.copy_repo("corrupt")
     delta = repo / "filestorage" / history.manifest("b2")["filestorage"]["new"]

@@ -161,6 +161,11 @@ struct RunArgs {
     /// cluster's default when absent.
     #[arg(long, env = "MUTU_BACKUP_STORAGE_CLASS")]
     backup_storage_class: Option<String>,
+    /// How long the data a restore of a ZEO site set aside (before-restore-*,
+    /// in the site's data volume) is kept, in case the restore was a mistake;
+    /// then a Job deletes it.
+    #[arg(long, env = "MUTU_RESTORE_KEEP_BEFORE", default_value = "168h", value_parser = parse_duration)]
+    restore_keep_before: std::time::Duration,
     /// How often the backup engine plans the night and starts what is due.
     #[arg(long, env = "MUTU_BACKUP_TICK", default_value = "10s", value_parser = parse_duration)]
     backup_tick: std::time::Duration,
@@ -457,6 +462,7 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
             tick: args.backup_tick,
             postgres_image: args.backup_postgres_image.clone(),
             volume_image: args.backup_volume_image.clone(),
+            keep_before_restore: args.restore_keep_before,
         };
         let run = mutu_backup::run(
             client.clone(),

@@ -67,8 +67,10 @@ what a kept backup needs. A --keep naming no backup of the repository (one not w
 nothing; when no --keep names one, prune refuses and deletes nothing. Prints
     {"kept": [IDS], "unknown": [IDS], "deleted": [IDS], "files": N, "freed": BYTES}
 
-forget-before: deletes DATA/before-restore-* (once the restored site is known to be good). Prints
-    {"removed": [DIRS], "freed": BYTES}
+forget-before: deletes DATA/before-restore-* (once the restored site is known to be good); with
+--older-than SECONDS, only those set aside longer ago than that (by the STAMP in their name).
+Prints
+    {"removed": [DIRS], "kept": [DIRS], "freed": BYTES}
 
 Exit status: 0 done; 1 failed: the last line on stderr, `zodb_backup: FAILED: ...`, names the
 step and the path, and the data and repository are as they were (but for leftovers an
@@ -102,10 +104,11 @@ USAGE = """usage:
   zodb_backup.py restore --data DATA --repo REPO [--id ID | --at RFC3339]
   zodb_backup.py list    --repo REPO
   zodb_backup.py prune   --repo REPO --keep ID [--keep ID ...]
-  zodb_backup.py forget-before --data DATA"""
+  zodb_backup.py forget-before --data DATA [--older-than SECONDS]"""
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 STAMP_FORMAT = "%Y-%m-%d-%H-%M-%S"  # repozo's file names
+ASIDE_FORMAT = "%Y%m%dT%H%M%SZ"  # DATA/before-restore-STAMP
 REPOZO_FILE = re.compile(r"^(\d{4}(?:-\d\d){5})\.(fs|fsz|deltafs|deltafsz)$")
 RFC3339 = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
@@ -914,7 +917,7 @@ def restore(args):
             if name.startswith(".restore-"):
                 log(f"removing {os.path.join(data, name)}, left by an interrupted restore")
                 remove_tree(os.path.join(data, name))
-        stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
+        stamp = now_utc().strftime(ASIDE_FORMAT)
         staging = os.path.join(data, f".restore-{stamp}-{os.getpid()}")
         staged_fs = os.path.join(staging, "filestorage", "Data.fs")
         staged_blobs = os.path.join(staging, "blobstorage")
@@ -1115,21 +1118,41 @@ def prune(args):
     return 0
 
 
+def set_aside_at(name, path):
+    """When the data in DATA/before-restore-STAMP was set aside: its STAMP, else (a name that
+    does not parse) the directory's mtime."""
+    stamp = name[len("before-restore-"):]
+    for text in (stamp, stamp.rsplit("-", 1)[0]):  # STAMP, or STAMP-N (the same second)
+        try:
+            return datetime.datetime.strptime(text, ASIDE_FORMAT).replace(
+                tzinfo=datetime.timezone.utc)
+        except ValueError:
+            pass
+    return datetime.datetime.fromtimestamp(os.stat(path).st_mtime, datetime.timezone.utc)
+
+
 def forget_before(args):
     data = os.path.abspath(args.data)
     if not os.path.isdir(data):
         raise Failure(f"no data directory {data}")
-    removed, freed = [], 0
+    if args.older_than is not None and args.older_than < 0:
+        raise UsageError("--older-than must be 0 or more seconds")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    removed, kept, freed = [], [], 0
     for name in sorted(os.listdir(data)):
         path = os.path.join(data, name)
         if name.startswith("before-restore-") and os.path.isdir(path):
+            if args.older_than is not None and \
+                    (now - set_aside_at(name, path)).total_seconds() < args.older_than:
+                kept.append(path)
+                continue
             try:
                 freed += remove_tree(path)
             except OSError as e:
                 raise Failure(f"deleting {path}: {e}") from None
             log(f"deleted {path}")
             removed.append(path)
-    emit({"removed": removed, "freed": freed})
+    emit({"removed": removed, "kept": kept, "freed": freed})
     return 0
 
 
@@ -1172,6 +1195,8 @@ def parse(argv):
     p.add_argument("--keep", required=True, action="append", type=backup_id)
     p = sub.add_parser("forget-before")
     p.add_argument("--data", required=True)
+    p.add_argument("--older-than", type=int, default=None,
+                   help="only copies set aside more than this many seconds ago")
     args = parser.parse_args(argv)
     if args.command is None:
         raise UsageError("no command given")

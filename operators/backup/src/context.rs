@@ -32,6 +32,9 @@ pub struct Config {
     pub postgres_image: String,
     /// Image with a shell, tar and gzip, for generic products' volumes.
     pub volume_image: String,
+    /// How long the data a restore of a ZEO site set aside (`before-restore-*` in its data
+    /// volume) is kept before a Job deletes it.
+    pub keep_before_restore: Duration,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             tick: Duration::from_secs(10),
             postgres_image: "docker.io/library/postgres:17-alpine".into(),
             volume_image: "docker.io/library/busybox:1.37".into(),
+            keep_before_restore: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -17,6 +17,8 @@ use kube::api::ObjectMeta;
 /// Component labels of the Jobs.
 pub const BACKUP: &str = "backup";
 pub const RESTORE: &str = "restore";
+/// The Job that deletes the data a restore set aside, once kept long enough.
+pub const FORGET: &str = "forget";
 /// The script the site operator ships in the site's scripts ConfigMap.
 pub const SCRIPT: &str = mutu_model::scripts::ZODB_BACKUP.name;
 pub use mutu_api::common::SITE_LABEL;

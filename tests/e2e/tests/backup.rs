@@ -182,6 +182,52 @@ async fn an_on_demand_backup_completes_and_its_restore_brings_the_site_back() ->
         .and_then(|c| c.read_only);
     assert_ne!(writable, Some(true), "a restore writes the site's data");
 
+    // Once kept long enough (20 s on this control plane, `--restore-keep-before`), the data
+    // the restore set aside is deleted by a Job, and the Restore says so.
+    let forget = eventually(TIMEOUT, "the Job deleting the data set aside", || async {
+        Api::<Job>::namespaced(client.clone(), &ns)
+            .get_opt("forget-undo")
+            .await
+            .ok()?
+    })
+    .await?;
+    let pod = forget
+        .spec
+        .and_then(|s| s.template.spec)
+        .unwrap_or_default();
+    let command = pod.containers[0]
+        .command
+        .clone()
+        .unwrap_or_default()
+        .join(" ");
+    assert!(
+        command.ends_with("forget-before --data /data --older-than 20"),
+        "{command}"
+    );
+    let marked = wait_for(
+        &restores,
+        "undo",
+        TIMEOUT,
+        "the Restore marked once its set-aside data is deleted",
+        |r: Option<&Restore>| {
+            r.is_some_and(|r| {
+                r.metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key("hosting.imio.be/set-aside-deleted"))
+            })
+        },
+    )
+    .await?;
+    let value = marked
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get("hosting.imio.be/set-aside-deleted")
+        .cloned()
+        .unwrap_or_default();
+    assert!(!value.starts_with("failed"), "{value}");
+
     // A restore of a backup that does not exist says what to change.
     mutu_e2e::restore_site(&client, &ns, "typo", "delib", "before-counsil").await?;
     let failed = wait_for(
