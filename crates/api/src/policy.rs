@@ -37,6 +37,27 @@ pub const PLATFORM_ANNOTATIONS: [&str; 6] = [
     RELEASE_ANNOTATION,
 ];
 
+/// The labels of mutu's admission policies and bindings.
+fn labels() -> Value {
+    json!({
+        "app.kubernetes.io/managed-by": "mutu",
+        "app.kubernetes.io/component": "admission",
+    })
+}
+
+/// The binding `name` that makes the API server deny what the policy `name` refuses.
+fn binding(name: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": labels()},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+        },
+    })
+}
+
 /// The policy and its binding, both named `name`, for an operator running in `namespace` (a
 /// Helm template may pass `{{ .Release.Namespace }}`).
 pub fn platform_fields(name: &str, namespace: &str) -> Vec<Value> {
@@ -45,10 +66,7 @@ pub fn platform_fields(name: &str, namespace: &str) -> Vec<Value> {
         .map(|k| format!("'{k}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let labels = json!({
-        "app.kubernetes.io/managed-by": "mutu",
-        "app.kubernetes.io/component": "admission",
-    });
+    let labels = labels();
     // Each platform annotation as "key=value", for the new and the old object.
     let pairs = |obj: &str| {
         format!(
@@ -98,16 +116,7 @@ pub fn platform_fields(name: &str, namespace: &str) -> Vec<Value> {
             ],
         },
     });
-    let binding = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-        },
-    });
-    vec![policy, binding]
+    vec![policy, binding(name)]
 }
 
 /// What mutu's service accounts write in namespaces, by API group: the kinds the operator
@@ -139,10 +148,7 @@ const CONFINED: [(&str, &[&str]); 6] = [
 /// namespaces are made as tenants come; this policy keeps a stolen token of theirs out of
 /// `kube-system` and every other namespace.
 pub fn operator_confinement(name: &str, namespace: &str) -> Vec<Value> {
-    let labels = json!({
-        "app.kubernetes.io/managed-by": "mutu",
-        "app.kubernetes.io/component": "admission",
-    });
+    let labels = labels();
     let mut rules: Vec<Value> = CONFINED
         .iter()
         .map(|(group, resources)| {
@@ -204,16 +210,7 @@ pub fn operator_confinement(name: &str, namespace: &str) -> Vec<Value> {
             ],
         },
     });
-    let binding = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-        },
-    });
-    vec![policy, binding]
+    vec![policy, binding(name)]
 }
 
 /// The chart's policies: [`platform_fields`] named `fields` and [`operator_confinement`]

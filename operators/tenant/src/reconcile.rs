@@ -357,40 +357,41 @@ async fn provision(
 /// run: they lose their owner (the tenant), so that the garbage collector keeps them.
 async fn keep_guards(tenant: &MemberTenant, ns: &str, ctx: &Ctx) -> Result<(), Error> {
     let uid = tenant.uid().unwrap_or_default();
-    let owned = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
-        refs.iter().any(|o| o.uid == uid)
-    };
+    orphan::<ResourceQuota>(&ctx.data.quotas, &uid, ns, ctx).await?;
+    orphan::<LimitRange>(&ctx.data.limits, &uid, ns, ctx).await?;
+    orphan::<NetworkPolicy>(&ctx.data.policies, &uid, ns, ctx).await
+}
+
+/// Removes the owner references of the objects of `store` in `ns` that `uid` owns.
+async fn orphan<K>(
+    store: &Store<PartialObjectMeta<K>>,
+    uid: &str,
+    ns: &str,
+    ctx: &Ctx,
+) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let orphan = json!({"metadata": {"ownerReferences": null}});
-    let pp = PatchParams::default();
-    let err = |source| Error::Namespace {
-        namespace: ns.to_string(),
-        source,
-    };
-    for q in ctx.data.quotas.state() {
-        if q.namespace().as_deref() == Some(ns) && owned(q.owner_references()) {
-            Api::<ResourceQuota>::namespaced(ctx.client().clone(), ns)
-                .patch_metadata(&q.name_any(), &pp, &Patch::Merge(&orphan))
+    for obj in store.state() {
+        if obj.namespace().as_deref() == Some(ns)
+            && obj.owner_references().iter().any(|o| o.uid == uid)
+        {
+            Api::<K>::namespaced(ctx.client().clone(), ns)
+                .patch_metadata(
+                    &obj.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&orphan),
+                )
                 .await
-                .map_err(err)?;
-            ctx.metrics.write(ctx.name, "patch", "ResourceQuota");
-        }
-    }
-    for l in ctx.data.limits.state() {
-        if l.namespace().as_deref() == Some(ns) && owned(l.owner_references()) {
-            Api::<LimitRange>::namespaced(ctx.client().clone(), ns)
-                .patch_metadata(&l.name_any(), &pp, &Patch::Merge(&orphan))
-                .await
-                .map_err(err)?;
-            ctx.metrics.write(ctx.name, "patch", "LimitRange");
-        }
-    }
-    for p in ctx.data.policies.state() {
-        if p.namespace().as_deref() == Some(ns) && owned(p.owner_references()) {
-            Api::<NetworkPolicy>::namespaced(ctx.client().clone(), ns)
-                .patch_metadata(&p.name_any(), &pp, &Patch::Merge(&orphan))
-                .await
-                .map_err(err)?;
-            ctx.metrics.write(ctx.name, "patch", "NetworkPolicy");
+                .map_err(|source| Error::Namespace {
+                    namespace: ns.to_string(),
+                    source,
+                })?;
+            ctx.metrics.write(ctx.name, "patch", &K::kind(&()));
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod certs;
 pub mod plane;
+pub mod portal;
 pub mod real;
 
 use std::path::{Path, PathBuf};
@@ -549,4 +550,36 @@ pub async fn member_with_sites(
         wait_site_condition(client, &ns, name, "Ready", "True", None, timeout).await?;
     }
     Ok(ns)
+}
+
+/// Creates the SolrIndex `name` in `ns` with this deletion policy, and waits until it is
+/// Ready.
+pub async fn ready_solr_index(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    deletion_policy: &str,
+) -> anyhow::Result<mutu_api::SolrIndex> {
+    create_in::<mutu_api::SolrIndex>(
+        client,
+        ns,
+        json!({
+            "apiVersion": mutu_api::API_VERSION, "kind": "SolrIndex",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"deletionPolicy": deletion_policy},
+        }),
+    )
+    .await?;
+    let api: Api<mutu_api::SolrIndex> = Api::namespaced(client.clone(), ns);
+    Ok(wait_for(
+        &api,
+        name,
+        std::time::Duration::from_secs(60),
+        "the index to be Ready",
+        |i: Option<&mutu_api::SolrIndex>| {
+            i.and_then(|i| i.status.as_ref())
+                .is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))
+        },
+    )
+    .await?)
 }

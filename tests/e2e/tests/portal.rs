@@ -5,13 +5,13 @@
 //! screenshot in `.mutu/test-artifacts/portal/` (or `$MUTU_TEST_ARTIFACTS/portal/`).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use kube::api::{Api, PostParams};
 use mutu_api::provisioning::Decision;
 use mutu_api::{PloneSite, ProvisioningRequest};
-use mutu_e2e::browser::{Browser, free_port};
+use mutu_e2e::browser::Browser;
+use mutu_e2e::portal::Portal;
 use mutu_e2e::{create_site, member_entitled_to_one, repo_root, site_json};
 use mutu_runtime::testing::{self, eventually, unique_name};
 use serde_json::json;
@@ -23,51 +23,6 @@ fn artifacts() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".mutu/test-artifacts"))
         .join("portal")
-}
-
-/// `mutu portal` on a free port of 127.0.0.1, trusting 127.0.0.1; stopped on drop.
-struct Portal {
-    child: Child,
-    url: String,
-}
-
-impl Portal {
-    async fn start() -> anyhow::Result<Self> {
-        let bin = std::env::var("MUTU_BIN")
-            .map_err(|_| anyhow::anyhow!("MUTU_BIN is not set; run through `make test`"))?;
-        let port = free_port()?;
-        let child = Command::new(bin)
-            .args([
-                "portal",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--trusted-proxy",
-                "127.0.0.1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let url = format!("http://127.0.0.1:{port}");
-        let health = format!("{url}/healthz");
-        eventually(Duration::from_secs(20), "the portal to answer", || {
-            let health = health.clone();
-            async move {
-                mutu_e2e::scrape(&health)
-                    .await
-                    .ok()
-                    .filter(|b| b.trim() == "ok")
-            }
-        })
-        .await?;
-        Ok(Self { child, url })
-    }
-}
-
-impl Drop for Portal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

@@ -19,34 +19,6 @@ async fn admin(client: &kube::Client) -> anyhow::Result<Client> {
     mutu_e2e::solr_admin(client).await
 }
 
-async fn create_index(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    policy: &str,
-) -> anyhow::Result<SolrIndex> {
-    let idx: SolrIndex = serde_json::from_value(json!({
-        "apiVersion": mutu_api::API_VERSION, "kind": "SolrIndex",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"deletionPolicy": policy},
-    }))?;
-    Api::<SolrIndex>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &idx)
-        .await?;
-    let api: Api<SolrIndex> = Api::namespaced(client.clone(), ns);
-    Ok(wait_for(
-        &api,
-        name,
-        TIMEOUT,
-        "the index to be Ready",
-        |i: Option<&SolrIndex>| {
-            i.and_then(|i| i.status.as_ref())
-                .is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))
-        },
-    )
-    .await?)
-}
-
 /// The site's own Solr client, from the Secret the operator wrote.
 async fn site_client(
     client: &kube::Client,
@@ -74,8 +46,8 @@ async fn an_index_gets_its_collection_alias_and_a_user_for_it_alone() -> anyhow:
     let client = testing::client().await?;
     let solr = admin(&client).await?;
     let ns = testing::namespace(&client, "solr-index").await?;
-    let idx = create_index(&client, &ns, "delib", "Delete").await?;
-    let other = create_index(&client, &ns, "web", "Delete").await?;
+    let idx = mutu_e2e::ready_solr_index(&client, &ns, "delib", "Delete").await?;
+    let other = mutu_e2e::ready_solr_index(&client, &ns, "web", "Delete").await?;
     let status = idx.status.clone().unwrap_or_default();
     let alias = format!("{ns}.delib");
     let collection = format!("{alias}_v1");
@@ -192,7 +164,7 @@ async fn retain_keeps_the_collection_of_a_deleted_index() -> anyhow::Result<()> 
     let client = testing::client().await?;
     let solr = admin(&client).await?;
     let ns = testing::namespace(&client, "solr-retain").await?;
-    create_index(&client, &ns, "docs", "Retain").await?;
+    mutu_e2e::ready_solr_index(&client, &ns, "docs", "Retain").await?;
     let collection = format!("{ns}.docs_v1");
     let api: Api<SolrIndex> = Api::namespaced(client.clone(), &ns);
     api.delete("docs", &DeleteParams::default()).await?;

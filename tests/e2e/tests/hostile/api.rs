@@ -1047,3 +1047,82 @@ pub async fn a_member_flooding_manual_backups_runs_two_at_a_time_and_all_complet
     count("five manual backups at once", &message);
     Ok(())
 }
+
+pub async fn a_member_restoring_over_its_live_site_must_confirm_it() -> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let product = unique_name("hostile-p");
+    create_product(&client, &product, json!({"replicas": 1})).await?;
+    let (tenant, ns, _) = member_with_web(&client, "hostile-r", &product).await?;
+    let member = member_admin(&tenant).await?;
+    backup_site(&member, &ns, "mine", "web").await?;
+    let backups = Api::<mutu_api::Backup>::namespaced(client.clone(), &ns);
+    testing::wait_for(
+        &backups,
+        "mine",
+        TIMEOUT,
+        "the backup to complete",
+        |b: Option<&mutu_api::Backup>| {
+            b.and_then(|b| b.status.as_ref())
+                .is_some_and(|s| conditions::is_true(&s.conditions, "Complete"))
+        },
+    )
+    .await?;
+    let restores = Api::<mutu_api::Restore>::namespaced(member.clone(), &ns);
+    // A confirmation naming another site: refused by the API server.
+    refused(
+        "confirm a restore with another site's name",
+        create_json(
+            &restores,
+            json!({"apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+                   "metadata": {"name": "wrong", "namespace": ns},
+                   "spec": {"site": "web", "backup": "mine", "confirm": "other"}}),
+        )
+        .await,
+        "spec.confirm",
+    );
+    // No confirmation over the live site: the Restore fails and touches nothing.
+    create_json(
+        &restores,
+        json!({"apiVersion": mutu_api::API_VERSION, "kind": "Restore",
+               "metadata": {"name": "oops", "namespace": ns},
+               "spec": {"site": "web", "backup": "mine"}}),
+    )
+    .await?;
+    let failed = testing::wait_for(
+        &restores,
+        "oops",
+        TIMEOUT,
+        "the unconfirmed restore to fail",
+        |r: Option<&mutu_api::Restore>| {
+            r.and_then(|r| r.status.as_ref())
+                .is_some_and(|s| conditions::is_true(&s.conditions, "Failed"))
+        },
+    )
+    .await?;
+    let c = failed
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, "Failed"))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no Failed condition"))?;
+    assert_eq!(c.reason, "NotConfirmed", "{}", c.message);
+    assert!(c.message.contains("spec.confirm: web"), "{}", c.message);
+    count("a restore over its live site, unconfirmed", &c.message);
+    assert!(
+        failed.status.and_then(|s| s.start_time).is_none(),
+        "it never started"
+    );
+    let site = Api::<PloneSite>::namespaced(client.clone(), &ns)
+        .get("web")
+        .await?;
+    assert!(
+        !site
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(mutu_api::MAINTENANCE_ANNOTATION),
+        "the site was never stopped"
+    );
+    wait_site_condition(&client, &ns, "web", "Ready", "True", None, TIMEOUT).await?;
+    Ok(())
+}

@@ -58,6 +58,7 @@ fn tests() -> Vec<Named> {
         api::a_member_reaches_nothing_of_another_member_nor_of_the_platform_nor_above_its_role,
         api::an_older_member_given_a_newer_members_domain_takes_nothing_from_it,
         api::a_member_flooding_manual_backups_runs_two_at_a_time_and_all_complete,
+        api::a_member_restoring_over_its_live_site_must_confirm_it,
         portal::forged_identities_and_forms_are_refused_by_the_portal_and_change_nothing,
         portal::forged_decisions_are_refused_by_the_portal_and_the_request_stays_pending,
         solr::a_sites_solr_credentials_reach_only_its_own_collection,

@@ -5,14 +5,12 @@
 //! with a page that says why, nothing is created or decided, and the same
 //! form sent honestly afterwards goes through.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, PostParams};
 use mutu_api::ProvisioningRequest;
 use mutu_api::provisioning::Decision;
-use mutu_e2e::browser::free_port;
 use mutu_e2e::member_entitled_to_one;
 use mutu_runtime::testing::{self, eventually, unique_name};
 use reqwest::StatusCode;
@@ -22,46 +20,27 @@ use crate::count;
 
 const APPROVERS: &str = "mutu-approvers";
 
-/// `mutu portal` on a free port of 127.0.0.1, trusting 127.0.0.1; stopped on drop.
+/// `mutu portal` (see [`mutu_e2e::portal::Portal`]), with an HTTP client that does not
+/// follow redirects.
 struct Portal {
-    child: Child,
+    /// Kept for its drop, which stops the portal.
+    _process: mutu_e2e::portal::Portal,
     url: String,
     http: reqwest::Client,
 }
 
 impl Portal {
     async fn start() -> anyhow::Result<Self> {
-        let bin = std::env::var("MUTU_BIN")
-            .map_err(|_| anyhow::anyhow!("MUTU_BIN is not set; run through `make test`"))?;
-        let port = free_port()?;
-        let child = Command::new(bin)
-            .args([
-                "portal",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--trusted-proxy",
-                "127.0.0.1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let url = format!("http://127.0.0.1:{port}");
-        let health = format!("{url}/healthz");
-        eventually(Duration::from_secs(20), "the portal to answer", || {
-            let health = health.clone();
-            async move {
-                mutu_e2e::scrape(&health)
-                    .await
-                    .ok()
-                    .filter(|b| b.trim() == "ok")
-            }
-        })
-        .await?;
+        let process = mutu_e2e::portal::Portal::start().await?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()?;
-        Ok(Self { child, url, http })
+        Ok(Self {
+            url: process.url.clone(),
+            _process: process,
+            http,
+        })
     }
 
     /// A request to `path` as the proxy sends it for `user` in `groups`
@@ -102,13 +81,6 @@ impl Portal {
                 .form(form),
         )
         .await
-    }
-}
-
-impl Drop for Portal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

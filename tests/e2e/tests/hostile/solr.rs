@@ -7,35 +7,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams};
 use mutu_api::SolrIndex;
-use mutu_runtime::conditions;
-use mutu_runtime::testing::{self, eventually, wait_for};
+use mutu_runtime::testing::{self, eventually};
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A SolrIndex `name` in `ns` (deletion policy Delete), once Ready.
-async fn ready_index(client: &kube::Client, ns: &str, name: &str) -> anyhow::Result<SolrIndex> {
-    let idx: SolrIndex = serde_json::from_value(json!({
-        "apiVersion": mutu_api::API_VERSION, "kind": "SolrIndex",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"deletionPolicy": "Delete"},
-    }))?;
-    let api: Api<SolrIndex> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), &idx).await?;
-    Ok(wait_for(
-        &api,
-        name,
-        TIMEOUT,
-        "the index to be Ready",
-        |i: Option<&SolrIndex>| {
-            i.and_then(|i| i.status.as_ref())
-                .is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))
-        },
-    )
-    .await?)
-}
 
 /// The user name and password the operator stored in the Secret `secret`.
 async fn site_credentials(
@@ -112,8 +89,8 @@ pub async fn a_sites_solr_credentials_reach_only_its_own_collection() -> anyhow:
     let solr = mutu_e2e::solr_admin(&client).await?;
     let ns = testing::namespace(&client, "hostile-solr").await?;
     let other_ns = testing::namespace(&client, "hostile-solr-other").await?;
-    let idx = ready_index(&client, &ns, "web").await?;
-    let other = ready_index(&client, &other_ns, "web").await?;
+    let idx = mutu_e2e::ready_solr_index(&client, &ns, "web", "Delete").await?;
+    let other = mutu_e2e::ready_solr_index(&client, &other_ns, "web", "Delete").await?;
     let status = idx.status.clone().unwrap_or_default();
     let alias = status.alias.clone().unwrap_or_default();
     let collection = status.collection.clone().unwrap_or_default();
