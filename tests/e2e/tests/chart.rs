@@ -284,7 +284,8 @@ fn the_chart_lints_and_renders_every_option() -> anyhow::Result<()> {
 #[test]
 fn bad_values_are_refused_naming_the_setting() -> anyhow::Result<()> {
     let helm = helm_bin()?;
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
+        (&["--set", "portal.replicas=2"], "replicas"),
         (
             &["--set", "operator.replicas=2,operator.leaderElection=false"],
             "leaderElection",
