@@ -93,7 +93,7 @@ pub async fn run(
         &client,
         &health,
         &metrics,
-        &format!("{} in (backup,restore,pack)", mutu_api::COMPONENT),
+        &format!("{} in (backup,restore,pack,forget)", mutu_api::COMPONENT),
         slim_job,
     );
     let ctx = Arc::new(Context::new(

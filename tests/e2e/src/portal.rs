@@ -27,6 +27,8 @@ impl Portal {
                 "--trusted-proxy",
                 "127.0.0.1",
             ])
+            // Its request log (one line a request) would drown the tests' output.
+            .env("MUTU_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()?;
