@@ -36,6 +36,21 @@ pub enum AcmeError {
     Kube(#[source] kube::Error),
 }
 
+/// Whether the ACME server's problem is a passing one, to try again in seconds: a nonce it
+/// did not take (RFC 8555 §6.5: servers may reject nonces, and clients retry; the client has
+/// retried twice already) or an error of its own (`serverInternal`).
+pub fn transient(p: &Problem) -> bool {
+    matches!(
+        p.r#type
+            .as_deref()
+            .map(|t| t.trim_start_matches("urn:ietf:params:acme:error:")),
+        Some("badNonce" | "serverInternal")
+    )
+}
+
+/// How long to wait before trying again after a [`transient`] problem.
+pub const TRANSIENT_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn problem_text(p: &Problem) -> String {
     let mut text = p.detail.clone().unwrap_or_else(|| "no detail".into());
     if let Some(t) = &p.r#type {

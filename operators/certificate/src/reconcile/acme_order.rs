@@ -95,6 +95,9 @@ fn order_for_other_names(order: Option<&AcmeOrder>, names: &[String]) -> bool {
 async fn resume_order(account: &Account, rec: &AcmeOrder) -> Next<Order> {
     match account.order(rec.url.clone()).await {
         Ok(o) => Ok(ControlFlow::Continue(o)),
+        Err(instant_acme::Error::Api(p)) if acme::transient(&p) => {
+            Ok(ControlFlow::Break(try_again(&p)))
+        }
         Err(instant_acme::Error::Api(p)) => Ok(ControlFlow::Break(Step::Failed {
             message: format!(
                 "the order {} can no longer be read: {}",
@@ -208,6 +211,9 @@ async fn send_order(
 /// A failed step for an order the server refused; a rate-limit refusal waits
 /// for the time it names (an hour when it names none).
 fn order_refused(p: &Problem, now: Timestamp) -> Step {
+    if acme::transient(p) {
+        return try_again(p);
+    }
     let text = acme::problem_text(p);
     let limited = p
         .r#type
@@ -220,6 +226,20 @@ fn order_refused(p: &Problem, now: Timestamp) -> Step {
     Step::Failed {
         message: format!("the ACME server refused the order: {text}"),
         until,
+    }
+}
+
+/// A passing refusal ([`acme::transient`]): no failure is recorded and nothing backs off; the
+/// step is tried again in seconds.
+fn try_again(p: &Problem) -> Step {
+    Step::Wait {
+        reason: "AcmeRetrying",
+        message: format!(
+            "the ACME server answered {}; trying again in {} s",
+            acme::problem_text(p),
+            acme::TRANSIENT_RETRY.as_secs()
+        ),
+        after: acme::TRANSIENT_RETRY,
     }
 }
 
@@ -398,6 +418,36 @@ mod tests {
             "detail": "retry after 2026-12-01T10:00:00Z",
         }));
         assert_eq!(failed(order_refused(&other, t(0))).1, None, "backs off");
+    }
+
+    #[test]
+    fn a_bad_nonce_or_a_server_error_is_tried_again_in_seconds_not_backed_off() {
+        for kind in ["badNonce", "serverInternal"] {
+            let p = problem(serde_json::json!({
+                "type": format!("urn:ietf:params:acme:error:{kind}"),
+                "detail": "JWS has an invalid anti-replay nonce",
+            }));
+            assert!(acme::transient(&p), "{kind}");
+            match order_refused(&p, t(0)) {
+                Step::Wait {
+                    reason,
+                    message,
+                    after,
+                } => {
+                    assert_eq!(reason, "AcmeRetrying");
+                    assert!(message.contains(kind), "{message}");
+                    assert_eq!(after, acme::TRANSIENT_RETRY);
+                }
+                _ => panic!("{kind}: not tried again soon"),
+            }
+        }
+        let refused = problem(serde_json::json!({
+            "type": "urn:ietf:params:acme:error:rejectedIdentifier",
+        }));
+        assert!(!acme::transient(&refused));
+        assert!(!acme::transient(&problem(
+            serde_json::json!({"detail": "no type"})
+        )));
     }
 
     #[test]
