@@ -5,7 +5,8 @@
 #
 #   tests/demo.sh PATH/TO/mutu [up|down]
 #
-#   MUTU_DEMO_PROFILE   the fleet profile (default imio-2019)
+#   MUTU_DEMO_PROFILE   the fleet profile (default imio-2019; `small` is one member
+#                       with one site of each product, up in under two minutes)
 #   MUTU_DEMO_TIMEOUT   seconds to wait for the whole fleet to be Ready (default 3600)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -91,35 +92,79 @@ count() {
   kubectl get "$1" -A --no-headers 2>/dev/null | wc -l
 }
 applied=$SECONDS
+# One line that redraws itself on a terminal (a line every 30 s otherwise): a
+# bar of everything the fleet needs (sites, certificates, indexes) and an
+# estimate of the time left from the pace so far.
+if [ -t 1 ]; then every=3; else every=30; fi
+[ "$sites_total" -le 50 ] && every=2
+bar() {
+  local done=$1 total=$2 width=30 filled
+  filled=$(( total > 0 ? done * width / total : width ))
+  printf '[%s%s]' "$(printf '%*s' "$filled" '' | tr ' ' '#')" "$(printf '%*s' $((width - filled)) '' | tr ' ' '.')"
+}
 while :; do
   sites=$(ready plonesites)
-  certs=$(ready certificates)
-  certs_total=$(count certificates)
+  certs=$(ready certificates.hosting.imio.be)
+  certs_total=$(count certificates.hosting.imio.be)
   indexes=$(ready solrindexes)
   indexes_total=$(count solrindexes)
-  printf '%5ds  sites Ready %d/%d   certificates issued %d/%d   Solr indexes created %d/%d\n' \
-    $((SECONDS - started)) "$sites" "$sites_total" "$certs" "$certs_total" "$indexes" "$indexes_total"
+  done_all=$((sites + certs + indexes))
+  total_all=$((sites_total + certs_total + indexes_total))
+  elapsed=$((SECONDS - applied))
+  if [ "$done_all" -gt 0 ] && [ "$done_all" -lt "$total_all" ]; then
+    left=$(( elapsed * (total_all - done_all) / done_all ))
+    estimate=$(printf 'about %dm%02ds left' $((left / 60)) $((left % 60)))
+  else
+    estimate="estimating..."
+  fi
+  line=$(printf '%s %3d%%  sites Ready %d/%d  certificates %d/%d  Solr indexes %d/%d  %4ds  %s' \
+    "$(bar "$done_all" "$total_all")" $(( total_all > 0 ? done_all * 100 / total_all : 0 )) \
+    "$sites" "$sites_total" "$certs" "$certs_total" "$indexes" "$indexes_total" \
+    $((SECONDS - started)) "$estimate")
+  if [ -t 1 ]; then printf '\r\033[K%s' "$line"; else echo "$line"; fi
   if [ "$sites" -ge "$sites_total" ] && [ "$certs" -ge "$certs_total" ] && [ "$indexes" -ge "$indexes_total" ]; then
     break
   fi
-  if [ $((SECONDS - applied)) -gt "$timeout" ]; then
+  if [ "$elapsed" -gt "$timeout" ]; then
+    echo
     echo "the fleet is not Ready after ${timeout}s; what is missing:" >&2
     "$mutu" fleet status >&2 || true
     exit 1
   fi
-  sleep 15
+  sleep "$every"
 done
+echo
 echo
 echo "the fleet is Ready: $sites_total sites of $tenants_total members, $certs_total certificates and $indexes_total Solr indexes in $((SECONDS - started)) s"
 echo
 "$mutu" fleet status
-echo
-echo "The control plane and the operators keep running. Look around with:"
-echo "  export KUBECONFIG=$state/kubeconfig"
-echo "  kubectl get products"
-echo "  kubectl get membertenants"
-echo "  kubectl get plonesites -A"
-echo "  kubectl get certificates,solrindexes -A"
-echo "  $mutu fleet status"
-echo "The fleet's YAML is $fleet."
-echo "Stop everything with: make demo-down"
+plugin_dir="$(dirname "$mutu")"
+first_site=$(kubectl get plonesites -A --no-headers -o custom-columns=NS:.metadata.namespace,N:.metadata.name 2>/dev/null | head -n 1 | awk '{print $1 "/" $2}')
+cat <<EOF
+
+The control plane and the operators keep running. What to try next:
+
+  export KUBECONFIG=$state/kubeconfig PATH=$plugin_dir:\$PATH
+
+  # The fleet at a glance, then one site (conditions, children, events), as on call:
+  kubectl mutu status
+  kubectl mutu site status $first_site
+
+  # Every site, with why it is not Ready; the members and the catalog; mutu's
+  # certificates and search indexes:
+  kubectl get plonesites -A
+  kubectl get membertenants,products
+  kubectl get mcert,solrindexes -A
+
+  # A migration from the physical servers to the virtualised pool, previewed wave by
+  # wave without changing anything:
+  mutu migrate preview examples/migration.yaml
+
+  # The members' portal, behind the authenticating proxy it expects (here: your own
+  # headers, as the proxy would send them):
+  mutu portal --listen 127.0.0.1:8080 --trusted-proxy 127.0.0.1 &
+  curl -H 'X-Forwarded-User: agent@namur.be' -H 'X-Forwarded-Groups: namur-admins' http://127.0.0.1:8080/
+
+The fleet's YAML is $fleet.
+Stop everything with: make demo-down
+EOF

@@ -35,7 +35,8 @@ pub use super::profile::*;
 #[derive(Args)]
 pub struct GenerateArgs {
     /// The fleet profile. Known: imio-2019 (iMio's hosting at the end of 2019, from its
-    /// activity report: 11 products, 310 members, 819 sites).
+    /// activity report: 11 products, 310 members, 819 sites) and small (one member with one
+    /// site of each product, for a quick demo).
     #[arg(long, value_name = "NAME")]
     profile: String,
     /// Where to write the YAML: a file, or `-` for standard output.
@@ -122,6 +123,9 @@ struct Commune {
 pub fn generate(profile: &Profile, seed: u64) -> anyhow::Result<Fleet> {
     let mut rng = SplitMix64::new(seed);
     let products = catalog(profile)?;
+    if let Some(body) = &profile.single_member {
+        return single_member(profile, body, products);
+    }
     let communes = communes(profile)?;
     let mut members = member_communes(profile, &communes, &mut rng)?;
     let commune_members = members.clone();
@@ -187,6 +191,36 @@ pub fn generate(profile: &Profile, seed: u64) -> anyhow::Result<Fleet> {
         products,
         backups: nightly_backups(profile, sites.len())?,
         tenants,
+        sites,
+    })
+}
+
+/// The fleet of a profile of one member: one site of every product of the catalog.
+fn single_member(profile: &Profile, body: &Body, products: Vec<Product>) -> anyhow::Result<Fleet> {
+    let member = Member {
+        name: body.name.to_string(),
+        display: body.display.to_string(),
+        category: body.category,
+        province: body.province,
+        population: None,
+        domain: body.domain.to_string(),
+        products: products
+            .iter()
+            .filter_map(|p| {
+                let name = p.name_any();
+                profile
+                    .products
+                    .iter()
+                    .find(|(known, _)| *known == name)
+                    .map(|(known, n)| (*known, *n))
+            })
+            .collect(),
+    };
+    let sites = member_sites(profile, &member, &products)?;
+    Ok(Fleet {
+        products,
+        backups: nightly_backups(profile, sites.len())?,
+        tenants: vec![tenant(profile, &member)?],
         sites,
     })
 }
@@ -1301,6 +1335,30 @@ mod tests {
     }
 
     #[test]
+    fn the_small_profile_is_one_member_with_one_site_of_each_product() {
+        let fleet = generate(profile("small").unwrap(), DEFAULT_SEED).unwrap();
+        validate(&fleet).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(fleet.tenants.len(), 1);
+        assert_eq!(fleet.products.len(), 11);
+        let mut products: Vec<String> =
+            fleet.sites.iter().map(|s| s.spec.product.clone()).collect();
+        products.sort();
+        let mut catalog: Vec<String> = fleet.products.iter().map(|p| p.name_any()).collect();
+        catalog.sort();
+        assert_eq!(products, catalog, "one site of each product");
+        for site in &fleet.sites {
+            assert_eq!(site.namespace().as_deref(), Some("tenant-namur"));
+            assert!(
+                site.spec.hostnames.iter().all(|h| h.ends_with("namur.be")),
+                "{:?}",
+                site.spec.hostnames
+            );
+        }
+        let entitled: i32 = fleet.tenants[0].spec.entitlements.values().sum();
+        assert_eq!(entitled, 11);
+    }
+
+    #[test]
     fn the_same_seed_gives_the_same_bytes() {
         let a = yaml(DEFAULT_SEED);
         assert_eq!(a, yaml(DEFAULT_SEED));
@@ -1368,7 +1426,7 @@ mod tests {
         };
         let e = e.to_string();
         assert!(e.contains("\"imio-2020\""), "{e}");
-        assert!(e.contains("known profiles: imio-2019"), "{e}");
+        assert!(e.contains("known profiles: imio-2019, small"), "{e}");
         assert!(profile("imio-2019").is_ok());
     }
 

@@ -45,6 +45,9 @@ pub struct Profile {
     pub communes: &'static str,
     /// The product catalog (multi-document YAML of Products).
     pub catalog: &'static str,
+    /// When set, the fleet is this one member with one site of every product of the
+    /// catalog (a demo that comes up in a minute or two); the figures above are not drawn.
+    pub single_member: Option<Body>,
 }
 
 /// One site of a product on a member: its PloneSite name and hostname prefixes.
@@ -183,29 +186,7 @@ pub static IMIO_2019: Profile = Profile {
         (Category::Rca, &["web"]),
     ],
     exclusive: &[("teleservices-v1", "teleservices")],
-    sites: &[
-        ("delib", &[site("delib", &["deliberations"])]),
-        ("docs", &[site("docs", &["ged"])]),
-        ("intranet", &[site("intranet", &["intranet"])]),
-        ("pst", &[site("pst", &["pst"])]),
-        ("urban", &[site("urban", &["urbanisme"])]),
-        (
-            "web",
-            &[
-                site("web", &["www", ""]),
-                site("web-tourisme", &["tourisme"]),
-                site("web-culture", &["culture"]),
-            ],
-        ),
-        (
-            "teleservices-v1",
-            &[site("teleservices-v1", &["teleservices"])],
-        ),
-        ("teleservices", &[site("teleservices", &["e-guichet"])]),
-        ("aes", &[site("aes", &["extrascolaire"])]),
-        ("atal", &[site("atal", &["atal"])]),
-        ("os-skills", &[site("os-skills", &["emploi"])]),
-    ],
+    sites: SITES,
     bodies: &[
         Body {
             category: Category::Province,
@@ -423,12 +404,83 @@ pub static IMIO_2019: Profile = Profile {
     ],
     always_member_population: 40_000,
     pilot: &["mons", "clavier", "gembloux", "la-louviere", "cpas-wanze"],
-    communes: include_str!("communes-wallonie.tsv"),
-    catalog: include_str!("imio-2019-products.yaml"),
+    communes: COMMUNES,
+    catalog: CATALOG,
+    single_member: None,
 };
 
+/// One member with one site of every product: `make demo PROFILE=small`.
+pub static SMALL: Profile = Profile {
+    name: "small",
+    source: "one member with one site of each of iMio's 11 products",
+    categories: &[(Category::Commune, 1)],
+    commune_provinces: &[(Province::Namur, 1)],
+    brackets: &[],
+    products: &[
+        ("docs", 1),
+        ("intranet", 1),
+        ("delib", 1),
+        ("pst", 1),
+        ("urban", 1),
+        ("web", 1),
+        ("teleservices-v1", 1),
+        ("teleservices", 1),
+        ("aes", 1),
+        ("atal", 1),
+        ("os-skills", 1),
+    ],
+    allocation: &[],
+    primary: &[],
+    exclusive: &[],
+    sites: SITES,
+    bodies: &[],
+    commune_bodies: &[],
+    departed: &[],
+    required_communes: &[],
+    always_member_population: 0,
+    pilot: &["namur"],
+    communes: COMMUNES,
+    catalog: CATALOG,
+    single_member: Some(Body {
+        category: Category::Commune,
+        name: "namur",
+        display: "Ville de Namur",
+        province: Some(Province::Namur),
+        domain: "namur.be",
+    }),
+};
+
+/// The communes of Wallonia (province, name, population, display name).
+const COMMUNES: &str = include_str!("communes-wallonie.tsv");
+/// iMio's product catalog.
+const CATALOG: &str = include_str!("imio-2019-products.yaml");
+/// The sites a member may host of each product, and their hostnames.
+const SITES: &[(&str, &[SiteName])] = &[
+    ("delib", &[site("delib", &["deliberations"])]),
+    ("docs", &[site("docs", &["ged"])]),
+    ("intranet", &[site("intranet", &["intranet"])]),
+    ("pst", &[site("pst", &["pst"])]),
+    ("urban", &[site("urban", &["urbanisme"])]),
+    (
+        "web",
+        &[
+            site("web", &["www", ""]),
+            site("web-tourisme", &["tourisme"]),
+            site("web-culture", &["culture"]),
+        ],
+    ),
+    (
+        "teleservices-v1",
+        &[site("teleservices-v1", &["teleservices"])],
+    ),
+    ("teleservices", &[site("teleservices", &["e-guichet"])]),
+    ("aes", &[site("aes", &["extrascolaire"])]),
+    ("atal", &[site("atal", &["atal"])]),
+    ("os-skills", &[site("os-skills", &["emploi"])]),
+];
+
 /// Every profile `--profile` knows.
-pub static PROFILES: &[&Profile] = &[&IMIO_2019];
+pub static PROFILES: &[&Profile] = &[&IMIO_2019, &SMALL];
 
 /// The profile named `name`, or an error listing the known ones.
 pub fn profile(name: &str) -> anyhow::Result<&'static Profile> {
