@@ -562,7 +562,7 @@ async fn termination_message(ctx: &Ctx, ns: &str, job: &str) -> Option<serde_jso
     })
 }
 
-/// Labels every Backup gets, for `kubectl get backups -l`.
+/// Labels every Backup gets, for `kubectl get bk -l`.
 pub fn labels(site: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(jobs::SITE_LABEL.to_string(), site.to_string())])
 }

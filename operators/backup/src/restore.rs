@@ -529,7 +529,7 @@ impl<'a> RestoreRun<'a> {
     async fn no_backup(self) -> Result<Action, Error> {
         let (ns, spec) = (&self.ns, &self.restore.spec);
         let msg = format!(
-            "spec.backup: no Backup {} in namespace {ns}; list them with kubectl -n {ns} get backups -l hosting.imio.be/site={}",
+            "spec.backup: no Backup {} in namespace {ns}; list them with kubectl -n {ns} get bk -l hosting.imio.be/site={}",
             spec.backup, spec.site
         );
         self.fail("NoBackup", msg).await
