@@ -36,7 +36,12 @@ use crate::common::{HH_MM_RULE, Window};
         json_path = ".status.neededConcurrency"
     ),
     printcolumn(
-        name = "Planned",
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
@@ -229,6 +234,11 @@ pub struct BackupPolicyStatus {
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Complete\")].status"
     ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Complete\")].reason"
+    ),
     printcolumn(name = "Size", type_ = "integer", json_path = ".status.size"),
     printcolumn(name = "Started", type_ = "date", json_path = ".status.startTime"),
     printcolumn(
@@ -291,6 +301,11 @@ pub enum BackupTrigger {
         name = "Complete",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Complete\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Complete\")].reason"
     ),
     printcolumn(name = "Started", type_ = "date", json_path = ".status.startTime"),
     printcolumn(

@@ -25,6 +25,16 @@ use crate::common::dns_name_list;
     printcolumn(name = "Decision", type_ = "string", json_path = ".status.decision"),
     printcolumn(name = "Site", type_ = "string", json_path = ".status.site"),
     printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

@@ -31,6 +31,11 @@ use crate::product::StorageMode;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     printcolumn(name = "Pool", type_ = "string", json_path = ".status.pool"),
     printcolumn(
         name = "Nodes",

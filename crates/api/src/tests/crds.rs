@@ -316,3 +316,95 @@ fn crd_yaml_reads_back_as_the_same_crd() {
         assert_eq!(back, crd);
     }
 }
+
+/// The kinds whose `Ready` condition an operator sets to False, with a reason that says why
+/// (as cert-manager shows it): MemberTenant (operators/tenant), Product and PloneSite
+/// (operators/site), SolrIndex (operators/solr-index), Certificate and CertificateIssuer
+/// (operators/certificate), BackupPolicy (operators/backup) and ProvisioningRequest
+/// (operators/provisioning).
+const READY_KINDS: [&str; 8] = [
+    "MemberTenant",
+    "Product",
+    "PloneSite",
+    "SolrIndex",
+    "Certificate",
+    "CertificateIssuer",
+    "BackupPolicy",
+    "ProvisioningRequest",
+];
+
+/// The other kinds, and the condition their printer columns show instead: a Backup's `Ready`
+/// is only ever True ("Restorable"), so its columns (and a Restore's) show `Complete`; the
+/// plans report `Progressing`, `Complete` and `Failed`, and their columns count sites.
+const OTHER_KINDS: [(&str, Option<&str>); 4] = [
+    ("Backup", Some("Complete")),
+    ("Restore", Some("Complete")),
+    ("MigrationPlan", None),
+    ("ReleaseRollout", None),
+];
+
+fn condition_path(condition: &str, field: &str) -> String {
+    format!(".status.conditions[?(@.type==\"{condition}\")].{field}")
+}
+
+#[test]
+fn every_kind_with_a_ready_condition_shows_its_reason_beside_it() {
+    let kinds: BTreeSet<String> = crds().into_iter().map(|c| c.spec.names.kind).collect();
+    let classified: BTreeSet<String> = READY_KINDS
+        .iter()
+        .copied()
+        .chain(OTHER_KINDS.iter().map(|(kind, _)| *kind))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        kinds, classified,
+        "a new kind: add it to READY_KINDS (with Ready and Reason columns) or OTHER_KINDS"
+    );
+    for crd in crds() {
+        let kind = crd.spec.names.kind.as_str();
+        let columns = crd.spec.versions[0]
+            .additional_printer_columns
+            .clone()
+            .unwrap_or_default();
+        let shown = if READY_KINDS.contains(&kind) {
+            Some("Ready")
+        } else {
+            OTHER_KINDS
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .and_then(|(_, condition)| *condition)
+        };
+        let Some(condition) = shown else {
+            assert!(
+                !columns.iter().any(|c| c.json_path.contains("conditions")),
+                "{kind} shows a condition: classify it in READY_KINDS or OTHER_KINDS"
+            );
+            continue;
+        };
+        let status = columns
+            .iter()
+            .position(|c| c.json_path == condition_path(condition, "status"));
+        let Some(status) = status else {
+            panic!("{kind} has no column with the status of its {condition} condition");
+        };
+        let reason = &columns[status + 1];
+        assert_eq!(
+            (reason.name.as_str(), reason.type_.as_str()),
+            ("Reason", "string"),
+            "{kind}: the column after {} must be Reason",
+            columns[status].name
+        );
+        assert_eq!(
+            reason.json_path,
+            condition_path(condition, "reason"),
+            "{kind}"
+        );
+        assert_eq!(
+            reason.priority, None,
+            "{kind}: Reason shows without -o wide"
+        );
+        if condition == "Ready" {
+            assert_eq!(columns[status].name, "Ready", "{kind}");
+        }
+    }
+}
