@@ -51,6 +51,7 @@ export MUTU_DEV_DIR="$state" MUTU_DEV_API_PORT="$port"
 MUTU_HELM="$(bash tests/cluster/tool.sh helm | tail -n 1)"
 MUTU_PROMTOOL="$(bash tests/cluster/tool.sh promtool | tail -n 1)"
 export MUTU_HELM MUTU_PROMTOOL
+export MUTU_AXE_JS="${MUTU_CACHE:-$HOME/.cache/mutu}/axe-core-$(sed -n 's/^axe_version=//p' tests/setup.sh)/node_modules/axe-core/axe.min.js"
 # kubectl of the cluster's own release (built with it), ahead of any other.
 PATH="$(bash tests/cluster/build.sh 2>/dev/null | tail -n 1):$PATH"
 export PATH

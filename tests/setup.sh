@@ -38,3 +38,27 @@ if [ -d "$incremental" ] && [ "$(du -s --block-size=1G "$incremental" | cut -f1)
   echo "removing cargo's incremental cache ($incremental, over 15 GB)" >&2
   rm -rf "$incremental"
 fi
+# axe-core, the accessibility rules the portal's browser tests run in every page they visit:
+# from npm, pinned, installed once into ${MUTU_CACHE:-~/.cache/mutu}/axe-core-<version> (built
+# beside it and renamed into place, so an interrupted install is never used). tests/run.sh
+# exports the path of its axe.min.js as MUTU_AXE_JS.
+axe_version=4.14.1
+axe_dir="${MUTU_CACHE:-$HOME/.cache/mutu}/axe-core-$axe_version"
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+  command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq npm >&2; }
+  mkdir -p "$(dirname "$axe_dir")"
+  # One install at a time; whoever waited finds the one the other made.
+  exec 9>"$axe_dir.lock"
+  flock 9
+  if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+    rm -rf "$axe_dir".build-*
+    build="$axe_dir.build-$$"
+    echo "installing axe-core $axe_version from npm into $axe_dir" >&2
+    npm install --prefix "$build" --no-save --no-audit --no-fund --ignore-scripts \
+      --loglevel=error "axe-core@$axe_version" >&2
+    [ -f "$build/node_modules/axe-core/axe.min.js" ] || { echo "npm installed no axe.min.js" >&2; exit 1; }
+    rm -rf "$axe_dir"
+    mv "$build" "$axe_dir"
+  fi
+  exec 9>&-
+fi

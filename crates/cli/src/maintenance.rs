@@ -1,8 +1,12 @@
 //! `mutu maintenance-page`: the page the public sees while a site is in
 //! maintenance. While a site is migrated or restored, mutu points its Ingress
 //! at an ExternalName Service naming this server, which answers every request
-//! with 503, `Retry-After` and a small page in French (and a line in English).
-//! `/healthz` answers 200 for the probes of its Deployment.
+//! with 503, `Retry-After` and a small page in the visitor's language (French,
+//! German or English from `Accept-Language`, French by default), with a line
+//! in each other one. The page and its words are the portal crate's
+//! (`mutu_portal::maintenance`, templates and translation files embedded in
+//! the binary): nothing more to build or to ship. `/healthz` answers 200 for
+//! the probes of its Deployment.
 
 use std::net::SocketAddr;
 
@@ -13,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use clap::Args;
-use mutu_portal::html::esc as escape;
-use tracing::info;
+use mutu_portal::i18n;
+use tracing::{info, warn};
 
 #[derive(Args)]
 pub struct MaintenanceArgs {
@@ -61,13 +65,26 @@ async fn healthz() -> Response {
         .into_response()
 }
 
-/// 503 with the page. For HEAD requests axum sends the headers only.
+/// 503 with the page in the visitor's language. For HEAD requests axum
+/// sends the headers only.
 async fn page(State(retry_after): State<u64>, headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(host_name)
         .filter(|h| !h.is_empty());
+    let accepted: Vec<&str> = headers
+        .get_all(header::ACCEPT_LANGUAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let lang = i18n::negotiate(Some(&accepted.join(",")));
+    let body = mutu_portal::maintenance::page(lang, host).unwrap_or_else(|e| {
+        // Cannot happen with the embedded templates (the portal's tests render
+        // them); the status and Retry-After still say it all.
+        warn!(error = %e, "maintenance page not rendered");
+        String::new()
+    });
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [
@@ -77,8 +94,13 @@ async fn page(State(retry_after): State<u64>, headers: HeaderMap) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             ),
+            (
+                header::CONTENT_LANGUAGE,
+                HeaderValue::from_static(lang.code()),
+            ),
+            (header::VARY, HeaderValue::from_static("Accept-Language")),
         ],
-        html(host),
+        body,
     )
         .into_response()
 }
@@ -100,61 +122,6 @@ fn host_name(raw: &str) -> &str {
         Some((i, _)) => &name[..i],
         None => name,
     }
-}
-
-/// The page: self-contained (no script, no external resource), system fonts,
-/// readable on a phone and in dark mode.
-fn html(host: Option<&str>) -> String {
-    let (subject, subject_en) = match host {
-        Some(h) => {
-            let h = escape(h);
-            (
-                format!("Le site <strong>{h}</strong>"),
-                format!("The site <strong>{h}</strong>"),
-            )
-        }
-        None => ("Ce site".to_owned(), "This site".to_owned()),
-    };
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="fr">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>Site en maintenance</title>
-<style>
-:root {{ color-scheme: light dark; }}
-body {{
-  margin: 0;
-  padding: 1.5rem;
-  font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-  font-size: 1.125rem;
-  line-height: 1.6;
-  color: #1a1a1a;
-  background: #ffffff;
-}}
-main {{ max-width: 36rem; margin: 10vh auto 0; }}
-h1 {{ font-size: 1.75rem; line-height: 1.25; margin: 0 0 1rem; }}
-strong {{ overflow-wrap: anywhere; }}
-.en {{ margin-top: 2rem; padding-top: 1rem; border-top: 1px solid #767676; color: #404040; font-size: 1rem; }}
-@media (prefers-color-scheme: dark) {{
-  body {{ color: #f0f0f0; background: #121212; }}
-  .en {{ color: #c8c8c8; }}
-}}
-</style>
-</head>
-<body>
-<main>
-<h1>Site en maintenance</h1>
-<p>{subject} est en cours de déplacement ou de mise à jour par la coopérative. Il sera de retour dans quelques minutes.</p>
-<p>Merci de réessayer un peu plus tard.</p>
-<p class="en" lang="en">{subject_en} is being moved or updated and will be back in a few minutes. Please try again later.</p>
-</main>
-</body>
-</html>
-"#
-    )
 }
 
 #[cfg(test)]
@@ -196,9 +163,23 @@ mod tests {
     /// Sends one raw HTTP/1.1 request (`Connection: close`) and reads the
     /// whole answer.
     async fn send(addr: SocketAddr, method: &str, path: &str, host: Option<&str>) -> Answer {
+        send_in(addr, method, path, host, None).await
+    }
+
+    /// [`send`] with an `Accept-Language` header.
+    async fn send_in(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        host: Option<&str>,
+        accept_language: Option<&str>,
+    ) -> Answer {
         let mut request = format!("{method} {path} HTTP/1.1\r\n");
         if let Some(h) = host {
             request.push_str(&format!("Host: {h}\r\n"));
+        }
+        if let Some(l) = accept_language {
+            request.push_str(&format!("Accept-Language: {l}\r\n"));
         }
         request.push_str("Connection: close\r\n\r\n");
         let exchange = async {
@@ -243,6 +224,7 @@ mod tests {
         assert_eq!(a.header("cache-control"), Some("no-store"));
         assert_eq!(a.header("content-type"), Some("text/html; charset=utf-8"));
         assert!(a.body.contains(r#"<html lang="fr">"#), "{}", a.body);
+        assert_eq!(a.header("content-language"), Some("fr"));
         assert!(a.body.contains("<title>Site en maintenance</title>"));
         assert!(a.body.contains("<h1>Site en maintenance</h1>"));
         assert!(a.body.contains(r#"name="viewport""#));
@@ -262,12 +244,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_page_speaks_the_visitors_language_with_a_line_in_the_others() {
+        let (addr, task) = start(600).await;
+        let a = send_in(
+            addr,
+            "GET",
+            "/",
+            Some("www.eupen.be"),
+            Some("de-BE,de;q=0.9,fr;q=0.8,en;q=0.5"),
+        )
+        .await;
+        assert_eq!(a.status, 503);
+        assert_eq!(a.header("retry-after"), Some("600"));
+        assert_eq!(a.header("content-language"), Some("de"));
+        assert_eq!(a.header("vary"), Some("Accept-Language"));
+        assert!(a.body.contains(r#"<html lang="de">"#), "{}", a.body);
+        assert!(a.body.contains("<h1>Website in Wartung</h1>"), "{}", a.body);
+        assert!(
+            a.body
+                .contains("Die Website <strong>www.eupen.be</strong> wird gerade"),
+            "{}",
+            a.body
+        );
+        assert!(
+            a.body
+                .contains(r#"<p lang="fr">Le site <strong>www.eupen.be</strong>"#),
+            "{}",
+            a.body
+        );
+        assert!(
+            a.body
+                .contains(r#"<p lang="en">The site <strong>www.eupen.be</strong>"#),
+            "{}",
+            a.body
+        );
+        // English by q-value; a language it does not speak is passed over.
+        let a = send_in(addr, "GET", "/", None, Some("nl-BE, en;q=0.7, fr;q=0.6")).await;
+        assert!(a.body.contains(r#"<html lang="en">"#), "{}", a.body);
+        assert!(a.body.contains("<p>This site is being moved"), "{}", a.body);
+        assert!(!a.body.contains('⟦'), "{}", a.body);
+        task.abort();
+    }
+
+    #[tokio::test]
     async fn the_host_is_escaped() {
         let (addr, task) = start(600).await;
         let a = send(addr, "GET", "/", Some("<script>alert(1)</script>.be")).await;
         assert_eq!(a.status, 503);
         assert!(!a.body.contains("<script>"), "{}", a.body);
         assert!(a.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;.be"));
+        // In every language's line too.
+        assert_eq!(
+            a.body
+                .matches("&lt;script&gt;alert(1)&lt;/script&gt;.be")
+                .count(),
+            3,
+            "{}",
+            a.body
+        );
         task.abort();
     }
 

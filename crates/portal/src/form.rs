@@ -7,9 +7,11 @@ use mutu_api::common::is_dns_name;
 use mutu_api::provisioning::Language;
 use serde::Deserialize;
 
+use crate::i18n::Lang;
 use crate::model::NewRequest;
 
-/// The form's fields, all optional so that a missing one gets a French message.
+/// The form's fields, all optional so that a missing one gets a message in
+/// the agent's language.
 #[derive(Deserialize, Default, Clone, Debug)]
 pub struct AskForm {
     #[serde(default)]
@@ -27,17 +29,24 @@ pub struct AskForm {
     pub jeton: Option<String>,
 }
 
-/// Why a form cannot become a request; the text says it to the agent.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why a form cannot become a request; [`Invalid::text`] says it to the agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Invalid {
-    #[error("Choisissez un produit.")]
     NoProduct,
-    #[error(
-        "« {0} » n'est pas une adresse valide : lettres minuscules, chiffres, tirets et points, par exemple www.commune.be."
-    )]
+    /// Not a DNS name, as sent (trimmed, in lower case).
     Hostname(String),
-    #[error("Indiquez l'adresse du site.")]
     NoHostname,
+}
+
+impl Invalid {
+    /// What to correct, in `lang`.
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            Invalid::NoProduct => lang.tr("ask-no-product"),
+            Invalid::Hostname(h) => lang.tr_with("ask-invalid-address", &[("address", h.into())]),
+            Invalid::NoHostname => lang.tr("ask-no-address"),
+        }
+    }
 }
 
 /// The languages a site may have, by their code in the form.
@@ -159,11 +168,17 @@ mod tests {
 
     #[test]
     fn an_invalid_address_is_named_in_the_message() {
-        let text = Invalid::Hostname("a b".into()).to_string();
+        let text = Invalid::Hostname("a b".into()).text(Lang::Fr);
         assert!(
             text.starts_with("« a b » n'est pas une adresse valide"),
             "{text}"
         );
+        let text = Invalid::Hostname("a b".into()).text(Lang::De);
+        assert!(
+            text.starts_with("„a b“ ist keine gültige Adresse"),
+            "{text}"
+        );
+        assert_eq!(Invalid::NoProduct.text(Lang::En), "Choose a product.");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The portal's HTTP side: its routes and, for each request, who is asking
-//! (the proxy's headers, from the trusted proxy only), whether a form posted
-//! is the portal's own (same site, with its user's token, checked before
-//! anything is read or written), what to read or write as them
-//! ([`crate::cluster`]), and which response to give: a page
-//! ([`crate::views`]), a redirection, or a refusal with its status.
+//! (the proxy's headers, from the trusted proxy only), in which language
+//! ([`layers::language`]), whether a form posted is the portal's own (same
+//! site, with its user's token, checked before anything is read or
+//! written), what to read or write as them ([`crate::cluster`]), and which
+//! response to give: a page ([`crate::views`]), a redirection, or a refusal
+//! with its status.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::extract::{ConnectInfo, Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -23,9 +24,12 @@ use serde::Deserialize;
 use crate::cluster::{self, CreateError, DecideError, Failure};
 use crate::csrf::{self, BadToken};
 use crate::form::{self, AskForm};
+use crate::html::{self, Frame, Title, View};
+use crate::i18n::Arg;
+use crate::layers::Ui;
 use crate::model::Member;
 use crate::proxy::{GROUPS, USER};
-use crate::{Clients, Identity, NoIdentity, html, layers, views};
+use crate::{Clients, Identity, NoIdentity, layers, views};
 
 /// What every handler shares.
 pub struct App {
@@ -57,7 +61,8 @@ impl IntoResponse for Refused {
 /// A handler's answer: its response, or the refusal of a step on the way.
 type Answer = Result<Response, Refused>;
 
-/// The routes, each response with the security headers and logged.
+/// The routes, each response with the security headers and logged, each
+/// request in its language.
 pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -68,6 +73,7 @@ pub fn router(app: Shared) -> Router {
         .route("/membres/{tenant}/demandes/{name}", get(request_page))
         .route("/approbations", get(approvals))
         .route("/approbations/{ns}/{name}", post(decide))
+        .layer(middleware::from_fn(layers::language))
         .layer(middleware::from_fn(layers::secure))
         .layer(middleware::from_fn_with_state(app.clone(), layers::log))
         .with_state(app)
@@ -85,68 +91,96 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// A page, never cached, reloading itself after `refresh` seconds if any.
-fn page(
+/// A page in the request's language, titled `title`, never cached.
+fn respond(
     status: StatusCode,
+    ui: &Ui,
     who: Option<&Identity>,
-    title: &str,
-    body: &str,
-    refresh: Option<u32>,
+    title: Title,
+    view: View,
 ) -> Response {
-    let page = html::page(title, who.map(|w| w.user.as_str()), body, refresh);
+    let frame = Frame {
+        lang: ui.lang,
+        switch_to: &ui.switch_to,
+        title,
+        who: who.map(|w| w.user.as_str()),
+    };
+    let (status, page) = match html::page(&frame, view) {
+        Ok(page) => (status, page),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "page not rendered");
+            let text = ui.lang.tr("error-internal");
+            let frame = Frame {
+                title: Title("title-error"),
+                ..frame
+            };
+            match html::page(&frame, views::refusal(text.clone())) {
+                Ok(page) => (StatusCode::INTERNAL_SERVER_ERROR, page),
+                Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, html::esc(&text)),
+            }
+        }
+    };
     (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
 }
 
-fn respond(status: StatusCode, who: Option<&Identity>, title: &str, body: &str) -> Response {
-    page(status, who, title, body, None)
-}
-
-fn fail(status: StatusCode, who: Option<&Identity>, title: &str, text: &str) -> Response {
-    respond(status, who, title, &views::refusal(text))
+/// An error page: `text`, and the way back home.
+fn fail(
+    status: StatusCode,
+    ui: &Ui,
+    who: Option<&Identity>,
+    title: Title,
+    text: String,
+) -> Response {
+    respond(status, ui, who, title, views::refusal(text))
 }
 
 /// The page saying why a read or write as `who` failed.
-fn failure(e: &Failure, who: &Identity) -> Response {
+fn failure(e: &Failure, ui: &Ui, who: &Identity) -> Response {
+    let lang = ui.lang;
     match e {
         Failure::Forbidden => fail(
             StatusCode::FORBIDDEN,
+            ui,
             Some(who),
-            "Accès refusé",
-            "Vous n'avez pas accès à cette page. Si vous pensez que c'est une erreur, contactez le support de la coopérative.",
+            Title("title-forbidden"),
+            lang.tr("error-forbidden"),
         ),
         Failure::NotFound => fail(
             StatusCode::NOT_FOUND,
+            ui,
             Some(who),
-            "Introuvable",
-            "Cette page n'existe pas ou plus.",
+            Title("title-not-found"),
+            lang.tr("error-not-found"),
         ),
         Failure::Unavailable(e) => {
             tracing::warn!(error = %e, user = %who.user, "Kubernetes call failed");
             fail(
                 StatusCode::BAD_GATEWAY,
+                ui,
                 Some(who),
-                "Service indisponible",
-                "Le service est momentanément indisponible ; réessayez dans un instant.",
+                Title("title-unavailable"),
+                lang.tr("error-unavailable"),
             )
         }
     }
 }
 
-fn refused(e: Failure, who: &Identity) -> Refused {
-    failure(&e, who).into()
+fn refused(e: Failure, ui: &Ui, who: &Identity) -> Refused {
+    failure(&e, ui, who).into()
 }
 
 /// The caller, or the page that says why there is none.
-fn who(app: &App, peer: SocketAddr, headers: &HeaderMap) -> Result<Identity, Refused> {
-    crate::identity(&app.trusted, peer, headers).map_err(|e| no_identity(&e).into())
+fn who(app: &App, ui: &Ui, peer: SocketAddr, headers: &HeaderMap) -> Result<Identity, Refused> {
+    crate::identity(&app.trusted, peer, headers).map_err(|e| no_identity(&e, ui).into())
 }
 
 /// The page saying why a request has no identity (logged unless there was
 /// simply no user).
-fn no_identity(e: &NoIdentity) -> Response {
+fn no_identity(e: &NoIdentity, ui: &Ui) -> Response {
     if *e != NoIdentity::NoUser {
         tracing::warn!(why = %e, "identity refused");
     }
+    let lang = ui.lang;
     let header = |h: &str| {
         match h {
             USER => "X-Forwarded-User",
@@ -158,34 +192,36 @@ fn no_identity(e: &NoIdentity) -> Response {
     match e {
         NoIdentity::Untrusted(_) | NoIdentity::NoUser => fail(
             StatusCode::UNAUTHORIZED,
+            ui,
             None,
-            "Connexion requise",
-            "Ce portail s'utilise au travers de la connexion de la coopérative : ouvrez-le depuis l'adresse habituelle.",
+            Title("title-sign-in"),
+            lang.tr("error-sign-in"),
         ),
         NoIdentity::Reserved(name) => fail(
             StatusCode::FORBIDDEN,
+            ui,
             None,
-            "Identité refusée",
-            &format!(
-                "Votre compte ou l'un de ses groupes porte le nom « {name} », que Kubernetes se réserve : le portail ne l'accepte jamais. Contactez le support de la coopérative pour corriger votre compte."
-            ),
+            Title("title-identity-refused"),
+            lang.tr_with("error-reserved-name", &[("name", name.into())]),
         ),
         NoIdentity::Repeated(h) => fail(
             StatusCode::BAD_REQUEST,
+            ui,
             None,
-            "Identité illisible",
-            &format!(
-                "La connexion de la coopérative a transmis l'en-tête {} plusieurs fois : le portail ne choisit pas entre eux. Ouvrez le portail depuis l'adresse habituelle ; si cela persiste, contactez le support de la coopérative.",
-                header(h)
-            ),
+            Title("title-identity-unreadable"),
+            lang.tr_with("error-repeated-header", &[("header", header(h).into())]),
         ),
         NoIdentity::Invalid { header: h, name } => fail(
             StatusCode::BAD_REQUEST,
+            ui,
             None,
-            "Identité illisible",
-            &format!(
-                "La connexion de la coopérative a transmis dans l'en-tête {} le nom {name:?}, qui n'est pas un nom accepté (lettres, chiffres et . _ @ + - : / seulement, séparés par des virgules). Contactez le support de la coopérative pour corriger votre compte.",
-                header(h)
+            Title("title-identity-unreadable"),
+            lang.tr_with(
+                "error-invalid-name",
+                &[
+                    ("header", header(h).into()),
+                    ("name", format!("{name:?}").into()),
+                ],
             ),
         ),
     }
@@ -194,7 +230,7 @@ fn no_identity(e: &NoIdentity) -> Response {
 /// Refuses a form posted from another site (`Sec-Fetch-Site: cross-site`, or
 /// `same-site`: another address of the same domain); browsers that do not
 /// send the header are left to the form's token.
-fn same_site(headers: &HeaderMap, id: &Identity) -> Result<(), Refused> {
+fn same_site(headers: &HeaderMap, ui: &Ui, id: &Identity) -> Result<(), Refused> {
     let site = headers
         .get("sec-fetch-site")
         .map(|v| v.as_bytes())
@@ -203,9 +239,10 @@ fn same_site(headers: &HeaderMap, id: &Identity) -> Result<(), Refused> {
         tracing::warn!(user = %id.user, "form posted from another site refused");
         return Err(fail(
             StatusCode::FORBIDDEN,
+            ui,
             Some(id),
-            "Formulaire refusé",
-            "Ce formulaire ne vient pas du portail ; recommencez depuis le portail.",
+            Title("title-form-refused"),
+            ui.lang.tr("error-cross-site"),
         )
         .into());
     }
@@ -214,21 +251,26 @@ fn same_site(headers: &HeaderMap, id: &Identity) -> Result<(), Refused> {
 
 /// Refuses a form without a valid token of `id` (`token`, if the form could
 /// be read at all).
-fn token(app: &App, id: &Identity, token: Option<&str>) -> Result<(), Refused> {
+fn token(app: &App, ui: &Ui, id: &Identity, token: Option<&str>) -> Result<(), Refused> {
     app.key.check(&id.user, token).map_err(|bad| {
         tracing::warn!(user = %id.user, why = bad.reason(), "form refused");
+        let lang = ui.lang;
         let text = match bad {
-            BadToken::Missing => {
-                "Ce formulaire ne vient pas du portail : il n'a pas de jeton de sécurité. Rouvrez la page depuis le portail et envoyez le formulaire de nouveau."
-            }
-            BadToken::Invalid => {
-                "Ce formulaire n'a pas été préparé pour vous, ou le portail a redémarré depuis. Rouvrez la page depuis le portail et envoyez le formulaire de nouveau."
-            }
+            BadToken::Missing => lang.tr("error-token-missing"),
+            BadToken::Invalid => lang.tr("error-token-invalid"),
             BadToken::Expired => {
-                "Ce formulaire a expiré : il a été ouvert il y a plus de 12 heures. Rouvrez la page et envoyez le formulaire de nouveau."
+                let hours = i64::try_from(csrf::MAX_AGE / 3600).unwrap_or(i64::MAX);
+                lang.tr_with("error-token-expired", &[("hours", Arg::Number(hours))])
             }
         };
-        fail(StatusCode::FORBIDDEN, Some(id), "Formulaire refusé", text).into()
+        fail(
+            StatusCode::FORBIDDEN,
+            ui,
+            Some(id),
+            Title("title-form-refused"),
+            text,
+        )
+        .into()
     })
 }
 
@@ -237,43 +279,46 @@ fn token(app: &App, id: &Identity, token: Option<&str>) -> Result<(), Refused> {
 /// anything is read or written.
 fn posted<T>(
     app: &App,
+    ui: &Ui,
     headers: &HeaderMap,
     id: &Identity,
     form: Result<Form<T>, FormRejection>,
     token_of: impl Fn(&T) -> Option<&str>,
 ) -> Result<T, Refused> {
-    same_site(headers, id)?;
+    same_site(headers, ui, id)?;
     let form = form.ok().map(|Form(f)| f);
-    token(app, id, form.as_ref().and_then(&token_of))?;
+    token(app, ui, id, form.as_ref().and_then(&token_of))?;
     form.ok_or_else(|| {
         fail(
             StatusCode::BAD_REQUEST,
+            ui,
             Some(id),
-            "Formulaire illisible",
-            "Ce formulaire n'a pas pu être lu ; rouvrez la page et envoyez-le de nouveau.",
+            Title("title-form-unreadable"),
+            ui.lang.tr("error-form-unreadable"),
         )
         .into()
     })
 }
 
 /// A client acting as `id`.
-fn client(app: &App, id: &Identity) -> Result<Client, Refused> {
-    app.clients.get(id).map_err(|e| refused(e.into(), id))
+fn client(app: &App, ui: &Ui, id: &Identity) -> Result<Client, Refused> {
+    app.clients.get(id).map_err(|e| refused(e.into(), ui, id))
 }
 
 /// The caller, their client and the member `tenant`, read as the caller
 /// (RBAC decides: another member's page is refused).
 async fn member(
     app: &App,
+    ui: &Ui,
     peer: SocketAddr,
     headers: &HeaderMap,
     tenant: &str,
 ) -> Result<(Identity, Client, Member), Refused> {
-    let id = who(app, peer, headers)?;
-    let c = client(app, &id)?;
+    let id = who(app, ui, peer, headers)?;
+    let c = client(app, ui, &id)?;
     let member = cluster::member(&c, tenant)
         .await
-        .map_err(|e| refused(e, &id))?;
+        .map_err(|e| refused(e, ui, &id))?;
     Ok((id, c, member))
 }
 
@@ -281,57 +326,74 @@ async fn member(
 /// decide; straight to the member's sites if that is all there is.
 async fn home(
     State(app): State<Shared>,
+    Extension(ui): Extension<Ui>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Answer {
-    let id = who(&app, peer, &headers)?;
-    let c = client(&app, &id)?;
+    let id = who(&app, &ui, peer, &headers)?;
+    let c = client(&app, &ui, &id)?;
     let members = cluster::members_of(&app.own, &id)
         .await
-        .map_err(|e| refused(e, &id))?;
+        .map_err(|e| refused(e, &ui, &id))?;
     let approver = cluster::may_decide(&c).await;
     if let [only] = members.as_slice()
         && !approver
     {
         return Ok(Redirect::to(&format!("/membres/{}/sites", only.name)).into_response());
     }
-    let body = views::home(&members, approver);
-    Ok(respond(StatusCode::OK, Some(&id), "Accueil", &body))
+    let view = views::home(&members, approver);
+    Ok(respond(
+        StatusCode::OK,
+        &ui,
+        Some(&id),
+        Title("title-home"),
+        view,
+    ))
 }
 
 /// "Mes sites": the member's sites, and its requests.
 async fn sites(
     State(app): State<Shared>,
+    Extension(ui): Extension<Ui>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
 ) -> Answer {
-    let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
+    let (id, c, member) = member(&app, &ui, peer, &headers, &tenant).await?;
     let sites = cluster::sites(&c, &member.namespace)
         .await
-        .map_err(|e| refused(e, &id))?;
+        .map_err(|e| refused(e, &ui, &id))?;
     let names = cluster::product_names(&c).await;
     let requests = cluster::requests(&c, &member.namespace).await;
-    let body = views::sites(&member, &sites, &names, &requests);
-    Ok(respond(StatusCode::OK, Some(&id), "Mes sites", &body))
+    let view = views::sites(ui.lang, &member, &sites, &names, &requests);
+    Ok(respond(
+        StatusCode::OK,
+        &ui,
+        Some(&id),
+        Title("title-sites"),
+        view,
+    ))
 }
 
 /// "Demander un site": the form.
 async fn ask_form(
     State(app): State<Shared>,
+    Extension(ui): Extension<Ui>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
 ) -> Answer {
-    let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
+    let (id, c, member) = member(&app, &ui, peer, &headers, &tenant).await?;
     let names = cluster::product_names(&c).await;
     let token = app.key.token(&id.user);
-    let body = views::ask(&member, &names, &AskForm::default(), None, &token);
+    let form = AskForm::default();
+    let view = views::ask(&member, &names, &form, None, &token);
     Ok(respond(
         StatusCode::OK,
+        &ui,
         Some(&id),
-        "Demander un site",
-        &body,
+        Title("title-ask"),
+        view,
     ))
 }
 
@@ -339,66 +401,70 @@ async fn ask_form(
 /// again saying what to correct.
 async fn ask(
     State(app): State<Shared>,
+    Extension(ui): Extension<Ui>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
     form: Result<Form<AskForm>, FormRejection>,
 ) -> Answer {
-    let id = who(&app, peer, &headers)?;
-    let form = posted(&app, &headers, &id, form, |f: &AskForm| f.jeton.as_deref())?;
-    let c = client(&app, &id)?;
+    let id = who(&app, &ui, peer, &headers)?;
+    let form = posted(&app, &ui, &headers, &id, form, |f: &AskForm| {
+        f.jeton.as_deref()
+    })?;
+    let c = client(&app, &ui, &id)?;
     let member = cluster::member(&c, &tenant)
         .await
-        .map_err(|e| refused(e, &id))?;
+        .map_err(|e| refused(e, &ui, &id))?;
     let names = cluster::product_names(&c).await;
     let token = app.key.token(&id.user);
     let again = |error: &str| {
-        let body = views::ask(&member, &names, &form, Some(error), &token);
+        let view = views::ask(&member, &names, &form, Some(error), &token);
         respond(
             StatusCode::UNPROCESSABLE_ENTITY,
+            &ui,
             Some(&id),
-            "Demander un site",
-            &body,
+            Title("title-ask"),
+            view,
         )
     };
+    let lang = ui.lang;
     let new = match form::new_request(&form) {
         Ok(new) => new,
-        Err(invalid) => return Ok(again(&invalid.to_string())),
+        Err(invalid) => return Ok(again(&invalid.text(lang))),
     };
     let taken = cluster::taken_names(&c, &member.namespace).await;
     let name = form::free_name(&new.product, &taken);
     Ok(
         match cluster::create_request(&c, &member.namespace, &name, &new).await {
             Ok(()) => Redirect::to(&format!("/membres/{tenant}/demandes/{name}")).into_response(),
-            Err(CreateError::Rejected(message)) => again(&format!(
-                "La demande a été refusée telle quelle : {message}"
-            )),
-            Err(CreateError::NameTaken) => again(
-                "Une demande du même nom vient d'être faite ; envoyez le formulaire une nouvelle fois.",
-            ),
-            Err(CreateError::Failed(e)) => failure(&e, &id),
+            Err(CreateError::Rejected(message)) => {
+                again(&lang.tr_with("ask-rejected", &[("message", message.into())]))
+            }
+            Err(CreateError::NameTaken) => again(&lang.tr("ask-name-taken")),
+            Err(CreateError::Failed(e)) => failure(&e, &ui, &id),
         },
     )
 }
 
-/// One request, its checks, decision and progress; reloads itself until done.
+/// One request, its checks, decision and progress.
 async fn request_page(
     State(app): State<Shared>,
+    Extension(ui): Extension<Ui>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Answer {
-    let (id, c, member) = member(&app, peer, &headers, &tenant).await?;
+    let (id, c, member) = member(&app, &ui, peer, &headers, &tenant).await?;
     let r = cluster::request(&c, &member.namespace, &name)
         .await
-        .map_err(|e| refused(e, &id))?;
-    let body = views::request(&member, &r);
-    Ok(page(
+        .map_err(|e| refused(e, &ui, &id))?;
+    let view = views::request(ui.lang, &member, &r);
+    Ok(respond(
         StatusCode::OK,
+        &ui,
         Some(&id),
-        "Ma demande",
-        &body,
-        views::refresh(&r),
+        Title("title-request"),
+        view,
     ))
 }
 
@@ -406,31 +472,34 @@ async fn request_page(
 /// the confirmation of the one just taken (`fait` and `decision`).
 async fn approvals(
     State(app): State<Shared>,
+    Extension(ui): Extension<Ui>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
-    let id = who(&app, peer, &headers)?;
-    let c = client(&app, &id)?;
+    let id = who(&app, &ui, peer, &headers)?;
+    let c = client(&app, &ui, &id)?;
     let requests = match cluster::all_requests(&c).await {
         Ok(requests) => requests,
         Err(Failure::Forbidden) => {
             return Ok(fail(
                 StatusCode::FORBIDDEN,
+                &ui,
                 Some(&id),
-                "Accès refusé",
-                "Cette page est réservée aux approbateurs de la coopérative.",
+                Title("title-forbidden"),
+                ui.lang.tr("error-approvers-only"),
             ));
         }
-        Err(e) => return Err(refused(e, &id)),
+        Err(e) => return Err(refused(e, &ui, &id)),
     };
     let token = app.key.token(&id.user);
-    let body = views::approvals(&requests, done(&query), &token);
+    let view = views::approvals(ui.lang, &requests, done(&query), &token);
     Ok(respond(
         StatusCode::OK,
+        &ui,
         Some(&id),
-        "Demandes à approuver",
-        &body,
+        Title("title-approvals"),
+        view,
     ))
 }
 
@@ -467,22 +536,24 @@ fn chosen(action: Option<&str>) -> Option<(Decision, &'static str)> {
 /// An approver's decision recorded, then back to the approvals.
 async fn decide(
     State(app): State<Shared>,
+    Extension(ui): Extension<Ui>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((ns, name)): Path<(String, String)>,
     form: Result<Form<DecideForm>, FormRejection>,
 ) -> Answer {
-    let id = who(&app, peer, &headers)?;
-    let form = posted(&app, &headers, &id, form, |f: &DecideForm| {
+    let id = who(&app, &ui, peer, &headers)?;
+    let form = posted(&app, &ui, &headers, &id, form, |f: &DecideForm| {
         f.jeton.as_deref()
     })?;
-    let c = client(&app, &id)?;
+    let c = client(&app, &ui, &id)?;
     let Some((decision, word)) = chosen(form.action.as_deref()) else {
         return Ok(fail(
             StatusCode::BAD_REQUEST,
+            &ui,
             Some(&id),
-            "Décision",
-            "Choisissez d'approuver ou de refuser.",
+            Title("title-decision"),
+            ui.lang.tr("error-no-decision"),
         ));
     };
     Ok(
@@ -490,12 +561,13 @@ async fn decide(
             Ok(()) => Redirect::to(&format!("/approbations?fait={ns}/{name}&decision={word}"))
                 .into_response(),
             Err(e) => {
-                let (status, text) = decision_failure(&e);
+                let (status, text) = decision_failure(&ui, &e);
                 respond(
                     status,
+                    &ui,
                     Some(&id),
-                    "Décision",
-                    &views::decision_refused(&text),
+                    Title("title-decision"),
+                    views::decision_refused(text),
                 )
             }
         },
@@ -503,35 +575,21 @@ async fn decide(
 }
 
 /// The status and the words for a decision not recorded.
-fn decision_failure(e: &DecideError) -> (StatusCode, String) {
+fn decision_failure(ui: &Ui, e: &DecideError) -> (StatusCode, String) {
+    let lang = ui.lang;
     match e {
-        DecideError::Forbidden => (
-            StatusCode::FORBIDDEN,
-            "Vous n'êtes pas approbateur : seule la coopérative décide des demandes, et jamais un membre des siennes.".to_string(),
-        ),
-        DecideError::Changed => (
-            StatusCode::CONFLICT,
-            "La demande a changé entre-temps (le membre l'a peut-être modifiée) ; relisez-la avant de décider.".to_string(),
-        ),
-        DecideError::NotValid => (
-            StatusCode::CONFLICT,
-            "Cette demande ne peut pas être approuvée : elle ne passe pas les vérifications.".to_string(),
-        ),
+        DecideError::Forbidden => (StatusCode::FORBIDDEN, lang.tr("decision-forbidden")),
+        DecideError::Changed => (StatusCode::CONFLICT, lang.tr("decision-changed")),
+        DecideError::NotValid => (StatusCode::CONFLICT, lang.tr("decision-not-valid")),
         DecideError::NoReason => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Indiquez la raison du refus : le membre la lira.".to_string(),
+            lang.tr("decision-no-reason"),
         ),
-        DecideError::AlreadyDecided => (
-            StatusCode::CONFLICT,
-            "Cette demande a déjà été décidée.".to_string(),
-        ),
-        DecideError::NotFound => (
-            StatusCode::NOT_FOUND,
-            "Cette demande n'existe plus.".to_string(),
-        ),
+        DecideError::AlreadyDecided => (StatusCode::CONFLICT, lang.tr("decision-already")),
+        DecideError::NotFound => (StatusCode::NOT_FOUND, lang.tr("decision-gone")),
         DecideError::Failed(why) => (
             StatusCode::BAD_GATEWAY,
-            format!("La décision n'a pas pu être enregistrée ({why})."),
+            lang.tr_with("decision-failed", &[("why", why.into())]),
         ),
     }
 }
@@ -539,6 +597,7 @@ fn decision_failure(e: &DecideError) -> (StatusCode, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::Lang;
     use axum::http::HeaderValue;
 
     fn agent() -> Identity {
@@ -548,17 +607,24 @@ mod tests {
         }
     }
 
+    fn ui(lang: Lang) -> Ui {
+        Ui {
+            lang,
+            switch_to: "/".into(),
+        }
+    }
+
     #[test]
     fn a_form_from_another_site_is_refused() {
         let mut headers = HeaderMap::new();
-        assert!(same_site(&headers, &agent()).is_ok());
+        assert!(same_site(&headers, &ui(Lang::Fr), &agent()).is_ok());
         headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(same_site(&headers, &agent()).is_ok());
+        assert!(same_site(&headers, &ui(Lang::Fr), &agent()).is_ok());
         headers.insert("sec-fetch-site", HeaderValue::from_static("none"));
-        assert!(same_site(&headers, &agent()).is_ok());
+        assert!(same_site(&headers, &ui(Lang::Fr), &agent()).is_ok());
         for site in ["cross-site", "same-site"] {
             headers.insert("sec-fetch-site", HeaderValue::from_static(site));
-            let refused = same_site(&headers, &agent())
+            let refused = same_site(&headers, &ui(Lang::Fr), &agent())
                 .err()
                 .map(IntoResponse::into_response);
             assert_eq!(
@@ -571,14 +637,14 @@ mod tests {
 
     #[test]
     fn a_failure_is_a_status_and_a_page_that_is_not_cached() {
-        let r = failure(&Failure::NotFound, &agent());
+        let r = failure(&Failure::NotFound, &ui(Lang::De), &agent());
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(
             r.headers().get(header::CACHE_CONTROL),
             Some(&HeaderValue::from_static("no-store"))
         );
         assert_eq!(
-            failure(&Failure::Forbidden, &agent()).status(),
+            failure(&Failure::Forbidden, &ui(Lang::Fr), &agent()).status(),
             StatusCode::FORBIDDEN
         );
     }
@@ -612,7 +678,7 @@ mod tests {
 
     #[test]
     fn each_decision_failure_has_its_status() {
-        let status = |e: DecideError| decision_failure(&e).0;
+        let status = |e: DecideError| decision_failure(&ui(Lang::Fr), &e).0;
         assert_eq!(status(DecideError::Forbidden), StatusCode::FORBIDDEN);
         assert_eq!(status(DecideError::Changed), StatusCode::CONFLICT);
         assert_eq!(status(DecideError::NotValid), StatusCode::CONFLICT);
@@ -622,8 +688,13 @@ mod tests {
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(status(DecideError::NotFound), StatusCode::NOT_FOUND);
-        let (status, text) = decision_failure(&DecideError::Failed("boom".into()));
+        let (status, text) = decision_failure(&ui(Lang::Fr), &DecideError::Failed("boom".into()));
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(text, "La décision n'a pas pu être enregistrée (boom).");
+        let (_, text) = decision_failure(&ui(Lang::De), &DecideError::Failed("boom".into()));
+        assert_eq!(
+            text,
+            "Die Entscheidung konnte nicht gespeichert werden (boom)."
+        );
     }
 }

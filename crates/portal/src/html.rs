@@ -1,10 +1,33 @@
-//! The pages' frame and words: one server-rendered layout (no script), its
-//! stylesheet (readable on a phone, visible focus, contrast of at least 4.5:1),
-//! served apart at [`STYLESHEET`] so that the pages need nothing inline (their
-//! Content-Security-Policy allows no inline style or script), HTML escaping,
-//! and the French for what mutu says in English.
+//! How the pages are made: templates (`templates/*.html`, embedded in the
+//! binary) rendered by [minijinja](https://docs.rs/minijinja), every value
+//! HTML-escaped unless a template marks it as markup; their words from the
+//! translation files ([`crate::i18n`], `t("key", var=value)` in a template);
+//! one layout (no script, `<html lang>` of the page's language, the language
+//! switch); and its stylesheet (readable on a phone, visible focus, contrast
+//! of at least 4.5:1), served apart at [`STYLESHEET`] so that the pages need
+//! nothing inline (their Content-Security-Policy allows no inline style or
+//! script).
+//!
+//! Why minijinja rather than askama or maud: the pages stay HTML files that
+//! whoever reviews their wording or accessibility reads without Rust (maud
+//! writes markup as Rust macros); escaping is on by default for `.html`
+//! templates, and only a template's own markup (a `{% set %}` block) is ever
+//! marked safe; translations take named variables as Jinja keyword arguments
+//! (`t("ask-address-hint", domains=domains)`), which map one to one onto
+//! Fluent's; and it adds one crate without procedural macros or code
+//! generation to the `mutu` binary every operator runs (askama would, and
+//! would check templates at compile time only for what Rust can see, not the
+//! translation keys). Templates are checked when the environment is built and
+//! rendered with undefined variables as errors; the tests render every page
+//! in every language.
 
-use mutu_api::provisioning::{Decision, RequestReason};
+use std::sync::OnceLock;
+
+use minijinja::value::{Kwargs, Serde, Value};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::i18n::{Arg, Lang};
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(text: &str) -> String {
@@ -35,7 +58,10 @@ a:focus,button:focus,input:focus,select:focus,textarea:focus{outline:3px solid #
 .skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem;z-index:2}
 header{background:#0a4b8c;color:#fff;padding:.75rem 1rem;display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;align-items:baseline}
 header a{color:#fff}
+header a:focus{outline-color:#fff}
 header .who{margin-left:auto;font-size:.95rem}
+header .langs ul{list-style:none;margin:0;padding:0;display:flex;gap:.75rem}
+header .langs a[aria-current]{font-weight:700;text-decoration:none}
 main{max-width:62rem;margin:0 auto;padding:1rem}
 h1{font-size:1.6rem;margin:.5rem 0 1rem}
 h2{font-size:1.25rem;margin:1.5rem 0 .5rem}
@@ -58,124 +84,174 @@ ol.steps li{margin:.5rem 0}
 .card{border:1px solid #767676;border-radius:6px;padding:1rem;margin:1rem 0}
 "#;
 
-/// A whole page: `title`, the identity shown in the header, and `body`.
-/// `refresh` reloads the page after that many seconds (progress without script).
-pub fn page(title: &str, who: Option<&str>, body: &str, refresh: Option<u32>) -> String {
-    let refresh = refresh
-        .map(|s| format!(r#"<meta http-equiv="refresh" content="{s}">"#))
-        .unwrap_or_default();
-    let who = who
-        .map(|w| format!(r#"<span class="who">Connecté·e : {}</span>"#, esc(w)))
-        .unwrap_or_default();
-    format!(
-        r##"<!doctype html>
-<html lang="fr">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-{refresh}
-<title>{title} — mutu</title>
-<link rel="stylesheet" href="{STYLESHEET}">
-</head>
-<body>
-<a class="skip" href="#contenu">Aller au contenu</a>
-<header><strong>mutu</strong> <nav aria-label="Navigation principale"><a href="/">Accueil</a></nav>{who}</header>
-<main id="contenu">
-<h1>{title}</h1>
-{body}
-</main>
-</body>
-</html>
-"##,
-        title = esc(title),
-    )
+/// The templates, by name (`.html`: escaped).
+pub const TEMPLATES: [(&str, &str); 9] = [
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("macros.html", include_str!("../templates/macros.html")),
+    ("home.html", include_str!("../templates/home.html")),
+    ("sites.html", include_str!("../templates/sites.html")),
+    ("ask.html", include_str!("../templates/ask.html")),
+    ("request.html", include_str!("../templates/request.html")),
+    (
+        "approvals.html",
+        include_str!("../templates/approvals.html"),
+    ),
+    ("refusal.html", include_str!("../templates/refusal.html")),
+    (
+        "maintenance.html",
+        include_str!("../templates/maintenance.html"),
+    ),
+];
+
+/// The language of the template being rendered (its `lang` variable).
+fn lang_of(state: &State) -> Result<Lang, Error> {
+    state
+        .lookup("lang")
+        .and_then(|v| v.as_str().and_then(Lang::from_code))
+        .ok_or_else(|| Error::new(ErrorKind::UndefinedError, "no page language (lang)"))
 }
 
-/// A message box: an error (`role="alert"`) or a notice.
-pub fn message(error: bool, text: &str) -> String {
-    if error {
-        format!(r#"<div class="error" role="alert">{}</div>"#, esc(text))
+/// `t("key", name=value, ...)`: the text of `key` in the page's language,
+/// escaped when written out; as markup if a value is markup (a `{% set %}`
+/// block), with the message's words and the other values escaped.
+fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<Value, Error> {
+    let lang = lang_of(state)?;
+    let mut args = Vec::new();
+    let mut markup = false;
+    for name in kwargs.args() {
+        let value: Value = kwargs.get(name)?;
+        let arg = if value.is_safe() {
+            markup = true;
+            Arg::Html(value.to_string())
+        } else if let Some(n) = value.as_i64().filter(|_| value.as_str().is_none()) {
+            Arg::Number(n)
+        } else {
+            Arg::from(value.to_string())
+        };
+        args.push((name, arg));
+    }
+    kwargs.assert_all_used()?;
+    Ok(if markup {
+        Value::from_safe_string(lang.tr_html(key, &args))
     } else {
-        format!(r#"<div class="notice" role="status">{}</div>"#, esc(text))
+        Value::from(lang.tr_with(key, &args))
+    })
+}
+
+/// Writes values out escaped with [`esc`] (minijinja's own escaping would
+/// write `'` as `&#x27;` and `/` as `&#x2f;`: the same for browsers, but not
+/// what the rest of the portal writes); markup and non-HTML templates as
+/// minijinja does.
+fn formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+    if matches!(state.auto_escape(), AutoEscape::Html)
+        && !value.is_safe()
+        && !value.is_undefined()
+        && !value.is_none()
+    {
+        out.write_str(&esc(&value.to_string()))?;
+        return Ok(());
+    }
+    minijinja::escape_formatter(out, state, value)
+}
+
+/// The environment of the embedded templates, made once.
+fn environment() -> Result<&'static Environment<'static>, &'static Error> {
+    static ENV: OnceLock<Result<Environment<'static>, Error>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()?,
+        );
+        env.set_formatter(formatter);
+        env.add_function("t", t);
+        env.add_global("csrf_field", crate::csrf::FIELD);
+        env.add_global("stylesheet", STYLESHEET);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)?;
+        }
+        Ok(env)
+    })
+    .as_ref()
+}
+
+/// `template` rendered with `context`.
+pub fn render(template: &str, context: Value) -> Result<String, Error> {
+    let env = environment().map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("the templates are not valid: {e:#}"),
+        )
+    })?;
+    env.get_template(template)?.render(context)
+}
+
+/// A page's body: its template and the values it shows.
+pub struct View {
+    pub template: &'static str,
+    pub context: Value,
+}
+
+impl View {
+    pub fn new(template: &'static str, context: impl Serialize) -> Self {
+        View {
+            template,
+            context: Value::from(Serde(context)),
+        }
     }
 }
 
-/// A request's decision, in French.
-pub fn decision(d: Decision) -> &'static str {
-    match d {
-        Decision::Pending => "En attente d'approbation",
-        Decision::Approved => "Approuvée",
-        Decision::Denied => "Refusée",
-    }
+/// A language of the switch each page shows.
+#[derive(Serialize)]
+struct Choice {
+    code: &'static str,
+    name: &'static str,
+    current: bool,
 }
 
-/// What a quota reason's subject is, in French.
-fn resource(subject: Option<&str>) -> &'static str {
-    match subject {
-        Some("sites") => "nombre de sites",
-        Some("CPU") => "processeur",
-        Some("memory") => "mémoire",
-        Some("storage") => "stockage",
-        _ => "ressources",
-    }
+/// A page's title: the key of its text in the translation files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Title(pub &'static str);
+
+/// What the layout shows around a page's body.
+pub struct Frame<'a> {
+    pub lang: Lang,
+    /// Where the language switch's links go (`?lang=..` is added): the
+    /// page's own path, or a page that answers GET where it does not.
+    pub switch_to: &'a str,
+    pub title: Title,
+    /// The user shown as signed in.
+    pub who: Option<&'a str>,
 }
 
-/// One reason a request is refused, in plain French. `domains` are the
-/// member's domains, for a hostname outside them.
-pub fn reason(r: &RequestReason, domains: &[String]) -> String {
-    let s = r.subject.as_deref().unwrap_or_default();
-    match r.code.as_str() {
-        "NoTenant" => "Cette demande n'a pas été faite dans l'espace d'un membre.".to_string(),
-        "TenantNotReady" => "L'espace de votre membre n'est pas encore prêt ; réessayez dans quelques minutes ou contactez le support.".to_string(),
-        "UnknownProduct" => format!("Le produit « {s} » n'existe pas au catalogue."),
-        "NotEntitled" => format!(
-            "Votre membre n'a pas souscrit au produit « {s} » ; contactez la coopérative pour l'ajouter à son contrat."
-        ),
-        "OverEntitlement" => format!(
-            "Votre membre a déjà tous les sites « {s} » prévus par son contrat ; supprimez-en un ou demandez une extension."
-        ),
-        "ForeignHostname" => {
-            if domains.is_empty() {
-                format!("L'adresse « {s} » n'appartient pas aux domaines de votre membre.")
-            } else {
-                format!(
-                    "L'adresse « {s} » n'appartient pas aux domaines de votre membre ({}) ; choisissez une adresse sous l'un d'eux.",
-                    domains.join(", ")
-                )
-            }
-        }
-        "HostnameTaken" => {
-            format!("L'adresse « {s} » est déjà utilisée par un autre site ; choisissez-en une autre.")
-        }
-        "SiteNameTaken" => {
-            format!("Un site nommé « {s} » existe déjà chez votre membre ; choisissez un autre nom.")
-        }
-        "InvalidSiteName" => format!(
-            "Le nom « {s} » ne convient pas : lettres minuscules, chiffres et tirets, 40 caractères au plus."
-        ),
-        "ReplicasOutOfRange" => {
-            format!("Le nombre d'instances demandé ({s}) n'est pas permis pour ce produit.")
-        }
-        "QuotaExceeded" => format!(
-            "Le quota de votre membre ne permet pas un site de plus ({}) ; contactez la coopérative.",
-            resource(r.subject.as_deref())
-        ),
-        "Denied" => {
-            // "denied by WHO: WHY" from mutu; the reason itself is the approver's words.
-            let why = r.message.split_once(": ").map(|(_, w)| w).unwrap_or("");
-            if why.is_empty() {
-                format!("Demande refusée par {s}.")
-            } else {
-                format!("Demande refusée par {s} : {why}")
-            }
-        }
-        _ => r.message.clone(),
-    }
+/// A whole page: `view` in the layout, framed by `frame`.
+pub fn page(frame: &Frame<'_>, view: View) -> Result<String, Error> {
+    let switch: Vec<Choice> = Lang::ALL
+        .into_iter()
+        .map(|l| Choice {
+            code: l.code(),
+            name: l.endonym(),
+            current: l == frame.lang,
+        })
+        .collect();
+    let context = minijinja::context! {
+        lang => frame.lang.code(),
+        title => frame.lang.tr(frame.title.0),
+        who => frame.who,
+        switch => Value::from(Serde(switch)),
+        switch_to => frame.switch_to,
+        ..view.context
+    };
+    render(view.template, context)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::views;
 
     #[test]
     fn text_is_escaped() {
@@ -186,51 +262,85 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_hostname_is_explained_in_french_naming_the_domains() {
-        let r = RequestReason {
-            code: "ForeignHostname".into(),
-            subject: Some("www.ans.be".into()),
-            message: "spec.hostnames: www.ans.be is not under the member's domains (mons.be)"
-                .into(),
+    fn the_templates_are_valid() {
+        assert!(environment().is_ok(), "{:?}", environment().err());
+    }
+
+    fn framed(lang: Lang, who: Option<&str>) -> String {
+        let frame = Frame {
+            lang,
+            switch_to: "/membres/ans/sites",
+            title: Title("title-sites"),
+            who,
         };
-        let text = reason(&r, &["mons.be".to_string()]);
-        assert!(text.contains("www.ans.be"), "{text}");
-        assert!(text.contains("n'appartient pas aux domaines"), "{text}");
-        assert!(text.contains("mons.be"), "{text}");
+        page(&frame, views::refusal("x".into())).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     #[test]
-    fn a_denial_gives_the_approvers_words() {
-        let r = RequestReason {
-            code: "Denied".into(),
-            subject: Some("marie@imio.be".into()),
-            message: "denied by marie@imio.be: un seul site par commune".into(),
-        };
-        assert_eq!(
-            reason(&r, &[]),
-            "Demande refusée par marie@imio.be : un seul site par commune"
-        );
-    }
-
-    #[test]
-    fn every_page_is_french_with_a_viewport_and_a_skip_link() {
-        let p = page("Mes sites", Some("agent@ans.be"), "<p>x</p>", Some(5));
-        assert!(p.contains(r#"<html lang="fr">"#));
+    fn every_page_has_its_language_a_viewport_and_a_skip_link() {
+        let p = framed(Lang::Fr, Some("agent@ans.be"));
+        assert!(p.contains(r#"<html lang="fr">"#), "{p}");
         assert!(p.contains("width=device-width"));
-        assert!(p.contains(r##"href="#contenu""##));
-        assert!(p.contains(r#"http-equiv="refresh" content="5""#));
-        assert!(p.contains("agent@ans.be"));
+        assert!(p.contains(r##"<a class="skip" href="#contenu">Aller au contenu</a>"##));
+        assert!(p.contains(r#"<main id="contenu">"#));
+        assert!(p.contains("<title>Mes sites — mutu</title>"), "{p}");
+        assert!(p.contains("<h1>Mes sites</h1>"), "{p}");
+        assert!(p.contains("Connecté·e : agent@ans.be"), "{p}");
+        let p = framed(Lang::De, None);
+        assert!(p.contains(r#"<html lang="de">"#), "{p}");
+        assert!(p.contains("<h1>Meine Websites</h1>"), "{p}");
+        assert!(p.contains("Zum Inhalt springen"), "{p}");
+        assert!(!p.contains("Angemeldet"), "{p}");
+        let p = framed(Lang::En, None);
+        assert!(p.contains(r#"<html lang="en">"#), "{p}");
+    }
+
+    #[test]
+    fn every_page_offers_the_other_languages_in_their_own() {
+        let p = framed(Lang::De, None);
+        assert!(
+            p.contains(r#"<nav class="langs" aria-label="Sprache des Portals">"#),
+            "{p}"
+        );
+        for (code, name) in [("fr", "Français"), ("en", "English")] {
+            assert!(
+                p.contains(&format!(
+                    r#"<a href="/membres/ans/sites?lang={code}" hreflang="{code}" lang="{code}">{name}</a>"#
+                )),
+                "{code} in {p}"
+            );
+        }
+        assert!(
+            p.contains(r#"<a href="/membres/ans/sites?lang=de" hreflang="de" lang="de" aria-current="true">Deutsch</a>"#),
+            "{p}"
+        );
     }
 
     #[test]
     fn pages_have_nothing_inline_but_link_their_stylesheet() {
-        let p = page("Mes sites", None, "<p>x</p>", None);
-        assert!(
-            p.contains(r#"<link rel="stylesheet" href="/style.css">"#),
-            "{p}"
-        );
-        for inline in ["<style", "<script", " style=", " on"] {
-            assert!(!p.contains(inline), "{inline} in {p}");
+        for lang in Lang::ALL {
+            let p = framed(lang, Some("agent@ans.be"));
+            assert!(
+                p.contains(r#"<link rel="stylesheet" href="/style.css">"#),
+                "{p}"
+            );
+            for inline in ["<style", "<script", " style=", "http-equiv"] {
+                assert!(!p.contains(inline), "{inline} in {p}");
+            }
+            // No event handler attribute (` onclick=`...).
+            for (at, _) in p.match_indices(" on") {
+                let name: String = p[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .collect();
+                assert!(!p[at + 1 + name.len()..].starts_with('='), "{name} in {p}");
+            }
         }
+    }
+
+    #[test]
+    fn a_missing_variable_is_an_error_not_an_empty_text() {
+        let e = render("refusal.html", minijinja::context! { lang => "fr" });
+        assert!(e.is_err(), "{e:?}");
     }
 }

@@ -1,5 +1,7 @@
 //! `mutu portal`: a small web application for the members' agents, in French,
-//! server-rendered and without script. Agents see their member's sites, ask
+//! German and English ([`i18n`]: from `Accept-Language`, or the language
+//! switch of every page), server-rendered from templates that escape every
+//! value ([`html`]) and without script. Agents see their member's sites, ask
 //! for new ones (ProvisioningRequests) and follow them; approvers decide.
 //!
 //! Identity comes from an authenticating reverse proxy (oauth2-proxy in front
@@ -24,7 +26,9 @@ pub mod decision;
 mod form;
 mod handlers;
 pub mod html;
+pub mod i18n;
 mod layers;
+pub mod maintenance;
 mod model;
 pub mod proxy;
 mod views;

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mutu_api::provisioning::{Language, RequestReason};
+use serde::Serialize;
 
 /// Product names as the catalog shows them, by product.
 pub type ProductNames = BTreeMap<String, String>;
 
 /// A member the caller administers, as the home page links to it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MemberLink {
     /// The MemberTenant's name, in the pages' paths.
     pub name: String,

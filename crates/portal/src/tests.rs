@@ -450,6 +450,116 @@ async fn every_response_has_the_security_headers() {
     assert!(css.contains("outline:3px solid"), "{css}");
 }
 
+#[tokio::test]
+async fn pages_speak_the_language_asked_and_the_switch_keeps_it() {
+    let (router, app, api) = portal().await;
+    let german = |path: &str| {
+        let mut r = get(path, Some((AGENT, "ans-admins")));
+        r.headers_mut().insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("de-BE,de;q=0.9,fr;q=0.8"),
+        );
+        r
+    };
+    // Accept-Language, q-values honoured.
+    let (status, headers, page) = send(&router, german(FORM)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"<html lang="de">"#), "{page}");
+    assert!(page.contains("<h1>Website beantragen</h1>"), "{page}");
+    assert!(
+        page.contains(r#"<label for="adresse">Adresse der Website</label>"#),
+        "{page}"
+    );
+    assert!(!page.contains('⟦'), "{page}");
+    assert_eq!(
+        headers.get(header::CONTENT_LANGUAGE),
+        Some(&HeaderValue::from_static("de"))
+    );
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    assert_secure("a German page", &headers);
+    // Its form's token is the agent's, whatever the language.
+    assert_eq!(app.key.check(AGENT, Some(&token_in(&page))), Ok(()));
+    // The switch: the same page in English, the choice kept in a cookie.
+    assert!(
+        page.contains(
+            r#"<a href="/membres/ans/demander?lang=en" hreflang="en" lang="en">English</a>"#
+        ),
+        "{page}"
+    );
+    let (status, headers, page) = send(&router, german(&format!("{FORM}?lang=en"))).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"<html lang="en">"#), "{page}");
+    assert!(page.contains("<h1>Request a site</h1>"), "{page}");
+    assert_eq!(
+        headers.get(header::SET_COOKIE),
+        Some(&HeaderValue::from_static(
+            "lang=en; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly"
+        ))
+    );
+    // The cookie then wins over Accept-Language, on pages and on forms posted.
+    let mut r = german("/approbations");
+    r.headers_mut()
+        .insert(header::COOKIE, HeaderValue::from_static("lang=en"));
+    let (_, _, page) = send(&router, r).await;
+    assert!(page.contains("<h1>Requests to approve</h1>"), "{page}");
+    let mut r = post(FORM, "produit=web&adresse=www.ans.be");
+    r.headers_mut()
+        .insert(header::COOKIE, HeaderValue::from_static("lang=de"));
+    let (status, _, page) = send(&router, r).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("<h1>Formular abgelehnt</h1>"), "{page}");
+    assert!(page.contains("kein Sicherheitstoken"), "{page}");
+    assert_eq!(
+        seen(&api).iter().filter(|s| s.starts_with("POST")).count(),
+        0
+    );
+    // Without anything asked: French.
+    let (_, headers, page) = send(&router, get(FORM, Some((AGENT, "ans-admins")))).await;
+    assert!(page.contains(r#"<html lang="fr">"#), "{page}");
+    assert_eq!(
+        headers.get(header::CONTENT_LANGUAGE),
+        Some(&HeaderValue::from_static("fr"))
+    );
+}
+
+#[tokio::test]
+async fn a_script_in_what_is_sent_is_escaped() {
+    let (router, app, api) = portal().await;
+    let script = "%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    let (status, _, page) = send(
+        &router,
+        post(
+            FORM,
+            &format!(
+                "produit=web&adresse={script}&alias={script}&commentaire={script}&jeton={}",
+                app.key.token(AGENT)
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(!page.contains("<script"), "{page}");
+    // In the error, and in the three fields sent back.
+    assert_eq!(
+        page.matches("&lt;script&gt;alert(1)&lt;/script&gt;")
+            .count(),
+        4,
+        "{page}"
+    );
+    let (status, _, page) = send(
+        &router,
+        get(FORM, Some((AGENT, "<script>alert(1)</script>"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(!page.contains("<script"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(!seen(&api).iter().any(|s| s.starts_with("POST")));
+}
+
 /// Every log line of the test binary (a global subscriber: a scoped one would
 /// miss the lines whose call sites other tests' threads saw first).
 #[derive(Clone, Default)]

@@ -1,7 +1,10 @@
 //! A real headless Chromium driven through its WebDriver server (Debian's
 //! `chromium` and `chromium-driver`, installed by tests/setup.sh): just the
-//! W3C WebDriver calls the portal's tests need, and Chrome's DevTools command
-//! to send the authenticating proxy's headers with every request.
+//! W3C WebDriver calls the portal's tests need (the keyboard through the
+//! Actions API among them), Chrome's DevTools command to send the
+//! authenticating proxy's headers with every request, and [`Browser::audit`],
+//! which runs axe-core (`$MUTU_AXE_JS`, installed by tests/setup.sh) in a
+//! page and fails on its serious or critical accessibility violations.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,7 +19,63 @@ pub struct Browser {
     base: String,
     session: String,
     driver: Child,
+    /// axe-core's `axe.min.js`, injected in each page [`Browser::audit`]s.
+    axe: String,
 }
+
+/// A key of the keyboard, as WebDriver names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Tab,
+    Enter,
+}
+
+impl Key {
+    fn code(self) -> &'static str {
+        match self {
+            Key::Tab => "\u{E004}",
+            Key::Enter => "\u{E007}",
+        }
+    }
+}
+
+/// axe-core's accessibility rules, from `$MUTU_AXE_JS`.
+fn axe_source() -> anyhow::Result<String> {
+    let path = std::env::var_os("MUTU_AXE_JS").context(
+        "MUTU_AXE_JS is not set: run tests/setup.sh (it installs axe-core) and export \
+         MUTU_AXE_JS=<its node_modules/axe-core/axe.min.js>, as tests/run.sh does",
+    )?;
+    std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read axe-core at {}", Path::new(&path).display()))
+}
+
+/// Runs axe-core (just injected) in the page and answers its serious and
+/// critical violations: rule, impact, help and the elements' selectors.
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ['violations']}).then(
+  (r) => done({violations: r.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => ({id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+                  nodes: v.nodes.map((n) => JSON.stringify(n.target))}))}),
+  (e) => done({error: String(e)}));
+"#;
+
+/// What the page says in `<html lang>`, and the first text without a
+/// translation (the portal writes `⟦key⟧`) with what is around it, if any.
+const LANG_AND_MISSING: &str = r#"
+const html = document.documentElement.outerHTML;
+const at = html.indexOf('\u27e6');
+return {lang: document.documentElement.lang,
+        missing: at < 0 ? null : html.slice(Math.max(0, at - 120), at + 120)};
+"#;
+
+/// The focused element: `#id`, or its tag and text.
+const FOCUSED: &str = r#"
+const e = document.activeElement;
+if (!e || e === document.body) return 'body';
+return e.id ? '#' + e.id : e.tagName.toLowerCase() + ':' + (e.textContent || '').trim();
+"#;
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {
@@ -38,8 +97,16 @@ fn find(names: &[&str]) -> anyhow::Result<PathBuf> {
 }
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium with a phone-sized window.
+    /// Starts chromedriver and a headless Chromium with a phone-sized window,
+    /// asking for pages in French (Belgian first), as the members' agents do.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_in("fr-BE,fr").await
+    }
+
+    /// [`Browser::start`] asking for pages in `languages` (`Accept-Language`,
+    /// e.g. `de-BE,de`: the browser gives them decreasing q-values).
+    pub async fn start_in(languages: &str) -> anyhow::Result<Self> {
+        let axe = axe_source()?;
         let driver_bin = find(&["chromedriver"])?;
         let chromium = find(&["chromium", "chromium-browser"])?;
         let port = free_port()?;
@@ -59,6 +126,7 @@ impl Browser {
             base,
             session: String::new(),
             driver,
+            axe,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -76,15 +144,17 @@ impl Browser {
             }
         }
         let profile = std::env::temp_dir().join(format!("mutu-chromium-{port}"));
+        let first = languages.split(',').next().unwrap_or_default();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=412,915", "--lang=fr-BE", "--no-first-run",
+                    "--window-size=412,915", format!("--lang={first}"), "--no-first-run",
                     format!("--user-data-dir={}", profile.display()),
                 ],
+                "prefs": {"intl.accept_languages": languages},
             },
         }}});
         let created = browser.call("POST", "/session", Some(caps)).await?;
@@ -227,6 +297,128 @@ impl Browser {
             tokio::time::sleep(Duration::from_secs(2)).await;
             self.call("POST", &self.at("/refresh"), None).await?;
         }
+    }
+
+    /// Runs `script` in the page (WebDriver's execute) and answers its value.
+    pub async fn script(&self, script: &str) -> anyhow::Result<Value> {
+        self.call(
+            "POST",
+            &self.at("/execute/sync"),
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Presses and releases `keys` one after the other (WebDriver's Actions).
+    pub async fn press(&self, keys: &[Key]) -> anyhow::Result<()> {
+        let codes: Vec<&str> = keys.iter().map(|k| k.code()).collect();
+        self.key_actions(&codes).await
+    }
+
+    /// Types `text` into the focused element, a key at a time.
+    pub async fn type_text(&self, text: &str) -> anyhow::Result<()> {
+        let chars: Vec<String> = text.chars().map(String::from).collect();
+        let codes: Vec<&str> = chars.iter().map(String::as_str).collect();
+        self.key_actions(&codes).await
+    }
+
+    async fn key_actions(&self, keys: &[&str]) -> anyhow::Result<()> {
+        let actions: Vec<Value> = keys
+            .iter()
+            .flat_map(|k| {
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        self.call(
+            "POST",
+            &self.at("/actions"),
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The focused element: `#id` if it has one, else its tag and text
+    /// (`a:Mes sites`), `body` if nothing is.
+    pub async fn focused(&self) -> anyhow::Result<String> {
+        Ok(self
+            .script(FOCUSED)
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Presses Tab, and checks that the focus moved to `want` (see
+    /// [`Browser::focused`]).
+    pub async fn tab_to(&self, want: &str) -> anyhow::Result<()> {
+        self.press(&[Key::Tab]).await?;
+        let got = self.focused().await?;
+        if got != want {
+            bail!("Tab went to {got:?}, not {want:?}");
+        }
+        Ok(())
+    }
+
+    /// Keeps a screenshot of the page as `dir/name.png`, then checks it: in
+    /// the language `lang` (`<html lang>`), with no text the portal has no
+    /// translation for (`⟦key⟧`), and without any serious or critical
+    /// violation of axe-core's accessibility rules (each named with its
+    /// help, its impact and the elements concerned).
+    pub async fn audit(&self, dir: &Path, name: &str, lang: &str) -> anyhow::Result<()> {
+        self.screenshot(dir, name).await?;
+        let page = self.url().await?;
+        let found = self.script(LANG_AND_MISSING).await?;
+        if found["lang"].as_str() != Some(lang) {
+            bail!("{name} ({page}) is in {:?}, not {lang:?}", found["lang"]);
+        }
+        if let Some(around) = found["missing"].as_str() {
+            bail!("{name} ({page}) shows a text without translation: …{around}…");
+        }
+        let script = format!("{}\n{AXE_RUN}", self.axe);
+        let result = self
+            .call(
+                "POST",
+                &self.at("/execute/async"),
+                Some(json!({"script": script, "args": []})),
+            )
+            .await
+            .with_context(|| format!("axe-core in {name} ({page})"))?;
+        if let Some(e) = result["error"].as_str() {
+            bail!("axe-core failed in {name} ({page}): {e}");
+        }
+        let violations = result["violations"].as_array().cloned().unwrap_or_default();
+        if !violations.is_empty() {
+            let report: Vec<String> = violations
+                .iter()
+                .map(|v| {
+                    format!(
+                        "- {} ({}): {} <{}>\n    {}",
+                        v["id"].as_str().unwrap_or_default(),
+                        v["impact"].as_str().unwrap_or_default(),
+                        v["help"].as_str().unwrap_or_default(),
+                        v["helpUrl"].as_str().unwrap_or_default(),
+                        v["nodes"]
+                            .as_array()
+                            .map(|n| n
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join("\n    "))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            bail!(
+                "axe-core finds {} serious or critical accessibility violation(s) in {name} ({page}):\n{}",
+                violations.len(),
+                report.join("\n")
+            );
+        }
+        Ok(())
     }
 
     /// Saves a PNG screenshot of the page to `dir/name.png`.

@@ -1,8 +1,13 @@
 //! The members' portal in a real headless Chromium against `mutu portal` on
 //! 127.0.0.1 and the real control plane. The browser sends the identity
 //! headers that the authenticating proxy sends in production; the portal
-//! trusts them from 127.0.0.1 only. Every page visited is kept as a
-//! screenshot in `.mutu/test-artifacts/portal/` (or `$MUTU_TEST_ARTIFACTS/portal/`).
+//! trusts them from 127.0.0.1 only. The agent's pages are seen in French (the
+//! browser's language), then in German (the language switch), the approver's
+//! in German (the browser's language); a request is made with the keyboard
+//! alone. Every page visited is checked ([`Browser::audit`]: its language, no
+//! text without translation, no serious or critical violation of axe-core's
+//! accessibility rules) and kept as a screenshot in
+//! `.mutu/test-artifacts/portal/` (or `$MUTU_TEST_ARTIFACTS/portal/`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +15,7 @@ use std::time::Duration;
 use kube::api::{Api, PostParams};
 use mutu_api::provisioning::Decision;
 use mutu_api::{PloneSite, ProvisioningRequest};
-use mutu_e2e::browser::Browser;
+use mutu_e2e::browser::{Browser, Key};
 use mutu_e2e::portal::Portal;
 use mutu_e2e::{create_site, member_entitled_to_one, repo_root, site_json};
 use mutu_runtime::testing::{self, eventually, unique_name};
@@ -71,27 +76,52 @@ async fn an_agent_asks_for_a_site_sees_it_ready_and_sees_nothing_of_another_memb
         "{text}"
     );
     assert!(text.contains("pas encore de site"), "{text}");
-    browser.screenshot(&shots, "01-mes-sites-vide").await?;
+    browser.audit(&shots, "01-mes-sites-vide", "fr").await?;
 
-    // The form: the product from the entitlements, a hostname under the domain.
-    browser.click("a[href$='/demander']").await?;
+    // The form, with the keyboard alone: the skip link, the member's pages,
+    // then each field in order, and Enter on the button.
+    browser.tab_to("a:Aller au contenu").await?;
+    browser.press(&[Key::Enter]).await?;
+    browser.tab_to("a:Mes sites").await?;
+    browser.tab_to("a:Demander un site").await?;
+    browser.press(&[Key::Enter]).await?;
     browser
         .wait_text("Adresse du site", Duration::from_secs(10))
         .await?;
-    browser.screenshot(&shots, "02-demander-un-site").await?;
+    browser.audit(&shots, "02-demander-un-site", "fr").await?;
     let host = format!("www.{domain_a}");
-    browser.fill("#adresse", &host).await?;
-    browser.click("button[type=submit]").await?;
+    browser.tab_to("a:Aller au contenu").await?;
+    browser.press(&[Key::Enter]).await?;
+    browser.tab_to("a:Mes sites").await?;
+    browser.tab_to("a:Demander un site").await?;
+    browser.tab_to("#produit").await?;
+    browser.tab_to("#adresse").await?;
+    browser.type_text(&host).await?;
+    browser.tab_to("#alias").await?;
+    browser.tab_to("#langue").await?;
+    browser.tab_to("#commentaire").await?;
+    browser.type_text("Le site de la commune").await?;
+    browser.tab_to("button:Envoyer la demande").await?;
+    browser.press(&[Key::Enter]).await?;
     browser
         .wait_text("Vérification", Duration::from_secs(10))
         .await?;
-    browser.screenshot(&shots, "03-demande-envoyee").await?;
+    // The request, as typed.
+    let requests_a: Api<ProvisioningRequest> = Api::namespaced(client.clone(), &ns_a);
+    let made = requests_a.list(&Default::default()).await?.items;
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0].spec.hostnames, vec![host.clone()]);
+    assert_eq!(
+        made[0].spec.comment.as_deref(),
+        Some("Le site de la commune")
+    );
+    browser.audit(&shots, "03-demande-envoyee", "fr").await?;
     let text = browser
         .wait_text("votre site est en ligne", SITE_TIMEOUT)
         .await?;
     assert!(text.contains("approuvée automatiquement"), "{text}");
     assert!(text.contains(&host), "{text}");
-    browser.screenshot(&shots, "04-site-en-ligne").await?;
+    browser.audit(&shots, "04-site-en-ligne", "fr").await?;
 
     // The site exists, created as asked, and is listed as online.
     let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns_a);
@@ -108,14 +138,17 @@ async fn an_agent_asks_for_a_site_sees_it_ready_and_sees_nothing_of_another_memb
     browser
         .wait_text("expire le", Duration::from_secs(60))
         .await?;
-    browser.screenshot(&shots, "05-mes-sites").await?;
+    browser.audit(&shots, "05-mes-sites", "fr").await?;
 
     // Another member's pages, by editing the URL: refused by RBAC, nothing shown.
-    for path in [
+    for (i, path) in [
         format!("/membres/{b}/sites"),
         format!("/membres/{b}/demander"),
         format!("/membres/{b}/demandes/delib"),
-    ] {
+    ]
+    .iter()
+    .enumerate()
+    {
         browser.goto(&format!("{}{path}", portal.url)).await?;
         let text = browser
             .wait_text("Accès refusé", Duration::from_secs(10))
@@ -124,12 +157,15 @@ async fn an_agent_asks_for_a_site_sees_it_ready_and_sees_nothing_of_another_memb
             !text.contains(&secret_host),
             "{path} shows {secret_host}: {text}"
         );
+        browser
+            .audit(&shots, &format!("06-autre-membre-refuse-{}", i + 1), "fr")
+            .await?;
     }
-    browser.screenshot(&shots, "06-autre-membre-refuse").await?;
     let requests_b: Api<ProvisioningRequest> = Api::namespaced(client.clone(), &ns_b);
     assert!(requests_b.list(&Default::default()).await?.items.is_empty());
 
-    // A hostname of another member's domain: the reason, in French.
+    // In German, with the switch every page has: a hostname of another
+    // member's domain, and the reason.
     let (c, ns_c, _, domain_c) = member_entitled_to_one(
         &client,
         "portal-c",
@@ -149,18 +185,31 @@ async fn an_agent_asks_for_a_site_sees_it_ready_and_sees_nothing_of_another_memb
     browser
         .wait_text("Adresse du site", Duration::from_secs(10))
         .await?;
+    browser.click("a[hreflang='de']").await?;
+    browser
+        .wait_text("Adresse der Website", Duration::from_secs(10))
+        .await?;
+    browser.audit(&shots, "07-website-beantragen", "de").await?;
     let foreign = format!("www.{domain_b}");
     browser.fill("#adresse", &foreign).await?;
     browser.click("button[type=submit]").await?;
     let text = browser
-        .wait_text("n'appartient pas aux domaines", Duration::from_secs(30))
+        .wait_text("gehört nicht zu den Domains", Duration::from_secs(30))
         .await?;
     assert!(text.contains(&foreign), "{text}");
     assert!(
         text.contains(&domain_c),
         "names the member's domains: {text}"
     );
-    browser.screenshot(&shots, "07-adresse-etrangere").await?;
+    browser.audit(&shots, "08-fremde-adresse", "de").await?;
+    // The language chosen stays (a cookie) on the pages that follow.
+    browser
+        .goto(&format!("{}/membres/{c}/sites", portal.url))
+        .await?;
+    browser
+        .wait_text("noch keine Website", Duration::from_secs(10))
+        .await?;
+    browser.audit(&shots, "09-meine-websites", "de").await?;
     let sites_c: Api<PloneSite> = Api::namespaced(client.clone(), &ns_c);
     assert!(sites_c.list(&Default::default()).await?.items.is_empty());
 
@@ -199,7 +248,8 @@ async fn an_approver_approves_a_pending_request_in_the_portal() -> anyhow::Resul
     .await?;
 
     let portal = Portal::start().await?;
-    let browser = Browser::start().await?;
+    // An approver of the German-speaking Community: the pages in German.
+    let browser = Browser::start_in("de-BE,de,fr").await?;
     let approver = unique_name("approbateur");
     browser.identify(&approver, &["mutu-approvers"]).await?;
     browser
@@ -209,16 +259,20 @@ async fn an_approver_approves_a_pending_request_in_the_portal() -> anyhow::Resul
         .wait_text(&format!("{ns}/delib"), Duration::from_secs(10))
         .await?;
     assert!(text.contains("Séances du conseil en ligne"), "{text}");
-    browser.screenshot(&shots, "08-approbations").await?;
+    assert!(text.contains("Zu genehmigende Anträge"), "{text}");
+    browser.audit(&shots, "10-genehmigungen", "de").await?;
     browser
         .click(&format!(
             "form[action='/approbations/{ns}/delib'] button:not(.deny)"
         ))
         .await?;
     browser
-        .wait_text("approuvée", Duration::from_secs(10))
+        .wait_text(
+            &format!("Antrag {ns}/delib genehmigt."),
+            Duration::from_secs(10),
+        )
         .await?;
-    browser.screenshot(&shots, "09-approuvee").await?;
+    browser.audit(&shots, "11-genehmigt", "de").await?;
     let r = requests.get("delib").await?;
     let status = r.status.unwrap_or_default();
     assert_eq!(status.decision, Some(Decision::Approved));
@@ -232,7 +286,13 @@ async fn an_approver_approves_a_pending_request_in_the_portal() -> anyhow::Resul
         .goto(&format!("{}/approbations", portal.url))
         .await?;
     browser
-        .wait_text("réservée aux approbateurs", Duration::from_secs(10))
+        .wait_text(
+            "den Genehmigungsberechtigten der Genossenschaft vorbehalten",
+            Duration::from_secs(10),
+        )
+        .await?;
+    browser
+        .audit(&shots, "12-nur-genehmigungsberechtigte", "de")
         .await?;
     browser.quit().await;
     Ok(())

@@ -1,8 +1,11 @@
 //! The approvers' page: every member's requests waiting for a decision, each
 //! with its forms to approve (if it passes its checks) or deny it.
 
-use super::token_field;
-use crate::html::{self, esc};
+use serde::Serialize;
+
+use super::reason;
+use crate::html::View;
+use crate::i18n::Lang;
 use crate::model::{Checks, Request};
 
 /// A decision just recorded, to confirm.
@@ -13,29 +16,67 @@ pub struct Done<'a> {
     pub denied: bool,
 }
 
-/// The page's body: `done` confirmed, then the pending ones of `requests`,
-/// their forms carrying the caller's `token` against cross-site forgery.
-pub fn approvals(requests: &[Request], done: Option<Done<'_>>, token: &str) -> String {
-    let mut body = String::new();
-    if let Some(done) = done {
-        let what = if done.denied {
-            "refusée"
+#[derive(Serialize)]
+struct Approvals<'a> {
+    done: Option<String>,
+    pending: Vec<Card<'a>>,
+    token: &'a str,
+}
+
+/// One request: what it asks, then how to decide.
+#[derive(Serialize)]
+struct Card<'a> {
+    /// The ids of its heading and fields.
+    key: String,
+    /// `namespace/name`.
+    id: String,
+    namespace: &'a str,
+    name: &'a str,
+    product: &'a str,
+    hosts: String,
+    comment: Option<&'a str>,
+    passes: bool,
+    reasons: Vec<String>,
+}
+
+/// The page's body in `lang`: `done` confirmed, then the pending ones of
+/// `requests`, their forms carrying the caller's `token` against
+/// cross-site forgery.
+pub fn approvals<'a>(
+    lang: Lang,
+    requests: &'a [Request],
+    done: Option<Done<'_>>,
+    token: &'a str,
+) -> View {
+    let done = done.map(|d| {
+        if d.denied {
+            lang.tr_with("approvals-denied", &[("request", d.request.into())])
         } else {
-            "approuvée"
-        };
-        body.push_str(&html::message(
-            false,
-            &format!("Demande {} {what}.", done.request),
-        ));
-    }
-    let pending = waiting(requests);
-    if pending.is_empty() {
-        body.push_str("<p>Aucune demande n'attend de décision.</p>");
-    }
-    for r in pending {
-        body.push_str(&card(r, token));
-    }
-    body
+            lang.tr_with("approvals-approved", &[("request", d.request.into())])
+        }
+    });
+    let pending = waiting(requests)
+        .into_iter()
+        .map(|r| Card {
+            key: format!("{}-{}", r.namespace, r.name),
+            id: format!("{}/{}", r.namespace, r.name),
+            namespace: &r.namespace,
+            name: &r.name,
+            product: &r.product,
+            hosts: r.hostnames.join(", "),
+            comment: r.comment.as_deref(),
+            passes: r.checks == Checks::Passed,
+            reasons: r.reasons.iter().map(|x| reason(lang, x, &[])).collect(),
+        })
+        .collect();
+    View::new(
+        "approvals.html",
+        Approvals {
+            done,
+            pending,
+            token,
+        },
+    )
 }
 
 /// The requests waiting for a decision: those an approver can approve
@@ -52,100 +93,50 @@ fn waiting(requests: &[Request]) -> Vec<&Request> {
     pending
 }
 
-/// One request: what it asks, then how to decide.
-fn card(r: &Request, token: &str) -> String {
-    let key = format!("{}-{}", r.namespace, r.name);
-    let mut card = format!(
-        r#"<section class="card" aria-labelledby="t-{key}"><h2 id="t-{key}">{ns}/{name}</h2><p>Produit : {product}<br>Adresses : {hosts}{comment}</p>"#,
-        key = esc(&key),
-        ns = esc(&r.namespace),
-        name = esc(&r.name),
-        product = esc(&r.product),
-        hosts = esc(&r.hostnames.join(", ")),
-        comment = r
-            .comment
-            .as_deref()
-            .map(|c| format!("<br>Motif : {}", esc(c)))
-            .unwrap_or_default(),
-    );
-    if r.checks == Checks::Passed {
-        card.push_str(&approve_form(r, token));
-    } else {
-        card.push_str(&failed_checks(r));
-    }
-    card.push_str(&deny_form(r, &key, token));
-    card
-}
-
-fn approve_form(r: &Request, token: &str) -> String {
-    format!(
-        r#"<form method="post" action="/approbations/{ns}/{name}">{token}<input type="hidden" name="action" value="approuver"><button type="submit">Approuver {ns}/{name}</button></form>"#,
-        ns = esc(&r.namespace),
-        name = esc(&r.name),
-        token = token_field(token),
-    )
-}
-
-fn failed_checks(r: &Request) -> String {
-    let mut text = String::from("<p>Cette demande ne passe pas les vérifications :</p><ul>");
-    for reason in &r.reasons {
-        text.push_str(&format!("<li>{}</li>", esc(&html::reason(reason, &[]))));
-    }
-    text.push_str("</ul>");
-    text
-}
-
-/// The form to deny `r`, its fields named after `key`; it closes the card.
-fn deny_form(r: &Request, key: &str, token: &str) -> String {
-    format!(
-        r#"<form method="post" action="/approbations/{ns}/{name}">{token}<input type="hidden" name="action" value="refuser"><label for="raison-{key}">Raison du refus (le membre la lira)</label><textarea id="raison-{key}" name="raison" required></textarea><button type="submit" class="deny">Refuser {ns}/{name}</button></form></section>"#,
-        ns = esc(&r.namespace),
-        name = esc(&r.name),
-        key = esc(key),
-        token = token_field(token),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Verdict;
-    use crate::views::fixtures;
+    use crate::views::fixtures::{self, french};
     use mutu_api::provisioning::RequestReason;
+
+    fn page(requests: &[Request], done: Option<Done<'_>>) -> String {
+        french(approvals(Lang::Fr, requests, done, "1.ab"))
+    }
 
     #[test]
     fn nothing_waiting_is_said() {
         let mut decided = fixtures::request("web");
         decided.verdict = Verdict::Approved { by: "marie".into() };
-        assert_eq!(
-            approvals(&[decided], None, "1.ab"),
-            "<p>Aucune demande n'attend de décision.</p>"
+        let body = page(&[decided], None);
+        assert!(
+            body.contains("<p>Aucune demande n&#39;attend de décision.</p>"),
+            "{body}"
         );
+        assert!(!body.contains("<form"), "{body}");
     }
 
     #[test]
     fn a_decision_just_taken_is_confirmed() {
-        let body = approvals(
+        let body = page(
             &[],
             Some(Done {
                 request: "tenant-ans/web",
                 denied: true,
             }),
-            "1.ab",
         );
         assert!(
-            body.starts_with(
+            body.contains(
                 r#"<div class="notice" role="status">Demande tenant-ans/web refusée.</div>"#
             ),
             "{body}"
         );
-        let body = approvals(
+        let body = page(
             &[],
             Some(Done {
                 request: "a<b",
                 denied: false,
             }),
-            "1.ab",
         );
         assert!(body.contains("Demande a&lt;b approuvée."), "{body}");
     }
@@ -165,14 +156,14 @@ mod tests {
     fn a_valid_request_can_be_approved_or_denied() {
         let mut r = fixtures::request("web");
         r.comment = Some("pour <la> fête".into());
-        let card = card(&r, "1.ab");
-        assert!(card.starts_with(r#"<section class="card" aria-labelledby="t-tenant-ans-web"><h2 id="t-tenant-ans-web">tenant-ans/web</h2><p>Produit : web<br>Adresses : www.ans.be, ans.be<br>Motif : pour &lt;la&gt; fête</p><form method="post" action="/approbations/tenant-ans/web"><input type="hidden" name="jeton" value="1.ab"><input type="hidden" name="action" value="approuver">"#), "{card}");
+        let card = page(&[r], None);
+        assert!(card.contains("<section class=\"card\" aria-labelledby=\"t-tenant-ans-web\">\n<h2 id=\"t-tenant-ans-web\">tenant-ans/web</h2>\n<p>Produit : web<br>Adresses : www.ans.be, ans.be<br>Motif : pour &lt;la&gt; fête</p>\n<form method=\"post\" action=\"/approbations/tenant-ans/web\"><input type=\"hidden\" name=\"jeton\" value=\"1.ab\"><input type=\"hidden\" name=\"action\" value=\"approuver\"><button type=\"submit\">Approuver tenant-ans/web</button></form>"), "{card}");
         assert_eq!(
             card.matches(r#"name="jeton" value="1.ab""#).count(),
             2,
             "{card}"
         );
-        assert!(card.ends_with(r#"<label for="raison-tenant-ans-web">Raison du refus (le membre la lira)</label><textarea id="raison-tenant-ans-web" name="raison" required></textarea><button type="submit" class="deny">Refuser tenant-ans/web</button></form></section>"#), "{card}");
+        assert!(card.contains("<label for=\"raison-tenant-ans-web\">Raison du refus (le membre la lira)</label><textarea id=\"raison-tenant-ans-web\" name=\"raison\" required></textarea><button type=\"submit\" class=\"deny\">Refuser tenant-ans/web</button></form>\n</section>"), "{card}");
     }
 
     #[test]
@@ -184,12 +175,12 @@ mod tests {
             subject: None,
             message: "a <reason>".into(),
         }];
-        let card = card(&r, "1.ab");
+        let card = page(&[r], None);
         assert!(!card.contains(r#"value="approuver""#), "{card}");
-        assert!(card.contains("<p>Cette demande ne passe pas les vérifications :</p><ul><li>a &lt;reason&gt;</li></ul>"), "{card}");
+        assert!(card.contains("<p>Cette demande ne passe pas les vérifications :</p>\n<ul>\n<li>a &lt;reason&gt;</li>\n</ul>"), "{card}");
         assert!(card.contains(r#"value="refuser""#), "{card}");
         assert!(
-            card.contains(r#"<form method="post" action="/approbations/tenant-ans/web"><input type="hidden" name="jeton" value="1.ab"><input type="hidden" name="action" value="refuser">"#),
+            card.contains("<form method=\"post\" action=\"/approbations/tenant-ans/web\"><input type=\"hidden\" name=\"jeton\" value=\"1.ab\"><input type=\"hidden\" name=\"action\" value=\"refuser\">"),
             "{card}"
         );
     }

@@ -1,12 +1,14 @@
 //! "Demander un site": the request form, offering the products the member
 //! may still have, filled in again with what was sent when it is refused.
 
-use super::{member_nav, token_field};
+use serde::Serialize;
+
 use crate::form::AskForm;
-use crate::html::{self, esc};
+use crate::html::View;
 use crate::model::{Member, ProductNames};
 
-/// The languages a site may have, as the form offers them.
+/// The languages a site may have, as the form offers them: by their names
+/// in themselves (the same in every language of the portal).
 const LANGUAGES: [(&str, &str); 4] = [
     ("fr", "Français"),
     ("de", "Deutsch"),
@@ -14,64 +16,99 @@ const LANGUAGES: [(&str, &str); 4] = [
     ("en", "English"),
 ];
 
-/// The form's page body for `member`, showing `form`'s values and `error`;
-/// `token` is the caller's token against cross-site forgery.
-pub fn ask(
-    member: &Member,
-    names: &ProductNames,
-    form: &AskForm,
-    error: Option<&str>,
-    token: &str,
-) -> String {
-    let options = product_options(member, names, form.produit.as_deref());
-    let mut body = member_nav(&member.name);
-    if let Some(e) = error {
-        body.push_str(&html::message(true, e));
-    }
-    if options.is_empty() {
-        body.push_str(&html::message(
-            false,
-            "Votre membre utilise déjà tous les sites prévus par son contrat ; contactez la coopérative pour en ajouter.",
-        ));
-        return body;
-    }
-    body.push_str(&form_html(member, &options, form, token));
-    body
+#[derive(Serialize)]
+struct Ask<'a> {
+    tenant: &'a str,
+    error: Option<&'a str>,
+    products: Vec<ProductOption<'a>>,
+    site_languages: Vec<LanguageOption>,
+    domains: String,
+    example: String,
+    adresse: &'a str,
+    alias: &'a str,
+    commentaire: &'a str,
+    token: &'a str,
 }
 
-/// An option for each product the member has fewer sites of than it may,
-/// `selected` chosen.
-fn product_options(member: &Member, names: &ProductNames, selected: Option<&str>) -> String {
-    let mut options = String::new();
-    for (product, entitled) in &member.entitlements {
-        let n = member.used.get(product).copied().unwrap_or(0);
-        if n >= *entitled {
-            continue;
-        }
-        let selected = if selected == Some(product.as_str()) {
-            " selected"
-        } else {
-            ""
-        };
-        options.push_str(&format!(
-            r#"<option value="{p}"{selected}>{d} ({n} sur {entitled} utilisés)</option>"#,
-            p = esc(product),
-            d = esc(names.get(product).unwrap_or(product)),
-        ));
-    }
-    options
+/// A product the member may have another site of.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+struct ProductOption<'a> {
+    value: &'a str,
+    name: &'a str,
+    used: i32,
+    total: i32,
+    selected: bool,
+}
+
+#[derive(Serialize, Debug, PartialEq, Eq)]
+struct LanguageOption {
+    code: &'static str,
+    name: &'static str,
+    selected: bool,
+}
+
+/// The form's page body for `member`, showing `form`'s values and `error`;
+/// `token` is the caller's token against cross-site forgery.
+pub fn ask<'a>(
+    member: &'a Member,
+    names: &'a ProductNames,
+    form: &'a AskForm,
+    error: Option<&'a str>,
+    token: &'a str,
+) -> View {
+    View::new(
+        "ask.html",
+        Ask {
+            tenant: &member.name,
+            error,
+            products: products(member, names, form.produit.as_deref()),
+            site_languages: languages(form.langue.as_deref()),
+            domains: member.domains.join(", "),
+            example: example_address(&member.domains),
+            adresse: form.adresse.as_deref().unwrap_or_default(),
+            alias: form.alias.as_deref().unwrap_or_default(),
+            commentaire: form.commentaire.as_deref().unwrap_or_default(),
+            token,
+        },
+    )
+}
+
+/// Each product the member has fewer sites of than it may, `selected` chosen.
+fn products<'a>(
+    member: &'a Member,
+    names: &'a ProductNames,
+    selected: Option<&str>,
+) -> Vec<ProductOption<'a>> {
+    member
+        .entitlements
+        .iter()
+        .map(|(product, entitled)| {
+            (
+                product,
+                member.used.get(product).copied().unwrap_or(0),
+                *entitled,
+            )
+        })
+        .filter(|(_, used, entitled)| used < entitled)
+        .map(|(product, used, total)| ProductOption {
+            value: product,
+            name: names.get(product).unwrap_or(product),
+            used,
+            total,
+            selected: selected == Some(product.as_str()),
+        })
+        .collect()
 }
 
 /// The language options, `chosen` (French by default) selected.
-fn language_options(chosen: Option<&str>) -> String {
+fn languages(chosen: Option<&str>) -> Vec<LanguageOption> {
     let chosen = chosen.unwrap_or("fr");
     LANGUAGES
         .iter()
-        .map(|(code, label)| {
-            format!(
-                r#"<option value="{code}"{}>{label}</option>"#,
-                if chosen == *code { " selected" } else { "" }
-            )
+        .map(|(code, name)| LanguageOption {
+            code,
+            name,
+            selected: chosen == *code,
         })
         .collect()
 }
@@ -84,39 +121,11 @@ fn example_address(domains: &[String]) -> String {
         .unwrap_or_else(|| "www.commune.be".to_string())
 }
 
-/// The form itself, with the product `options` and the caller's `token`.
-fn form_html(member: &Member, options: &str, form: &AskForm, token: &str) -> String {
-    format!(
-        r#"<form method="post" action="/membres/{t}/demander">
-{token}
-<label for="produit">Produit</label>
-<select id="produit" name="produit" required>{options}</select>
-<label for="adresse">Adresse du site</label>
-<p class="hint" id="adresse-aide">Une adresse sous les domaines de votre membre ({domains}), par exemple {example}.</p>
-<input id="adresse" name="adresse" type="text" inputmode="url" autocomplete="off" required aria-describedby="adresse-aide" value="{adresse}">
-<label for="alias">Autre adresse (facultatif)</label>
-<input id="alias" name="alias" type="text" inputmode="url" autocomplete="off" value="{alias}">
-<label for="langue">Langue du site</label>
-<select id="langue" name="langue">{languages}</select>
-<label for="commentaire">Pourquoi ce site ? (facultatif)</label>
-<textarea id="commentaire" name="commentaire">{commentaire}</textarea>
-<button type="submit">Envoyer la demande</button>
-</form>"#,
-        t = esc(&member.name),
-        domains = esc(&member.domains.join(", ")),
-        example = esc(&example_address(&member.domains)),
-        adresse = esc(form.adresse.as_deref().unwrap_or_default()),
-        alias = esc(form.alias.as_deref().unwrap_or_default()),
-        commentaire = esc(form.commentaire.as_deref().unwrap_or_default()),
-        languages = language_options(form.langue.as_deref()),
-        token = token_field(token),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::views::fixtures;
+    use crate::i18n::Lang;
+    use crate::views::fixtures::{self, french};
 
     fn names() -> ProductNames {
         ProductNames::from([("web".to_string(), "Site <web>".to_string())])
@@ -124,38 +133,72 @@ mod tests {
 
     #[test]
     fn only_products_with_sites_left_are_offered() {
-        let options = product_options(&fixtures::member(), &names(), None);
-        assert_eq!(
-            options,
-            r#"<option value="web">Site &lt;web&gt; (0 sur 2 utilisés)</option>"#
+        let member = fixtures::member();
+        let names = names();
+        let body = french(ask(&member, &names, &AskForm::default(), None, "1.ab"));
+        assert!(
+            body.contains(
+                "<select id=\"produit\" name=\"produit\" required>\n<option value=\"web\">Site &lt;web&gt; (0 sur 2 utilisés)</option>\n</select>"
+            ),
+            "{body}"
+        );
+        let body = fixtures::body(&fixtures::page(
+            Lang::De,
+            ask(&member, &names, &AskForm::default(), None, "1.ab"),
+        ))
+        .to_string();
+        assert!(
+            body.contains(">Site &lt;web&gt; (0 von 2 genutzt)</option>"),
+            "{body}"
         );
     }
 
     #[test]
     fn the_product_sent_is_selected_again() {
-        let options = product_options(&fixtures::member(), &names(), Some("web"));
-        assert!(
-            options.starts_with(r#"<option value="web" selected>"#),
-            "{options}"
+        let member = fixtures::member();
+        let names = names();
+        let options = products(&member, &names, Some("web"));
+        assert_eq!(
+            options,
+            [ProductOption {
+                value: "web",
+                name: "Site <web>",
+                used: 0,
+                total: 2,
+                selected: true
+            }]
         );
+        let form = AskForm {
+            produit: Some("web".into()),
+            ..AskForm::default()
+        };
+        let body = french(ask(&member, &names, &form, None, "1.ab"));
+        assert!(body.contains(r#"<option value="web" selected>"#), "{body}");
     }
 
     #[test]
     fn french_is_the_language_unless_another_was_chosen() {
-        let options = language_options(None);
+        let body = french(ask(
+            &fixtures::member(),
+            &names(),
+            &AskForm::default(),
+            None,
+            "1.ab",
+        ));
         assert!(
+            body.contains(
+                "<option value=\"fr\" lang=\"fr\" selected>Français</option>\n<option value=\"de\" lang=\"de\">Deutsch</option>"
+            ),
+            "{body}"
+        );
+        let options = languages(Some("nl"));
+        assert_eq!(
             options
-                .starts_with(r#"<option value="fr" selected>Français</option><option value="de">"#),
-            "{options}"
-        );
-        let options = language_options(Some("nl"));
-        assert!(
-            options.contains(r#"<option value="nl" selected>Nederlands</option>"#),
-            "{options}"
-        );
-        assert!(
-            options.contains(r#"<option value="fr">Français</option>"#),
-            "{options}"
+                .iter()
+                .filter(|o| o.selected)
+                .map(|o| o.name)
+                .collect::<Vec<_>>(),
+            ["Nederlands"]
         );
     }
 
@@ -175,13 +218,15 @@ mod tests {
             commentaire: Some("<pour la fête>".into()),
             ..AskForm::default()
         };
-        let body = ask(
-            &fixtures::member(),
-            &names(),
+        let member = fixtures::member();
+        let names = names();
+        let body = french(ask(
+            &member,
+            &names,
             &form,
             Some("Indiquez l'adresse du site."),
             "1.ab",
-        );
+        ));
         assert!(
             body.contains(
                 r#"<div class="error" role="alert">Indiquez l&#39;adresse du site.</div>"#
@@ -202,10 +247,28 @@ mod tests {
     }
 
     #[test]
+    fn every_field_has_its_label() {
+        let body = french(ask(
+            &fixtures::member(),
+            &names(),
+            &AskForm::default(),
+            None,
+            "1.ab",
+        ));
+        for id in ["produit", "adresse", "alias", "langue", "commentaire"] {
+            assert!(
+                body.contains(&format!(r#"<label for="{id}">"#)),
+                "{id}: {body}"
+            );
+            assert!(body.contains(&format!(r#"id="{id}""#)), "{id}: {body}");
+        }
+    }
+
+    #[test]
     fn a_member_with_every_site_it_may_have_gets_no_form() {
         let mut member = fixtures::member();
         member.used.insert("web".into(), 2);
-        let body = ask(&member, &names(), &AskForm::default(), None, "1.ab");
+        let body = french(ask(&member, &names(), &AskForm::default(), None, "1.ab"));
         assert!(!body.contains("<form"), "{body}");
         assert!(body.contains("utilise déjà tous les sites"), "{body}");
     }

@@ -1,46 +1,28 @@
 //! The home page: the members the caller administers, and the approvals if
 //! they decide.
 
-use crate::html::{self, esc};
+use serde::Serialize;
+
+use crate::html::View;
 use crate::model::MemberLink;
+
+#[derive(Serialize)]
+struct Home<'a> {
+    members: &'a [MemberLink],
+    approver: bool,
+}
 
 /// The home page's body for an agent administering `members`, an approver
 /// or not.
-pub fn home(members: &[MemberLink], approver: bool) -> String {
-    let mut body = String::new();
-    if !members.is_empty() {
-        body.push_str("<h2>Mes membres</h2><ul>");
-        for m in members {
-            body.push_str(&member_item(m));
-        }
-        body.push_str("</ul>");
-    }
-    if approver {
-        body.push_str(
-            r#"<h2>Approbations</h2><p><a href="/approbations">Demandes à approuver</a></p>"#,
-        );
-    }
-    if body.is_empty() {
-        body = html::message(
-            false,
-            "Votre compte n'est administrateur d'aucun membre. Demandez l'accès au support de la coopérative.",
-        );
-    }
-    body
-}
-
-/// One member, linking to its sites and its request form.
-fn member_item(m: &MemberLink) -> String {
-    format!(
-        r#"<li><a href="/membres/{name}/sites">{display}</a> — <a href="/membres/{name}/demander">demander un site</a></li>"#,
-        name = esc(&m.name),
-        display = esc(&m.display_name)
-    )
+pub fn home(members: &[MemberLink], approver: bool) -> View {
+    View::new("home.html", Home { members, approver })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::Lang;
+    use crate::views::fixtures::{self, french};
 
     fn ans() -> MemberLink {
         MemberLink {
@@ -51,24 +33,30 @@ mod tests {
 
     #[test]
     fn members_link_to_their_sites_and_form() {
-        let body = home(&[ans()], false);
-        assert_eq!(
-            body,
-            r#"<h2>Mes membres</h2><ul><li><a href="/membres/ans/sites">Commune d&#39;Ans</a> — <a href="/membres/ans/demander">demander un site</a></li></ul>"#
+        let body = french(home(&[ans()], false));
+        assert!(
+            body.contains(
+                "<h2>Mes membres</h2>\n<ul>\n<li><a href=\"/membres/ans/sites\">Commune d&#39;Ans</a> — <a href=\"/membres/ans/demander\">demander un site</a></li>\n</ul>"
+            ),
+            "{body}"
         );
+        assert!(!body.contains("Approbations"), "{body}");
+        let body = fixtures::body(&fixtures::page(Lang::De, home(&[ans()], false))).to_string();
+        assert!(body.contains("Website beantragen</a>"), "{body}");
     }
 
     #[test]
     fn approvers_get_the_approvals_link() {
-        let body = home(&[], true);
-        assert!(body.starts_with("<h2>Approbations</h2>"), "{body}");
+        let body = french(home(&[], true));
+        assert!(body.contains("<h2>Approbations</h2>"), "{body}");
         assert!(body.contains(r#"href="/approbations""#), "{body}");
         assert!(!body.contains("Mes membres"), "{body}");
+        assert!(!body.contains("role="), "{body}");
     }
 
     #[test]
     fn nobody_is_told_to_ask_for_access() {
-        let body = home(&[], false);
+        let body = french(home(&[], false));
         assert!(body.contains(r#"role="status""#), "{body}");
         assert!(body.contains("administrateur d&#39;aucun membre"), "{body}");
     }

@@ -1,100 +1,111 @@
 //! "Mes sites": a member's sites (address, product, release, state,
 //! certificate, last backup) and its requests.
 
-use super::{day, member_nav};
-use crate::html::esc;
+use serde::Serialize;
+
+use super::day;
+use crate::html::View;
+use crate::i18n::Lang;
 use crate::model::{Member, ProductNames, Request, Site, SiteState, Verdict};
 
-/// The body of the page of `member`'s `sites` and `requests`; `names` are
-/// the products' names in the catalog.
+#[derive(Serialize)]
+struct Sites<'a> {
+    tenant: &'a str,
+    display_name: &'a str,
+    sites: Vec<Row<'a>>,
+    requests: Vec<RequestLine<'a>>,
+}
+
+/// A site as its row shows it.
+#[derive(Serialize)]
+struct Row<'a> {
+    host: &'a str,
+    product: &'a str,
+    release: &'a str,
+    class: &'static str,
+    state: String,
+    certificate: String,
+    backup: String,
+}
+
+#[derive(Serialize)]
+struct RequestLine<'a> {
+    name: &'a str,
+    host: &'a str,
+    state: String,
+}
+
+/// The body of the page of `member`'s `sites` and `requests` in `lang`;
+/// `names` are the products' names in the catalog.
 pub fn sites(
+    lang: Lang,
     member: &Member,
     sites: &[Site],
     names: &ProductNames,
     requests: &[Request],
-) -> String {
-    let mut body = member_nav(&member.name);
-    body.push_str(&format!("<p>{}</p>", esc(&member.display_name)));
-    if sites.is_empty() {
-        body.push_str("<p>Votre membre n'a pas encore de site.</p>");
-    } else {
-        body.push_str(&sites_table(sites, names));
-    }
-    if !requests.is_empty() {
-        body.push_str(&requests_list(&member.name, requests));
-    }
-    body
-}
-
-fn sites_table(sites: &[Site], names: &ProductNames) -> String {
-    let mut table = String::from(
-        r#"<div class="table"><table><caption class="skip">Sites du membre</caption><thead><tr><th scope="col">Adresse</th><th scope="col">Produit</th><th scope="col">Version</th><th scope="col">État</th><th scope="col">Certificat</th><th scope="col">Dernière sauvegarde</th></tr></thead><tbody>"#,
-    );
-    for s in sites {
-        table.push_str(&site_row(s, names));
-    }
-    table.push_str("</tbody></table></div>");
-    table
-}
-
-fn site_row(s: &Site, names: &ProductNames) -> String {
-    let (class, state) = match s.state {
-        SiteState::Online => ("state-ok", "En ligne"),
-        SiteState::Deleting => ("state-ko", "En suppression"),
-        SiteState::Preparing => ("state-wait", "En préparation"),
-    };
-    let cert = s
-        .certificate_expiry
-        .as_ref()
-        .map(|t| format!("expire le {}", day(t)))
-        .unwrap_or_else(|| "—".to_string());
-    let backup = s
-        .last_backup
-        .as_ref()
-        .map(day)
-        .unwrap_or_else(|| "aucune".to_string());
-    format!(
-        r#"<tr><td><a href="https://{host}/">{host}</a></td><td>{product}</td><td>{release}</td><td class="{class}">{state}</td><td>{cert}</td><td>{backup}</td></tr>"#,
-        host = esc(&s.host),
-        product = esc(names.get(&s.product).unwrap_or(&s.product)),
-        release = esc(s.release.as_deref().unwrap_or("—")),
+) -> View {
+    View::new(
+        "sites.html",
+        Sites {
+            tenant: &member.name,
+            display_name: &member.display_name,
+            sites: sites.iter().map(|s| row(lang, s, names)).collect(),
+            requests: requests
+                .iter()
+                .map(|r| RequestLine {
+                    name: &r.name,
+                    host: r.host(),
+                    state: request_state(lang, r),
+                })
+                .collect(),
+        },
     )
 }
 
-fn requests_list(tenant: &str, requests: &[Request]) -> String {
-    let mut list = String::from("<h2>Mes demandes</h2><ul>");
-    for r in requests {
-        list.push_str(&format!(
-            r#"<li><a href="/membres/{t}/demandes/{n}">{host}</a> — {state}</li>"#,
-            t = esc(tenant),
-            n = esc(&r.name),
-            host = esc(r.host()),
-            state = esc(request_state(r)),
-        ));
+fn row<'a>(lang: Lang, s: &'a Site, names: &'a ProductNames) -> Row<'a> {
+    let (class, state) = match s.state {
+        SiteState::Online => ("state-ok", lang.tr("site-online")),
+        SiteState::Deleting => ("state-ko", lang.tr("site-deleting")),
+        SiteState::Preparing => ("state-wait", lang.tr("site-preparing")),
+    };
+    Row {
+        host: &s.host,
+        product: names.get(&s.product).unwrap_or(&s.product),
+        release: s.release.as_deref().unwrap_or("—"),
+        class,
+        state,
+        certificate: s
+            .certificate_expiry
+            .as_ref()
+            .map(|t| lang.tr_with("site-certificate-expires", &[("date", day(lang, t).into())]))
+            .unwrap_or_else(|| "—".to_string()),
+        backup: s
+            .last_backup
+            .as_ref()
+            .map(|t| day(lang, t))
+            .unwrap_or_else(|| lang.tr("site-no-backup")),
     }
-    list.push_str("</ul>");
-    list
 }
 
 /// A request's state in a few words.
-fn request_state(r: &Request) -> &'static str {
+fn request_state(lang: Lang, r: &Request) -> String {
     if r.ready {
-        return "site en ligne";
+        return lang.tr("request-state-online");
     }
     match r.verdict {
-        Verdict::Denied { .. } => "refusée",
+        Verdict::Denied { .. } => lang.tr("request-state-denied"),
         Verdict::Approved { .. } | Verdict::ApprovedAutomatically => {
-            "approuvée, mise en service en cours"
+            lang.tr("request-state-approved")
         }
-        Verdict::Pending if !r.reasons.is_empty() => "à corriger",
-        Verdict::Pending => "en attente d'approbation",
+        Verdict::Pending if !r.reasons.is_empty() => lang.tr("request-state-to-correct"),
+        Verdict::Pending => lang.tr("request-state-pending"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::views::fixtures;
+    use crate::views::fixtures::{self, french};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use mutu_api::provisioning::RequestReason;
 
@@ -117,11 +128,21 @@ mod tests {
         ProductNames::from([("web".to_string(), "Site web".to_string())])
     }
 
+    fn page(sites_: &[Site], requests: &[Request]) -> String {
+        french(sites(
+            Lang::Fr,
+            &fixtures::member(),
+            sites_,
+            &names(),
+            requests,
+        ))
+    }
+
     #[test]
     fn a_member_without_sites_or_requests_is_told_so() {
-        let body = sites(&fixtures::member(), &[], &names(), &[]);
+        let body = page(&[], &[]);
         assert!(
-            body.starts_with(r#"<nav aria-label="Pages du membre">"#),
+            body.contains("</h1>\n<nav aria-label=\"Pages du membre\">"),
             "{body}"
         );
         assert!(body.contains("<p>Commune d&#39;Ans</p>"), "{body}");
@@ -136,9 +157,21 @@ mod tests {
         s.release = Some("6.1".into());
         s.certificate_expiry = Some(time("2025-06-07T08:00:00Z"));
         s.last_backup = Some(time("2025-02-03T04:05:06Z"));
-        assert_eq!(
-            site_row(&s, &names()),
+        let body = page(std::slice::from_ref(&s), &[]);
+        assert!(body.contains(
             r#"<tr><td><a href="https://www.ans.be/">www.ans.be</a></td><td>Site web</td><td>6.1</td><td class="state-ok">En ligne</td><td>expire le 07/06/2025</td><td>03/02/2025</td></tr>"#
+        ), "{body}");
+        let body = fixtures::body(&fixtures::page(
+            Lang::De,
+            sites(Lang::De, &fixtures::member(), &[s], &names(), &[]),
+        ))
+        .to_string();
+        assert!(body.contains(
+            r#"<td class="state-ok">Online</td><td>läuft am 07.06.2025 ab</td><td>03.02.2025</td>"#
+        ), "{body}");
+        assert!(
+            body.contains("<th scope=\"col\">Letzte Sicherung</th>"),
+            "{body}"
         );
     }
 
@@ -146,65 +179,64 @@ mod tests {
     fn a_site_row_without_details_says_so() {
         let mut s = site("a<b", SiteState::Deleting);
         s.product = "x".into();
-        let row = site_row(&s, &names());
+        let body = page(&[s, site("w", SiteState::Preparing)], &[]);
         assert!(
-            row.contains(r#"<a href="https://a&lt;b/">a&lt;b</a>"#),
-            "{row}"
+            body.contains(r#"<a href="https://a&lt;b/">a&lt;b</a>"#),
+            "{body}"
         );
-        assert!(row.contains("<td>x</td><td>—</td>"), "{row}");
+        assert!(body.contains("<td>x</td><td>—</td>"), "{body}");
         assert!(
-            row.contains(r#"<td class="state-ko">En suppression</td><td>—</td><td>aucune</td>"#),
-            "{row}"
+            body.contains(r#"<td class="state-ko">En suppression</td><td>—</td><td>aucune</td>"#),
+            "{body}"
         );
-        let row = site_row(&site("w", SiteState::Preparing), &names());
         assert!(
-            row.contains(r#"<td class="state-wait">En préparation</td>"#),
-            "{row}"
+            body.contains(r#"<td class="state-wait">En préparation</td>"#),
+            "{body}"
         );
     }
 
     #[test]
     fn the_table_has_a_caption_and_a_row_per_site() {
-        let table = sites_table(
+        let body = page(
             &[
                 site("a.ans.be", SiteState::Online),
                 site("b.ans.be", SiteState::Preparing),
             ],
-            &names(),
+            &[],
         );
-        assert!(table.contains(r#"<caption class="skip">Sites du membre</caption>"#));
-        assert_eq!(table.matches("<tr><td>").count(), 2, "{table}");
-        assert!(table.ends_with("</tbody></table></div>"));
+        assert!(body.contains(r#"<caption class="skip">Sites du membre</caption>"#));
+        assert_eq!(body.matches("<tr><td>").count(), 2, "{body}");
+        assert!(body.contains("</tbody>\n</table></div>"), "{body}");
     }
 
     #[test]
     fn requests_link_to_their_page_with_their_state() {
-        let body = sites(
-            &fixtures::member(),
-            &[],
-            &names(),
-            &[fixtures::request("web-2")],
-        );
+        let body = page(&[], &[fixtures::request("web-2")]);
         assert!(body.contains(
-            r#"<h2>Mes demandes</h2><ul><li><a href="/membres/ans/demandes/web-2">www.ans.be</a> — en attente d&#39;approbation</li></ul>"#
+            "<h2>Mes demandes</h2>\n<ul>\n<li><a href=\"/membres/ans/demandes/web-2\">www.ans.be</a> — en attente d&#39;approbation</li>\n</ul>"
         ), "{body}");
     }
 
     #[test]
     fn a_requests_state_puts_online_first_then_the_decision() {
+        let lang = Lang::Fr;
         let mut r = fixtures::request("web");
-        assert_eq!(request_state(&r), "en attente d'approbation");
+        assert_eq!(request_state(lang, &r), "en attente d'approbation");
         r.reasons.push(RequestReason {
             code: "HostnameTaken".into(),
             subject: None,
             message: String::new(),
         });
-        assert_eq!(request_state(&r), "à corriger");
+        assert_eq!(request_state(lang, &r), "à corriger");
         r.verdict = Verdict::ApprovedAutomatically;
-        assert_eq!(request_state(&r), "approuvée, mise en service en cours");
+        assert_eq!(
+            request_state(lang, &r),
+            "approuvée, mise en service en cours"
+        );
         r.verdict = Verdict::Denied { by: "marie".into() };
-        assert_eq!(request_state(&r), "refusée");
+        assert_eq!(request_state(lang, &r), "refusée");
+        assert_eq!(request_state(Lang::De, &r), "abgelehnt");
         r.ready = true;
-        assert_eq!(request_state(&r), "site en ligne");
+        assert_eq!(request_state(lang, &r), "site en ligne");
     }
 }
