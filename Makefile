@@ -15,14 +15,17 @@ all: build
 build:
 	cargo build --locked --bin mutu
 	ln -sf mutu "$(CARGO_TARGET_DIR)/debug/kubectl-mutu"
+	ln -sf mutu "$(CARGO_TARGET_DIR)/debug/kubectl_complete-mutu"
 
 ## release: the optimised mutu binary, as deployed; the fleet benchmark's numbers come from it
 release:
 	cargo build --locked --release --bin mutu
 
-## demo: start the local control plane and the operators, apply the examples, show them
+## demo: start the local control plane and the operators and bring up the fleet of
+## PROFILE (imio-2019: the 819 sites of 2019; small: one member, one site of each product)
+PROFILE ?= $(or $(MUTU_DEMO_PROFILE),imio-2019)
 demo: build
-	tests/demo.sh "$(MUTU)" up
+	MUTU_DEMO_PROFILE="$(PROFILE)" tests/demo.sh "$(MUTU)" up
 
 ## demo-down: stop the demo's operators and control plane, and remove its state
 demo-down: build

@@ -8,6 +8,7 @@ mod crds;
 mod dev;
 mod fleet;
 mod maintenance;
+mod oncall;
 mod operator;
 mod plugin;
 mod portal;
@@ -44,8 +45,8 @@ enum Command {
     Tenant(tenant::TenantArgs),
     /// Benchmarks on a local control plane of their own.
     Bench(bench::BenchArgs),
-    /// Backups: the night's plan of a policy.
-    Backup(backup::BackupArgs),
+    /// mutu Backups: the night's plan of a BackupPolicy, or a PloneSite's backup now.
+    Backup(oncall::backup_now::BackupArgs),
     /// The whole fleet: generate it from a profile (e.g. imio-2019), or sum up the
     /// cluster's for the on-call engineer.
     Fleet(fleet::FleetArgs),
@@ -56,9 +57,26 @@ enum Command {
     /// Serve the page the public sees while a site is in maintenance
     /// (503 with Retry-After), until SIGTERM or Ctrl-C.
     MaintenancePage(maintenance::MaintenanceArgs),
+    /// On call: one PloneSite on one screen (`site status`).
+    Site(oncall::site::SiteArgs),
+    /// On call: a mutu Certificate's state, or its renewal now.
+    Certificate(oncall::certificate::CertificateArgs),
+    /// On call: restore a PloneSite from a mutu Backup, or to a point in time.
+    Restore(oncall::restore::RestoreArgs),
+    /// On call: put a PloneSite in maintenance (servers stopped), or take it out.
+    Maintenance(oncall::maintenance::MaintenanceArgs),
+    /// On call: pause, resume or follow a MigrationPlan or ReleaseRollout.
+    Plan(oncall::plan::PlanArgs),
+    /// On call: a support bundle (.tar.gz) of the cluster's mutu state, without Secrets.
+    Report(oncall::report::ReportArgs),
+    /// The shell completion script of mutu (bash, zsh, fish).
+    Completion(oncall::completion::CompletionArgs),
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = plugin::complete_for_kubectl() {
+        return code;
+    }
     let (cli, loaded) = parse();
     // The dev commands poll the API server while it starts; the client's own
     // connection errors are expected there and would only be noise.
@@ -69,7 +87,14 @@ fn main() -> ExitCode {
         | Command::Fleet(_)
         | Command::Migrate(_)
         | Command::Rollout(_)
-        | Command::Request(_) => "warn,kube_client=off",
+        | Command::Request(_)
+        | Command::Site(_)
+        | Command::Certificate(_)
+        | Command::Restore(_)
+        | Command::Maintenance(_)
+        | Command::Plan(_)
+        | Command::Report(_)
+        | Command::Completion(_) => "warn,kube_client=off",
         _ => "info",
     };
     if let Err(e) = init_logging(default_filter, &loaded) {
@@ -97,11 +122,18 @@ fn main() -> ExitCode {
             Command::Request(args) => request::run(args).await,
             Command::Portal(args) => portal::run(args).await,
             Command::Bench(args) => bench::run(args).await,
-            Command::Backup(args) => backup::run(args).await,
+            Command::Backup(args) => oncall::backup_now::run(args).await,
             Command::Fleet(args) => fleet::run(args).await,
             Command::Migrate(args) => wave::migrate(args).await,
             Command::Rollout(args) => wave::rollout(args).await,
             Command::MaintenancePage(args) => maintenance::run(args).await,
+            Command::Site(args) => oncall::site::run(args).await,
+            Command::Certificate(args) => oncall::certificate::run(args).await,
+            Command::Restore(args) => oncall::restore::run(args).await,
+            Command::Maintenance(args) => oncall::maintenance::run(args).await,
+            Command::Plan(args) => oncall::plan::run(args).await,
+            Command::Report(args) => oncall::report::run(args).await,
+            Command::Completion(args) => oncall::completion::run(args),
         }
     });
     match result {

@@ -34,6 +34,9 @@ use mutu_runtime::watch::{after_initial_list, children_watch, main_watch};
 use mutu_runtime::{Context, Health, Metrics, Settings};
 
 pub use reconcile::Config;
+/// A renewal asked for by a person: the annotation, the status condition that
+/// records it, and where a Certificate's request stands.
+pub use reconcile::{RENEW_REQUESTED_ANNOTATION, RENEWAL_REQUESTED, RenewRequest, renew_request};
 pub use solver::Route;
 
 /// Name of the certificate controller in metrics, events and its field manager.

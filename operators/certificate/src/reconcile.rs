@@ -1,8 +1,8 @@
 //! One reconcile of a Certificate: check what the Secret holds (pure), decide
 //! whether to issue (missing, tampered, for other names, spec changed, renewal
-//! time reached), then issue through the internal CA, self-signed, or one
-//! resumable step of an ACME order at a time, within the fleet's budget and
-//! the certificate's failure backoff.
+//! time reached, renewal asked for by a person), then issue through the
+//! internal CA, self-signed, or one resumable step of an ACME order at a time,
+//! within the fleet's budget and the certificate's failure backoff.
 
 mod acme_order;
 mod backoff;
@@ -12,6 +12,7 @@ mod fleet_orders;
 mod internal_ca;
 mod private_key;
 mod refusal;
+mod renew_request;
 mod renewal;
 mod status;
 mod tls_secret;
@@ -39,6 +40,9 @@ pub use context::{Caches, Config, Ctx, Error};
 use internal_ca::local_step;
 use private_key::delete_next_key;
 use refusal::refusal;
+pub use renew_request::{
+    RENEW_REQUESTED_ANNOTATION, RENEWAL_REQUESTED, RenewRequest, renew_request,
+};
 use renewal::{ari_window, renewal_due, renewal_time, window_after_issuance};
 use status::{
     backing_off, in_progress, issuer_missing, ready_condition, record_current, record_failure,
@@ -87,12 +91,20 @@ struct Target<'a> {
     /// The spec's names, sorted and without duplicates.
     names: Vec<String>,
     now: Timestamp,
+    /// The value of a renewal request not honoured yet (see [`renew_request`]).
+    renew: Option<String>,
+    /// A renewal request waited and its annotation is gone.
+    renew_withdrawn: bool,
 }
 
 impl<'a> Target<'a> {
     fn new(ctx: &'a Ctx, cert: &'a Certificate) -> Self {
         let ns = cert.namespace().unwrap_or_default();
         let name = cert.name_any();
+        let request = renew_request(
+            cert.annotations(),
+            cert.status.as_ref().map_or(&[], |s| &s.conditions),
+        );
         Target {
             ctx,
             cert,
@@ -103,6 +115,11 @@ impl<'a> Target<'a> {
             issuer_name: cert.spec.issuer_ref.name.clone(),
             names: budget::name_set(&cert.spec.dns_names),
             now: mutu_runtime::status::now(),
+            renew: match &request {
+                RenewRequest::Pending(value) => Some(value.clone()),
+                _ => None,
+            },
+            renew_withdrawn: request == RenewRequest::Withdrawn,
         }
     }
 
@@ -110,8 +127,18 @@ impl<'a> Target<'a> {
         &self.cert.spec.secret_name
     }
 
+    /// Writes the status with `conds`, and with the condition of a pending (or
+    /// withdrawn) renewal request unless `conds` records it.
     async fn write(&self, status: CertificateStatus, conds: &[Cond<'_>]) -> Result<bool, Error> {
-        write(self.ctx, &self.api, self.cert, status, conds).await
+        let mut all = conds.to_vec();
+        if !all.iter().any(|c| c.type_ == RENEWAL_REQUESTED) {
+            if let Some(value) = &self.renew {
+                all.push(renew_request::pending(value));
+            } else if self.renew_withdrawn {
+                all.push(renew_request::withdrawn());
+            }
+        }
+        write(self.ctx, &self.api, self.cert, status, &all).await
     }
 }
 
@@ -219,6 +246,9 @@ async fn assess(
         status.renewal_time = Some(Time(renewal));
         due = renewal_due(renewal, t.now);
     }
+    if let (None, Some(value)) = (&due, &t.renew) {
+        due = Some(renew_request::due(value));
+    }
     let ready = ready_condition(&current, due.as_ref(), t.secret_name(), &t.names);
     Ok(Assessment { secret, due, ready })
 }
@@ -310,7 +340,11 @@ async fn store_issued(
     let renewal = renewal_time(t.cert, &ins, window, &t.key);
     record_issued(&mut status, &ins, renewal);
     let ready = serving(t.secret_name(), &t.names, ins.not_after);
-    t.write(status, &[ready, up_to_date(renewal)]).await?;
+    let mut conds = vec![ready, up_to_date(renewal)];
+    if let Some(value) = &t.renew {
+        conds.push(renew_request::done(value, ins.not_before, ins.not_after));
+    }
+    t.write(status, &conds).await?;
     let msg = issued_message(&t.issuer_name, &t.names, ins.not_after);
     let msg = format!("{msg} ({due_reason}: {due_msg})");
     t.ctx.event(t.cert, false, "Issued", msg).await;
