@@ -1336,7 +1336,8 @@ mod tests {
 
     #[test]
     fn the_small_profile_is_one_member_with_one_site_of_each_product() {
-        let fleet = generate(profile("small").unwrap(), DEFAULT_SEED).unwrap();
+        let small = profile("small").unwrap_or_else(|e| panic!("{e}"));
+        let fleet = generate(small, DEFAULT_SEED).unwrap_or_else(|e| panic!("{e:#}"));
         validate(&fleet).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(fleet.tenants.len(), 1);
         assert_eq!(fleet.products.len(), 11);
