@@ -3,6 +3,8 @@
 //! stop the controller, and an unchanged fleet of tenants and sites sees no writes, neither over a
 //! quiet period nor from a freshly restarted operator.
 
+mod dev_faults;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Event;

@@ -9,6 +9,7 @@
 
 mod acme;
 mod bootstrap;
+mod faults;
 pub mod nodes;
 mod pki;
 mod process;
@@ -50,6 +51,20 @@ enum DevCommand {
     /// Print the `export KUBECONFIG=...` and `export MUTU_ACME_SOLVER_ADDR=...`
     /// lines for this control plane.
     Env,
+    /// Stop one component of the running control plane (SIGTERM, SIGKILL after
+    /// a grace), to rehearse its failure: etcd, kube-apiserver (or apiserver),
+    /// kube-controller-manager (controller-manager), kube-scheduler (scheduler),
+    /// kwok, pebble, pebble-challtestsrv, solr, or a real node's process
+    /// (e.g. kubelet-physical-1). Stopping a stopped component is harmless.
+    Stop(faults::ComponentArgs),
+    /// Start a stopped component again with its usual settings, and wait until
+    /// it is healthy (the API server's /readyz, Solr's ping, Pebble's directory).
+    Start(faults::ComponentArgs),
+    /// Stop then start one component.
+    Restart(faults::ComponentArgs),
+    /// Make a simulated node NotReady as the controller-manager sees it, or
+    /// Ready again (on real nodes: `mutu dev stop kubelet-NODE`).
+    Node(faults::NodeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -192,6 +207,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             print_env(&layout);
             Ok(())
         }
+        DevCommand::Stop(c) => faults::stop(&layout, &c.component).await,
+        DevCommand::Start(c) => faults::start(&layout, &c.component).await,
+        DevCommand::Restart(c) => {
+            faults::stop(&layout, &c.component).await?;
+            faults::start(&layout, &c.component).await
+        }
+        DevCommand::Node(n) => faults::node(&layout, n).await,
     }
 }
 
@@ -301,7 +323,6 @@ async fn up(layout: &Layout, kind: nodes::NodeKind) -> anyhow::Result<()> {
     write_kubeconfigs(layout)?;
 
     let procs = Processes::new(&layout.state);
-    let cluster_bin = bin.join("mutu-cluster");
     let mut crds_installed = false;
     for name in COMPONENTS {
         if real && name == "kwok" {
@@ -311,13 +332,7 @@ async fn up(layout: &Layout, kind: nodes::NodeKind) -> anyhow::Result<()> {
             step(started, &format!("{name} already running (pid {pid})"));
             continue;
         }
-        let (program, args) = if name == "kwok" {
-            (bin.join("kwok"), kwok_args(layout, &bin))
-        } else {
-            let mut args = vec![name.to_string()];
-            args.extend(component_args(layout, name));
-            (cluster_bin.clone(), args)
-        };
+        let (program, args) = component_command(layout, &bin, name);
         let pid = procs.start(name, &program, &args, &[])?;
         step(started, &format!("started {name} (pid {pid})"));
         match name {
@@ -540,6 +555,17 @@ fn component_args(layout: &Layout, name: &str) -> Vec<String> {
         _ => Vec::new(),
     };
     flags
+}
+
+/// The program and arguments of one of [`COMPONENTS`].
+fn component_command(layout: &Layout, bin: &Path, name: &str) -> (PathBuf, Vec<String>) {
+    if name == "kwok" {
+        (bin.join("kwok"), kwok_args(layout, bin))
+    } else {
+        let mut args = vec![name.to_string()];
+        args.extend(component_args(layout, name));
+        (bin.join("mutu-cluster"), args)
+    }
 }
 
 fn kwok_args(layout: &Layout, bin: &Path) -> Vec<String> {

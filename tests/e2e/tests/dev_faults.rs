@@ -1,0 +1,114 @@
+//! `mutu dev stop|start|restart` and `mutu dev node` on the tests' own control
+//! plane (a module of the serial tests: they have the cluster to themselves):
+//! the scheduler and the controller-manager restarted, after which a new site
+//! still becomes Ready, and a simulated node made NotReady, tainted by the
+//! controller-manager's node-lifecycle controller, then Ready again.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::api::Api;
+use mutu_e2e::{create_product, member_with_sites, plane};
+use mutu_runtime::testing::{self, unique_name};
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `mutu dev ARGS` on this control plane (MUTU_DEV_DIR and MUTU_DEV_API_PORT
+/// name it); fails with its output when it fails.
+fn dev(args: &[&str]) -> anyhow::Result<String> {
+    let mutu = plane::mutu_bin()?;
+    let mut all = vec!["dev"];
+    all.extend_from_slice(args);
+    let run = plane::run(&mutu, &all, None)?;
+    anyhow::ensure!(
+        run.success,
+        "mutu {}: {}{}",
+        all.join(" "),
+        run.stdout,
+        run.stderr
+    );
+    Ok(run.stderr)
+}
+
+fn condition(node: &Node, kind: &str) -> Option<String> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| c.status.clone())
+}
+
+fn tainted_not_ready(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| t.iter().any(|t| t.key == "node.kubernetes.io/not-ready"))
+}
+
+async fn a_site_comes_up(client: &Client, product: &str, prefix: &str) -> anyhow::Result<()> {
+    member_with_sites(
+        client,
+        prefix,
+        product,
+        &["after".to_string()],
+        json!({}),
+        TIMEOUT,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_scheduler_and_controller_manager_restart_and_a_node_goes_not_ready_and_back()
+-> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let product = unique_name("faults-p");
+    create_product(&client, &product, json!({})).await?;
+
+    // The scheduler and the controller-manager restarted: the pods of a site
+    // created afterwards are scheduled and the site becomes Ready.
+    for component in ["scheduler", "controller-manager"] {
+        let out = dev(&["restart", component])?;
+        assert!(
+            out.contains(&format!("stopped kube-{component}"))
+                && out.contains(&format!("started kube-{component}")),
+            "{out}"
+        );
+    }
+    a_site_comes_up(&client, &product, "faults").await?;
+
+    // Stopping what is stopped, or starting what runs, is harmless.
+    let out = dev(&["start", "scheduler"])?;
+    assert!(out.contains("kube-scheduler is running already"), "{out}");
+    let e = dev(&["stop", "kubelet"]).err().map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("unknown component \"kubelet\"")),
+        "{e:?}"
+    );
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    let result = async {
+        dev(&["node", "not-ready", "frontend-3"])?;
+        let node = nodes.get("frontend-3").await?;
+        assert_eq!(condition(&node, "Ready").as_deref(), Some("False"));
+        assert!(tainted_not_ready(&node), "{:?}", node.spec);
+        // kwok no longer keeps it: it stays NotReady.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let node = nodes.get("frontend-3").await?;
+        assert_eq!(condition(&node, "Ready").as_deref(), Some("False"));
+        anyhow::Ok(())
+    }
+    .await;
+    // Whatever happened, the node is Ready again for the tests after this one.
+    dev(&["node", "ready", "frontend-3"])?;
+    result?;
+    let node = nodes.get("frontend-3").await?;
+    assert_eq!(condition(&node, "Ready").as_deref(), Some("True"));
+    assert!(!tainted_not_ready(&node), "{:?}", node.spec);
+    Ok(())
+}
