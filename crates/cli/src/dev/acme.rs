@@ -241,7 +241,7 @@ async fn wait_directory(
 
 /// A GET of `https://127.0.0.1:PORT/PATH` trusting only the CAs in `ca_pem`:
 /// the status code and the body.
-fn https_get(port: u16, path: &str, ca_pem: &[u8]) -> anyhow::Result<(u16, String)> {
+pub(super) fn https_get(port: u16, path: &str, ca_pem: &[u8]) -> anyhow::Result<(u16, String)> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots.add(cert.context("invalid PEM certificate in the dev CA")?)?;

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, Patch, PatchParams};
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::process::Processes;
@@ -40,10 +42,105 @@ pub enum NodeState {
     Ready,
 }
 
+/// Waits until the controller-manager or the scheduler answers `/healthz` (over TLS,
+/// trusting the certificate it made itself in its `--cert-dir`), or kwok has renewed the
+/// Leases of the nodes it keeps since it started, as long as it runs.
+async fn healthy(
+    layout: &Layout,
+    procs: &Processes,
+    name: &str,
+    pid: i32,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let since = jiff::Timestamp::now();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut client = None;
+    loop {
+        let answer = match name {
+            "kube-controller-manager" => healthz(
+                layout.api_port + 3,
+                &layout.state.join("kcm-certs/kube-controller-manager.crt"),
+            ),
+            "kube-scheduler" => healthz(
+                layout.api_port + 4,
+                &layout.state.join("scheduler-certs/kube-scheduler.crt"),
+            ),
+            "kwok" => {
+                if client.is_none() {
+                    client = Some(bootstrap::client(&layout.kubeconfig()).await?);
+                }
+                match &client {
+                    Some(client) => leases_renewed(client, since).await,
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        };
+        match answer {
+            Ok(()) => {
+                super::step(started, &format!("{name} is healthy"));
+                return Ok(());
+            }
+            Err(e) if !procs.started_alive(pid) || Instant::now() > deadline => {
+                bail!(
+                    "{name} is not healthy ({e:#}); last lines of {}:\n{}",
+                    procs.log_file(name).display(),
+                    procs.log_tail(name, 20)
+                );
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// `GET /healthz` on 127.0.0.1:`port` answers `ok`, over TLS with the certificate (and
+/// the CA that signed it) in `cert`.
+fn healthz(port: u16, cert: &std::path::Path) -> anyhow::Result<()> {
+    let pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let (status, body) = acme::https_get(port, "/healthz", &pem)?;
+    if status == 200 && body.trim() == "ok" {
+        Ok(())
+    } else {
+        bail!("/healthz answers {status}: {}", body.trim())
+    }
+}
+
+/// Every node kwok keeps has had its Lease renewed since `since`.
+async fn leases_renewed(client: &Client, since: jiff::Timestamp) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    for node in nodes.list(&ListParams::default()).await?.items {
+        let kept = node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(bootstrap::KWOK_ANNOTATION))
+            .is_some_and(|v| v == KEPT);
+        if !kept {
+            continue;
+        }
+        let name = node.metadata.name.unwrap_or_default();
+        let renewed = leases
+            .get_opt(&name)
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.renew_time)
+            .is_some_and(|t| t.0 >= since);
+        if !renewed {
+            bail!("kwok has not renewed the Lease of node {name} yet");
+        }
+    }
+    Ok(())
+}
+
+/// The value of kwok's annotation on the nodes it keeps.
+const KEPT: &str = "fake";
 /// The value of kwok's annotation on a node it no longer keeps.
 const PAUSED: &str = "paused-by-mutu-dev";
 /// The taint the node-lifecycle controller puts on a node whose Ready is False.
 const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+/// The taint it puts on a node that stopped reporting (Ready Unknown).
+const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
 /// The process name of `name` as the user may spell it, or an error listing
 /// the known ones.
@@ -121,16 +218,7 @@ pub async fn start(layout: &Layout, name: &str) -> anyhow::Result<()> {
                 .await?
             }
             "kube-apiserver" => {}
-            _ => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if !procs.started_alive(pid) {
-                    bail!(
-                        "{name} exited at start-up; last lines of {}:\n{}",
-                        procs.log_file(&name).display(),
-                        procs.log_tail(&name, 20)
-                    );
-                }
-            }
+            _ => healthy(layout, &procs, &name, pid, started).await?,
         }
         // After etcd or the API server, the plane is back once the API
         // server answers /readyz again.
@@ -165,16 +253,11 @@ pub async fn start(layout: &Layout, name: &str) -> anyhow::Result<()> {
 }
 
 pub async fn node(layout: &Layout, args: NodeArgs) -> anyhow::Result<()> {
-    if nodes::kind(layout) == nodes::NodeKind::Real {
-        bail!(
-            "{} is a real node: stop its kubelet instead (mutu dev stop kubelet-{}), and start it again with mutu dev start kubelet-{}",
-            args.node,
-            args.node,
-            args.node
-        );
-    }
     let client = bootstrap::client(&layout.kubeconfig()).await?;
     let api: Api<Node> = Api::all(client);
+    if nodes::kind(layout) == nodes::NodeKind::Real {
+        return real_node(layout, &api, args).await;
+    }
     let node = api
         .get(&args.node)
         .await
@@ -206,26 +289,26 @@ pub async fn node(layout: &Layout, args: NodeArgs) -> anyhow::Result<()> {
                 ),
             )
             .await?;
-            let now = jiff::Timestamp::now()
-                .round(jiff::Unit::Second)?
-                .to_string();
-            api.patch_status(
-                &args.node,
-                &params,
-                &Patch::Strategic(json!({"status": {"conditions": [{
-                    "type": "Ready", "status": "False", "reason": "StoppedByMutuDev",
-                    "message": "mutu dev node not-ready: the node stopped answering",
-                    "lastHeartbeatTime": now, "lastTransitionTime": now,
-                }]}})),
-            )
-            .await?;
-            wait_node(
-                &api,
-                &args.node,
-                "to be tainted not-ready by the controller-manager",
-                |n| taints(n).iter().any(|t| t == NOT_READY_TAINT),
-            )
-            .await?;
+            // kwok may not have seen its annotation yet: while it keeps the node, it
+            // reports it Ready again at once (its node-initialize stage). The node says
+            // it is not ready until the controller-manager has tainted it.
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                let node = api.get(&args.node).await?;
+                if taints(&node).iter().any(|t| t == NOT_READY_TAINT) {
+                    break;
+                }
+                if condition(&node) != Some("False") {
+                    report_not_ready(&api, &args.node).await?;
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "node {} did not come to be tainted not-ready by the controller-manager within 90 s (does it run?)",
+                        args.node
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             eprintln!(
                 "node {} is NotReady and tainted {NOT_READY_TAINT}",
                 args.node
@@ -250,11 +333,73 @@ pub async fn node(layout: &Layout, args: NodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ready(node: &Node) -> bool {
+/// The node says it is not ready, as a kubelet whose runtime is down would.
+async fn report_not_ready(api: &Api<Node>, node: &str) -> anyhow::Result<()> {
+    let now = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)?
+        .to_string();
+    api.patch_status(
+        node,
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"status": {"conditions": [{
+            "type": "Ready", "status": "False", "reason": "StoppedByMutuDev",
+            "message": "mutu dev node not-ready: the node stopped answering",
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        }]}})),
+    )
+    .await
+    .with_context(|| format!("cannot write the status of node {node}"))?;
+    Ok(())
+}
+
+/// A real node: its kubelet stops (after the controller-manager's grace period, 50 s by
+/// default, the node-lifecycle controller marks it Unknown and taints it unreachable),
+/// or starts again.
+async fn real_node(layout: &Layout, api: &Api<Node>, args: NodeArgs) -> anyhow::Result<()> {
+    let procs = Processes::new(&layout.state);
+    let run = args.state == NodeState::Ready;
+    nodes::kubelet(layout, &procs, &args.node, run).await?;
+    let lost = |n: &Node| {
+        taints(n)
+            .iter()
+            .any(|t| t == NOT_READY_TAINT || t == UNREACHABLE_TAINT)
+    };
+    if run {
+        wait_node(api, &args.node, "to be Ready and untainted", |n| {
+            ready(n) && !lost(n)
+        })
+        .await?;
+        eprintln!("node {} is Ready", args.node);
+    } else {
+        wait_node(
+            api,
+            &args.node,
+            "to be marked lost by the controller-manager (its grace period is 50 s)",
+            |n| !ready(n) && lost(n),
+        )
+        .await?;
+        eprintln!(
+            "node {} is NotReady ({}), its kubelet stopped",
+            args.node,
+            taints(&api.get(&args.node).await?).join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The status of the node's Ready condition.
+fn condition(node: &Node) -> Option<&str> {
     node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
+}
+
+fn ready(node: &Node) -> bool {
+    condition(node) == Some("True")
 }
 
 fn taints(node: &Node) -> Vec<String> {
@@ -271,7 +416,7 @@ async fn wait_node(
     what: &str,
     done: impl Fn(&Node) -> bool,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(node) = api.get(name).await
             && done(&node)
@@ -279,7 +424,7 @@ async fn wait_node(
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("node {name} did not come {what} within 90 s");
+            bail!("node {name} did not come {what} within 120 s");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -801,6 +801,32 @@ async fn wait_file(
     Ok(())
 }
 
+/// Stops (`run` false) or starts again the kubelet of the real node `name`: the node
+/// stops reporting to the API server, or reports again.
+pub async fn kubelet(
+    layout: &Layout,
+    procs: &Processes,
+    name: &str,
+    run: bool,
+) -> anyhow::Result<()> {
+    let node = NODES
+        .iter()
+        .find(|n| n.name == name)
+        .with_context(|| format!("there is no real node {name}"))?;
+    let process = node.process("kubelet");
+    if !run {
+        procs.stop(&process, Duration::from_secs(10)).await;
+        return Ok(());
+    }
+    let (bin, _) = build(layout)?;
+    let kubelet = node_processes(layout, node, &bin)
+        .into_iter()
+        .find(|p| p.name == process)
+        .with_context(|| format!("node {name} has no kubelet"))?;
+    kubelet.start(procs)?;
+    Ok(())
+}
+
 /// Starts the real nodes and what runs on them. Idempotent.
 pub async fn up(
     layout: &Layout,
