@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use mutu_api::backup::BackupTrigger;
 use mutu_api::common::SITE_LABEL;
@@ -33,10 +33,10 @@ pub async fn step(
     // The plan works on a site only while it holds it (one holder at a time: a Restore or
     // another plan waits, and this plan waits for them).
     let me = plan.who();
-    let held = mutu_runtime::lock::holder(&site).map(str::to_string);
-    if held.as_deref() != Some(me.as_str()) {
+    let claim = step::claim(&site, &me);
+    if claim != step::Claim::Ours {
         let ns = site.namespace().unwrap_or_default();
-        if let Some(other) = &held {
+        if let step::Claim::HeldBy(other) = &claim {
             let stale = mutu_runtime::lock::is_stale(ctx.client(), &ns, &p.name, other)
                 .await
                 .map_err(kube_err(format!("read the holder {other} of the site")))?;
@@ -59,11 +59,7 @@ pub async fn step(
     }
     let mut world = observe(ctx, plan, p, site, now);
     loop {
-        let outcome = match &plan.kind {
-            Kind::Migration { from, to } => step::migrate(plan, p, &world, from, to),
-            Kind::Rollout { release, .. } => step::upgrade(plan, p, &world, release),
-        };
-        match outcome {
+        match step::decide(plan, p, &world) {
             Outcome::Look(look) => look_at(ctx, plan, p, &mut world, look).await?,
             Outcome::Then(actions, next) => {
                 for action in actions {
@@ -96,32 +92,37 @@ fn observe(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, site: PloneSite, now: &T
     let servers = data
         .server_pods(&ns, &p.name)
         .iter()
-        .map(|pod| Server {
-            name: pod.name_any(),
-            zeo: pod.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("zeo"),
-            deleting: pod.metadata.deletion_timestamp.is_some(),
-            pool: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_deref())
-                .and_then(|n| data.node_pool(n)),
-            image: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.containers.first())
-                .and_then(|c| c.image.clone()),
-            ready: pod
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
-        })
+        .map(|pod| server(data, pod))
         .collect();
     World {
         product: data.product(&site.spec.product),
         backups,
         servers,
         ..World::new(now.clone(), site)
+    }
+}
+
+/// What a step sees of one of the site's server pods.
+fn server(data: &crate::engine::Caches, pod: &Pod) -> Server {
+    Server {
+        name: pod.name_any(),
+        zeo: pod.labels().get(mutu_api::COMPONENT).map(String::as_str) == Some("zeo"),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+        pool: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .and_then(|n| data.node_pool(n)),
+        image: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone()),
+        ready: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
     }
 }
 
@@ -182,6 +183,25 @@ async fn look_at(
         Look::Restore => {
             let name = plan.object_name(&p.name, "restore");
             w.restore = Some(restore_run(ctx, &ns, &name).await?);
+        }
+        Look::Servers => {
+            let pods: Api<Pod> = Api::namespaced(ctx.client().clone(), &ns);
+            let list = pods
+                .list(&ListParams::default().labels(&format!("{SITE_LABEL}={site}")))
+                .await
+                .map_err(kube_err(format!("list the pods of {ns}/{site}")))?;
+            w.servers_now = Some(
+                list.items
+                    .iter()
+                    .filter(|pod| {
+                        matches!(
+                            pod.labels().get(mutu_api::COMPONENT).map(String::as_str),
+                            Some("instance" | "zeo")
+                        )
+                    })
+                    .map(|pod| server(&ctx.data, pod))
+                    .collect(),
+            );
         }
     }
     Ok(())
@@ -427,19 +447,15 @@ where
         })
 }
 
-/// Lets go of the sites this plan is done with (done or failed) that it still holds.
-pub async fn let_go_finished(
+/// Lets go of the sites this plan is done with (`finished`, see `plan::to_let_go`) that it
+/// still holds.
+pub async fn let_go_finished<'a>(
     ctx: &Ctx,
     plan: &PlanRef,
-    progress: &[SiteProgress],
+    finished: impl Iterator<Item = &'a SiteProgress>,
 ) -> Result<(), Error> {
     let me = plan.who();
-    for p in progress.iter().filter(|p| {
-        matches!(
-            p.step,
-            mutu_api::wave::SiteStep::Done | mutu_api::wave::SiteStep::Failed
-        )
-    }) {
+    for p in finished {
         let held = ctx
             .data
             .site(&p.namespace, &p.name)

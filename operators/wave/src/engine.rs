@@ -183,28 +183,19 @@ impl Caches {
 
     /// Sites in flight in any plan but `uid`.
     pub(crate) fn busy_elsewhere(&self, uid: &str) -> BTreeSet<String> {
-        let mut busy = BTreeSet::new();
-        let mut add = |other: Option<String>, status: Option<&WaveStatus>| {
-            if other.as_deref() == Some(uid) {
-                return;
-            }
-            for p in status.map(|s| s.site_progress.as_slice()).unwrap_or(&[]) {
-                if progress::in_flight(p.step) {
-                    busy.insert(progress::key(p));
-                }
-            }
-        };
-        for m in self.migrations.state() {
-            if let Ok(m) = &m.0 {
-                add(m.uid(), m.status.as_ref());
-            }
-        }
-        for r in self.rollouts.state() {
-            if let Ok(r) = &r.0 {
-                add(r.uid(), r.status.as_ref());
-            }
-        }
-        busy
+        let migrations = self.migrations.state();
+        let rollouts = self.rollouts.state();
+        let statuses = migrations
+            .iter()
+            .filter_map(|m| m.0.as_ref().ok())
+            .map(|m| (m.uid(), m.status.as_ref()))
+            .chain(
+                rollouts
+                    .iter()
+                    .filter_map(|r| r.0.as_ref().ok())
+                    .map(|r| (r.uid(), r.status.as_ref())),
+            );
+        plan::busy_elsewhere(uid, statuses)
     }
 }
 
@@ -346,19 +337,37 @@ async fn advance_plan<K: Plan>(
         set_finalizers(ctx, &api, plan, &plan_ref, list).await?;
         return Ok(Action::await_change());
     }
-    let stored = data
+    let memo = data
         .memo
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(&plan_ref.uid)
-        .cloned()
-        .or_else(|| plan.status().cloned())
-        .unwrap_or_default();
+        .cloned();
+    // Without a memo of the status last written (after a start, or a status write that
+    // failed, perhaps after the API server applied it), the plan as it is now: a cache
+    // lagging behind that write would have the plan redo a step it recorded done, or
+    // write a site back to a step it had left (found by the model check, tests/model.rs).
+    let fresh = match memo {
+        Some(_) => None,
+        None => match api.get_opt(&plan_ref.name).await {
+            Ok(Some(now)) => Some(now),
+            Ok(None) => return Ok(Action::await_change()),
+            Err(source) => {
+                return Err(Error::Kube {
+                    what: format!("read the plan {}", plan_ref.name),
+                    source,
+                });
+            }
+        },
+    };
+    let plan: &K = fresh.as_ref().unwrap_or(plan);
+    let stored = memo.or_else(|| plan.status().cloned()).unwrap_or_default();
     let mut status = stored.clone();
     status.observed_generation = plan.meta().generation;
     let now = now_time();
     let sites = data.all_sites();
-    let (invalid, cohort_of_wave) = record_waves(&mut status, &plan_ref, &sites, candidates_of);
+    let (invalid, cohort_of_wave) =
+        plan::record_waves(&mut status, &plan_ref, &sites, candidates_of(&sites));
     if let Kind::Rollout { product, .. } = &plan_ref.kind
         && data.product(product).is_none()
     {
@@ -372,17 +381,23 @@ async fn advance_plan<K: Plan>(
     }
     let counted = progress::counts(status.site_progress.iter());
     let hold = plan::hold(&plan_ref, invalid.as_deref(), &counted, &now);
+    let busy_sites = data.busy_elsewhere(&plan_ref.uid);
+    let site_of = |ns: &str, name: &str| {
+        let site = data.site(ns, name)?;
+        let product = data.product(&site.spec.product);
+        Some((site, product))
+    };
     // The sites in flight before this reconcile: only their recorded steps are worked on.
-    let recorded: Vec<usize> = (0..status.site_progress.len())
-        .filter(|&i| progress::in_flight(status.site_progress[i].step))
-        .filter(|&i| {
-            let key = progress::key(&status.site_progress[i]);
-            stored.site_progress.iter().any(|p| progress::key(p) == key)
-        })
-        .collect();
-    if hold.is_none() && !deleting {
-        start_sites(data, &plan_ref, &mut status.site_progress, &now);
-    }
+    let recorded = plan::begin(
+        &plan_ref,
+        &mut status,
+        &stored,
+        hold.as_ref(),
+        deleting,
+        &busy_sites,
+        site_of,
+        &now,
+    );
     if plan::uncordon(&plan_ref, &status.site_progress) {
         uncordon(
             ctx,
@@ -393,14 +408,14 @@ async fn advance_plan<K: Plan>(
         .await?;
     }
     let events = work_on(ctx, &plan_ref, &mut status.site_progress, recorded, &now).await?;
-    crate::act::let_go_finished(ctx, &plan_ref, &status.site_progress).await?;
+    crate::act::let_go_finished(ctx, &plan_ref, plan::to_let_go(&stored.site_progress)).await?;
     if let Kind::Migration { from, .. } = &plan_ref.kind {
         delete_old_volumes(ctx, &plan_ref, &mut status.site_progress, &now).await?;
         if !deleting {
             cordon(ctx, plan, from, &mut status, &sites).await?;
         }
     }
-    let (mut conds, busy) = settle(
+    let (mut conds, busy) = plan::settle(
         &mut status,
         &plan_ref,
         invalid.as_deref(),
@@ -414,7 +429,9 @@ async fn advance_plan<K: Plan>(
     }
     if deleting {
         let counted = progress::counts(status.site_progress.iter());
-        if counted.in_flight == 0 {
+        // Once no site is in flight in the status as last written too: the sites finished
+        // in this reconcile are let go of from the next one, after their status is written.
+        if counted.in_flight == 0 && progress::counts(stored.site_progress.iter()).in_flight == 0 {
             return let_go_of_plan(ctx, &api, plan, &plan_ref, status).await;
         }
         conds = vec![Cond::new(
@@ -499,85 +516,6 @@ async fn set_finalizers<K: Plan>(
     }
 }
 
-/// The counts, waves and conditions of the status after a reconcile's work,
-/// and whether the plan has sites to watch closely.
-fn settle(
-    status: &mut WaveStatus,
-    plan_ref: &PlanRef,
-    invalid: Option<&str>,
-    cohort_of_wave: &BTreeMap<i32, String>,
-    now: &Time,
-) -> (Vec<Cond<'static>>, bool) {
-    let counted = progress::counts(status.site_progress.iter());
-    status.sites = counted.clone();
-    status.current_wave = progress::current_wave(&status.site_progress);
-    let before_waves = status.waves.clone();
-    status.waves = progress::waves(
-        &status.site_progress,
-        &before_waves,
-        |i| {
-            before_waves
-                .iter()
-                .find(|w| w.index == i)
-                .and_then(|w| w.cohort.clone())
-                .or_else(|| cohort_of_wave.get(&i).cloned())
-        },
-        now,
-    );
-    // What holds the plan now, after this reconcile's work (a site may have failed).
-    let hold = plan::hold(plan_ref, invalid, &counted, now);
-    let conds = plan::conditions(
-        plan_ref,
-        invalid,
-        &counted,
-        hold.as_ref(),
-        status.current_wave,
-    );
-    let left = counted.pending + counted.in_flight;
-    (conds, counted.in_flight > 0 || (left > 0 && hold.is_none()))
-}
-
-/// Records the plan's waves over `sites` (once, then only added to); returns
-/// why the spec cannot be read, if it cannot, and the cohort of each wave.
-fn record_waves(
-    status: &mut WaveStatus,
-    plan_ref: &PlanRef,
-    sites: &[PloneSite],
-    candidates_of: impl Fn(&[PloneSite]) -> Result<Vec<Cohort>, String>,
-) -> (Option<String>, BTreeMap<i32, String>) {
-    let existing: BTreeSet<String> = sites.iter().map(wave::id).collect();
-    let exists = |k: &str| existing.contains(k);
-    let candidates = match candidates_of(sites) {
-        Ok(candidates) => candidates,
-        Err(message) => return (Some(message), BTreeMap::new()),
-    };
-    let planned = wave::waves(
-        &status.site_progress,
-        &status.waves,
-        &candidates,
-        plan_ref.wave_size,
-        exists,
-    );
-    wave::record(&mut status.site_progress, &planned, exists);
-    let cohorts = planned
-        .into_iter()
-        .filter_map(|w| Some((w.index, w.cohort?)))
-        .collect();
-    (None, cohorts)
-}
-
-/// Starts the sites of the current wave there is room for.
-fn start_sites(data: &Caches, plan_ref: &PlanRef, progress: &mut [SiteProgress], now: &Time) {
-    let busy = data.busy_elsewhere(&plan_ref.uid);
-    for i in progress::to_start(progress, plan_ref.max_in_flight, &busy) {
-        let p = &mut progress[i];
-        if let Some(site) = data.site(&p.namespace, &p.name) {
-            let product = data.product(&site.spec.product);
-            plan::start(plan_ref, p, &site, product.as_ref(), now);
-        }
-    }
-}
-
 /// Works on the recorded step of each site in `recorded`; returns the sites
 /// that finished.
 async fn work_on(
@@ -590,7 +528,21 @@ async fn work_on(
     let mut events = Vec::new();
     for i in recorded {
         let p = &mut progress[i];
-        let Some(site) = ctx.data.site(&p.namespace, &p.name) else {
+        // The site as it is now, not as the cache shows it: a step weighs the annotations it
+        // sets against it, and ends when they are set, so a copy that lags behind the plan's
+        // own writes could end a step with the site left otherwise (e.g. a rollback giving up
+        // with the site left offline: found by the model check, tests/model.rs). One read per
+        // site in flight, at most `maxInFlight`.
+        let sites: Api<PloneSite> = Api::namespaced(ctx.client().clone(), &p.namespace);
+        let read = match sites.get_opt(&p.name).await {
+            // A site that cannot be read as a PloneSite is one the plan cannot work on.
+            Err(kube::Error::SerdeError(_)) => None,
+            other => other.map_err(kube_err(format!(
+                "read the site {}/{}",
+                p.namespace, p.name
+            )))?,
+        };
+        let Some(site) = read else {
             plan::site_gone(p, now);
             continue;
         };
@@ -769,9 +721,15 @@ async fn finish<K: Plan>(
     conds: Vec<Cond<'_>>,
     busy: bool,
 ) -> Result<Action, Error> {
-    ctx.write_status(api, plan, status.clone(), &conds)
-        .await
-        .map_err(kube_err(format!("write the status of {}", plan_ref.name)))?;
+    if let Err(source) = ctx.write_status(api, plan, status.clone(), &conds).await {
+        // The write may have been applied all the same: the next reconcile reads the plan.
+        let mut memo = ctx.data.memo.lock().unwrap_or_else(|e| e.into_inner());
+        memo.remove(&plan_ref.uid);
+        return Err(Error::Kube {
+            what: format!("write the status of {}", plan_ref.name),
+            source,
+        });
+    }
     let live: BTreeSet<String> = ctx
         .data
         .migrations

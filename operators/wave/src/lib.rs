@@ -5,11 +5,17 @@
 //! migrate preview`, `mutu rollout preview`) and the waves the engine
 //! records, so what is previewed is what runs. The engine (`engine`) then
 //! drives each site through its steps, recorded in the plan's status.
+//!
+//! What the engine decides is pure and public: `plan` (the plan-level rules:
+//! which sites start, how a step's outcome is recorded, which sites it lets
+//! go of) and `step` (each site's step machine). `tests/model.rs` drives them
+//! through every interleaving of a small world (an exhaustive search over its
+//! states, with lagging caches, crashes and failures).
 
 mod act;
 mod engine;
-mod plan;
-mod step;
+pub mod plan;
+pub mod step;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -3,18 +3,19 @@
 //! outcome is recorded, which old volumes and which nodes are done with, and
 //! the conditions the plan shows.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::ResourceExt;
 use mutu_api::common::SITE_LABEL;
-use mutu_api::wave::{SiteCounts, SiteProgress, SiteStep};
+use mutu_api::wave::{SiteCounts, SiteProgress, SiteStep, WaveStatus};
 use mutu_api::{PloneSite, ProductSpec};
 use mutu_model::names;
 use mutu_model::storage::{self, Storage};
 use mutu_model::wave::progress::{self, Hold};
+use mutu_model::wave::{self, Cohort};
 use mutu_runtime::conditions::Desired as Cond;
 
 use crate::step::{Next, age, human, is_true};
@@ -141,6 +142,134 @@ pub fn start(
         }
         _ => None,
     };
+}
+
+/// Records the plan's waves over `sites` (once, then only added to) in
+/// `status`, from the `candidates` among them (or why the spec cannot be
+/// read); returns that reason, if any, and the cohort of each wave.
+pub fn record_waves(
+    status: &mut WaveStatus,
+    plan: &PlanRef,
+    sites: &[PloneSite],
+    candidates: Result<Vec<Cohort>, String>,
+) -> (Option<String>, BTreeMap<i32, String>) {
+    let existing: BTreeSet<String> = sites.iter().map(wave::id).collect();
+    let exists = |k: &str| existing.contains(k);
+    let candidates = match candidates {
+        Ok(candidates) => candidates,
+        Err(message) => return (Some(message), BTreeMap::new()),
+    };
+    let planned = wave::waves(
+        &status.site_progress,
+        &status.waves,
+        &candidates,
+        plan.wave_size,
+        exists,
+    );
+    wave::record(&mut status.site_progress, &planned, exists);
+    let cohorts = planned
+        .into_iter()
+        .filter_map(|w| Some((w.index, w.cohort?)))
+        .collect();
+    (None, cohorts)
+}
+
+/// The sites in flight in any plan but `me` (by uid), from every plan's
+/// `(uid, status)`: a site is in one plan at a time.
+pub fn busy_elsewhere<'a>(
+    me: &str,
+    plans: impl IntoIterator<Item = (Option<String>, Option<&'a WaveStatus>)>,
+) -> BTreeSet<String> {
+    let mut busy = BTreeSet::new();
+    for (uid, status) in plans {
+        if uid.as_deref() == Some(me) {
+            continue;
+        }
+        for p in status.map(|s| s.site_progress.as_slice()).unwrap_or(&[]) {
+            if progress::in_flight(p.step) {
+                busy.insert(progress::key(p));
+            }
+        }
+    }
+    busy
+}
+
+/// Begins a reconcile's work on `status` (the plan's status as last written,
+/// `stored`, with its waves recorded): returns the sites whose recorded step
+/// it works on, those in flight in `stored` (a site started now is worked on
+/// from the next reconcile, once its first step is written), after starting,
+/// unless something holds the plan (`hold`) or it is being deleted, the
+/// pending sites of the current wave there is room for (not those `busy` in
+/// another plan, nor those `site_of` (site and Product) cannot find).
+#[allow(clippy::too_many_arguments)]
+pub fn begin(
+    plan: &PlanRef,
+    status: &mut WaveStatus,
+    stored: &WaveStatus,
+    hold: Option<&Hold>,
+    deleting: bool,
+    busy: &BTreeSet<String>,
+    site_of: impl Fn(&str, &str) -> Option<(PloneSite, Option<ProductSpec>)>,
+    now: &Time,
+) -> Vec<usize> {
+    let recorded: Vec<usize> = (0..status.site_progress.len())
+        .filter(|&i| progress::in_flight(status.site_progress[i].step))
+        .filter(|&i| {
+            let key = progress::key(&status.site_progress[i]);
+            stored.site_progress.iter().any(|p| progress::key(p) == key)
+        })
+        .collect();
+    if hold.is_none() && !deleting {
+        for i in progress::to_start(&status.site_progress, plan.max_in_flight, busy) {
+            let p = &mut status.site_progress[i];
+            if let Some((site, product)) = site_of(&p.namespace, &p.name) {
+                start(plan, p, &site, product.as_ref(), now);
+            }
+        }
+    }
+    recorded
+}
+
+/// The sites the plan may let go of (see `mutu_runtime::lock`): those finished
+/// in the status as last written (`stored`), never one finished only in this
+/// reconcile: its status write may still fail (or the operator stop first),
+/// and a site let go before its plan's status says it is done with it may be
+/// taken by another plan or a Restore while this plan, resuming from that
+/// status, still works on it.
+pub fn to_let_go(stored: &[SiteProgress]) -> impl Iterator<Item = &SiteProgress> {
+    stored.iter().filter(|p| progress::finished(p.step))
+}
+
+/// The counts, waves and conditions of the status after a reconcile's work,
+/// and whether the plan has sites to watch closely.
+pub fn settle(
+    status: &mut WaveStatus,
+    plan: &PlanRef,
+    invalid: Option<&str>,
+    cohort_of_wave: &BTreeMap<i32, String>,
+    now: &Time,
+) -> (Vec<Cond<'static>>, bool) {
+    let counted = progress::counts(status.site_progress.iter());
+    status.sites = counted.clone();
+    status.current_wave = progress::current_wave(&status.site_progress);
+    let before_waves = status.waves.clone();
+    status.waves = progress::waves(
+        &status.site_progress,
+        &before_waves,
+        |i| {
+            before_waves
+                .iter()
+                .find(|w| w.index == i)
+                .and_then(|w| w.cohort.clone())
+                .or_else(|| cohort_of_wave.get(&i).cloned())
+        },
+        now,
+    );
+    // What holds the plan now, after this reconcile's work (a site may have failed).
+    let held = hold(plan, invalid, &counted, now);
+    let conds = conditions(plan, invalid, &counted, held.as_ref(), status.current_wave);
+    let left = counted.pending + counted.in_flight;
+    (conds, counted.in_flight > 0 || (left > 0 && held.is_none()))
 }
 
 /// A site finished, for the plan's events: (failed, `namespace/name`, why).
@@ -511,6 +640,27 @@ mod tests {
         assert_eq!(p.step, SiteStep::RollingBack);
         assert_eq!(p.failed_step, Some(SiteStep::CopyingData));
         assert!(p.finished.is_none());
+    }
+
+    #[test]
+    fn a_site_is_let_go_of_only_once_its_status_says_it_is_finished() {
+        // Finished in this reconcile only: its status write may fail, or the operator
+        // stop, and the plan would resume working on a site another plan took meanwhile
+        // (found by the model check, tests/model.rs: a moved site, let go of, upgraded by
+        // a rollout, then put back on its old volume by the resumed migration).
+        let stored = vec![
+            site_at(SiteStep::Verifying),
+            SiteProgress {
+                name: "done".into(),
+                ..site_at(SiteStep::Done)
+            },
+            SiteProgress {
+                name: "failed".into(),
+                ..site_at(SiteStep::Failed)
+            },
+        ];
+        let names: Vec<&str> = to_let_go(&stored).map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["done", "failed"]);
     }
 
     #[test]

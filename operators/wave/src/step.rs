@@ -59,6 +59,9 @@ pub enum Look {
     DataRestore,
     /// The plan's Restore of the site after a failed upgrade.
     Restore,
+    /// The site's server pods, listed by the API server now (not from the cache): read
+    /// before the visitors come back to them, and before the last Backup of a move.
+    Servers,
 }
 
 /// Something to do to the cluster.
@@ -127,8 +130,10 @@ pub struct World {
     pub product: Option<ProductSpec>,
     /// The plan's Backups of the site (by name) that exist.
     pub backups: BTreeMap<String, Run>,
-    /// The site's server pods (instances and ZEO), wherever they are.
+    /// The site's server pods (instances and ZEO), wherever they are, as cached.
     pub servers: Vec<Server>,
+    /// The same, listed by the API server now ([`Look::Servers`]).
+    pub servers_now: Option<Vec<Server>>,
     pub room: Option<Result<(), String>>,
     pub certificate: Option<Result<(), String>>,
     pub ingress_offline: Option<bool>,
@@ -150,6 +155,7 @@ impl World {
             product: None,
             backups: BTreeMap::new(),
             servers: Vec::new(),
+            servers_now: None,
             room: None,
             certificate: None,
             ingress_offline: None,
@@ -164,11 +170,32 @@ impl World {
         self.site.namespace().unwrap_or_default()
     }
 
-    /// The site's servers are all ready, and only on `pool`.
+    /// The site's servers are all ready, and only on `pool`: the site says it is available,
+    /// and its servers are seen, every one ready on `pool`. None seen is not enough: the
+    /// cache of pods may lag behind their start while the site counts them ready, and those
+    /// may run elsewhere, on another volume (found by the model check, tests/model.rs).
     fn available_on(&self, pool: &str) -> bool {
         is_true(&self.site, "Available")
             && self.site.status.as_ref().and_then(|s| s.pool.as_deref()) == Some(pool)
-            && self.servers.iter().all(|s| s.pool.as_deref() == Some(pool))
+            && !self.servers().is_empty()
+            && self
+                .servers()
+                .iter()
+                .all(|s| s.pool.as_deref() == Some(pool) && s.ready && !s.deleting)
+    }
+
+    /// The site's servers: as listed now once read, else as cached.
+    fn servers(&self) -> &[Server] {
+        self.servers_now.as_deref().unwrap_or(&self.servers)
+    }
+
+    /// Whether the site's servers must be listed now before going on: what brings the
+    /// visitors back (or starts the last Backup of a move) is decided on the servers as they
+    /// are, not as a lagging cache shows them (found by the model check, tests/model.rs: a
+    /// rollback gave up, and the visitors came back, while the site's servers, not in the
+    /// cache yet, still ran from the copy on the other pool).
+    fn unlisted(&self) -> bool {
+        self.servers_now.is_none()
     }
 
     /// The annotation change that makes the site so, if it is not already.
@@ -183,7 +210,7 @@ impl World {
     /// Every instance of the site runs `image` and is Ready (no instance of
     /// another release left serving), and there is one at least.
     fn instances_run(&self, image: &str) -> bool {
-        let instances: Vec<&Server> = self.servers.iter().filter(|s| !s.zeo).collect();
+        let instances: Vec<&Server> = self.servers().iter().filter(|s| !s.zeo).collect();
         !instances.is_empty()
             && instances
                 .iter()
@@ -363,6 +390,37 @@ fn product(w: &World) -> Result<&ProductSpec, Outcome> {
     })
 }
 
+/// Where a plan stands with the hold on a site (`mutu_runtime::lock`), from
+/// the site as read: the plan works on a site only while it holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The plan holds it: its step goes on.
+    Ours,
+    /// Nobody holds it: the plan takes it (over the version read), and works
+    /// on it from the next reconcile.
+    Free,
+    /// Held by someone else: the plan waits unless that hold is stale, then
+    /// takes it over.
+    HeldBy(String),
+}
+
+/// Where the plan `me` (its [`PlanRef::who`]) stands with the hold on `site`.
+pub fn claim(site: &PloneSite, me: &str) -> Claim {
+    match mutu_runtime::lock::holder(site) {
+        Some(h) if h == me => Claim::Ours,
+        Some(other) => Claim::HeldBy(other.to_string()),
+        None => Claim::Free,
+    }
+}
+
+/// One step of a site of `plan`, whatever its kind.
+pub fn decide(plan: &PlanRef, p: &SiteProgress, w: &World) -> Outcome {
+    match &plan.kind {
+        crate::plan::Kind::Migration { from, to } => migrate(plan, p, w, from, to),
+        crate::plan::Kind::Rollout { release, .. } => upgrade(plan, p, w, release),
+    }
+}
+
 /// One step of a site of a MigrationPlan from pool `from` to pool `to`.
 pub fn migrate(plan: &PlanRef, p: &SiteProgress, w: &World, from: &str, to: &str) -> Outcome {
     let product = match product(w) {
@@ -491,7 +549,7 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
                 .annotate(&[(mutu_api::MAINTENANCE_ANNOTATION, Some(plan.who()))])
                 .into_iter()
                 .collect();
-            let running = w.servers.len();
+            let running = w.servers().len();
             if running > 0 {
                 return then(
                     actions,
@@ -499,6 +557,9 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
                         "waiting for the site's {running} servers to stop before the last Backup {last}"
                     )),
                 );
+            }
+            if create.is_some() && w.unlisted() {
+                return Outcome::Look(Look::Servers);
             }
             actions.extend(create);
             return then(
@@ -553,7 +614,7 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
         .annotate(&[(mutu_api::MAINTENANCE_ANNOTATION, Some(plan.who()))])
         .into_iter()
         .collect();
-    let running = w.servers.len();
+    let running = w.servers().len();
     if running > 0 {
         return then(
             actions,
@@ -636,6 +697,9 @@ fn migration_back(
         by: None,
     });
     if w.available_on(origin_pool) {
+        if w.unlisted() {
+            return Outcome::Look(Look::Servers);
+        }
         let actions = w
             .annotate(&[
                 (mutu_api::POOL_ANNOTATION, Some(origin_pool.to_string())),
@@ -667,10 +731,39 @@ fn migration_back(
             ),
         );
     }
+    // Not ready there either long after: the plan gives up, and the visitors come back (one
+    // patch with the rest: a second one, weighed against the same copy of the site, would not
+    // undo the first when that copy shows the site online). Not while servers still run on
+    // another pool: they run from the copy, and what visitors wrote there would be lost once
+    // they go (found by the model check, tests/model.rs).
+    // Nor before the site's ZEO server mounts its first volume again: until then new
+    // servers may still start from the copy.
+    let late = age(p.since.as_ref(), &w.now) > plan.verify * 2;
+    let elsewhere = w
+        .servers()
+        .iter()
+        .any(|s| s.pool.as_deref().is_some_and(|on| on != origin_pool));
+    let origin_volume = p
+        .origin_volume
+        .clone()
+        .unwrap_or_else(|| names::zeo_data_claim(&p.name));
+    let mut gives_up = late && !elsewhere;
+    if gives_up && kind == Storage::Zeo {
+        match &w.zeo_claim {
+            None => return Outcome::Look(Look::ZeoServer),
+            Some(claim) => gives_up = claim.as_deref() == Some(origin_volume.as_str()),
+        }
+    }
+    if gives_up && w.unlisted() {
+        return Outcome::Look(Look::Servers);
+    }
     let mut wanted = vec![
         (mutu_api::POOL_ANNOTATION, Some(origin_pool.to_string())),
         (mutu_api::MAINTENANCE_ANNOTATION, None),
-        (mutu_api::OFFLINE_ANNOTATION, Some(plan.who())),
+        (
+            mutu_api::OFFLINE_ANNOTATION,
+            (!gives_up).then(|| plan.who()),
+        ),
     ];
     if kind == Storage::Zeo {
         let back_volume = p
@@ -691,8 +784,7 @@ fn migration_back(
     {
         actions.extend(strays(w, origin_pool));
     }
-    if age(p.since.as_ref(), &w.now) > plan.verify * 2 {
-        actions.extend(w.annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)]));
+    if gives_up {
         return then(
             actions,
             Next::Go(
@@ -704,11 +796,18 @@ fn migration_back(
             ),
         );
     }
+    let waits = if late {
+        format!(
+            "not ready there after {}, and its servers may still run from the copy (on another pool, or its ZEO server not on {origin_volume} yet): the visitors wait for them to go",
+            human(plan.verify * 2)
+        )
+    } else {
+        ready_message(&w.site)
+    };
     then(
         actions,
         Next::Wait(format!(
-            "{failure} — putting it back on pool {origin_pool}: {}",
-            ready_message(&w.site)
+            "{failure} — putting it back on pool {origin_pool}: {waits}"
         )),
     )
 }
@@ -842,6 +941,9 @@ fn upgrade_back(plan: &PlanRef, p: &SiteProgress, w: &World, has_backup: bool) -
 /// The site runs on the new pool: ready there ends the maintenance.
 fn verify_move(plan: &PlanRef, p: &SiteProgress, w: &World, to: &str) -> Outcome {
     if w.available_on(to) {
+        if w.unlisted() {
+            return Outcome::Look(Look::Servers);
+        }
         let actions = w
             .annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])
             .into_iter()
@@ -913,19 +1015,30 @@ fn upgrade_preflight(
     let backup = plan.object_name(&p.name, "pre");
     let (create, run) = w.backup(&backup);
     actions.extend(create);
-    then(
-        actions,
-        match run {
-            Run::Complete => Next::Go(
+    match run {
+        Run::Complete => then(
+            actions,
+            Next::Go(
                 SiteStep::Upgrading,
                 format!("Backup {backup} complete; upgrading to {release}"),
             ),
-            Run::Running(m) => Next::Wait(format!("Backup {backup} before the upgrade: {m}")),
-            Run::Failed(m) => Next::Fail(format!(
+        ),
+        Run::Running(m) => then(
+            actions,
+            Next::Wait(format!("Backup {backup} before the upgrade: {m}")),
+        ),
+        // Nothing was upgraded: the site fails as it is, and its visitors come back (a
+        // failure at preflight puts nothing else back; found by the model check,
+        // tests/model.rs: the site was left showing the maintenance page).
+        Run::Failed(m) => then(
+            w.annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])
+                .into_iter()
+                .collect(),
+            Next::Fail(format!(
                 "the Backup {backup} before the upgrade failed: {m}"
             )),
-        },
-    )
+        ),
+    }
 }
 
 /// The site is told its new release; the site operator upgrades it.
@@ -968,6 +1081,9 @@ fn verify_upgrade(
     // The site's status says the release; its pods say whether the previous
     // release's instances are gone and the new ones Ready.
     if running == Some(release) && is_true(&w.site, "Available") && w.instances_run(image) {
+        if w.unlisted() {
+            return Outcome::Look(Look::Servers);
+        }
         // The new release's servers are all ready: the visitors come back.
         let actions = w
             .annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])
@@ -1005,7 +1121,7 @@ fn verify_upgrade(
 /// Deletes the site's ZEO servers on another pool than `pool`, if any.
 fn strays(w: &World, pool: &str) -> Option<Action> {
     let strays: Vec<String> = w
-        .servers
+        .servers()
         .iter()
         .filter(|s| s.zeo && !s.deleting)
         .filter(|s| s.pool.as_deref().is_some_and(|on| on != pool))
@@ -1181,12 +1297,26 @@ mod tests {
         )
     }
 
+    /// The step, with the servers listed now as the cache shows them when it asks.
+    fn listing(w: &World, step: impl Fn(&World) -> Outcome) -> Outcome {
+        match step(w) {
+            Outcome::Look(Look::Servers) => {
+                let listed = World {
+                    servers_now: Some(w.servers.clone()),
+                    ..w.clone()
+                };
+                step(&listed)
+            }
+            other => other,
+        }
+    }
+
     fn migrating(p: &SiteProgress, w: &World) -> Outcome {
-        migrate(&migration(), p, w, FROM, TO)
+        listing(w, |w| migrate(&migration(), p, w, FROM, TO))
     }
 
     fn upgrading(p: &SiteProgress, w: &World) -> Outcome {
-        upgrade(&rollout(), p, w, RELEASE)
+        listing(w, |w| upgrade(&rollout(), p, w, RELEASE))
     }
 
     /// Only where the site goes, for outcomes that do nothing.
@@ -1768,7 +1898,11 @@ mod tests {
     #[test]
     fn rolling_back_fails_the_site_once_it_is_ready_on_its_pool() {
         let back = json!({mutu_api::POOL_ANNOTATION: FROM, mutu_api::OFFLINE_ANNOTATION: "migration/move"});
-        let w = world(site(back, ready_on(FROM, "1")), zeo());
+        let mut w = world(site(back, ready_on(FROM, "1")), zeo());
+        w.servers = vec![
+            server("delib-zeo-0", true, FROM),
+            server("delib-0", false, FROM),
+        ];
         assert_eq!(
             migrating(&failed_move(), &w),
             Outcome::Then(
@@ -1792,8 +1926,48 @@ mod tests {
     }
 
     #[test]
+    fn rolling_back_waits_until_its_servers_are_seen_ready_on_its_pool() {
+        // The site says it is available (its servers still run from the new volume on the
+        // new pool) while the cache of pods shows none yet, or shows them elsewhere or
+        // starting: the visitors must not come back to them. (Found by the model check,
+        // tests/model.rs: a failed copy's site served from the new, empty volume.)
+        let back = json!({mutu_api::POOL_ANNOTATION: FROM, mutu_api::OFFLINE_ANNOTATION: "migration/move"});
+        let mut w = world(site(back, ready_on(FROM, "1")), zeo());
+        let keeps_offline = |w: &World| {
+            match migrating(&failed_move(), w) {
+            Outcome::Then(actions, Next::Wait(_)) => !actions.iter().any(|a| {
+                matches!(a, Action::Annotate(kv) if kv.iter().any(|(k, v)| *k == mutu_api::OFFLINE_ANNOTATION && v.is_none()))
+            }),
+            _ => false,
+        }
+        };
+        assert!(keeps_offline(&w), "no server seen");
+        w.servers = vec![server("delib-zeo-0", true, TO)];
+        assert!(keeps_offline(&w), "a server on the other pool");
+        w.servers = vec![Server {
+            ready: false,
+            ..server("delib-zeo-0", true, FROM)
+        }];
+        assert!(keeps_offline(&w), "a server not ready");
+    }
+
+    #[test]
     fn rolling_back_gives_up_after_twice_the_verify_timeout() {
-        let w = world(site(json!({}), not_ready_on(FROM, "1")), zeo());
+        // The site as read shows no maintenance page (an earlier pass, cut short by a
+        // restart, had ended it): giving up must not put it back up for good. (Found by the
+        // model check, tests/model.rs: one patch set the page, a second, weighed against
+        // the same copy of the site, did nothing.)
+        let mut w = world(site(json!({}), not_ready_on(FROM, "1")), zeo());
+        assert_eq!(
+            migrating(&long_ago(failed_move()), &w),
+            Outcome::Look(Look::ZeoServer),
+            "its ZEO server must mount its first volume again"
+        );
+        w.zeo_claim = Some(Some("data-delib-zeo-0".into()));
+        let given_up = go(
+            SiteStep::Failed,
+            "not ready on pool frontend after 10m; put back on pool physical, but it is not ready there either: instances start (Starting)",
+        );
         assert_eq!(
             migrating(&long_ago(failed_move()), &w),
             Outcome::Then(
@@ -1805,14 +1979,51 @@ mod tests {
                     annotate(&[
                         (mutu_api::POOL_ANNOTATION, Some(FROM)),
                         (mutu_api::MAINTENANCE_ANNOTATION, None),
-                        (mutu_api::OFFLINE_ANNOTATION, Some("migration/move")),
+                        (mutu_api::OFFLINE_ANNOTATION, None),
                         (mutu_api::DATA_VOLUME_ANNOTATION, None),
                     ]),
                 ],
-                go(
-                    SiteStep::Failed,
-                    "not ready on pool frontend after 10m; put back on pool physical, but it is not ready there either: instances start (Starting)"
-                )
+                given_up.clone()
+            )
+        );
+        // Servers still run on the new pool, from the copy: the visitors wait for them to go.
+        let mut elsewhere = world(site(json!({}), not_ready_on(FROM, "1")), zeo());
+        elsewhere.servers = vec![server("delib-0", false, TO)];
+        elsewhere.zeo_claim = Some(Some("data-delib-zeo-0".into()));
+        let waits = |w: &World| {
+            matches!(
+                migrating(&long_ago(failed_move()), w),
+                Outcome::Then(_, Next::Wait(m)) if m.ends_with("the visitors wait for them to go")
+            )
+        };
+        assert!(waits(&elsewhere));
+        // Its ZEO server still on the copy: new servers may start from it.
+        let mut on_copy = world(site(json!({}), not_ready_on(FROM, "1")), zeo());
+        on_copy.zeo_claim = Some(Some("data-delib-zeo-123456".into()));
+        assert!(waits(&on_copy));
+        // Shown offline by the plan: the page goes, in the same patch.
+        let offline = json!({
+            mutu_api::OFFLINE_ANNOTATION: "migration/move",
+            mutu_api::POOL_ANNOTATION: FROM,
+        });
+        let mut w = world(site(offline, not_ready_on(FROM, "1")), zeo());
+        w.zeo_claim = Some(Some("data-delib-zeo-0".into()));
+        assert_eq!(
+            migrating(&long_ago(failed_move()), &w),
+            Outcome::Then(
+                vec![
+                    Action::Supersede {
+                        claim: "data-delib-zeo-0".into(),
+                        by: None,
+                    },
+                    annotate(&[
+                        (mutu_api::POOL_ANNOTATION, Some(FROM)),
+                        (mutu_api::MAINTENANCE_ANNOTATION, None),
+                        (mutu_api::OFFLINE_ANNOTATION, None),
+                        (mutu_api::DATA_VOLUME_ANNOTATION, None),
+                    ]),
+                ],
+                given_up
             )
         );
     }
@@ -1908,11 +2119,13 @@ mod tests {
             "move-delib-pre".into(),
             Run::Failed("pg_dump: denied".into()),
         );
+        // Offline for the upgrade, it comes back online as it fails.
         assert_eq!(
             upgrading(&at(SiteStep::Preflight, "4.2.18"), &w),
-            only(fail(
-                "the Backup move-delib-pre before the upgrade failed: pg_dump: denied"
-            ))
+            Outcome::Then(
+                vec![annotate(&[(mutu_api::OFFLINE_ANNOTATION, None)])],
+                fail("the Backup move-delib-pre before the upgrade failed: pg_dump: denied")
+            )
         );
     }
 
