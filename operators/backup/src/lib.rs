@@ -4,12 +4,12 @@
 //! of the Backup and Restore runs. The plan is pure and shared with
 //! `mutu backup schedule`.
 
-pub mod backup;
+mod backup;
 mod context;
 mod engine;
 pub mod fleet;
 pub mod jobs;
-pub mod restore;
+mod restore;
 mod status;
 mod storage;
 pub use mutu_model::schedule;
