@@ -75,8 +75,9 @@ where
     let stream = watcher(api, config.page_size(PAGE_SIZE))
         .default_backoff()
         .modify(|obj| obj.managed_fields_mut().clear());
-    let stream =
-        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects();
+    let stream = errors_dropped(
+        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects(),
+    );
     (reader, stream)
 }
 
@@ -135,10 +136,28 @@ where
         .default_backoff()
         .modify(|obj| obj.managed_fields_mut().clear());
     let stream = feed::<K, _, _>(stream, index);
-    let stream =
-        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects();
+    let stream = errors_dropped(
+        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects(),
+    );
     let stream = after_initial_list(stream, reader.clone());
     (reader, stream)
+}
+
+/// Drops the errors of a watch's stream once [`track`] has reported them (the
+/// watcher retries by itself). A controller's input must carry none: kube-runtime's
+/// controller splits its input into items and errors, and an error met by the
+/// items' side while the errors' side has already been polled is left without a
+/// wake-up, which stalled every watch of the controller (their list answers sat
+/// unread) until some unrelated timer woke it, for seconds to minutes after an
+/// API server restart.
+pub fn errors_dropped<T, E>(
+    stream: impl Stream<Item = Result<T, E>> + Send + 'static,
+) -> impl Stream<Item = Result<T, E>> + Send + 'static
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    stream.filter(|event| std::future::ready(event.is_ok()))
 }
 
 /// Passes the events of `stream` on, after `index` (if any) has seen them.
@@ -246,8 +265,9 @@ where
         slim(obj);
     });
     let stream = feed::<K, _, _>(stream, index);
-    let stream =
-        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects();
+    let stream = errors_dropped(
+        reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects(),
+    );
     let stream = after_initial_list(stream, reader.clone());
     (reader, stream)
 }

@@ -234,11 +234,14 @@ pub async fn run(
             accounts,
         },
     ));
-    let issuer_controller = Controller::new(
+    let (issuers_of_controller, issuer_controller_stream) = main_watch(
         Api::<DeserializeGuard<CertificateIssuer>>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .graceful_shutdown_on(shutdown.clone());
+        &health,
+        &metrics,
+    );
+    let issuer_controller = Controller::for_stream(issuer_controller_stream, issuers_of_controller)
+        .graceful_shutdown_on(shutdown.clone());
 
     let sweep = sweep(ctx.clone(), cert_metrics, shutdown.clone());
     let certs_done = mutu_runtime::controller::run(controller, ctx, reconcile::reconcile);

@@ -180,12 +180,15 @@ pub async fn run(
         },
     ));
     let shutdown = shutdown.shared();
-    let catalog = Controller::new(
+    let (catalog_products, catalog_stream) = main_watch(
         Api::<DeserializeGuard<Product>>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .reconcile_on(recount_rx.map(|name| ObjectRef::new(&name)))
-    .graceful_shutdown_on(shutdown.clone());
+        &health,
+        &metrics,
+    );
+    let catalog = Controller::for_stream(catalog_stream, catalog_products)
+        .reconcile_on(recount_rx.map(|name| ObjectRef::new(&name)))
+        .graceful_shutdown_on(shutdown.clone());
     let ctx = Arc::new(Context::new(NAME, client, metrics, health, settings, data));
     let queue = ctx.queue.clone();
 

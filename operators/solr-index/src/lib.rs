@@ -20,7 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use mutu_api::SolrIndex;
-use mutu_runtime::watch::slim_children_watch_of;
+use mutu_runtime::watch::{main_watch, slim_children_watch_of};
 use mutu_runtime::{Context, Health, Metrics, Settings};
 
 /// Keeps only what the controller reads of a reindex Job: its metadata and state.
@@ -51,18 +51,21 @@ pub async fn run(
         &format!("{}={}", mutu_api::COMPONENT, reindex::COMPONENT),
         slim_job,
     );
-    let controller = Controller::new(
+    let (indexes, index_stream) = main_watch(
         Api::<DeserializeGuard<SolrIndex>>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .watches_stream(job_stream, |job: Job| {
-        let ns = job.namespace()?;
-        job.owner_references()
-            .iter()
-            .find(|o| o.kind == "SolrIndex" && o.controller == Some(true))
-            .map(|o| ObjectRef::new(&o.name).within(&ns))
-    })
-    .graceful_shutdown_on(shutdown);
+        &health,
+        &metrics,
+    );
+    let controller = Controller::for_stream(index_stream, indexes)
+        .watches_stream(job_stream, |job: Job| {
+            let ns = job.namespace()?;
+            job.owner_references()
+                .iter()
+                .find(|o| o.kind == "SolrIndex" && o.controller == Some(true))
+                .map(|o| ObjectRef::new(&o.name).within(&ns))
+        })
+        .graceful_shutdown_on(shutdown);
     let ctx = Arc::new(Context::new(
         NAME,
         client,

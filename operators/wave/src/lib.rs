@@ -147,6 +147,7 @@ pub async fn run(
         .modify(slim_pod),
     )
     .touched_objects();
+    let pod_stream = mutu_runtime::watch::errors_dropped(pod_stream);
     let metrics_of_waves = engine::WaveMetrics::default();
     metrics_of_waves.register(&metrics);
     let ctx = Arc::new(Context::new(
