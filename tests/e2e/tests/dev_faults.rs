@@ -173,3 +173,103 @@ async fn after_the_api_server_and_etcd_restart_the_watches_mend_and_new_sites_co
     let client = testing::client().await?;
     a_site_comes_up(&client, &product, "after-restarts").await
 }
+
+/// Whether the process `pid` still runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(") ").next().unwrap_or_default();
+            !state.starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// `mutu bench fleet` stopped by SIGTERM while its operators bring the fleet
+/// up: it exits saying so, and stops everything it started (its control
+/// plane's processes and the operators'), as `mutu dev down` would.
+#[tokio::test]
+async fn the_fleet_benchmark_stopped_by_sigterm_stops_what_it_started() -> anyhow::Result<()> {
+    let mutu = plane::mutu_bin()?;
+    let dir = std::env::temp_dir().join(format!("mutu-bench-sigterm-{}", std::process::id()));
+    let log = dir.with_extension("log");
+    let mut bench = std::process::Command::new(&mutu)
+        .args(["bench", "fleet", "--sites", "20", "--api-port", "21443"])
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--allow-debug-build")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    // Until the operators work on the fleet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !std::fs::read_to_string(&log)?.contains("the operators bring them to Ready") {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline && bench.try_wait()?.is_none(),
+            "the benchmark did not start its fleet: {}",
+            std::fs::read_to_string(&log)?
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut pids: Vec<(String, u32)> = Vec::new();
+    for entry in std::fs::read_dir(dir.join("pids"))? {
+        let entry = entry?;
+        let pid = std::fs::read_to_string(entry.path())?.trim().parse()?;
+        pids.push((entry.file_name().to_string_lossy().into_owned(), pid));
+    }
+    anyhow::ensure!(
+        pids.iter()
+            .any(|(name, _)| name.starts_with("kube-apiserver")),
+        "{pids:?}"
+    );
+    // The operators' process: the benchmark's only child that is not the plane's.
+    let children: Vec<u32> =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", bench.id(), bench.id()))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+    anyhow::ensure!(
+        children.iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("operator\0run"))
+        }),
+        "the operators' process is not among the benchmark's children {children:?}"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &bench.id().to_string()])
+        .status()?;
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = bench.try_wait()? {
+            break exit;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the benchmark did not stop within 60 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let output = std::fs::read_to_string(&log)?;
+    assert!(!exit.success(), "{output}");
+    assert!(
+        output.contains("interrupted: the benchmark stopped and stopped its control plane"),
+        "{output}"
+    );
+    let left: Vec<String> = pids
+        .iter()
+        .filter(|(_, pid)| alive(*pid))
+        .map(|(name, pid)| format!("{name} ({pid})"))
+        .chain(
+            children
+                .iter()
+                .filter(|pid| alive(**pid))
+                .map(|pid| format!("child {pid}")),
+        )
+        .collect();
+    assert!(left.is_empty(), "still running: {left:?}\n{output}");
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

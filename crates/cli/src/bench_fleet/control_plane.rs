@@ -28,15 +28,31 @@ where
     );
     // Whatever a previous run left there goes first: each phase starts empty.
     crate::dev::stop(crate::dev::Local::at(&args.dir, args.api_port)?).await?;
-    let local = crate::dev::start(&args.dir, args.api_port, keep).await?;
-    let result = async {
+    // SIGTERM or Ctrl-C stops the phase where it is (the operators' process
+    // with it) and the control plane, as `mutu dev down` would, unless kept.
+    let interrupted = crate::operator::shutdown_signal();
+    tokio::pin!(interrupted);
+    let work = async {
+        let local = crate::dev::start(&args.dir, args.api_port, keep).await?;
         let client = client_of(&local.kubeconfig).await?;
         make_room(&client, args.sites).await?;
         phase(client).await
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = work => result,
+        () = &mut interrupted => Err(anyhow::anyhow!(
+            "interrupted: the benchmark stopped{}",
+            if keep {
+                format!(" (its control plane is kept in {})", args.dir.display())
+            } else {
+                " and stopped its control plane".to_string()
+            }
+        )),
+    };
     if !keep {
-        crate::dev::stop(local).await?;
+        // Stopped from the pid files, so that a control plane interrupted
+        // while starting is stopped too.
+        crate::dev::stop(crate::dev::Local::at(&args.dir, args.api_port)?).await?;
     }
     result
 }

@@ -82,6 +82,39 @@ pub struct FleetArgs {
     /// Take the other phase's results from a run saved with `--save`.
     #[arg(long)]
     merge: Option<PathBuf>,
+    /// Run even though this mutu is a debug build (its operators are slower
+    /// than the release build's, so the ratios are not the operators').
+    #[arg(long)]
+    allow_debug_build: bool,
+}
+
+/// The build of this mutu: `release` (optimised, as deployed) or `debug`.
+pub fn build_kind() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+/// Refuses a debug build unless it is allowed, and says how to get the release one.
+fn check_build(build: &str, allowed: bool) -> anyhow::Result<()> {
+    if build == "release" {
+        return Ok(());
+    }
+    if allowed {
+        eprintln!(
+            "WARNING: this mutu is a {build} build: its operators are slower than the release \
+             build's (1.55 against 1.19 at 819 sites), so these numbers are not the operators'"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "this mutu is a {build} build, whose operators are slower than the release build's \
+         (a debug build measured 1.55 where the release build measured 1.19 at 819 sites): \
+         run `make release` and then `target/release/mutu bench fleet ...` (or, to measure \
+         the debug build anyway, add --allow-debug-build)"
+    )
 }
 
 /// The measures of one run.
@@ -107,6 +140,9 @@ impl Phase {
 /// What one run measured.
 #[derive(Serialize, Deserialize, Debug, Default, Clone)]
 pub struct Results {
+    /// The build that ran: `release` or `debug`.
+    #[serde(default)]
+    build: String,
     sites: u32,
     tenants: u32,
     converge_s: f64,
@@ -130,7 +166,9 @@ pub struct Results {
 }
 
 pub async fn fleet(args: FleetArgs) -> anyhow::Result<()> {
+    check_build(build_kind(), args.allow_debug_build)?;
     let mut r = Results {
+        build: build_kind().to_string(),
         sites: args.sites,
         tenants: fleet_plan("bench", args.sites).len() as u32,
         ..Default::default()
@@ -179,7 +217,16 @@ fn ratio(converge_s: f64, raw_apply_s: f64) -> Option<f64> {
 /// The results as text, line by line; the operators' measures only if they
 /// were taken. `quiet` is the quiet period, in seconds.
 fn report(r: &Results, quiet: u64) -> Vec<String> {
-    let mut lines = vec![format!("sites {} ({} tenants)", r.sites, r.tenants)];
+    let mut lines = vec![format!(
+        "sites {} ({} tenants), {} build",
+        r.sites,
+        r.tenants,
+        if r.build.is_empty() {
+            "unknown"
+        } else {
+            &r.build
+        }
+    )];
     if r.ratio > 0.0 {
         lines.push(format!(
             "applied to all Ready: operators {:.1} s, bulk apply {:.1} s: ratio {:.2}",
@@ -226,6 +273,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_debug_build_is_refused_unless_allowed_and_the_release_build_runs() {
+        let refused = check_build("debug", false).map_err(|e| e.to_string());
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("make release") && e.contains("--allow-debug-build")),
+            "{refused:?}"
+        );
+        assert!(check_build("debug", true).is_ok());
+        assert!(check_build("release", false).is_ok());
+        assert_eq!(build_kind(), if cfg!(debug_assertions) { "debug" } else { "release" });
+    }
+
+    #[test]
     fn the_ratio_needs_both_phases() {
         assert_eq!(ratio(30.0, 10.0), Some(3.0));
         assert_eq!(ratio(30.0, 0.0), None);
@@ -235,6 +296,7 @@ mod tests {
     #[test]
     fn a_bulk_run_reports_the_bulk_apply_alone() {
         let r = Results {
+            build: "release".into(),
             sites: 20,
             tenants: 2,
             raw_apply_s: 10.04,
@@ -243,7 +305,7 @@ mod tests {
         assert_eq!(
             report(&r, 60),
             [
-                "sites 20 (2 tenants)",
+                "sites 20 (2 tenants), release build",
                 "applied to all Ready: bulk apply 10.0 s"
             ]
         );
