@@ -26,8 +26,7 @@ use crate::context::Ctx;
 use crate::fleet;
 use crate::status::finished;
 
-/// How long after the window (or its planned end) a missed start is still made up.
-const CATCH_UP: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+use crate::fleet::CATCH_UP;
 /// A site without a successful backup for this long counts as stale.
 const STALE: jiff::SignedDuration = jiff::SignedDuration::from_hours(26);
 
@@ -201,13 +200,9 @@ async fn plan_policy(
         observed_generation: policy.meta().generation,
         ..policy.status.clone().unwrap_or_default()
     };
-    let planned = fleet::tonight(policy, now).and_then(|date| {
-        Ok((
-            date,
-            fleet::night_plan(policy, policies, sites, backups, date)?,
-        ))
-    });
-    let (date, plan) = match planned {
+    let planned = fleet::tonight(policy, now)
+        .and_then(|date| fleet::night_plan(policy, policies, sites, backups, date));
+    let plan = match planned {
         Ok(p) => p,
         Err(e) => {
             ctx.write_status(
@@ -280,21 +275,22 @@ async fn plan_policy(
     pack(ctx, policy, policies, sites, backups, now).await?;
 
     // Start what is due: the runs whose time has come, once each per night.
-    for run in &plan.runs {
-        let late_limit = plan.closes.timestamp().max(run.end) + CATCH_UP;
-        if run.start > now || now > late_limit {
+    let due = fleet::due(policy, policies, sites, backups, now).unwrap_or_default();
+    for run in due {
+        if existing.contains(&(run.namespace.clone(), run.name.clone())) {
             continue;
         }
-        let Some((ns, site)) = run.site.split_once('/') else {
-            continue;
-        };
-        let name = fleet::scheduled_name(site, date);
-        if existing.contains(&(ns.to_string(), name.clone())) {
-            continue;
-        }
-        let b = crate::backup::scheduled_backup(ns, &name, site, &policy.name_any());
-        ctx.create_once(&Api::<Backup>::namespaced(ctx.client().clone(), ns), &b)
-            .await?;
+        let b = crate::backup::scheduled_backup(
+            &run.namespace,
+            &run.name,
+            &run.site,
+            &policy.name_any(),
+        );
+        ctx.create_once(
+            &Api::<Backup>::namespaced(ctx.client().clone(), &run.namespace),
+            &b,
+        )
+        .await?;
     }
     Ok(())
 }

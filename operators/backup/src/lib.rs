@@ -4,12 +4,12 @@
 //! of the Backup and Restore runs. The plan is pure and shared with
 //! `mutu backup schedule`.
 
-mod backup;
+pub mod backup;
 mod context;
 mod engine;
 pub mod fleet;
 pub mod jobs;
-mod restore;
+pub mod restore;
 mod status;
 mod storage;
 pub use mutu_model::schedule;

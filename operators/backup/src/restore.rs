@@ -162,6 +162,25 @@ fn running_backup<'a>(ns: &str, site: &str, backups: &'a [Arc<Backup>]) -> Optio
     })
 }
 
+/// A backup of `site` in `ns` that runs, by name: one whose Backup says it started and
+/// has not finished, or whose Job runs (a Backup's status may lag behind its Job: a
+/// restore and a backup of the same site ran at once, found by the model check,
+/// tests/model.rs), in the cache of Jobs or made by this process and not in it yet.
+pub fn backup_running(
+    ns: &str,
+    site: &str,
+    backups: &[Arc<Backup>],
+    jobs: &[Arc<Job>],
+    unseen: &[crate::backup::Started],
+) -> Option<String> {
+    running_backup(ns, site, backups)
+        .map(|b| format!("Backup {}", b.name_any()))
+        .or_else(|| {
+            crate::backup::job_running(jobs::BACKUP, ns, site, jobs, unseen)
+                .map(|job| format!("the backup Job {job}"))
+        })
+}
+
 /// Whether `pod` is one of a site's servers (its ZEO server or an instance).
 fn is_server(pod: &Pod) -> bool {
     matches!(
@@ -547,8 +566,8 @@ impl<'a> RestoreRun<'a> {
     async fn start(mut self) -> Result<Action, Error> {
         let (ctx, restore) = (self.ctx, self.restore);
         let site_name = &restore.spec.site;
-        if let Some(b) = running_backup(&self.ns, site_name, &ctx.data.backups()) {
-            let msg = format!("Backup {} of the site is running", b.name_any());
+        if let Some(running) = self.backup_running() {
+            let msg = format!("{running} of the site is running");
             return self.wait("WaitingForBackup", msg).await;
         }
         // One holder at a time: a plan (or another restore) working on the site first.
@@ -613,6 +632,20 @@ impl<'a> RestoreRun<'a> {
         self.create_job(&site).await
     }
 
+    /// A backup of the site that runs (see [`backup_running`]).
+    fn backup_running(&self) -> Option<String> {
+        let data = &self.ctx.data;
+        let jobs = data.jobs.state();
+        let unseen = crate::backup::unseen(self.ctx, &jobs);
+        backup_running(
+            &self.ns,
+            &self.restore.spec.site,
+            &data.backups(),
+            &jobs,
+            &unseen,
+        )
+    }
+
     /// Marks the site as in maintenance for this restore, unless it is already.
     async fn enter_maintenance(&self) -> Result<(), Error> {
         let (ctx, restore) = (self.ctx, self.restore);
@@ -665,15 +698,40 @@ impl<'a> RestoreRun<'a> {
                 return self.fail("Unsupported", blocked.to_string()).await;
             }
         };
-        ctx.create_once(
-            &Api::<Job>::namespaced(ctx.client().clone(), &self.ns),
-            &job,
-        )
-        .await
-        .map_err(|source| Error::Kube {
-            what: format!("create Job {}", self.job_name),
-            source,
-        })?;
+        {
+            // One start at a time in this process, backups' and restores': a backup of the
+            // site whose Job starts now, not in the caches yet, goes first.
+            let _one_start = ctx.data.start_lock.lock().await;
+            if let Some(running) = self.backup_running() {
+                let msg = format!("{running} of the site is running");
+                return self.wait("WaitingForBackup", msg).await;
+            }
+            ctx.create_once(
+                &Api::<Job>::namespaced(ctx.client().clone(), &self.ns),
+                &job,
+            )
+            .await
+            .map_err(|source| Error::Kube {
+                what: format!("create Job {}", self.job_name),
+                source,
+            })?;
+            ctx.data
+                .started
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    format!("{}/{}", self.ns, self.job_name),
+                    crate::backup::Started {
+                        namespace: self.ns.clone(),
+                        site: restore.spec.site.clone(),
+                        kind: jobs::RESTORE,
+                        owner: restore.name_any(),
+                        policy: None,
+                        manual: false,
+                        at: std::time::Instant::now(),
+                    },
+                );
+        }
         let msg = format!(
             "Job {} restores Backup {}",
             self.job_name, restore.spec.backup
