@@ -16,17 +16,32 @@ tests/setup.sh
 echo "==> unit tests"
 cargo test --locked --workspace --exclude mutu-e2e
 
-echo "==> the site scripts against a real Plone (tests/plone)"
-tests/plone/run.sh
-
-echo "==> the RelStorage backup script against a real PostgreSQL (tests/postgres)"
-tests/postgres/run.sh
-
-echo "==> the generic products' volume backup script with busybox (tests/volume)"
-tests/volume/run.sh
-
-echo "==> the Argo CD health check of mutu's kinds, in real Lua (tests/gitops)"
-tests/gitops/run.sh
+# The scripts' tests need no cluster: they run beside the end-to-end tests that
+# mostly wait (the migration, the chart, HA), and their output follows them.
+scripts() {
+  echo "==> the site scripts against a real Plone (tests/plone)"
+  tests/plone/run.sh
+  echo "==> the RelStorage backup script against a real PostgreSQL (tests/postgres)"
+  tests/postgres/run.sh
+  echo "==> the generic products' volume backup script with busybox (tests/volume)"
+  tests/volume/run.sh
+  echo "==> the Argo CD health check of mutu's kinds, in real Lua (tests/gitops)"
+  tests/gitops/run.sh
+}
+scripts_log="$root/.mutu/test-scripts.log"
+scripts_pid=""
+# Waits for the scripts' tests, if they started, shows what they printed, and fails if they did.
+scripts_done() {
+  [ -n "$scripts_pid" ] || return 0
+  local rc=0
+  wait "$scripts_pid" || rc=$?
+  scripts_pid=""
+  cat "$scripts_log"
+  if [ "$rc" -ne 0 ]; then
+    echo "--- the scripts' tests failed (log: $scripts_log)"
+  fi
+  return "$rc"
+}
 
 echo "==> local control plane for the end-to-end tests ($state)"
 "$mutu" dev down --dir "$state" --api-port "$port" >/dev/null 2>&1 || true
@@ -80,16 +95,22 @@ for _ in $(seq 1 50); do
 done
 
 echo "==> end-to-end tests"
-if ! cargo test --locked -p mutu-e2e --test e2e -- --test-threads=4 \
-   || ! cargo test --locked -p mutu-e2e --test hostile \
-   || ! cargo test --locked -p mutu-e2e --test serial -- --test-threads=1 \
-   || ! cargo test --locked -p mutu-e2e --test migration -- --test-threads=1 \
-   || ! cargo test --locked -p mutu-e2e --test chart -- --test-threads=1 \
-   || ! cargo test --locked -p mutu-e2e --test ha -- --test-threads=1; then
+e2e_failed() {
   echo "--- last lines of the operator log ($state/logs/operator.log):"
   tail -n 40 "$state/logs/operator.log"
+  scripts_done || true
   exit 1
-fi
+}
+cargo test --locked -p mutu-e2e --test e2e -- --test-threads=4 || e2e_failed
+cargo test --locked -p mutu-e2e --test hostile || e2e_failed
+cargo test --locked -p mutu-e2e --test serial -- --test-threads=1 || e2e_failed
+echo "==> the scripts' tests start beside the next ones (log: $scripts_log)"
+scripts >"$scripts_log" 2>&1 &
+scripts_pid=$!
+cargo test --locked -p mutu-e2e --test migration -- --test-threads=1 || e2e_failed
+cargo test --locked -p mutu-e2e --test chart -- --test-threads=1 || e2e_failed
+cargo test --locked -p mutu-e2e --test ha -- --test-threads=1 || e2e_failed
+scripts_done
 
 echo "==> real nodes: the same control plane with real kubelets, containerd, CNI, kube-proxy,"
 echo "    CoreDNS, kube-router and Traefik, and the images of examples/dev-catalog.yaml"
