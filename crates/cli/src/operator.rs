@@ -376,6 +376,21 @@ async fn run_operators(args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // A leader's controllers write only while its leadership is current by its
+    // own clock (see mutu_runtime::fence): a leader frozen past its Lease
+    // wakes unable to write before it notices it lost it.
+    let client = match &leadership {
+        Some(leadership) => {
+            let config = kube::Config::infer()
+                .await
+                .context("cannot read the Kubernetes client configuration")?;
+            kube::client::ClientBuilder::try_from(config)
+                .context("cannot make the Kubernetes client")?
+                .with_layer(&mutu_runtime::fence::FenceLayer(leadership.fence()))
+                .build()
+        }
+        None => client,
+    };
     let lost = async {
         match &leadership {
             Some(l) => l.lost().await,

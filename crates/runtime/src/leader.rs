@@ -220,6 +220,7 @@ impl Candidate {
 /// The leadership of this process, once acquired: watch [`Leadership::lost`],
 /// and [`Leadership::release`] it on a clean stop.
 pub struct Leadership {
+    fence: crate::fence::Fence,
     lost: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     renewing: tokio::task::JoinHandle<Candidate>,
@@ -227,6 +228,12 @@ pub struct Leadership {
 }
 
 impl Leadership {
+    /// The fence of this leadership's writes (see [`crate::fence`]): open until
+    /// the renew deadline after each renewal, closed once the leadership is lost.
+    pub fn fence(&self) -> crate::fence::Fence {
+        self.fence.clone()
+    }
+
     /// Completes when this process is no longer the leader: its renewals
     /// failed for the renew deadline, or someone else holds the Lease.
     pub async fn lost(&self) {
@@ -314,10 +321,14 @@ pub async fn acquire(
     }
     tracing::info!(lease = %config.name, identity = %config.identity, "leading");
     gauge.set(1);
+    // Taken just now: writes may go for a renew deadline, then each renewal
+    // extends them by one from the moment it was tried.
+    let fence = crate::fence::Fence::until(Instant::now() + config.renew_deadline);
     let (lost_tx, lost) = watch::channel(false);
     let (stop, mut stop_rx) = watch::channel(false);
     let renewing = tokio::spawn({
         let gauge = gauge.clone();
+        let fence = fence.clone();
         async move {
             let mut renewed = Instant::now();
             loop {
@@ -325,8 +336,12 @@ pub async fn acquire(
                     _ = stop_rx.wait_for(|s| *s) => return candidate,
                     () = tokio::time::sleep(candidate.config.retry_period) => {}
                 }
+                let tried = Instant::now();
                 match candidate.try_once().await {
-                    Try::Held => renewed = Instant::now(),
+                    Try::Held => {
+                        renewed = tried;
+                        fence.extend(tried + candidate.config.renew_deadline);
+                    }
                     Try::NotHeld => {
                         tracing::error!(lease = %candidate.config.name, "another process holds the lease; stepping down");
                         break;
@@ -338,12 +353,14 @@ pub async fn acquire(
                     break;
                 }
             }
+            fence.close();
             gauge.set(0);
             let _ = lost_tx.send(true);
             candidate
         }
     });
     Some(Leadership {
+        fence,
         lost,
         stop,
         renewing,

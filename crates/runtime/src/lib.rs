@@ -7,6 +7,7 @@ pub mod apply;
 pub mod conditions;
 pub mod controller;
 pub mod create;
+pub mod fence;
 pub mod index;
 pub mod jobs;
 pub mod labels;

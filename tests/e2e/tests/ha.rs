@@ -2,7 +2,8 @@
 //! control plane of their own. Only the leader reconciles and writes; when it
 //! is killed (SIGKILL) the standby takes over within a lease duration, finds
 //! the finished work finished (no write) and does the new work; a leader that
-//! stops cleanly hands the Lease over at once.
+//! stops cleanly hands the Lease over at once; a leader frozen (SIGSTOP) past
+//! its Lease is replaced, and once resumed sends no write and stops.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,6 +41,8 @@ fn operator(plane: &Plane, name: &str, port: u16) -> anyhow::Result<Killed> {
             .env("MUTU_DEFAULT_ISSUER", "dev-ca")
             .env("MUTU_ACME_SOLVER_ADDR", "off")
             .env("MUTU_ACME_SERVER_ALLOW", "https://127.0.0.1:")
+            // Every request it sends, logged: a frozen leader's writes are looked for.
+            .env("MUTU_LOG", "info,kube_client::client::builder=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -111,12 +114,36 @@ async fn settle(port: u16) -> anyhow::Result<String> {
     .await?)
 }
 
-fn terminate(child: &Killed) -> anyhow::Result<()> {
+fn signal(child: &Killed, signal: &str) -> anyhow::Result<()> {
     let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
+        .args([&format!("-{signal}"), &child.0.id().to_string()])
         .status()?;
-    anyhow::ensure!(status.success(), "cannot send SIGTERM");
+    anyhow::ensure!(status.success(), "cannot send SIG{signal}");
     Ok(())
+}
+
+fn terminate(child: &Killed) -> anyhow::Result<()> {
+    signal(child, "TERM")
+}
+
+/// The requests that write (POST, PUT, PATCH, DELETE) an operator's log shows it
+/// sending at or after `since`.
+fn writes_sent_since(log: &str, since: jiff::Timestamp) -> Vec<String> {
+    log.lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t >= since)
+        })
+        .filter(|line| line.ends_with("kube_client::client::builder: requesting"))
+        .filter(|line| {
+            ["POST", "PUT", "PATCH", "DELETE"]
+                .iter()
+                .any(|m| line.contains(&format!("http.method={m} ")))
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test]
@@ -125,7 +152,7 @@ async fn only_the_leader_works_and_the_standby_takes_over_without_redoing_or_los
     let plane = Plane::up("test-ha", API_PORT)?;
     let client = plane.client().await?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "mutu-system");
-    let (pa, pb, pc) = (API_PORT + 10, API_PORT + 11, API_PORT + 12);
+    let (pa, pb, pc, pd) = (API_PORT + 10, API_PORT + 11, API_PORT + 12, API_PORT + 13);
 
     let a = operator(&plane, "a", pa)?;
     wait_ready(pa).await?;
@@ -207,7 +234,62 @@ async fn only_the_leader_works_and_the_standby_takes_over_without_redoing_or_los
     assert!(holder(&leases).await?.0.starts_with("c-"));
     let log = std::fs::read_to_string(plane.dir.join("operator-b.log"))?;
     assert!(log.contains("lease released"), "b's log:\n{log}");
-    drop(c);
+
+    // The leader frozen (SIGSTOP) past its Lease: the standby takes over and
+    // does new work; the old leader, resumed, writes nothing (its writes are
+    // fenced by its own clock) and stops, having lost the Lease.
+    let mut c = c;
+    let d = operator(&plane, "d", pd)?;
+    wait_ready(pd).await?;
+    signal(&c, "STOP")?;
+    let frozen = Instant::now();
+    let resumed = async {
+        eventually(
+            LEASE + RETRY * 5,
+            "d to take over from the frozen c",
+            || async { leads(pd).await.then_some(()) },
+        )
+        .await?;
+        eprintln!("d took over {:?} after c froze", frozen.elapsed());
+        assert!(holder(&leases).await?.0.starts_with("d-"));
+        member_with_site(&client, "ha3", serde_json::json!({}), TIMEOUT).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let since = jiff::Timestamp::now();
+    signal(&c, "CONT")?;
+    resumed?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = c.0.try_wait()? {
+            break exit;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "c still runs 30 s after it resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let log = std::fs::read_to_string(plane.dir.join("operator-c.log"))?;
+    assert!(!exit.success(), "c's log:\n{log}");
+    assert!(
+        log.contains("another process holds the lease; stepping down")
+            || log.contains("the lease could not be renewed in time; stepping down"),
+        "c's log:\n{log}"
+    );
+    let sent = writes_sent_since(&log, since);
+    assert!(
+        sent.is_empty(),
+        "the resumed old leader sent writes:\n{}",
+        sent.join("\n")
+    );
+    let refused = log
+        .lines()
+        .filter(|l| l.contains("write not sent: the leadership is not current"))
+        .count();
+    eprintln!("the resumed old leader stopped; writes it did not send: {refused}");
+    assert!(leads(pd).await, "d leads");
+    drop(d);
     let _ = Path::new(&plane.dir);
     Ok(())
 }

@@ -283,7 +283,14 @@ mod tests {
         );
         assert!(check_build("debug", true).is_ok());
         assert!(check_build("release", false).is_ok());
-        assert_eq!(build_kind(), if cfg!(debug_assertions) { "debug" } else { "release" });
+        assert_eq!(
+            build_kind(),
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+        );
     }
 
     #[test]
