@@ -26,7 +26,8 @@ pub const WATCH_GRACE: Duration = Duration::from_secs(60);
 #[derive(Clone, Default)]
 pub struct Health {
     ready: Arc<AtomicBool>,
-    broken_since: Arc<Mutex<HashMap<String, Instant>>>,
+    /// By watched kind and watch (several controllers may watch one kind).
+    broken_since: Arc<Mutex<HashMap<(String, usize), Instant>>>,
 }
 
 impl Health {
@@ -35,29 +36,32 @@ impl Health {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// Records that the watch `name` delivered an event (it works).
-    pub fn watch_ok(&self, name: &str) {
+    /// Records that watch `id` of `name` delivered an event (it works); returns
+    /// whether a watch of `name` is still broken.
+    pub fn watch_ok(&self, name: &str, id: usize) -> bool {
         let mut broken = self.broken_since.lock().unwrap_or_else(|e| e.into_inner());
-        if broken.contains_key(name) {
-            broken.remove(name);
-        }
+        broken.remove(&(name.to_string(), id));
+        broken.keys().any(|(n, _)| n == name)
     }
 
-    /// Records that the watch `name` failed; the first failure starts the clock.
-    pub fn watch_failed(&self, name: &str) {
+    /// Records that watch `id` of `name` failed; its first failure starts the clock.
+    pub fn watch_failed(&self, name: &str, id: usize) {
         let mut broken = self.broken_since.lock().unwrap_or_else(|e| e.into_inner());
-        broken.entry(name.to_string()).or_insert_with(Instant::now);
+        broken
+            .entry((name.to_string(), id))
+            .or_insert_with(Instant::now);
     }
 
-    /// Watches broken for longer than `grace`.
+    /// The names of the watches broken for longer than `grace`.
     pub fn broken_watches(&self, grace: Duration) -> Vec<String> {
         let broken = self.broken_since.lock().unwrap_or_else(|e| e.into_inner());
         let mut names: Vec<String> = broken
             .iter()
             .filter(|(_, since)| since.elapsed() > grace)
-            .map(|(name, _)| name.clone())
+            .map(|((name, _), _)| name.clone())
             .collect();
         names.sort();
+        names.dedup();
         names
     }
 
@@ -179,7 +183,7 @@ mod tests {
         let health = Health::default();
         health.set_ready(true);
         assert!(health.is_ready());
-        health.watch_failed("plonesites");
+        health.watch_failed("plonesites", 1);
         assert!(
             health.is_ready(),
             "a fresh failure is within the grace period"
@@ -188,7 +192,14 @@ mod tests {
             health.broken_watches(Duration::ZERO),
             vec!["plonesites".to_string()]
         );
-        health.watch_ok("plonesites");
+        // Another controller's watch of the same kind works: this one is still broken.
+        health.watch_failed("plonesites", 2);
+        assert!(health.watch_ok("plonesites", 2));
+        assert_eq!(
+            health.broken_watches(Duration::ZERO),
+            vec!["plonesites".to_string()]
+        );
+        assert!(!health.watch_ok("plonesites", 1));
         assert!(
             health.broken_watches(Duration::ZERO).is_empty(),
             "a working watch clears it"

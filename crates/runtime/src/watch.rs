@@ -33,14 +33,21 @@ where
     E: std::fmt::Display,
 {
     let label = vec![("watch", name.clone())];
+    // Several controllers may watch one kind: each watch has its own health,
+    // and the kind's gauge is 1 while any of them is broken.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Health and the gauge are written when the watch breaks or mends, not on every event:
     // this runs for each event of the fleet's busiest watches.
     let mut broken = true;
     stream.inspect(move |event| match event {
         Ok(event) => {
             if std::mem::replace(&mut broken, false) {
-                health.watch_ok(&name);
-                metrics.watch_broken.get_or_create(&label).set(0);
+                let others_broken = health.watch_ok(&name, id);
+                metrics
+                    .watch_broken
+                    .get_or_create(&label)
+                    .set(i64::from(others_broken));
             }
             if matches!(event, watcher::Event::Init) {
                 metrics.watch_relists.get_or_create(&label).inc();
@@ -48,7 +55,7 @@ where
         }
         Err(e) => {
             tracing::warn!(watch = %name, error = %e, "watch failed; retrying with backoff");
-            health.watch_failed(&name);
+            health.watch_failed(&name, id);
             broken = true;
             metrics.watch_broken.get_or_create(&label).set(1);
             metrics.watch_errors.get_or_create(&label).inc();
