@@ -7,7 +7,7 @@ export MUTU_CACHE
 export CARGO_TARGET_DIR ?= $(MUTU_CACHE)/target
 MUTU := $(CARGO_TARGET_DIR)/debug/mutu
 
-.PHONY: all build release demo demo-down test unit-test e2e-test lint crds fmt
+.PHONY: all build release demo demo-down test unit-test e2e-test lint crds fmt fuzz
 
 all: build
 
@@ -34,6 +34,20 @@ demo-down: build
 ## test: the whole test suite (unit tests, then end-to-end tests on a fresh local control plane)
 test: build
 	tests/run.sh "$(MUTU)"
+
+## fuzz: the fuzz tests of everything that parses what a member controls, in release mode:
+## each target's corpus (tests/fuzz-corpus), then FUZZ_CASES random cases of it (over a
+## million executions in all); prints the executions of each target, the total and the time
+FUZZ_CASES ?= 60000
+fuzz:
+	@start=$$(date +%s); log=$$(mktemp); export MUTU_FUZZ_CASES=$(FUZZ_CASES); \
+	{ cargo test --release --locked -p mutu-model -p mutu-site -p mutu-portal --test fuzz -- --nocapture \
+	  && cargo test --release --locked -p mutu-portal --lib -- --nocapture fuzz:: \
+	  && cargo test --release --locked -p mutu-cli --bin mutu -- --nocapture tenant::fuzz::; } 2>&1 | tee "$$log"; \
+	status=$${PIPESTATUS[0]}; \
+	grep -E '^fuzz [^ ]+: [0-9]+ executions, no panic$$' "$$log" | sort | \
+	  awk -v status=$$status '{ n += $$3; print } END { if (status == 0) printf "fuzz: %d targets, %d executions in all, no panic\n", NR, n; else print "fuzz: FAILED" }'; \
+	echo "fuzz: $$(( $$(date +%s) - start )) s"; rm -f "$$log"; exit $$status
 
 ## lint: formatting and clippy, as required before every commit
 lint:

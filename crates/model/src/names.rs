@@ -85,9 +85,10 @@ pub fn bounded(prefix: &str, name: &str) -> String {
     }
     let hash = stable_hash(full.as_bytes());
     let cut: String = full.chars().take(52).collect();
+    // Cut after a dot, the name would go on with a label starting with '-'.
     format!(
         "{}-{:010x}",
-        cut.trim_end_matches('-'),
+        cut.trim_end_matches(['-', '.']),
         hash & 0xff_ffff_ffff
     )
 }

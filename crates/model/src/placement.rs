@@ -43,14 +43,16 @@ pub fn fits_on_pool(
         .and_then(|r| r.requests)
         .unwrap_or_default();
     let of_product = || format!("the requests of Product {}", site.spec.product);
+    // Saturating: a member's replicas times a product's requests may not fit
+    // in 64 bits, and must then count as too much, never as little.
     let (mut cpu, mut mem) = (
-        amount(&req, "cpu", of_product)? * replicas,
-        amount(&req, "memory", of_product)? * replicas,
+        amount(&req, "cpu", of_product)?.saturating_mul(replicas),
+        amount(&req, "memory", of_product)?.saturating_mul(replicas),
     );
     if storage::of_site(site, product) == Storage::Zeo {
         let zeo = |q: &str| Quantity(q.to_string());
-        cpu += quantity::millicores(&zeo(ZEO_REQUESTS.0)).unwrap_or_default();
-        mem += quantity::units(&zeo(ZEO_REQUESTS.1)).unwrap_or_default();
+        cpu = cpu.saturating_add(quantity::millicores(&zeo(ZEO_REQUESTS.0)).unwrap_or_default());
+        mem = mem.saturating_add(quantity::units(&zeo(ZEO_REQUESTS.1)).unwrap_or_default());
     }
     let nodes: Vec<&Arc<Node>> = nodes
         .iter()
@@ -72,8 +74,8 @@ pub fn fits_on_pool(
             .and_then(|s| s.allocatable.clone())
             .unwrap_or_default();
         let of_node = || format!("what node {} can allocate", n.name_any());
-        free_cpu += amount(&alloc, "cpu", of_node)?;
-        free_mem += amount(&alloc, "memory", of_node)?;
+        free_cpu = free_cpu.saturating_add(amount(&alloc, "cpu", of_node)?);
+        free_mem = free_mem.saturating_add(amount(&alloc, "memory", of_node)?);
     }
     for p in pods {
         let on = p.spec.as_ref().and_then(|s| s.node_name.clone());
@@ -97,8 +99,8 @@ pub fn fits_on_pool(
                     p.name_any()
                 )
             };
-            free_cpu -= amount(&r, "cpu", of_pod)?;
-            free_mem -= amount(&r, "memory", of_pod)?;
+            free_cpu = free_cpu.saturating_sub(amount(&r, "cpu", of_pod)?);
+            free_mem = free_mem.saturating_sub(amount(&r, "memory", of_pod)?);
         }
     }
     if free_cpu < cpu || free_mem < mem {

@@ -28,7 +28,8 @@ pub fn parse(q: &Quantity) -> Option<f64> {
         e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse().ok()?),
         _ => return None,
     };
-    Some(number * factor)
+    // Beyond what a float holds (`1e999`, or `0e999`, which would be NaN): not read.
+    Some(number * factor).filter(|v| v.is_finite())
 }
 
 /// Millicores of a CPU quantity (`500m` is 500, `1.5` is 1500).

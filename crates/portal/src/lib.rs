@@ -87,4 +87,6 @@ pub enum ServeError {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
