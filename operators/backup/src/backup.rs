@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, ObjectMeta};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use mutu_api::{Backup, BackupPolicy, PloneSite, Restore, RunStatus};
+use mutu_api::{Backup, BackupPolicy, PloneSite, RunStatus};
 use mutu_runtime::conditions::Desired as Cond;
 
 use crate::context::{Ctx, Error, fail_if_confirmed_missing};
@@ -155,14 +155,12 @@ fn manual_running(ns: &str, jobs: &[Arc<Job>]) -> usize {
 /// The Jobs this process made that the cache does not show yet (forgetting the others).
 pub(crate) fn unseen(ctx: &Ctx, jobs: &[Arc<Job>]) -> Vec<Started> {
     let mut started = ctx.data.started.lock().unwrap_or_else(|e| e.into_inner());
-    let (backups, restores) = (ctx.data.backups(), ctx.data.restores());
     started.retain(|key, s| {
         let (ns, name) = key.split_once('/').unwrap_or_default();
         let seen = jobs
             .iter()
             .any(|j| j.namespace().as_deref() == Some(ns) && j.name_any() == name);
-        let over = owner_over(s, &backups, &restores);
-        !seen && !over && s.at.elapsed() < Duration::from_secs(120)
+        !seen && !owner_over(ctx, s) && s.at.elapsed() < Duration::from_secs(120)
     });
     started.values().cloned().collect()
 }
@@ -170,25 +168,17 @@ pub(crate) fn unseen(ctx: &Ctx, jobs: &[Arc<Job>]) -> Vec<Started> {
 /// Whether the Backup or Restore that made `started` has finished or is gone (its Job
 /// with it): its Job then no longer counts, even if the cache never showed it (a Job
 /// made and removed between two looks).
-pub fn owner_over(started: &Started, backups: &[Arc<Backup>], restores: &[Arc<Restore>]) -> bool {
-    let status = if started.kind == jobs::RESTORE {
-        restores
-            .iter()
-            .find(|r| {
-                r.namespace().as_deref() == Some(started.namespace.as_str())
-                    && r.name_any() == started.owner
-            })
-            .map(|r| r.status.as_ref())
+fn owner_over(ctx: &Ctx, started: &Started) -> bool {
+    let (ns, owner) = (started.namespace.as_str(), started.owner.as_str());
+    if started.kind == jobs::RESTORE {
+        ctx.data
+            .restore(ns, owner)
+            .is_none_or(|r| crate::status::finished(r.status.as_ref()))
     } else {
-        backups
-            .iter()
-            .find(|b| {
-                b.namespace().as_deref() == Some(started.namespace.as_str())
-                    && b.name_any() == started.owner
-            })
-            .map(|b| b.status.as_ref())
-    };
-    status.is_none_or(crate::status::finished)
+        ctx.data
+            .backup(ns, owner)
+            .is_none_or(|b| crate::status::finished(b.status.as_ref()))
+    }
 }
 
 /// Whether a Job of `kind` of site `site` in `ns` runs: in the cache of Jobs, or made by
@@ -497,23 +487,18 @@ impl<'a> BackupRun<'a> {
                 what: format!("create Job {}", self.job_name),
                 source,
             })?;
-        self.ctx
-            .data
-            .started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                format!("{}/{}", self.ns, self.job_name),
-                Started {
-                    namespace: self.ns.clone(),
-                    site: self.backup.spec.site.clone(),
-                    kind: jobs::BACKUP,
-                    owner: self.backup.name_any(),
-                    policy,
-                    manual: self.backup.spec.trigger == mutu_api::backup::BackupTrigger::Manual,
-                    at: std::time::Instant::now(),
-                },
-            );
+        self.ctx.data.made(
+            &self.job_name,
+            Started {
+                namespace: self.ns.clone(),
+                site: self.backup.spec.site.clone(),
+                kind: jobs::BACKUP,
+                owner: self.backup.name_any(),
+                policy,
+                manual: self.backup.spec.trigger == mutu_api::backup::BackupTrigger::Manual,
+                at: std::time::Instant::now(),
+            },
+        );
         let site_name = &self.backup.spec.site;
         self.status.start_time.get_or_insert(self.now.clone());
         self.status.location = Some(format!(

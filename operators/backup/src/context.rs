@@ -130,6 +130,18 @@ impl Caches {
             .get(&ObjectRef::new(name).within(ns))
             .and_then(|entry| well_formed(&entry))
     }
+    pub fn restore(&self, ns: &str, name: &str) -> Option<Arc<Restore>> {
+        self.restores_cache
+            .get(&ObjectRef::new(name).within(ns))
+            .and_then(|entry| well_formed(&entry))
+    }
+    /// Records a Job this process just made (see [`crate::backup::unseen`]).
+    pub fn made(&self, job_name: &str, started: crate::backup::Started) {
+        self.started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(format!("{}/{job_name}", started.namespace), started);
+    }
     pub fn backups(&self) -> Vec<Arc<Backup>> {
         every_well_formed(&self.backups_cache)
     }

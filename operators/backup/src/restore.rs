@@ -715,22 +715,18 @@ impl<'a> RestoreRun<'a> {
                 what: format!("create Job {}", self.job_name),
                 source,
             })?;
-            ctx.data
-                .started
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(
-                    format!("{}/{}", self.ns, self.job_name),
-                    crate::backup::Started {
-                        namespace: self.ns.clone(),
-                        site: restore.spec.site.clone(),
-                        kind: jobs::RESTORE,
-                        owner: restore.name_any(),
-                        policy: None,
-                        manual: false,
-                        at: std::time::Instant::now(),
-                    },
-                );
+            ctx.data.made(
+                &self.job_name,
+                crate::backup::Started {
+                    namespace: self.ns.clone(),
+                    site: restore.spec.site.clone(),
+                    kind: jobs::RESTORE,
+                    owner: restore.name_any(),
+                    policy: None,
+                    manual: false,
+                    at: std::time::Instant::now(),
+                },
+            );
         }
         let msg = format!(
             "Job {} restores Backup {}",

@@ -2080,7 +2080,7 @@ fn three_sites_of_a_migration_and_a_rollout_with_an_operator_stop() {
 
 /// 1 site, both plans, two operator stops (1.2 million states, 7 s).
 #[test]
-#[ignore]
+#[ignore = "a deeper world (7 s to 2 min): cargo test -p mutu-wave --test model -- --ignored"]
 fn deep_a_shared_site_with_two_operator_stops() {
     explore(Cfg {
         budget: [2, 1, 1, 1],
@@ -2091,7 +2091,7 @@ fn deep_a_shared_site_with_two_operator_stops() {
 
 /// 1 site, both plans, two caches falling behind (6.5 million states, 50 s).
 #[test]
-#[ignore]
+#[ignore = "a deeper world (7 s to 2 min): cargo test -p mutu-wave --test model -- --ignored"]
 fn deep_a_shared_site_with_two_lagging_caches() {
     explore(Cfg {
         budget: [1, 1, 1, 2],
@@ -2103,7 +2103,7 @@ fn deep_a_shared_site_with_two_lagging_caches() {
 /// 2 sites, both plans, every step of the site operator and the pods, visitors, an
 /// operator stop and a failure (5.6 million states, 41 s).
 #[test]
-#[ignore]
+#[ignore = "a deeper world (7 s to 2 min): cargo test -p mutu-wave --test model -- --ignored"]
 fn deep_two_sites_with_an_operator_stop_and_a_failure() {
     explore(Cfg {
         budget: [1, 0, 1, 0],
@@ -2113,7 +2113,7 @@ fn deep_two_sites_with_an_operator_stop_and_a_failure() {
 
 /// 2 sites, both plans, an operator stop and a lagging cache (7.2 million states, 58 s).
 #[test]
-#[ignore]
+#[ignore = "a deeper world (7 s to 2 min): cargo test -p mutu-wave --test model -- --ignored"]
 fn deep_two_sites_with_an_operator_stop_and_a_lagging_cache() {
     explore(Cfg {
         budget: [1, 0, 0, 1],
@@ -2123,7 +2123,7 @@ fn deep_two_sites_with_an_operator_stop_and_a_lagging_cache() {
 
 /// 3 sites, both plans, an operator stop and a failure (2.1 million states, 24 s).
 #[test]
-#[ignore]
+#[ignore = "a deeper world (7 s to 2 min): cargo test -p mutu-wave --test model -- --ignored"]
 fn deep_three_sites_with_an_operator_stop_and_a_failure() {
     explore(Cfg {
         budget: [1, 0, 1, 0],
@@ -2134,7 +2134,7 @@ fn deep_three_sites_with_an_operator_stop_and_a_failure() {
 
 /// 4 sites, both plans, a failure (8.5 million states, 104 s).
 #[test]
-#[ignore]
+#[ignore = "a deeper world (7 s to 2 min): cargo test -p mutu-wave --test model -- --ignored"]
 fn deep_four_sites_with_a_failure() {
     explore(Cfg {
         budget: [0, 0, 1, 0],
