@@ -108,6 +108,7 @@ local READY_FALSE = {
     Offline = PROGRESSING,
     Maintenance = SUSPENDED,
     Suspended = SUSPENDED,
+    InvalidName = DEGRADED,
     NoTenant = DEGRADED,
     UnknownProduct = DEGRADED,
     NotEntitled = DEGRADED,

@@ -168,6 +168,10 @@ CASES = [
         c("Ready", "False", "HostnameTaken", "spec.hostnames: deliberations.mons.be is already served by site tenant-mons/delib"),
     ], src=[f"{MODEL_ADMISSION}:132", f"{SITE}:243", f"{SITE}:214"], message="already served"),
     Case("PloneSite", DEGRADED, [
+        c("Progressing", "False", "InvalidName", "not admitted: nothing is served"),
+        c("Ready", "False", "InvalidName", "metadata.name: \"delib-zeo\" ends with \"-zeo\", which names a Service of site \"delib\""),
+    ], src=[f"{MODEL_ADMISSION}:79", f"{SITE}:243"], message="names a Service"),
+    Case("PloneSite", DEGRADED, [
         c("Progressing", "False", "NotEntitled", "not admitted: nothing is served"),
         c("Ready", "False", "NotEntitled", "..."),
     ], src=[f"{MODEL_ADMISSION}:81", f"{SITE}:243"]),

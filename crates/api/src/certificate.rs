@@ -72,7 +72,11 @@ pub struct CertificateSpec {
 
     /// Requested lifetime, as a duration such as `2160h` (90 days). Leave it out for the
     /// issuer's default. ACME servers may issue a shorter one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::common::read_optional_duration"
+    )]
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new(DURATION_RULE).message(
         "spec.duration: must be a duration in hours, minutes or seconds, e.g. 2160h"
@@ -81,7 +85,11 @@ pub struct CertificateSpec {
 
     /// How long before expiry renewal starts, as a duration such as `720h`. Leave it out to
     /// renew at two thirds of the lifetime (or inside the ACME server's renewal window).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::common::read_optional_duration"
+    )]
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new(DURATION_RULE).message(
         "spec.renewBefore: must be a duration in hours, minutes or seconds, e.g. 720h"

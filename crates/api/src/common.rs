@@ -224,8 +224,74 @@ pub(crate) const TIME_ZONE_RULE: &str =
     "self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')";
 /// CEL rule: a container image tag (the release of a product).
 pub(crate) const RELEASE_RULE: &str = "self.matches('^[A-Za-z0-9_][A-Za-z0-9_.-]*$')";
-/// CEL rule: a Go-style duration such as `2160h` or `1h30m`.
-pub(crate) const DURATION_RULE: &str = "self.matches('^([0-9]+(h|m|s|ms))+$')";
+/// RE2 expression of a duration mutu's kinds accept: Go-style, such as `2160h` or `1h30m`,
+/// each number of at most 9 digits (with `maxLength` 32, far below what a duration holds).
+pub(crate) const DURATION_PATTERN: &str = "^([0-9]{1,9}(h|m|s|ms))+$";
+/// CEL rule: a Go-style duration such as `2160h` or `1h30m` ([`DURATION_PATTERN`]).
+pub(crate) const DURATION_RULE: &str = "self.matches('^([0-9]{1,9}(h|m|s|ms))+$')";
+
+/// Longest duration read from a resource: 100 years. Longer ones (which the API server
+/// refuses, but an object stored before that rule may hold) fail to read with a message
+/// instead of overflowing.
+const MAX_DURATION_SECONDS: f64 = 100.0 * 366.0 * 86400.0;
+
+/// Reads a Go-style duration as [`kube::core::Duration`] does, refusing one that is not a
+/// finite number of seconds up to [`MAX_DURATION_SECONDS`] (kube's parser panics on a duration
+/// beyond what `std::time::Duration` holds).
+pub fn parse_duration(text: &str) -> Result<kube::core::Duration, String> {
+    let refuse =
+        || format!("{text:?} is not a duration of at most 100 years in hours, minutes or seconds");
+    let mut rest = text.trim_start_matches(['+', '-']);
+    let mut seconds = 0.0_f64;
+    while !rest.is_empty() && rest != "0" {
+        let unit_start = rest.find(char::is_alphabetic).ok_or_else(refuse)?;
+        let (number, after) = rest.split_at(unit_start);
+        let unit_end = after
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "\u{00b5}s" | "\u{03bc}s" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(refuse()),
+        };
+        let value: f64 = number.parse().map_err(|_| refuse())?;
+        seconds += value * scale;
+        if !seconds.is_finite() || seconds > MAX_DURATION_SECONDS {
+            return Err(refuse());
+        }
+        rest = after;
+    }
+    text.parse().map_err(|_| refuse())
+}
+
+/// `#[serde(deserialize_with)]` of a duration field: [`parse_duration`].
+pub(crate) fn read_duration<'de, D>(deserializer: D) -> Result<kube::core::Duration, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{e}, such as 720h")))
+}
+
+/// `#[serde(deserialize_with)]` of an optional duration field: [`parse_duration`].
+pub(crate) fn read_optional_duration<'de, D>(
+    deserializer: D,
+) -> Result<Option<kube::core::Duration>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<String>::deserialize(deserializer)?
+        .map(|text| {
+            parse_duration(&text)
+                .map_err(|e| serde::de::Error::custom(format!("{e}, such as 720h")))
+        })
+        .transpose()
+}
 
 /// RE2 expression of a lower-case RFC 1123 DNS name: dot-separated labels of `a-z`, `0-9` and
 /// `-`, each 1 to 63 characters, not starting or ending with `-`.
@@ -315,4 +381,40 @@ pub struct SecretRef {
     /// Name of the Secret.
     #[schemars(length(max = 253))]
     pub name: String,
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_reads_as_kube_reads_it_up_to_a_hundred_years() {
+        for text in ["2160h", "1h30m", "90s", "500ms", "0", "1.5h", "876000h"] {
+            let kube: kube::core::Duration = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(parse_duration(text), Ok(kube), "{text}");
+        }
+        for text in ["878500h", "310000000000000000m", "1e3h", "h", "5d", "1"] {
+            let refused = parse_duration(text);
+            assert!(
+                refused
+                    .as_ref()
+                    .is_err_and(|e| e.contains("is not a duration")),
+                "{text}: {refused:?}"
+            );
+        }
+        let huge = format!("1{}h", "0".repeat(400));
+        assert!(
+            parse_duration(&huge).is_err(),
+            "no panic on an infinite number"
+        );
+    }
+
+    #[test]
+    fn the_rule_of_the_kinds_is_the_pattern_the_issuer_rules_use() {
+        assert_eq!(
+            DURATION_RULE,
+            format!("self.matches('{DURATION_PATTERN}')"),
+            "one pattern"
+        );
+    }
 }

@@ -164,12 +164,16 @@ pub struct RateLimit {
 
     /// Length of the rolling window, as a duration such as `3h` or `168h`.
     #[schemars(length(max = 32))]
+    #[serde(deserialize_with = "crate::common::read_duration")]
     pub window: Duration,
 }
 
 /// CEL rule: the window of the limit `field`, when set, is a duration.
 fn window_rule(field: &str) -> String {
-    format!("!has(self.{field}) || self.{field}.window.matches('^([0-9]+(h|m|s|ms))+$')")
+    format!(
+        "!has(self.{field}) || self.{field}.window.matches('{}')",
+        crate::common::DURATION_PATTERN
+    )
 }
 
 fn rate(limit: u32, hours: u64) -> RateLimit {

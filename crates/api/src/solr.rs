@@ -86,7 +86,11 @@ pub struct SolrIndexSpec {
     /// How long the collection the alias left behind is kept (so the index can go back to it)
     /// before it is deleted, as a duration such as `168h`. Leave it out for the operator's
     /// default (`--solr-keep-previous`, 7 days).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::common::read_optional_duration"
+    )]
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new(DURATION_RULE).message(
         "spec.keepPreviousFor: must be a duration in hours, minutes or seconds, e.g. 168h"

@@ -77,7 +77,11 @@ pub struct MigrationPlanSpec {
 
     /// How long a moved site's data is kept on the old pool, as a duration such as `168h`,
     /// in case it has to go back. Leave it out for 168h (a week).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::common::read_optional_duration"
+    )]
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new(DURATION_RULE).message(
         "spec.retention: must be a duration in hours, minutes or seconds, e.g. 168h"
@@ -86,7 +90,11 @@ pub struct MigrationPlanSpec {
 
     /// How long a changed site may take to become Ready before it is put back as it was, as
     /// a duration such as `10m`. Leave it out for 10 minutes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::common::read_optional_duration"
+    )]
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new(DURATION_RULE).message(
         "spec.verifyTimeout: must be a duration in hours, minutes or seconds, e.g. 10m"
@@ -166,7 +174,11 @@ pub struct ReleaseRolloutSpec {
 
     /// How long a changed site may take to become Ready before it is put back as it was, as
     /// a duration such as `10m`. Leave it out for 10 minutes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::common::read_optional_duration"
+    )]
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new(DURATION_RULE).message(
         "spec.verifyTimeout: must be a duration in hours, minutes or seconds, e.g. 10m"

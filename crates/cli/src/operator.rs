@@ -271,7 +271,7 @@ fn egress(args: &RunArgs) -> anyhow::Result<mutu_model::egress::Egress> {
 
 /// A duration such as `90s`, `2m`, `1h30m` or `500ms`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    text.parse::<kube::core::Duration>()
+    mutu_api::common::parse_duration(text)
         .map(std::time::Duration::from)
         .map_err(|e| format!("{e}; write a duration such as 2s, 5m or 1h"))
 }

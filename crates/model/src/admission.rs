@@ -74,16 +74,20 @@ pub fn refusals(
     // Borrowed, never cloned: this runs on every reconcile, over the whole fleet.
     let all = || all.iter().map(|s| s.borrow());
     let ns = site.namespace().unwrap_or_default();
+    let mut out = Vec::new();
+    if let Some(problem) = crate::names::site_name_problem(&site.name_any()) {
+        out.push(refuse("InvalidName", None, problem));
+    }
     let Some(tenant) = tenant else {
-        return vec![refuse(
+        out.push(refuse(
             "NoTenant",
             None,
             format!(
                 "namespace {ns} is not the namespace of a MemberTenant; create sites in the member's namespace (tenant-<member>)"
             ),
-        )];
+        ));
+        return out;
     };
-    let mut out = Vec::new();
     let product = &site.spec.product;
     if !catalog.contains_key(product) {
         let known: Vec<&str> = catalog.keys().map(String::as_str).collect();

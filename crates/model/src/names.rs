@@ -7,6 +7,46 @@ use mutu_api::common::stable_hash;
 /// Longest name of most objects (a DNS label): Jobs, Services, volume claims.
 pub const MAX_NAME: usize = 63;
 
+/// Longest site name: every name mutu derives from it must stay a DNS label, the
+/// longest being its nightly pack Job `<site>-pack-YYYYMMDD` (14 more).
+pub const MAX_SITE_NAME: usize = MAX_NAME - "-pack-YYYYMMDD".len();
+
+/// Endings a site name may not have: the site's instances' Service is named after
+/// the site, so a site `S-zeo` (or `S-offline`) would take the Service of site `S`'s
+/// ZEO server (or of its maintenance page).
+pub const RESERVED_SITE_SUFFIXES: [&str; 2] = ["-zeo", "-offline"];
+
+/// Why `name` cannot name a site, with what to change; `None` when it can. A site
+/// names its Services, which must be RFC 1035 labels (starting with a letter), and
+/// its other children, which must not meet another site's.
+pub fn site_name_problem(name: &str) -> Option<String> {
+    let bytes = name.as_bytes();
+    let label = !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.last() != Some(&b'-');
+    if !label || !bytes[0].is_ascii_lowercase() {
+        return Some(format!(
+            "metadata.name: {name:?} cannot name a site: it names the site's Services, so it must start with a lower-case letter and hold only lower-case letters, digits and '-' (not at its end), e.g. web-1"
+        ));
+    }
+    if name.len() > MAX_SITE_NAME {
+        return Some(format!(
+            "metadata.name: {name:?} is {} characters long; a site's name has at most {MAX_SITE_NAME}, so that the names mutu derives from it fit",
+            name.len()
+        ));
+    }
+    if let Some(suffix) = RESERVED_SITE_SUFFIXES.iter().find(|s| name.ends_with(*s)) {
+        let stem = &name[..name.len() - suffix.len()];
+        return Some(format!(
+            "metadata.name: {name:?} ends with {suffix:?}, which names a Service of site {stem:?}; choose a name that does not end with {}",
+            RESERVED_SITE_SUFFIXES.join(" or ")
+        ));
+    }
+    None
+}
+
 /// The image of a product's release: its instances, its Jobs, and what a
 /// rollout checks its pods run.
 pub fn release_image(product_image: &str, release: &str) -> String {
@@ -122,6 +162,45 @@ mod tests {
         );
         assert_eq!(tls_secret("delib"), "delib-tls");
         assert_eq!(create_job("delib"), "delib-create");
+    }
+
+    #[test]
+    fn a_site_name_must_start_with_a_letter_fit_and_not_end_like_a_service() {
+        for ok in [
+            "delib",
+            "web-1",
+            "a",
+            "zeo",
+            "my-zeo-site",
+            &"s".repeat(MAX_SITE_NAME),
+        ] {
+            assert_eq!(site_name_problem(ok), None, "{ok}");
+        }
+        for (bad, says) in [
+            ("1web", "start with a lower-case letter"),
+            ("Web", "start with a lower-case letter"),
+            ("web-", "not at its end"),
+            ("", "start with a lower-case letter"),
+            ("web.mons", "start with a lower-case letter"),
+            ("delib-zeo", "names a Service of site \"delib\""),
+            ("delib-offline", "names a Service of site \"delib\""),
+            (&"s".repeat(MAX_SITE_NAME + 1), "characters long"),
+        ] {
+            let problem = site_name_problem(bad);
+            assert!(
+                problem.as_ref().is_some_and(|p| p.contains(says)),
+                "{bad}: {problem:?}"
+            );
+        }
+        assert_eq!(
+            pack_job_len(),
+            MAX_NAME,
+            "the longest child of the longest name fits"
+        );
+    }
+
+    fn pack_job_len() -> usize {
+        format!("{}-pack-20261207", "s".repeat(MAX_SITE_NAME)).len()
     }
 
     #[test]

@@ -127,6 +127,12 @@ pub fn problems(
                 "spec.siteName: {name:?} cannot name a site; use lower-case letters, digits and '-', at most {MAX_SITE_NAME} characters, e.g. web"
             ),
         ));
+    } else if let Some(problem) = crate::names::site_name_problem(&name) {
+        out.push(Problem::new(
+            "InvalidSiteName",
+            Some(name.clone()),
+            problem.replacen("metadata.name", "spec.siteName", 1),
+        ));
     } else if existing.is_some() {
         out.push(Problem::new(
             "SiteNameTaken",
@@ -160,7 +166,9 @@ pub fn problems(
             // The request comes after every site that exists: an existing site
             // keeps its hostnames and its place in the entitlement.
             candidate.metadata.creation_timestamp = Some(Time(Timestamp::MAX));
-            for refusal in admission::refusals(&candidate, view.tenant, view.catalog, view.sites) {
+            let refusals = admission::refusals(&candidate, view.tenant, view.catalog, view.sites);
+            // The site's name is the request's `spec.siteName`, said above as InvalidSiteName.
+            for refusal in refusals.into_iter().filter(|r| r.reason != "InvalidName") {
                 out.push(Problem::new(
                     refusal.reason,
                     refusal.subject,

@@ -393,9 +393,9 @@ pub fn events_table(out: &mut String, now: Timestamp, events: &[EventLine]) {
 
 /// `--timeout`: a duration as Kubernetes writes them (`90s`, `10m`, `1h30m`).
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    text.parse::<kube::core::Duration>()
+    mutu_api::common::parse_duration(text)
         .map(Duration::from)
-        .map_err(|e| format!("{text:?} is not a duration such as 90s, 10m or 1h30m: {e}"))
+        .map_err(|e| format!("{e}: write a duration such as 90s, 10m or 1h30m"))
 }
 
 /// Polls `step` every `every` until it gives a value, an error, or `timeout` passes
