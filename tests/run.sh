@@ -13,6 +13,14 @@ started=$(date +%s)
 
 tests/setup.sh
 
+# Every fault scenario that passes is recorded here (mutu_e2e::fault_scenario_passed), then
+# counted at the end: fewer than this many is a failure (a scenario that stopped running
+# would go unnoticed otherwise).
+fault_scenarios_at_least=30
+export MUTU_FAULT_LOG="$root/.mutu/test-faults.log"
+mkdir -p "$root/.mutu"
+: >"$MUTU_FAULT_LOG"
+
 echo "==> unit tests"
 cargo test --locked --workspace --exclude mutu-e2e
 
@@ -62,10 +70,12 @@ eval "$("$mutu" dev env --dir "$state" --api-port "$port")"
 export KUBECONFIG MUTU_ACME_SOLVER_ADDR
 # Where this control plane lives, for the tests that stop and restart a part of it.
 export MUTU_DEV_DIR="$state" MUTU_DEV_API_PORT="$port"
-# Helm and promtool, for the chart's tests (built once and cached).
+# Helm and promtool, for the chart's tests, and Toxiproxy, for the slow API
+# server's (built once and cached).
 MUTU_HELM="$(bash tests/cluster/tool.sh helm | tail -n 1)"
 MUTU_PROMTOOL="$(bash tests/cluster/tool.sh promtool | tail -n 1)"
-export MUTU_HELM MUTU_PROMTOOL
+MUTU_TOXIPROXY="$(bash tests/cluster/tool.sh toxiproxy | tail -n 1)"
+export MUTU_HELM MUTU_PROMTOOL MUTU_TOXIPROXY
 export MUTU_AXE_JS="${MUTU_CACHE:-$HOME/.cache/mutu}/axe-core-$(sed -n 's/^axe_version=//p' tests/setup.sh)/node_modules/axe-core/axe.min.js"
 # kubectl of the cluster's own release (built with it), ahead of any other.
 PATH="$(bash tests/cluster/build.sh 2>/dev/null | tail -n 1):$PATH"
@@ -152,6 +162,15 @@ if ! cargo test --locked -p mutu-e2e --test real_nodes -- --test-threads=2 \
    || ! cargo test --locked -p mutu-e2e --test real_nodes_chart -- --test-threads=1; then
   echo "--- last lines of the operator log ($real_state/logs/operator.log):"
   tail -n 40 "$real_state/logs/operator.log"
+  exit 1
+fi
+
+echo "==> fault scenarios that passed (log: $MUTU_FAULT_LOG):"
+sort -u "$MUTU_FAULT_LOG" | awk '{ printf "  %2d  %s\n", NR, $0 }'
+fault_scenarios=$(sort -u "$MUTU_FAULT_LOG" | wc -l)
+echo "    $fault_scenarios fault scenarios passed"
+if [ "$fault_scenarios" -lt "$fault_scenarios_at_least" ]; then
+  echo "--- fewer than $fault_scenarios_at_least fault scenarios passed: one stopped running"
   exit 1
 fi
 

@@ -12,6 +12,9 @@ command -v mvn >/dev/null || missing+=(maven)
 # The portal's browser tests: a headless Chromium and its WebDriver server.
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# The ACME fault test's injector in front of Pebble (tests/e2e/tests/acme_faults.rs): nginx,
+# run by the test itself on a loopback port (Debian puts it in /usr/sbin).
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 # Real nodes (`mutu dev up --nodes real`): network namespaces and forwarders,
 # the firewall tools of kube-proxy and kube-router, the CNI plugins, runc's
 # seccomp library, and umoci and debootstrap to make images without a registry.
@@ -30,6 +33,12 @@ command -v cargo >/dev/null || { echo "cargo (Rust) is required: https://rustup.
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} with apt-get" >&2
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >&2
+  # Debian starts a freshly installed nginx on port 80 of every address: the tests run their
+  # own on loopback, so that one goes.
+  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+    { command -v service >/dev/null && service nginx stop; } >/dev/null 2>&1 || true
+    /usr/sbin/nginx -s stop >/dev/null 2>&1 || true
+  fi
 fi
 # cargo's incremental caches grow with every build of every checkout and are
 # only an accelerator: past 15 GB they go, and the next build recreates them.

@@ -80,34 +80,102 @@ impl From<instant_acme::Error> for AcmeError {
 /// The key of an ACME account Secret.
 pub const ACCOUNT_KEY: &str = "tls.key";
 
-/// The HTTP client of an issuer: trusting only its CA bundle when it has one,
-/// the system's roots otherwise.
-fn http_client(ca_bundle: Option<&str>) -> Result<Option<Box<dyn HttpClient>>, AcmeError> {
-    let Some(pem) = ca_bundle else {
-        return Ok(None);
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in
-        pki::pem_certs(pem).map_err(|e| AcmeError::Config(format!("spec.acme.caBundle: {e}")))?
-    {
-        roots
-            .add(cert)
-            .map_err(|e| AcmeError::Config(format!("spec.acme.caBundle: {e}")))?;
+/// The latest `Retry-After` an ACME server gave an issuer's account with a 429 or 503 answer:
+/// instant-acme hands over a refusal's problem document, not its headers, so the issuer's HTTP
+/// client ([`Watched`]) keeps the time here for the step that met the refusal.
+#[derive(Default)]
+pub struct RetryHint(std::sync::Mutex<Option<std::time::SystemTime>>);
+
+impl RetryHint {
+    fn set(&self, at: std::time::SystemTime) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| AcmeError::Config(format!("TLS settings: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .build();
+
+    /// The time the server last asked to wait until, if it is still ahead.
+    pub fn ahead(&self) -> Option<std::time::SystemTime> {
+        let at = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        at.filter(|at| *at > std::time::SystemTime::now())
+    }
+}
+
+/// `Retry-After` (RFC 9110): a number of seconds, or an HTTP date.
+fn retry_after(value: &str) -> Option<std::time::SystemTime> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return std::time::SystemTime::now().checked_add(std::time::Duration::from_secs(seconds));
+    }
+    let at = k8s_openapi::jiff::fmt::rfc2822::parse(value).ok()?;
+    Some(std::time::SystemTime::from(at.timestamp()))
+}
+
+/// An issuer's HTTP client that remembers the `Retry-After` of the server's 429 and 503 answers.
+struct Watched {
+    inner: Box<dyn HttpClient>,
+    hint: Arc<RetryHint>,
+}
+
+impl HttpClient for Watched {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<Bytes>>,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<instant_acme::BytesResponse, instant_acme::Error>> + Send>,
+    > {
+        let answer = self.inner.request(req);
+        let hint = self.hint.clone();
+        Box::pin(async move {
+            let rsp = answer.await?;
+            if matches!(rsp.parts.status.as_u16(), 429 | 503)
+                && let Some(at) = rsp
+                    .parts
+                    .headers
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(retry_after)
+            {
+                hint.set(at);
+            }
+            Ok(rsp)
+        })
+    }
+}
+
+/// The HTTP client of an issuer: trusting only its CA bundle when it has one,
+/// the system's roots otherwise; it keeps the server's `Retry-After` in `hint`.
+fn http_client(
+    ca_bundle: Option<&str>,
+    hint: Arc<RetryHint>,
+) -> Result<Box<dyn HttpClient>, AcmeError> {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match ca_bundle {
+        None => builder
+            .try_with_platform_verifier()
+            .map_err(|e| AcmeError::Config(format!("the system's TLS roots: {e}")))?,
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in pki::pem_certs(pem)
+                .map_err(|e| AcmeError::Config(format!("spec.acme.caBundle: {e}")))?
+            {
+                roots
+                    .add(cert)
+                    .map_err(|e| AcmeError::Config(format!("spec.acme.caBundle: {e}")))?;
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| AcmeError::Config(format!("TLS settings: {e}")))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            builder.with_tls_config(tls)
+        }
+    };
+    let connector = builder.https_only().enable_http1().build();
     let client: HyperClient<_, BodyWrapper<Bytes>> =
         HyperClient::builder(TokioExecutor::new()).build(connector);
-    Ok(Some(Box::new(client)))
+    Ok(Box::new(Watched {
+        inner: Box::new(client),
+        hint,
+    }))
 }
 
 /// The ACME accounts of the issuers, registered once per process and issuer
@@ -115,6 +183,8 @@ fn http_client(ca_bundle: Option<&str>) -> Result<Option<Box<dyn HttpClient>>, A
 #[derive(Default)]
 pub struct Accounts {
     cache: tokio::sync::Mutex<HashMap<String, (String, Account)>>,
+    /// Per issuer, the `Retry-After` its server last gave.
+    hints: std::sync::Mutex<HashMap<String, Arc<RetryHint>>>,
     /// Directory URL prefixes the operator may talk to; any when empty.
     allowed: Vec<String>,
 }
@@ -123,8 +193,19 @@ impl Accounts {
     pub fn new(allowed: Vec<String>) -> Self {
         Self {
             cache: Default::default(),
+            hints: Default::default(),
             allowed,
         }
+    }
+
+    /// Where issuer `name`'s HTTP client keeps its server's `Retry-After`.
+    pub fn hint(&self, name: &str) -> Arc<RetryHint> {
+        self.hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
     }
 
     /// The account of issuer `name`, registering it (or finding it again from
@@ -177,10 +258,8 @@ impl Accounts {
                 spec.account_key_secret_ref.name
             ))
         })?;
-        let builder = match http_client(spec.ca_bundle.as_deref())? {
-            Some(http) => Account::builder_with_http(http),
-            None => Account::builder()?,
-        };
+        let builder =
+            Account::builder_with_http(http_client(spec.ca_bundle.as_deref(), self.hint(name))?);
         let (account, _) = builder
             .create_from_key(
                 (
@@ -361,4 +440,32 @@ pub async fn validate(order: &mut instant_acme::Order) -> Result<(), AcmeError> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = SystemTime::now();
+        let in_two = retry_after("2").unwrap_or(now);
+        assert!(in_two >= now + Duration::from_secs(1) && in_two <= now + Duration::from_secs(3));
+        let dated = retry_after("Fri, 31 Dec 2100 23:59:59 GMT").map(|t| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default()
+        });
+        assert_eq!(dated, Some(4_133_980_799));
+        assert_eq!(retry_after("soon"), None);
+
+        let hint = RetryHint::default();
+        assert_eq!(hint.ahead(), None);
+        hint.set(now - Duration::from_secs(1));
+        assert_eq!(hint.ahead(), None, "a time gone by asks nothing");
+        hint.set(in_two);
+        assert_eq!(hint.ahead(), Some(in_two));
+    }
 }

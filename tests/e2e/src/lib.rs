@@ -31,6 +31,33 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Records that the fault scenario `name` ran and every check of it passed, in the file
+/// `MUTU_FAULT_LOG` names (`tests/run.sh` sets it, counts the scenarios at the end, prints them
+/// and fails when fewer than it expects passed). A test calls it after its checks, once per
+/// fault it injected; without `MUTU_FAULT_LOG` it only prints the name.
+pub fn fault_scenario_passed(name: &str) {
+    use std::io::Write;
+    let binary = std::env::args()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .map(|f| f.split('-').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let line = format!("{binary}: {name}");
+    println!("fault scenario passed: {line}");
+    let Some(path) = std::env::var_os("MUTU_FAULT_LOG") else {
+        return;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    if let Err(e) = written {
+        panic!("cannot record fault scenario {name} in {path:?}: {e}");
+    }
+}
+
 /// Result of one kubectl run.
 pub struct Kubectl {
     pub success: bool,

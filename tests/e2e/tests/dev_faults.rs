@@ -80,6 +80,10 @@ async fn the_scheduler_and_controller_manager_restart_and_a_node_goes_not_ready_
         );
     }
     a_site_comes_up(&client, &product, "faults").await?;
+    mutu_e2e::fault_scenario_passed("kube-scheduler restarted: a new site is scheduled and Ready");
+    mutu_e2e::fault_scenario_passed(
+        "kube-controller-manager restarted: a new site's pods come and it is Ready",
+    );
 
     // Stopping what is stopped, or starting what runs, is harmless.
     let out = dev(&["start", "scheduler"])?;
@@ -171,7 +175,14 @@ async fn after_the_api_server_and_etcd_restart_the_watches_mend_and_new_sites_co
     restart_and_watches_mend("kube-apiserver", true).await?;
     restart_and_watches_mend("etcd", false).await?;
     let client = testing::client().await?;
-    a_site_comes_up(&client, &product, "after-restarts").await
+    a_site_comes_up(&client, &product, "after-restarts").await?;
+    mutu_e2e::fault_scenario_passed(
+        "API server restarted: every watch expires (410 Gone), lists anew, and a new site is Ready",
+    );
+    mutu_e2e::fault_scenario_passed(
+        "etcd restarted: every watch delivers again and a new site is Ready",
+    );
+    Ok(())
 }
 
 /// Whether the process `pid` still runs (a zombie does not).
@@ -269,6 +280,9 @@ async fn the_fleet_benchmark_stopped_by_sigterm_stops_what_it_started() -> anyho
         )
         .collect();
     assert!(left.is_empty(), "still running: {left:?}\n{output}");
+    mutu_e2e::fault_scenario_passed(
+        "the fleet benchmark stopped by SIGTERM: it stops the control plane it started",
+    );
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

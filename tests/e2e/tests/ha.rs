@@ -215,6 +215,9 @@ async fn only_the_leader_works_and_the_standby_takes_over_without_redoing_or_los
     );
     // New work is done: nothing was lost with the old leader.
     member_with_site(&client, "ha2", serde_json::json!({}), TIMEOUT).await?;
+    mutu_e2e::fault_scenario_passed(
+        "the leader SIGKILLed: the standby takes over within a lease, redoes nothing, loses nothing",
+    );
 
     // A clean stop hands the Lease over at once, not after a lease duration.
     let c = operator(&plane, "c", pc)?;
@@ -234,6 +237,9 @@ async fn only_the_leader_works_and_the_standby_takes_over_without_redoing_or_los
     assert!(holder(&leases).await?.0.starts_with("c-"));
     let log = std::fs::read_to_string(plane.dir.join("operator-b.log"))?;
     assert!(log.contains("lease released"), "b's log:\n{log}");
+    mutu_e2e::fault_scenario_passed(
+        "the leader stopped by SIGTERM: the Lease changes hands at once",
+    );
 
     // The leader frozen (SIGSTOP) past its Lease: the standby takes over and
     // does new work; the old leader, resumed, writes nothing (its writes are
@@ -289,6 +295,9 @@ async fn only_the_leader_works_and_the_standby_takes_over_without_redoing_or_los
         .count();
     eprintln!("the resumed old leader stopped; writes it did not send: {refused}");
     assert!(leads(pd).await, "d leads");
+    mutu_e2e::fault_scenario_passed(
+        "the leader frozen (SIGSTOP) past its Lease, then resumed: it sends no write and steps down",
+    );
     drop(d);
     let _ = Path::new(&plane.dir);
     Ok(())

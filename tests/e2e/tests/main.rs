@@ -1,6 +1,7 @@
 //! End-to-end tests against the real local control plane (`make test` starts it
 //! and sets KUBECONFIG). Each test works in a namespace of its own.
 
+mod acme_faults;
 mod acme_server;
 mod api;
 mod backup;

@@ -346,6 +346,9 @@ async fn scenario(client: &Client) -> anyhow::Result<()> {
             "{name}"
         );
     }
+    mutu_e2e::fault_scenario_passed(
+        "operator SIGKILL mid-migration (30 sites): no site redone, lost or left in maintenance",
+    );
     api.delete(&plan, &DeleteParams::default()).await?;
 
     // A site whose servers never become ready on the frontend pool goes back.
@@ -430,6 +433,9 @@ async fn scenario(client: &Client) -> anyhow::Result<()> {
     assert_eq!(superseded(&first), Some(volume.clone()));
     let back = claims.get("data-x-frontend-unready-zeo-0").await?;
     assert_eq!(superseded(&back), None, "rolled back: its data lives there");
+    mutu_e2e::fault_scenario_passed(
+        "a migrated site that never becomes Ready goes back to its pool and its data",
+    );
     recreated_site_finds_its_data_and_retention_keeps_it(client, &ns2, &product, &volume, &plan2)
         .await?;
     api.delete(&plan2, &DeleteParams::default()).await?;
@@ -613,6 +619,9 @@ async fn a_plan_deleted_midway_finishes_its_site_in_flight_and_puts_its_nodes_ba
         .map(|b| format!("{plan}-{b}"))
         .collect();
     assert_eq!(made, expected, "the plan's backups of a and b, none of c");
+    mutu_e2e::fault_scenario_passed(
+        "a MigrationPlan deleted mid-way: its site in flight finishes, its nodes are uncordoned",
+    );
     Ok(())
 }
 

@@ -440,5 +440,8 @@ async fn a_release_whose_health_check_fails_stays_unready_and_the_previous_relea
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     mutu_e2e::real::free(&[&ns]);
+    mutu_e2e::fault_scenario_passed(
+        "a release whose health check fails on real nodes: unready, the previous release serves",
+    );
     Ok(())
 }

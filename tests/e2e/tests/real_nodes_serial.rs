@@ -107,7 +107,7 @@ async fn a_backup_and_a_restore_survive_the_operator_killed_at_every_step() -> a
     // The backup, the operator killed after each of its stages.
     backup_site(&client, &ns, "before", "kill").await?;
     let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
-    let stages = complete_through_kills("Backup before", || async {
+    let backup_stages = complete_through_kills("Backup before", || async {
         Ok(backups
             .get("before")
             .await?
@@ -116,7 +116,7 @@ async fn a_backup_and_a_restore_survive_the_operator_killed_at_every_step() -> a
             .conditions)
     })
     .await?;
-    assert!(!stages.is_empty(), "no stage of the backup seen");
+    assert!(!backup_stages.is_empty(), "no stage of the backup seen");
     assert_eq!(
         jobs(&client, &ns, "backup-").await?,
         [("backup-before".to_string(), 1)],
@@ -181,6 +181,16 @@ async fn a_backup_and_a_restore_survive_the_operator_killed_at_every_step() -> a
     ] {
         let found = solr.select(&alias, &[("q", q), ("rows", "0")]).await?;
         assert_eq!(found["response"]["numFound"], want, "{q} in {alias}");
+    }
+    for stage in &backup_stages {
+        mutu_e2e::fault_scenario_passed(&format!(
+            "operator SIGKILL after the backup's step {stage}: the backup ran once and holds the site's content"
+        ));
+    }
+    for stage in &stages {
+        mutu_e2e::fault_scenario_passed(&format!(
+            "operator SIGKILL after the restore's step {stage}: it ran once and the site is back as at the backup"
+        ));
     }
     mutu_e2e::real::free(&[&ns]);
     Ok(())

@@ -169,6 +169,9 @@ async fn a_rollout_upgrades_the_sites_in_waves_and_puts_back_the_one_whose_upgra
     }
 
     api.delete(&rollout, &DeleteParams::default()).await?;
+    mutu_e2e::fault_scenario_passed(
+        "a rollout whose upgrade Job fails on one site: that site is put back on its release, the others go on",
+    );
     Ok(())
 }
 
@@ -251,6 +254,9 @@ async fn the_failure_threshold_halts_a_rollout_and_paused_holds_one() -> anyhow:
         );
     }
     api.delete(&rollout, &DeleteParams::default()).await?;
+    mutu_e2e::fault_scenario_passed(
+        "failures reaching a rollout's threshold halt it; a paused rollout holds",
+    );
     Ok(())
 }
 
@@ -385,5 +391,8 @@ async fn one_holder_at_a_time_a_restore_and_a_rollout_wait_for_the_site_and_for_
     })
     .await?;
     api.delete(&rollout, &DeleteParams::default()).await?;
+    mutu_e2e::fault_scenario_passed(
+        "a Restore and a rollout on one site at once: one holder at a time, each waits",
+    );
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! quiet period nor from a freshly restarted operator.
 
 mod dev_faults;
+mod node_lost;
+mod slow_api;
 
 use std::time::Duration;
 
@@ -109,6 +111,9 @@ async fn a_malformed_tenant_does_not_stop_the_controller() -> anyhow::Result<()>
         assert!(
             sum_samples(&metrics, "mutu_reconciles_total", "result=\"invalid\"") >= 1,
             "the malformed object is counted"
+        );
+        mutu_e2e::fault_scenario_passed(
+            "a malformed object stored before a schema change: the controller goes on",
         );
         anyhow::Ok(())
     };
@@ -399,6 +404,9 @@ async fn an_operator_killed_during_an_acme_order_resumes_it_without_a_second_ord
         left, 0,
         "the challenge route is gone once the order completed"
     );
+    mutu_e2e::fault_scenario_passed(
+        "operator SIGKILL during an ACME order: resumed, no second order",
+    );
     Ok(())
 }
 
@@ -486,6 +494,9 @@ async fn an_index_created_while_solr_is_down_is_degraded_then_recovers_without_a
         .filter(|c| c.starts_with(&format!("{ns}.delib")))
         .collect();
     assert_eq!(ours, vec![collection]);
+    mutu_e2e::fault_scenario_passed(
+        "Solr down while an index is created: degraded, then recovered, no duplicate collection",
+    );
     api.delete("delib", &DeleteParams::default()).await?;
     Ok(())
 }

@@ -231,6 +231,71 @@ async fn sites_outside_the_entitlements_or_domains_are_refused_and_serve_nothing
     Ok(())
 }
 
+/// A site whose name would name another site's Service (`delib-zeo` is the
+/// Service of site `delib`'s ZEO server), or an invalid Service (`1web`), is
+/// refused with what to change, and takes nothing from the first site.
+#[tokio::test]
+async fn a_site_named_like_another_sites_zeo_server_or_after_a_digit_is_refused_and_takes_nothing()
+-> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let (product, ns, domain) = member_with_product(&client, "name", 3).await?;
+    create_site(
+        &client,
+        site_json(&ns, "delib", &product, &[format!("delib.{domain}")]),
+    )
+    .await?;
+    wait_site_condition(&client, &ns, "delib", "Ready", "True", None, TIMEOUT).await?;
+    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &ns);
+    let zeo_selector = |s: k8s_openapi::api::core::v1::Service| {
+        s.spec.and_then(|s| s.selector).unwrap_or_default()
+    };
+    let before = zeo_selector(services.get("delib-zeo").await?);
+
+    for (name, says) in [
+        ("delib-zeo", "names a Service of site \"delib\""),
+        ("1web", "must start with a lower-case letter"),
+    ] {
+        create_site(
+            &client,
+            site_json(&ns, name, &product, &[format!("{name}.{domain}")]),
+        )
+        .await?;
+        let site = wait_site_condition(
+            &client,
+            &ns,
+            name,
+            "Ready",
+            "False",
+            Some("InvalidName"),
+            TIMEOUT,
+        )
+        .await?;
+        let message = site
+            .status
+            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.message)
+            .unwrap_or_default();
+        assert!(message.contains(says), "{name}: {message}");
+        assert!(
+            Api::<Deployment>::namespaced(client.clone(), &ns)
+                .get_opt(name)
+                .await?
+                .is_none(),
+            "refused site {name} must serve nothing"
+        );
+    }
+    // The ZEO server's Service still selects the first site's ZEO server, and it stays Ready.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = zeo_selector(services.get("delib-zeo").await?);
+    assert_eq!(after, before);
+    assert_eq!(
+        after.get("hosting.imio.be/site").map(String::as_str),
+        Some("delib")
+    );
+    wait_site_condition(&client, &ns, "delib", "Ready", "True", None, TIMEOUT).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_hostname_of_another_members_site_is_refused_to_the_later_site() -> anyhow::Result<()> {
     let client = testing::client().await?;
@@ -459,6 +524,9 @@ async fn a_failing_upgrade_leaves_the_previous_release_serving() -> anyhow::Resu
         ready.as_deref(),
         Some("True"),
         "the previous release keeps serving"
+    );
+    mutu_e2e::fault_scenario_passed(
+        "an upgrade Job that fails: the previous release keeps serving",
     );
     Ok(())
 }

@@ -348,6 +348,9 @@ async fn deleting_a_tenant_whose_namespace_is_already_gone_does_not_hang() -> an
         tenants.get_opt(&name).await.ok()?.is_none().then_some(())
     })
     .await?;
+    mutu_e2e::fault_scenario_passed(
+        "a tenant whose namespace was deleted behind mutu's back: its deletion completes",
+    );
     Ok(())
 }
 

@@ -51,6 +51,14 @@ pub(super) async fn acme_step(
         ControlFlow::Continue(account) => account,
         ControlFlow::Break(step) => return Ok(step),
     };
+    // The server asked the account to wait (`Retry-After` of a 429 or 503): no request before.
+    if let Some(until) = asked(t) {
+        return Ok(Step::Wait {
+            reason: "AcmeRetrying",
+            message: format!("the ACME server asked to wait until {until} (Retry-After)"),
+            after: to_std(until.duration_since(t.now)) + Duration::from_millis(50),
+        });
+    }
     // An order for other names (the spec changed during it) is abandoned.
     if order_for_other_names(status.order.as_ref(), &t.names) {
         cleanup_challenge(t.ctx, &t.ns, &t.name, &t.key).await?;
@@ -201,31 +209,65 @@ async fn send_order(
         Err(instant_acme::Error::Api(p)) => {
             // Refused: no order exists, so it does not count.
             t.ctx.data.budget.release(&t.issuer_name, &t.key, at);
-            Ok(ControlFlow::Break(order_refused(&p, t.now)))
+            Ok(ControlFlow::Break(order_refused(&p, t.now, asked(t))))
         }
         // Unknown outcome: the reservation stays counted.
         Err(e) => Err(AcmeError::from(e).into()),
     }
 }
 
-/// A failed step for an order the server refused; a rate-limit refusal waits
-/// for the time it names (an hour when it names none).
-fn order_refused(p: &Problem, now: Timestamp) -> Step {
+/// The time the issuer's ACME server last asked (with `Retry-After`) to wait until, if ahead.
+fn asked(t: &Target<'_>) -> Option<Timestamp> {
+    let at = t.ctx.data.accounts.hint(&t.issuer_name).ahead()?;
+    Timestamp::try_from(at).ok()
+}
+
+/// A failed step for an order the server refused, unless the refusal passes ([`passing`]).
+fn order_refused(p: &Problem, now: Timestamp, asked: Option<Timestamp>) -> Step {
+    passing(p, now, asked).unwrap_or_else(|| Step::Failed {
+        message: format!(
+            "the ACME server refused the order: {}",
+            acme::problem_text(p)
+        ),
+        until: None,
+    })
+}
+
+/// The wait after a refusal that records no failure: a [`acme::transient`] problem is tried
+/// again in seconds; a rate limit (`rateLimited`) waits until the time the server gives, in its
+/// message or its `Retry-After` (`asked`), an hour when it gives none. Any other refusal
+/// is a failure.
+fn passing(p: &Problem, now: Timestamp, asked: Option<Timestamp>) -> Option<Step> {
     if acme::transient(p) {
-        return try_again(p);
+        return Some(try_again(p));
     }
-    let text = acme::problem_text(p);
     let limited = p
         .r#type
         .as_deref()
         .is_some_and(|t| t.ends_with(":rateLimited"));
-    let until = limited.then(|| {
-        retry_after_in(p.detail.as_deref().unwrap_or_default())
-            .unwrap_or(now + SignedDuration::from_hours(1))
-    });
-    Step::Failed {
-        message: format!("the ACME server refused the order: {text}"),
-        until,
+    if !limited {
+        return None;
+    }
+    let until = retry_after_in(p.detail.as_deref().unwrap_or_default())
+        .or(asked)
+        .filter(|at| *at > now)
+        .unwrap_or(now + SignedDuration::from_hours(1));
+    Some(Step::Wait {
+        reason: "AcmeRetrying",
+        message: format!(
+            "the ACME server answered {}; trying again at {until}",
+            acme::problem_text(p)
+        ),
+        after: to_std(until.duration_since(now)) + Duration::from_millis(50),
+    })
+}
+
+/// A refusal met while the order moves on: a passing one waits ([`passing`]), any other fails
+/// the step.
+fn refused_midway(t: &Target<'_>, e: AcmeError) -> Result<Step, Error> {
+    match &e {
+        AcmeError::Refused(p) => passing(p, t.now, asked(t)).ok_or_else(|| e.into()),
+        _ => Err(e.into()),
     }
 }
 
@@ -282,8 +324,10 @@ async fn advance(
             if let Some(wait) = propagation_wait(since.elapsed(), delay, &hostnames) {
                 return Ok(wait);
             }
-            if to_validate > 0 {
-                acme::validate(order).await?;
+            if to_validate > 0
+                && let Err(e) = acme::validate(order).await
+            {
+                return refused_midway(t, e);
             }
             Ok(Step::Wait {
                 reason: "Validating",
@@ -297,7 +341,10 @@ async fn advance(
             after: Duration::from_secs(1),
         }),
         Progress::Ready => {
-            send_csr(t, order, secret).await?;
+            match send_csr(t, order, secret).await {
+                Err(Error::Acme(e)) => return refused_midway(t, e),
+                other => other?,
+            }
             finish(order, t, secret).await
         }
         Progress::Valid => finish(order, t, secret).await,
@@ -394,30 +441,69 @@ mod tests {
         }
     }
 
+    fn waits(step: Step) -> (&'static str, String, Duration) {
+        match step {
+            Step::Wait {
+                reason,
+                message,
+                after,
+            } => (reason, message, after),
+            _ => panic!("not a wait"),
+        }
+    }
+
+    /// A rate limit is no failure: it waits for the time the server gives, in its message,
+    /// else in its `Retry-After`, else an hour, and records nothing that would back off.
     #[test]
     fn a_rate_limited_order_waits_for_the_time_the_server_names() {
         let named = problem(serde_json::json!({
             "type": "urn:ietf:params:acme:error:rateLimited",
             "detail": "too many new orders, retry after 2026-12-01T10:00:00Z",
         }));
-        let (message, until) = failed(order_refused(&named, t(0)));
-        assert!(message.starts_with("the ACME server refused the order: "));
-        assert_eq!(
-            until.map(|u| u.to_string()),
-            Some("2026-12-01T10:00:00Z".into())
+        let now: Timestamp = "2026-12-01T09:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let (reason, message, after) = waits(order_refused(
+            &named,
+            now,
+            Some(now + SignedDuration::from_secs(5)),
+        ));
+        assert_eq!(reason, "AcmeRetrying");
+        assert!(
+            message.contains("trying again at 2026-12-01T10:00:00Z"),
+            "{message}"
         );
+        assert_eq!(after, Duration::from_secs(3600) + Duration::from_millis(50));
 
         let unnamed = problem(serde_json::json!({
             "type": "urn:ietf:params:acme:error:rateLimited",
             "detail": "slow down",
         }));
-        assert_eq!(failed(order_refused(&unnamed, t(0))).1, Some(t(3600)));
+        let (_, _, after) = waits(order_refused(&unnamed, t(0), Some(t(2))));
+        assert_eq!(
+            after,
+            Duration::from_millis(2050),
+            "the Retry-After it gave"
+        );
+        let (_, _, after) = waits(order_refused(&unnamed, t(0), None));
+        assert_eq!(after, Duration::from_secs(3600) + Duration::from_millis(50));
+        let (_, _, after) = waits(order_refused(&unnamed, t(10), Some(t(2))));
+        assert_eq!(
+            after,
+            Duration::from_secs(3600) + Duration::from_millis(50),
+            "a time gone by"
+        );
 
         let other = problem(serde_json::json!({
             "type": "urn:ietf:params:acme:error:rejectedIdentifier",
             "detail": "retry after 2026-12-01T10:00:00Z",
         }));
-        assert_eq!(failed(order_refused(&other, t(0))).1, None, "backs off");
+        assert_eq!(
+            failed(order_refused(&other, t(0), Some(t(2)))).1,
+            None,
+            "backs off"
+        );
+        assert!(passing(&other, t(0), Some(t(2))).is_none());
     }
 
     #[test]
@@ -428,7 +514,7 @@ mod tests {
                 "detail": "JWS has an invalid anti-replay nonce",
             }));
             assert!(acme::transient(&p), "{kind}");
-            match order_refused(&p, t(0)) {
+            match order_refused(&p, t(0), None) {
                 Step::Wait {
                     reason,
                     message,
