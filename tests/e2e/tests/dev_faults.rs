@@ -17,7 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `mutu dev ARGS` on this control plane (MUTU_DEV_DIR and MUTU_DEV_API_PORT
 /// name it); fails with its output when it fails.
-fn dev(args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn dev(args: &[&str]) -> anyhow::Result<String> {
     let mutu = plane::mutu_bin()?;
     let mut all = vec!["dev"];
     all.extend_from_slice(args);

@@ -14,28 +14,14 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use mutu_api::{Backup, PloneSite};
-use mutu_e2e::{member_with_site, plane};
+use mutu_e2e::member_with_site;
+
+use crate::dev_faults::dev;
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, eventually, wait_for};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// `mutu dev ARGS` on this control plane; fails with its output when it fails.
-fn dev(args: &[&str]) -> anyhow::Result<String> {
-    let mutu = plane::mutu_bin()?;
-    let mut all = vec!["dev"];
-    all.extend_from_slice(args);
-    let run = plane::run(&mutu, &all, None)?;
-    anyhow::ensure!(
-        run.success,
-        "mutu {}: {}{}",
-        all.join(" "),
-        run.stdout,
-        run.stderr
-    );
-    Ok(run.stderr)
-}
 
 fn condition(backup: &Backup, kind: &str) -> Option<String> {
     backup
