@@ -20,6 +20,7 @@ use mutu_e2e::{create_product, member_with_sites, restart_operator};
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, eventually, unique_name};
 use serde_json::json;
+mod plans_together;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 const PHYSICAL: &[&str] = &["--default-pool", "physical"];
