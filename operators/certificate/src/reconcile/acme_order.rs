@@ -65,7 +65,7 @@ pub(super) async fn acme_step(
         status.order = None;
     }
     let found = match status.order.clone() {
-        Some(rec) => resume_order(&account, &rec).await?,
+        Some(rec) => resume_order(t, &account, &rec).await?,
         None => place_order(t, &account, acme_spec, status, ready).await?,
     };
     let mut order = match found {
@@ -100,20 +100,20 @@ fn order_for_other_names(order: Option<&AcmeOrder>, names: &[String]) -> bool {
 }
 
 /// The order recorded in the status, read again from the ACME server.
-async fn resume_order(account: &Account, rec: &AcmeOrder) -> Next<Order> {
+async fn resume_order(t: &Target<'_>, account: &Account, rec: &AcmeOrder) -> Next<Order> {
     match account.order(rec.url.clone()).await {
         Ok(o) => Ok(ControlFlow::Continue(o)),
-        Err(instant_acme::Error::Api(p)) if acme::transient(&p) => {
-            Ok(ControlFlow::Break(try_again(&p)))
-        }
-        Err(instant_acme::Error::Api(p)) => Ok(ControlFlow::Break(Step::Failed {
-            message: format!(
-                "the order {} can no longer be read: {}",
-                rec.url,
-                acme::problem_text(&p)
-            ),
-            until: None,
-        })),
+        // A passing refusal waits; any other, the order is lost.
+        Err(instant_acme::Error::Api(p)) => Ok(ControlFlow::Break(
+            passing(&p, t.now, asked(t)).unwrap_or_else(|| Step::Failed {
+                message: format!(
+                    "the order {} can no longer be read: {}",
+                    rec.url,
+                    acme::problem_text(&p)
+                ),
+                until: None,
+            }),
+        )),
         Err(e) => Err(AcmeError::from(e).into()),
     }
 }
@@ -392,10 +392,12 @@ async fn finish(order: &mut Order, t: &Target<'_>, secret: Option<&Secret>) -> R
             });
         }
         Err(instant_acme::Error::Api(p)) => {
-            return Ok(Step::Failed {
-                message: acme::problem_text(&p),
-                until: None,
-            });
+            return Ok(
+                passing(&p, t.now, asked(t)).unwrap_or_else(|| Step::Failed {
+                    message: acme::problem_text(&p),
+                    until: None,
+                }),
+            );
         }
         Err(e) => return Err(AcmeError::from(e).into()),
     };
