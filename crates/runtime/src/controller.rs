@@ -70,6 +70,7 @@ pub struct Context<T> {
     /// Objects waiting for a reconcile (`mutu_queue_depth`).
     pub queue: Arc<Queue>,
     reported_invalid: Mutex<HashSet<String>>,
+    written: Written,
 }
 
 impl<T> Context<T> {
@@ -100,6 +101,7 @@ impl<T> Context<T> {
             settings,
             data,
             reported_invalid: Mutex::new(HashSet::new()),
+            written: Written::default(),
         }
     }
 
@@ -202,7 +204,7 @@ impl<T> Context<T> {
             + kube::core::object::HasStatus<Status = S>,
         S: serde::Serialize + crate::status::WithConditions,
     {
-        crate::status::write(
+        let written = crate::status::write_returning(
             api,
             obj,
             desired,
@@ -211,7 +213,61 @@ impl<T> Context<T> {
             &self.metrics,
             self.name,
         )
-        .await
+        .await?;
+        let Some(written) = written else {
+            return Ok(false);
+        };
+        // The API server stored a new version: until the cache shows it, the
+        // version read here is out of date.
+        if let Some(read) = obj.resource_version()
+            && written.resource_version().as_deref() != Some(read.as_str())
+        {
+            self.written.record(key_of(obj), read, Instant::now());
+        }
+        Ok(true)
+    }
+}
+
+/// How long a cache may lag behind a status write before the object is
+/// reconciled from it anyway (a watch that never delivers is relisted long
+/// before that).
+pub const WRITE_LAG_LIMIT: Duration = Duration::from_secs(30);
+
+/// Read your own writes: the version of each object a controller read just
+/// before it wrote that object's status. While the cache still holds that
+/// version, a reconcile would see the status as it was before the write (a
+/// step it recorded as done looks undone) and act on it again, e.g. make
+/// again a Job it has just deleted as finished. Such a reconcile is put off
+/// until the cache shows a later version (the write's watch event triggers it
+/// at once), at most [`WRITE_LAG_LIMIT`].
+#[derive(Default)]
+struct Written {
+    read: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl Written {
+    fn record(&self, key: String, version: String, at: Instant) {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.insert(key, (version, at));
+    }
+
+    /// Whether `version` of the object `key` is one read before a status
+    /// write of this controller: the cache has not caught up with the write.
+    fn lags(&self, key: &str, version: Option<&str>, now: Instant) -> bool {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        match read.get(key) {
+            None => false,
+            Some((before, at))
+                if Some(before.as_str()) == version
+                    && now.saturating_duration_since(*at) < WRITE_LAG_LIMIT =>
+            {
+                true
+            }
+            Some(_) => {
+                read.remove(key);
+                false
+            }
+        }
     }
 }
 
@@ -381,6 +437,19 @@ pub async fn run<K, T, F, Fut, E>(
                 Ok(obj) => {
                     let key = key_of(obj);
                     ctx.queue.started(&key);
+                    if ctx.written.lags(
+                        &key,
+                        obj.meta().resource_version.as_deref(),
+                        Instant::now(),
+                    ) {
+                        // The status write's own watch event reconciles it
+                        // again as soon as the cache has it.
+                        ctx.metrics
+                            .reconciles
+                            .get_or_create(&labels(ctx.name, Some(("result", "lagging"))))
+                            .inc();
+                        return Ok(Action::requeue(Duration::from_secs(2)));
+                    }
                     in_flight.inc();
                     let started = Instant::now();
                     let id = reconcile_id();
@@ -483,6 +552,25 @@ pub fn not_listed_yet() -> Action {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_reconcile_waits_for_the_cache_to_show_its_own_status_write() {
+        let written = Written::default();
+        let t0 = Instant::now();
+        assert!(!written.lags("ns/a", Some("10"), t0), "nothing written yet");
+        written.record("ns/a".into(), "10".into(), t0);
+        // The cache still holds the version the write was made over.
+        assert!(written.lags("ns/a", Some("10"), t0 + Duration::from_secs(1)));
+        assert!(!written.lags("ns/b", Some("10"), t0), "another object");
+        // Once the cache shows any other version, the object is reconciled,
+        // and the record is forgotten.
+        assert!(!written.lags("ns/a", Some("11"), t0 + Duration::from_secs(1)));
+        assert!(!written.lags("ns/a", Some("10"), t0 + Duration::from_secs(1)));
+        // A cache that never catches up holds nothing up past the limit.
+        written.record("ns/c".into(), "7".into(), t0);
+        assert!(written.lags("ns/c", Some("7"), t0 + WRITE_LAG_LIMIT / 2));
+        assert!(!written.lags("ns/c", Some("7"), t0 + WRITE_LAG_LIMIT));
+    }
+
     #[test]
     fn reconcile_ids_differ() {
         let a = super::reconcile_id();

@@ -42,6 +42,7 @@ where
         api, obj, current, desired, None, manager, metrics, controller,
     )
     .await
+    .map(|written| written.is_some())
 }
 
 /// [`apply_status`], with the object's `resourceVersion` as a precondition
@@ -57,7 +58,7 @@ async fn apply_status_at<K, S>(
     manager: &str,
     metrics: &Metrics,
     controller: &str,
-) -> Result<bool, kube::Error>
+) -> Result<Option<K>, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize,
@@ -68,7 +69,7 @@ where
         .map_err(kube::Error::SerdeError)?;
     let desired_value = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
     if current.as_ref() == Some(&desired_value) {
-        return Ok(false);
+        return Ok(None);
     }
     let mut body = json!({
         "apiVersion": K::api_version(&()),
@@ -78,14 +79,15 @@ where
     if let Some(version) = version {
         body["metadata"] = json!({ "resourceVersion": version });
     }
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(manager).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
     metrics.write(controller, "status", &K::kind(&()));
-    Ok(true)
+    Ok(Some(written))
 }
 
 /// A status with standard conditions (every mutu kind's status).
@@ -126,7 +128,7 @@ with_conditions!(
 pub async fn write<K, S>(
     api: &Api<K>,
     obj: &K,
-    mut desired: S,
+    desired: S,
     conds: &[Desired<'_>],
     manager: &str,
     metrics: &Metrics,
@@ -136,13 +138,33 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + HasStatus<Status = S>,
     S: Serialize + WithConditions,
 {
+    write_returning(api, obj, desired, conds, manager, metrics, controller)
+        .await
+        .map(|written| written.is_some())
+}
+
+/// [`write`], returning the object as the API server stored it when it wrote.
+pub async fn write_returning<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    mut desired: S,
+    conds: &[Desired<'_>],
+    manager: &str,
+    metrics: &Metrics,
+    controller: &str,
+) -> Result<Option<K>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + HasStatus<Status = S>,
+    S: Serialize + WithConditions,
+{
     let previous = obj.status().map(|s| s.conditions()).unwrap_or(&[]);
     *desired.conditions_mut() = conditions::merge(previous, conds, obj.meta().generation, now());
-    apply_status(
+    apply_status_at(
         api,
         obj,
         obj.status(),
         &desired,
+        None,
         manager,
         metrics,
         controller,
@@ -183,6 +205,6 @@ where
     .await
     {
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
-        other => other,
+        other => other.map(|written| written.is_some()),
     }
 }
