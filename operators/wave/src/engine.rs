@@ -646,13 +646,53 @@ async fn delete_old_volumes(
                 });
             }
         }
+        release_finished_pods(ctx, &p.namespace, &old).await?;
         p.reason = Some(plan::volume_deleted(&old, plan_ref.retention));
     }
     Ok(())
 }
 
-/// Why the volume claim `claim` of site `site` still holds data: a pod mounts it, or no
-/// claim supersedes it; `None` when it may go.
+/// Deletes the finished pods (of backup Jobs, say) that mount the deleted claim `claim`:
+/// they read nothing any more, but until they go the claim stays Terminating and its
+/// storage counts against the member's quota (the Jobs keep their records).
+async fn release_finished_pods(ctx: &Ctx, ns: &str, claim: &str) -> Result<(), Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client().clone(), ns);
+    let list = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(kube_err(format!("list the pods of {ns}")))?;
+    for pod in list.items.iter().filter(|pod| {
+        matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        ) && mounts(pod, claim)
+    }) {
+        let name = pod.name_any();
+        match pods.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => ctx.metrics.write(ctx.name, "delete", "Pod"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => {
+                return Err(Error::Kube {
+                    what: format!("delete the finished pod {ns}/{name} holding {claim}"),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `pod` mounts the volume claim `claim`.
+fn mounts(pod: &Pod, claim: &str) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .any(|c| c.claim_name == claim)
+}
+
+/// Why the volume claim `claim` of site `site` still holds data: a pod that has not
+/// finished mounts it, or no claim supersedes it; `None` when it may go.
 async fn holds_data(ctx: &Ctx, ns: &str, claim: &str) -> Result<Option<String>, Error> {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), ns);
     let what = format!("read the volume claim {ns}/{claim}");
@@ -673,13 +713,18 @@ async fn holds_data(ctx: &Ctx, ns: &str, claim: &str) -> Result<Option<String>, 
         .list(&kube::api::ListParams::default())
         .await
         .map_err(kube_err(format!("list the pods of {ns}")))?;
-    let mounted = list.items.iter().find(|pod| {
-        pod.spec
-            .iter()
-            .flat_map(|s| s.volumes.iter().flatten())
-            .filter_map(|v| v.persistent_volume_claim.as_ref())
-            .any(|c| c.claim_name == claim)
-    });
+    // A finished pod (a backup Job's, say) reads nothing any more.
+    let running = |pod: &&Pod| {
+        !matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+    };
+    let mounted = list
+        .items
+        .iter()
+        .filter(running)
+        .find(|pod| mounts(pod, claim));
     Ok(mounted.map(|pod| format!("pod {} mounts it", pod.name_any())))
 }
 

@@ -340,10 +340,12 @@ pub fn expired_volumes(
         if expiring(p, retention, now).is_none() {
             continue;
         }
-        if let Some(old) = p.origin_volume.take() {
-            if in_use(p).as_deref() == Some(old.as_str()) {
-                continue;
-            }
+        // Asked before it is forgotten: `in_use` may look at the volume the
+        // progress records.
+        let used = in_use(p);
+        if let Some(old) = p.origin_volume.take()
+            && used.as_deref() != Some(old.as_str())
+        {
             out.push((i, old));
         }
     }
@@ -707,6 +709,22 @@ mod tests {
             volume_deleted("v", Duration::from_secs(3600)),
             "moved; its old volume v was deleted after the plan's retention (1h)"
         );
+    }
+
+    #[test]
+    fn an_old_volume_kept_for_what_its_progress_records_is_not_deleted() {
+        // The engine keeps a volume a pod mounts, or one nothing supersedes,
+        // by looking at the volume the site's progress records: it must still
+        // be recorded when `in_use` is asked.
+        let now = time("2026-11-28T22:00:00Z");
+        let mut kept = site_at(SiteStep::Done);
+        kept.finished = Some(time("2026-11-28T20:00:00Z"));
+        kept.origin_volume = Some("data-delib-zeo-0".into());
+        let mut progress = vec![kept];
+        let in_use = |p: &SiteProgress| p.origin_volume.clone();
+        let gone = expired_volumes(&mut progress, Duration::from_secs(3600), &now, in_use);
+        assert_eq!(gone, []);
+        assert!(progress[0].origin_volume.is_none(), "forgotten, kept");
     }
 
     fn node(name: &str, pool: &str) -> std::sync::Arc<Node> {
