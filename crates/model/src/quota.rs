@@ -142,3 +142,124 @@ pub fn hard(
     );
     (hard, unknown)
 }
+
+/// Whether the member's quotas, as the API server counts them (`hard` and
+/// `used` of each ResourceQuota of its namespace), leave room for one more
+/// volume claim of `size` bytes. A quota whose usage is not counted yet is
+/// not judged (the API server still refuses the claim if it must). The error
+/// says what is missing and what a person can do about it.
+pub fn room_for_claim(
+    quotas: &[k8s_openapi::api::core::v1::ResourceQuota],
+    size: f64,
+) -> Result<(), String> {
+    for quota in quotas {
+        let name = quota.metadata.name.as_deref().unwrap_or_default();
+        let ns = quota.metadata.namespace.as_deref().unwrap_or_default();
+        let Some(status) = &quota.status else {
+            continue;
+        };
+        let (Some(hard), Some(used)) = (&status.hard, &status.used) else {
+            continue;
+        };
+        let value =
+            |map: &BTreeMap<String, Quantity>, key: &str| map.get(key).and_then(quantity::parse);
+        if let (Some(limit), Some(taken)) = (
+            value(hard, "requests.storage"),
+            value(used, "requests.storage"),
+        ) && taken + size > limit
+        {
+            return Err(format!(
+                "the storage quota {name} of namespace {ns} has {} left of {} ({} used), and the new volume needs {}: raise the member's spec.quota.storage (MemberTenant), or delete the volumes it no longer needs (`kubectl get pvc -n {ns}`: old volumes of earlier moves, claims still Terminating while finished pods hold them)",
+                human_bytes((limit - taken).max(0.0)),
+                human_bytes(limit),
+                human_bytes(taken),
+                human_bytes(size),
+            ));
+        }
+        if let (Some(limit), Some(taken)) = (
+            value(hard, "persistentvolumeclaims"),
+            value(used, "persistentvolumeclaims"),
+        ) && taken + 1.0 > limit
+        {
+            return Err(format!(
+                "the quota {name} of namespace {ns} allows {limit} volume claims and {taken} exist, and the move needs one more: raise it, or delete the claims the member no longer needs (`kubectl get pvc -n {ns}`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes for a person: whole GiB or MiB as a quota writes them.
+fn human_bytes(bytes: f64) -> String {
+    quantity::bytes(bytes).0
+}
+
+#[cfg(test)]
+mod room_tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ResourceQuota;
+
+    fn quota(hard: &[(&str, &str)], used: &[(&str, &str)]) -> ResourceQuota {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                .collect::<BTreeMap<_, _>>()
+        };
+        ResourceQuota {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("mutu-quota".into()),
+                namespace: Some("member-a".into()),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(k8s_openapi::api::core::v1::ResourceQuotaStatus {
+                hard: Some(map(hard)),
+                used: Some(map(used)),
+            }),
+        }
+    }
+
+    const GI: f64 = 1024.0 * 1024.0 * 1024.0;
+
+    #[test]
+    fn a_claim_fits_when_the_storage_left_holds_it() {
+        let q = quota(
+            &[("requests.storage", "30Gi")],
+            &[("requests.storage", "20Gi")],
+        );
+        assert_eq!(room_for_claim(std::slice::from_ref(&q), 10.0 * GI), Ok(()));
+        let Err(err) = room_for_claim(&[q], 11.0 * GI) else {
+            panic!("11Gi fit in 10Gi")
+        };
+        assert!(
+            err.contains("has 10Gi left of 30Gi (20Gi used)")
+                && err.contains("needs 11Gi")
+                && err.contains("spec.quota.storage"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_count_of_claims_is_checked_too() {
+        let q = quota(
+            &[("persistentvolumeclaims", "3"), ("requests.storage", "1Ti")],
+            &[("persistentvolumeclaims", "3"), ("requests.storage", "1Gi")],
+        );
+        let Err(err) = room_for_claim(&[q], GI) else {
+            panic!("a fourth claim fit in a quota of 3")
+        };
+        assert!(err.contains("allows 3 volume claims and 3 exist"), "{err}");
+    }
+
+    #[test]
+    fn a_quota_not_counted_yet_or_without_storage_is_not_judged() {
+        let mut uncounted = quota(&[("requests.storage", "1Gi")], &[]);
+        if let Some(status) = uncounted.status.as_mut() {
+            status.used = None;
+        }
+        let cpu_only = quota(&[("requests.cpu", "2")], &[("requests.cpu", "2")]);
+        assert_eq!(room_for_claim(&[uncounted, cpu_only], 5.0 * GI), Ok(()));
+        assert_eq!(room_for_claim(&[], 5.0 * GI), Ok(()));
+    }
+}

@@ -3,7 +3,7 @@
 //! (annotations, Backups, volumes, Restores, pods).
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ResourceQuota};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -142,7 +142,7 @@ async fn look_at(
     };
     match look {
         Look::Room => {
-            w.room = Some(match &w.product {
+            let mut room = match &w.product {
                 Some(product) => mutu_model::placement::fits_on_pool(
                     &w.site,
                     product,
@@ -151,7 +151,23 @@ async fn look_at(
                     &ctx.data.pods.state(),
                 ),
                 None => Ok(()),
-            });
+            };
+            // A move copies the ZEO data to a new volume beside the current one: the
+            // member's storage quota must hold both, or the copy would be refused with the
+            // site's servers stopped.
+            if room.is_ok()
+                && let Some(origin) = &p.origin_volume
+            {
+                let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client().clone(), &ns);
+                let claim = api
+                    .get_opt(origin)
+                    .await
+                    .map_err(kube_err(format!("read the volume claim {ns}/{origin}")))?;
+                if let Some(claim) = claim {
+                    room = quota_room(ctx, &ns, &claim).await?;
+                }
+            }
+            w.room = Some(room);
         }
         Look::Certificate => {
             let name = names::tls_secret(&site);
@@ -220,6 +236,7 @@ async fn volumes(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, ns: &str) -> Resul
         return Ok(Volumes {
             new_exists,
             origin: None,
+            quota: Ok(()),
         });
     }
     let origin = p
@@ -230,7 +247,37 @@ async fn volumes(ctx: &Ctx, plan: &PlanRef, p: &SiteProgress, ns: &str) -> Resul
         .get_opt(&origin)
         .await
         .map_err(kube_err(format!("read the volume claim {ns}/{origin}")))?;
-    Ok(Volumes { new_exists, origin })
+    let quota = match &origin {
+        Some(claim) => quota_room(ctx, ns, claim).await?,
+        None => Ok(()),
+    };
+    Ok(Volumes {
+        new_exists,
+        origin,
+        quota,
+    })
+}
+
+/// Whether the member's quotas in `ns` leave room for a copy of `claim`.
+async fn quota_room(
+    ctx: &Ctx,
+    ns: &str,
+    claim: &PersistentVolumeClaim,
+) -> Result<Result<(), String>, Error> {
+    let size = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .and_then(mutu_model::quantity::parse)
+        .unwrap_or(0.0);
+    let api: Api<ResourceQuota> = Api::namespaced(ctx.client().clone(), ns);
+    let quotas = api
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_err(format!("list the quotas of {ns}")))?;
+    Ok(mutu_model::quota::room_for_claim(&quotas.items, size))
 }
 
 /// The run of the Restore `name`, `None` when it does not exist.

@@ -114,11 +114,24 @@ pub struct Server {
 }
 
 /// The site's new and current data volumes.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Volumes {
     pub new_exists: bool,
     /// The current one, read only when the new one is missing.
     pub origin: Option<PersistentVolumeClaim>,
+    /// Room in the member's quotas for a copy of the current one (judged only when the new
+    /// one is missing): what is missing, said so a person can act.
+    pub quota: Result<(), String>,
+}
+
+impl Default for Volumes {
+    fn default() -> Self {
+        Volumes {
+            new_exists: false,
+            origin: None,
+            quota: Ok(()),
+        }
+    }
 }
 
 /// What the engine saw of a site and around it. The cache reads are always
@@ -637,6 +650,14 @@ fn copy_data(plan: &PlanRef, p: &SiteProgress, w: &World, kind: Storage, to: &st
                 )),
             );
         };
+        if let Err(why) = &volumes.quota {
+            // Refused by the API server, the copy would leave the site stopped: it goes
+            // back to its volume, and the failure says what to change.
+            return then(
+                actions,
+                Next::Fail(format!("no room for the new volume {new_volume}: {why}")),
+            );
+        }
         actions.push(Action::CreateVolume(Box::new(new_claim(
             old,
             &new_volume,
@@ -1627,6 +1648,7 @@ mod tests {
         w.volumes = Some(Volumes {
             new_exists: false,
             origin: Some(old_claim()),
+            ..Default::default()
         });
         let p = at(SiteStep::CopyingData, FROM);
         assert_eq!(migrating(&p, &w), Outcome::Look(Look::ZeoServer));
@@ -1671,11 +1693,32 @@ mod tests {
     }
 
     #[test]
+    fn copying_without_room_in_the_quota_goes_back_before_making_the_volume() {
+        let mut w = backed_up();
+        w.volumes = Some(Volumes {
+            new_exists: false,
+            origin: Some(old_claim()),
+            quota: Err("the storage quota q of namespace t has 1Gi left".into()),
+        });
+        let volume = names::migrated_data_claim("delib", "uid-1");
+        assert_eq!(
+            migrating(&at(SiteStep::CopyingData, FROM), &w),
+            Outcome::Then(
+                vec![in_maintenance()],
+                fail(&format!(
+                    "no room for the new volume {volume}: the storage quota q of namespace t has 1Gi left"
+                ))
+            )
+        );
+    }
+
+    #[test]
     fn copying_restores_the_last_backup_once_the_zeo_server_mounts_the_new_volume() {
         let mut w = backed_up();
         w.volumes = Some(Volumes {
             new_exists: true,
             origin: None,
+            ..Default::default()
         });
         let volume = names::migrated_data_claim("delib", "uid-1");
         w.zeo_claim = Some(Some(volume.clone()));
@@ -1703,6 +1746,7 @@ mod tests {
         w.volumes = Some(Volumes {
             new_exists: true,
             origin: None,
+            ..Default::default()
         });
         w.zeo_claim = Some(None);
         let volume = names::migrated_data_claim("delib", "uid-1");

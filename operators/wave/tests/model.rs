@@ -1086,6 +1086,7 @@ impl Model {
                         world.volumes = Some(Volumes {
                             new_exists: k.new_volume,
                             origin: (!k.new_volume).then(|| f.origin_claim.clone()),
+                            ..Default::default()
                         })
                     }
                     Look::ZeoServer => world.zeo_claim = Some(Some(f.volume_name(k.sts_vol, i))),
