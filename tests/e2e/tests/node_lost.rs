@@ -5,7 +5,8 @@
 //! the site is asked for. The backup's Job must read that volume, so its pod
 //! cannot run anywhere else: the Backup waits, neither failed nor done twice.
 //! When the node is back, the same Job runs once, the Backup completes, and the
-//! site is Ready on the same volume.
+//! site is Ready on the same volume. And a node lost while a MigrationPlan
+//! moves a site off it: the move goes on without it.
 
 use std::time::Duration;
 
@@ -144,6 +145,216 @@ async fn a_node_lost_during_a_backup_holds_it_and_once_back_the_backup_runs_once
     );
     mutu_e2e::fault_scenario_passed(
         "a node lost during a backup: the backup waits, runs once when the node is back, the data volume kept",
+    );
+    Ok(())
+}
+
+/// A node lost during a migration's data step: the node of a ZEO site's
+/// server (on the pool being left) stops answering once a MigrationPlan's
+/// fresh Backup of the site is complete, as the plan takes the site offline to
+/// move it. The move does not need that node: the servers' pods are evicted
+/// from it, the last Backup reads the volume (simulated volumes are not bound
+/// to a node; a node-bound volume holds its Backup until the node is back, as
+/// the backup scenario above shows), a Restore fills the new volume on the
+/// other pool, and the site is Ready there while the node is still lost.
+/// Nothing fails, each Job runs once, the old volume is kept and marked
+/// superseded, and once the node is back nothing moves again.
+#[tokio::test]
+async fn a_node_lost_during_a_migrations_data_step_does_not_stop_the_move() -> anyhow::Result<()> {
+    use mutu_api::wave::SiteStep;
+    use mutu_api::{MigrationPlan, Restore};
+
+    let client = testing::client().await?;
+    let (ns, _) = member_with_site(&client, "node-lost-mig", json!({}), TIMEOUT).await?;
+    let sites: Api<PloneSite> = Api::namespaced(client.clone(), &ns);
+    let run = testing::unique_name("lostmig");
+    sites
+        .patch(
+            "delib",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&json!({"metadata": {"labels": {"node-lost": run}}})),
+        )
+        .await?;
+    let from = sites
+        .get("delib")
+        .await?
+        .status
+        .and_then(|s| s.pool)
+        .ok_or_else(|| anyhow::anyhow!("{ns}/delib has no pool"))?;
+    let to = if from == mutu_api::POOL_FRONTEND {
+        mutu_api::POOL_PHYSICAL
+    } else {
+        mutu_api::POOL_FRONTEND
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let zeo = pods
+        .list(&ListParams::default().labels(&format!(
+            "{}=delib,app.kubernetes.io/component=zeo",
+            mutu_api::common::SITE_LABEL
+        )))
+        .await?
+        .items;
+    let node = zeo
+        .first()
+        .and_then(|p| p.spec.as_ref()?.node_name.clone())
+        .ok_or_else(|| anyhow::anyhow!("the ZEO server of delib runs on no node: {zeo:?}"))?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let volume_uid = claims.get("data-delib-zeo-0").await?.uid();
+
+    let plan = testing::unique_name("lost-move");
+    let plans: Api<MigrationPlan> = Api::all(client.clone());
+    let body = json!({
+        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "MigrationPlan",
+        "metadata": {"name": plan},
+        "spec": {"selector": {"matchLabels": {"node-lost": run}}, "from": from, "to": to,
+                 "waveSize": 1, "maxInFlight": 1, "failureThreshold": 1,
+                 "verifyTimeout": "120s"},
+    });
+    plans
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(body)?,
+        )
+        .await?;
+    let step = || async {
+        let p = plans.get(&plan).await.ok()?;
+        p.status?.site_progress.into_iter().next()
+    };
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &ns);
+    let pre = format!("{plan}-delib-pre");
+    let lost = async {
+        eventually(TIMEOUT, "the plan's fresh Backup to complete", || async {
+            let b = backups.get_opt(&pre).await.ok()??;
+            (condition(&b, "Complete").as_deref() == Some("True")).then_some(())
+        })
+        .await?;
+        dev(&["node", "not-ready", &node])?;
+        let at = step().await.map(|p| p.step);
+        let done = eventually(
+            Duration::from_secs(240),
+            "the site's move to finish with its node lost",
+            || async {
+                step()
+                    .await
+                    .filter(|p| matches!(p.step, SiteStep::Done | SiteStep::Failed))
+            },
+        )
+        .await?;
+        anyhow::ensure!(done.step == SiteStep::Done, "the move failed: {done:?}");
+        let lost_yet = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+            .get(&node)
+            .await?
+            .spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .iter()
+            .any(|t| t.key == "node.kubernetes.io/not-ready");
+        anyhow::ensure!(lost_yet, "node {node} came back before the move finished");
+        anyhow::Ok(at)
+    }
+    .await;
+    // Whatever happened, the node comes back for the tests after this one.
+    let back = dev(&["node", "ready", &node]);
+    let result = async {
+        let at = lost?;
+        back?;
+        let site = sites.get("delib").await?;
+        let st = site.status.clone().unwrap_or_default();
+        anyhow::ensure!(
+            conditions::is_true(&st.conditions, "Ready") && st.pool.as_deref() == Some(to),
+            "delib is not Ready on {to}: {:?} {:?}",
+            st.pool,
+            st.conditions
+        );
+        for key in [
+            mutu_api::OFFLINE_ANNOTATION,
+            mutu_api::MAINTENANCE_ANNOTATION,
+        ] {
+            anyhow::ensure!(
+                !site.annotations().contains_key(key),
+                "delib still has {key}"
+            );
+        }
+        let new_volume = site
+            .annotations()
+            .get(mutu_api::DATA_VOLUME_ANNOTATION)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("delib has no new data volume"))?;
+        let old = claims.get("data-delib-zeo-0").await?;
+        anyhow::ensure!(old.uid() == volume_uid, "the old volume is the one it had");
+        anyhow::ensure!(
+            old.annotations().get(mutu_api::SUPERSEDED_BY_ANNOTATION) == Some(&new_volume),
+            "the old volume is marked superseded by {new_volume}: {:?}",
+            old.annotations()
+        );
+        // The site's servers run on the target pool, from the new volume.
+        let zeo = pods
+            .list(&ListParams::default().labels(&format!(
+                "{}=delib,app.kubernetes.io/component=zeo",
+                mutu_api::common::SITE_LABEL
+            )))
+            .await?
+            .items;
+        let mounted: Vec<String> = zeo
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .flat_map(|p| p.spec.iter().flat_map(|s| s.volumes.iter().flatten()))
+            .filter_map(|v| Some(v.persistent_volume_claim.as_ref()?.claim_name.clone()))
+            .collect();
+        anyhow::ensure!(mounted == [new_volume.clone()], "the ZEO server mounts {mounted:?}");
+        // The plan's Backups and its Restore, each once, each Job run once.
+        let made: Vec<String> = backups
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|b| b.name_any())
+            .collect();
+        anyhow::ensure!(
+            made == [format!("{plan}-delib-final"), pre.clone()],
+            "the plan's two Backups: {made:?}"
+        );
+        let restores: Vec<String> = Api::<Restore>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|r| r.name_any())
+            .collect();
+        anyhow::ensure!(
+            restores == [format!("{plan}-delib-data")],
+            "one Restore: {restores:?}"
+        );
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+        let mut ran = 0;
+        for job in jobs.list(&ListParams::default()).await?.items {
+            let name = job.name_any();
+            if name.starts_with("backup-") || name.starts_with("restore-") {
+                let status = job.status.clone().unwrap_or_default();
+                anyhow::ensure!(
+                    status.succeeded == Some(1) && status.failed.unwrap_or(0) == 0,
+                    "Job {name} ran once and succeeded: {status:?}"
+                );
+                ran += 1;
+            }
+        }
+        anyhow::ensure!(ran == 3, "two backup Jobs and one restore Job, found {ran}");
+        // Once the node is back, the plan is done with the site: nothing moves again.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let again = step().await.map(|p| p.step);
+        anyhow::ensure!(again == Some(SiteStep::Done), "after the node came back: {again:?}");
+        eprintln!(
+            "node {node} lost at step {at:?} of the move: the site moved to {to} on {new_volume} without it"
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = plans
+        .delete(&plan, &kube::api::DeleteParams::default())
+        .await;
+    result?;
+    mutu_e2e::fault_scenario_passed(
+        "a node lost during a migration's data step: the site moves without it, each Job once, the old volume kept",
     );
     Ok(())
 }

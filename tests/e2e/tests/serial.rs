@@ -6,6 +6,7 @@
 mod dev_faults;
 mod node_lost;
 mod slow_api;
+mod solr_down;
 
 use std::time::Duration;
 
