@@ -21,6 +21,7 @@ use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, eventually, unique_name};
 use serde_json::json;
 mod plans_together;
+mod wave_kills;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 const PHYSICAL: &[&str] = &["--default-pool", "physical"];
