@@ -5,6 +5,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
 use kube::api::Api;
@@ -21,6 +22,61 @@ use crate::{Health, Metrics};
 
 /// Page size of the initial lists: bounds the memory of a relist at fleet scale.
 const PAGE_SIZE: u32 = 500;
+
+/// The longest wait between two tries of a failing watch (before its ±20 % jitter).
+pub const WATCH_BACKOFF_CAP: Duration = Duration::from_secs(15);
+
+/// How long a watch waits before its next try, after `failures` failures in a
+/// row: 0.8 s doubling to [`WATCH_BACKOFF_CAP`], ±20 %.
+pub fn watch_retry_delay(failures: u32) -> Duration {
+    let base = Duration::from_millis(800).saturating_mul(2u32.saturating_pow(failures.min(10)));
+    crate::controller::jitter(base.min(WATCH_BACKOFF_CAP), 0.2)
+}
+
+/// Whether a watch failed because its resource version is gone (410: the API
+/// server restarted, or etcd was compacted): nothing is wrong with the API
+/// server, the watcher only has to list again.
+fn expired(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::WatchError(status) => status.code == 410,
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 410,
+        _ => false,
+    }
+}
+
+/// A watcher's stream, retried with a backoff: after a failure, the next try
+/// waits [`watch_retry_delay`]; any event resets it. A watch whose resource
+/// version expired lists again at once, as it would after a backoff that
+/// follows an outage: with kube-runtime's default backoff (up to 30 s, plus
+/// as much jitter) an operator took up to two minutes to see anything again
+/// after an API server outage, one backoff to find the API server back and
+/// its resource version expired, another before listing.
+pub fn backed_off<S, T>(stream: S) -> impl Stream<Item = Result<T, watcher::Error>> + Send
+where
+    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    futures::stream::unfold(
+        (Box::pin(stream), 0u32, None::<Duration>),
+        |(mut stream, failures, wait)| async move {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            let item = stream.next().await?;
+            let (failures, wait) = match &item {
+                Ok(_) => (0, None),
+                Err(e) if expired(e) => (0, None),
+                Err(_) => (
+                    failures.saturating_add(1),
+                    Some(watch_retry_delay(failures)),
+                ),
+            };
+            Some((item, (stream, failures, wait)))
+        },
+    )
+}
 
 fn track<E, S, K>(
     stream: S,
@@ -79,8 +135,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let name = K::plural(&()).into_owned();
-    let stream = watcher(api, config.page_size(PAGE_SIZE))
-        .default_backoff()
+    let stream = backed_off(watcher(api, config.page_size(PAGE_SIZE)))
         .modify(|obj| obj.managed_fields_mut().clear());
     let stream = errors_dropped(
         reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects(),
@@ -139,9 +194,7 @@ where
         .labels(&managed_selector())
         .page_size(PAGE_SIZE);
     let name = K::plural(&()).into_owned();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(|obj| obj.managed_fields_mut().clear());
+    let stream = backed_off(watcher(api, config)).modify(|obj| obj.managed_fields_mut().clear());
     let stream = feed::<K, _, _>(stream, index);
     let stream = errors_dropped(
         reflector(writer, track(stream, name, health.clone(), metrics.clone())).touched_objects(),
@@ -267,7 +320,7 @@ where
     } else {
         format!("{} ({labels})", K::plural(&()))
     };
-    let stream = watcher(api, config).default_backoff().modify(move |obj| {
+    let stream = backed_off(watcher(api, config)).modify(move |obj| {
         obj.managed_fields_mut().clear();
         slim(obj);
     });
@@ -324,4 +377,62 @@ pub fn tenant_admission(t: &kube::core::DeserializeGuard<mutu_api::MemberTenant>
         .and_then(|s| s.domains.as_ref())
         .hash(&mut h);
     Some(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[test]
+    fn a_failing_watch_waits_longer_each_time_up_to_the_cap() {
+        let first = watch_retry_delay(0);
+        assert!(
+            first >= Duration::from_millis(640) && first <= Duration::from_millis(960),
+            "{first:?}"
+        );
+        for failures in [5, 10, 40, u32::MAX] {
+            let d = watch_retry_delay(failures);
+            assert!(
+                d >= WATCH_BACKOFF_CAP.mul_f64(0.8) && d <= WATCH_BACKOFF_CAP.mul_f64(1.2),
+                "{failures}: {d:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_watch_lists_again_at_once_other_failures_wait() {
+        let gone = || {
+            watcher::Error::WatchError(Box::new(
+                kube::core::Status::failure("too old resource version", "Expired").with_code(410),
+            ))
+        };
+        let items: Vec<Result<u32, watcher::Error>> = vec![
+            Err(watcher::Error::NoResourceVersion),
+            Err(watcher::Error::NoResourceVersion),
+            Err(gone()),
+            Ok(1),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(2),
+        ];
+        let mut stream = std::pin::pin!(backed_off(futures::stream::iter(items)));
+        let mut at = Vec::new();
+        let start = Instant::now();
+        while let Some(item) = stream.next().await {
+            at.push((item.is_ok(), start.elapsed()));
+        }
+        let gaps: Vec<Duration> = at.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        // After a failure: 0.8 s, then 1.6 s (±20 %); after the 410, none; after an
+        // event, the backoff starts over.
+        assert!(gaps[0] >= Duration::from_millis(640) && gaps[0] <= Duration::from_millis(960));
+        assert!(gaps[1] >= Duration::from_millis(1280) && gaps[1] <= Duration::from_millis(1920));
+        assert_eq!(
+            gaps[2],
+            Duration::ZERO,
+            "an expired watch lists again at once"
+        );
+        assert_eq!(gaps[3], Duration::ZERO, "an event is passed on at once");
+        assert!(gaps[4] >= Duration::from_millis(640) && gaps[4] <= Duration::from_millis(960));
+        assert_eq!(at.len(), 6);
+    }
 }

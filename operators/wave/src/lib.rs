@@ -139,11 +139,10 @@ pub async fn run(
     let (pods, pod_writer) = reflector::store();
     let pod_stream = reflector(
         pod_writer,
-        watcher(
+        mutu_runtime::watch::backed_off(watcher(
             Api::<Pod>::all(client.clone()),
             watcher::Config::default().page_size(500),
-        )
-        .default_backoff()
+        ))
         .modify(slim_pod),
     )
     .touched_objects();
