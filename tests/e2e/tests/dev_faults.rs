@@ -185,6 +185,80 @@ async fn after_the_api_server_and_etcd_restart_the_watches_mend_and_new_sites_co
     Ok(())
 }
 
+/// The API server stopped for longer than `/readyz` tolerates a broken watch
+/// (`WATCH_GRACE`, 60 s): the operator stays up (`/healthz` answers, its
+/// process runs), its `/readyz` fails and names the broken watches; once the
+/// API server is back, every watch delivers again, `/readyz` is ready within
+/// 45 s, and a new site becomes Ready.
+#[tokio::test]
+async fn the_api_server_down_past_the_readiness_grace_fails_readyz_then_the_operator_mends()
+-> anyhow::Result<()> {
+    let client = testing::client().await?;
+    let product = unique_name("faults-r");
+    create_product(&client, &product, json!({})).await?;
+    let metrics = std::env::var("MUTU_OPERATOR_METRICS")?;
+    let readyz = metrics.replace("/metrics", "/readyz");
+    let healthz = metrics.replace("/metrics", "/healthz");
+    let pid: u32 = std::fs::read_to_string(std::env::var("MUTU_OPERATOR_PID_FILE")?)?
+        .trim()
+        .parse()?;
+    assert_eq!(mutu_e2e::scrape(&readyz).await?.trim(), "ready");
+    let out = dev(&["stop", "kube-apiserver"])?;
+    let stopped = std::time::Instant::now();
+    let down = async {
+        let body = testing::eventually(
+            Duration::from_secs(120),
+            "the operator's /readyz to fail on its broken watches",
+            || async {
+                let body = mutu_e2e::scrape(&readyz).await.ok()?;
+                body.contains("watches broken for over").then_some(body)
+            },
+        )
+        .await?;
+        anyhow::ensure!(
+            stopped.elapsed() >= mutu_runtime::server::WATCH_GRACE,
+            "/readyz failed {:?} after the API server stopped, before its grace: {body}",
+            stopped.elapsed()
+        );
+        anyhow::ensure!(body.contains("plonesites"), "{body}");
+        anyhow::ensure!(
+            mutu_e2e::scrape(&healthz).await?.trim() == "ok",
+            "the operator is alive"
+        );
+        anyhow::ensure!(alive(pid), "the operator kept running");
+        anyhow::Ok(body)
+    }
+    .await;
+    // Whatever happened, the API server comes back for the tests after this one.
+    let started = dev(&["start", "kube-apiserver"]);
+    let body = down?;
+    started?;
+    let back = std::time::Instant::now();
+    testing::eventually(
+        Duration::from_secs(45),
+        "the operator's /readyz to be ready again",
+        || async {
+            let ok = mutu_e2e::scrape(&readyz).await.ok()?.trim() == "ready";
+            let (broken, _) = watch_state().await.ok()?;
+            (ok && broken.is_empty()).then_some(())
+        },
+    )
+    .await?;
+    let mended = back.elapsed();
+    assert!(alive(pid), "the same operator process");
+    let client = testing::client().await?;
+    a_site_comes_up(&client, &product, "after-down").await?;
+    eprintln!(
+        "{}; /readyz said: {}; ready again {mended:.1?} after the API server was back",
+        out.trim(),
+        body.trim()
+    );
+    mutu_e2e::fault_scenario_passed(
+        "API server down past /readyz's grace: readyz fails naming the broken watches, the operator stays up, mends when it is back, a new site is Ready",
+    );
+    Ok(())
+}
+
 /// Whether the process `pid` still runs (a zombie does not).
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
