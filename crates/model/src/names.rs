@@ -116,6 +116,27 @@ pub fn create_job(site: &str) -> String {
     format!("{site}-create")
 }
 
+/// The Job that upgrades `site`'s Plone site to `release` (the release's
+/// characters other than letters and digits become `-`; at most 63 characters).
+pub fn upgrade_job(site: &str, release: &str) -> String {
+    let release: String = release
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = format!("{site}-upgrade-{release}");
+    name.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
 /// Name `{prefix}-{name}`, or where that is longer than [`MAX_NAME`], cut
 /// and ended with a hash of the whole name, so two long names never meet.
 pub fn bounded(prefix: &str, name: &str) -> String {

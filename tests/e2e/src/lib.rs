@@ -610,3 +610,53 @@ pub async fn ready_solr_index(
     )
     .await?)
 }
+
+/// What a test that moved sites off pool `emptied` with a plan (deleted, and
+/// gone) leaves to undo: the pool's nodes take sites again (a plan that moved
+/// every site it selected leaves the pool it emptied cordoned), and the
+/// members of `namespaces` go, with their sites, waited for (a site left on a
+/// pool would keep a later plan from emptying it).
+pub async fn put_back(
+    client: &Client,
+    emptied: &str,
+    namespaces: &[String],
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::{Namespace, Node};
+    use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pool = ListParams::default().labels(&format!("{}={emptied}", mutu_api::POOL_LABEL));
+    for node in nodes.list(&pool).await?.items {
+        if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            nodes
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"spec": {"unschedulable": null}})),
+                )
+                .await?;
+        }
+    }
+    let tenants: Api<MemberTenant> = Api::all(client.clone());
+    for ns in namespaces {
+        if let Some(tenant) = ns.strip_prefix("tenant-") {
+            match tenants.delete(tenant, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let all: Api<Namespace> = Api::all(client.clone());
+    mutu_runtime::testing::eventually(timeout, "the members' namespaces to be gone", || async {
+        for ns in namespaces {
+            if all.get_opt(ns).await.ok()?.is_some() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await?;
+    Ok(())
+}

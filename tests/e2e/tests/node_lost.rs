@@ -32,23 +32,31 @@ fn condition(backup: &Backup, kind: &str) -> Option<String> {
         .map(|c| c.status.clone())
 }
 
+/// The node site `delib`'s ZEO server runs on.
+async fn zeo_node(pods: &Api<Pod>) -> anyhow::Result<String> {
+    let zeo = zeo_pods(pods).await?;
+    zeo.first()
+        .and_then(|p| p.spec.as_ref()?.node_name.clone())
+        .ok_or_else(|| anyhow::anyhow!("the ZEO server of delib runs on no node: {zeo:?}"))
+}
+
+async fn zeo_pods(pods: &Api<Pod>) -> anyhow::Result<Vec<Pod>> {
+    Ok(pods
+        .list(&ListParams::default().labels(&format!(
+            "{}=delib,app.kubernetes.io/component=zeo",
+            mutu_api::common::SITE_LABEL
+        )))
+        .await?
+        .items)
+}
+
 #[tokio::test]
 async fn a_node_lost_during_a_backup_holds_it_and_once_back_the_backup_runs_once()
 -> anyhow::Result<()> {
     let client = testing::client().await?;
     let (ns, _) = member_with_site(&client, "node-lost", json!({}), TIMEOUT).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let zeo = pods
-        .list(&ListParams::default().labels(&format!(
-            "{}=delib,app.kubernetes.io/component=zeo",
-            mutu_api::common::SITE_LABEL
-        )))
-        .await?
-        .items;
-    let node = zeo
-        .first()
-        .and_then(|p| p.spec.as_ref()?.node_name.clone())
-        .ok_or_else(|| anyhow::anyhow!("the ZEO server of delib runs on no node: {zeo:?}"))?;
+    let node = zeo_node(&pods).await?;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let volume_uid = claims.get("data-delib-zeo-0").await?.uid();
 
@@ -187,17 +195,7 @@ async fn a_node_lost_during_a_migrations_data_step_does_not_stop_the_move() -> a
         mutu_api::POOL_FRONTEND
     };
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let zeo = pods
-        .list(&ListParams::default().labels(&format!(
-            "{}=delib,app.kubernetes.io/component=zeo",
-            mutu_api::common::SITE_LABEL
-        )))
-        .await?
-        .items;
-    let node = zeo
-        .first()
-        .and_then(|p| p.spec.as_ref()?.node_name.clone())
-        .ok_or_else(|| anyhow::anyhow!("the ZEO server of delib runs on no node: {zeo:?}"))?;
+    let node = zeo_node(&pods).await?;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let volume_uid = claims.get("data-delib-zeo-0").await?.uid();
 
@@ -288,13 +286,7 @@ async fn a_node_lost_during_a_migrations_data_step_does_not_stop_the_move() -> a
             old.annotations()
         );
         // The site's servers run on the target pool, from the new volume.
-        let zeo = pods
-            .list(&ListParams::default().labels(&format!(
-                "{}=delib,app.kubernetes.io/component=zeo",
-                mutu_api::common::SITE_LABEL
-            )))
-            .await?
-            .items;
+        let zeo = zeo_pods(&pods).await?;
         let mounted: Vec<String> = zeo
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -349,10 +341,20 @@ async fn a_node_lost_during_a_migrations_data_step_does_not_stop_the_move() -> a
         anyhow::Ok(())
     }
     .await;
+    // The plan goes; the nodes it cordoned (it moved all its sites: they
+    // would stay so) take sites again, and the member goes with its site, now
+    // on the other pool.
     let _ = plans
         .delete(&plan, &kube::api::DeleteParams::default())
         .await;
+    let gone = eventually(TIMEOUT, "the plan to be gone", || async {
+        plans.get_opt(&plan).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let put_back = mutu_e2e::put_back(&client, &from, std::slice::from_ref(&ns), TIMEOUT).await;
+    gone?;
     result?;
+    put_back?;
     mutu_e2e::fault_scenario_passed(
         "a node lost during a migration's data step: the site moves without it, each Job once, the old volume kept",
     );

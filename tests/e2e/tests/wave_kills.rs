@@ -69,16 +69,45 @@ async fn the_operator_killed_at_every_step_of_a_move_and_an_upgrade_repeats_noth
     .await?;
     let migration = unique_name("kill-m");
     let rollout = unique_name("kill-r");
-    let result = scenario(&client, &ns, &product, &run, &migration, &rollout).await;
+    let from: anyhow::Result<String> = Api::<PloneSite>::namespaced(client.clone(), &ns)
+        .get("k")
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|s| {
+            s.status
+                .and_then(|st| st.pool)
+                .ok_or_else(|| anyhow::anyhow!("{ns}/k has no pool"))
+        });
+    let result = match &from {
+        Ok(from) => scenario(&client, &ns, &product, &run, from, &migration, &rollout).await,
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
     // Whatever happened, no plan left behind (each kill started the operator
-    // again: it runs).
-    let _ = Api::<MigrationPlan>::all(client.clone())
+    // again: it runs), the nodes the migration cordoned take sites again, and
+    // the member goes with its site.
+    let migrations: Api<MigrationPlan> = Api::all(client.clone());
+    let _ = migrations
         .delete(&migration, &DeleteParams::default())
         .await;
     let _ = Api::<ReleaseRollout>::all(client.clone())
         .delete(&rollout, &DeleteParams::default())
         .await;
+    let gone = mutu_runtime::testing::eventually(TIMEOUT, "the plan to be gone", || async {
+        migrations
+            .get_opt(&migration)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let put_back = match &from {
+        Ok(from) => mutu_e2e::put_back(&client, from, std::slice::from_ref(&ns), TIMEOUT).await,
+        Err(e) => Err(anyhow::anyhow!("the site's pool: {e}")),
+    };
+    gone?;
     result?;
+    put_back?;
     Ok(())
 }
 
@@ -87,16 +116,13 @@ async fn scenario(
     ns: &str,
     product: &str,
     run: &str,
+    from: &str,
     migration: &str,
     rollout: &str,
 ) -> anyhow::Result<()> {
     let sites: Api<PloneSite> = Api::namespaced(client.clone(), ns);
     let site = sites.get("k").await?;
     let st = site.status.clone().unwrap_or_default();
-    let from = st
-        .pool
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("{ns}/k has no pool"))?;
     let to = if from == mutu_api::POOL_FRONTEND {
         mutu_api::POOL_PHYSICAL
     } else {
@@ -181,7 +207,7 @@ async fn scenario(
         &[],
     )
     .await?;
-    let upgrade = mutu_site_upgrade_job("k", &next);
+    let upgrade = mutu_model::names::upgrade_job("k", &next);
     let versions = seen
         .lock()
         .map_err(|_| anyhow::anyhow!("poisoned"))?
@@ -231,21 +257,6 @@ fn watch_jobs(client: &Client, ns: &str) -> Arc<Mutex<BTreeMap<String, Seen>>> {
         }
     });
     seen
-}
-
-/// The name of a site's upgrade Job to `release`, as the site operator makes it.
-fn mutu_site_upgrade_job(site: &str, release: &str) -> String {
-    let release: String = release
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("{site}-upgrade-{release}")
 }
 
 /// Watches the plan's first site; each time it shows a step not killed at yet

@@ -80,22 +80,7 @@ pub(super) fn upgrade_job(site: &PloneSite, product: &ProductSpec, plan: &Plan) 
 
 /// Name of the Job that upgrades `site` to `release`.
 pub fn upgrade_job_name(site: &str, release: &str) -> String {
-    let release: String = release
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let name = format!("{site}-upgrade-{release}");
-    name.chars()
-        .take(63)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string()
+    mutu_model::names::upgrade_job(site, release)
 }
 
 /// The title of the Plone site: its annotation, else its first hostname, else its name.
