@@ -243,12 +243,27 @@ pub const WRITE_LAG_LIMIT: Duration = Duration::from_secs(30);
 #[derive(Default)]
 struct Written {
     read: Mutex<HashMap<String, (String, Instant)>>,
+    /// When the records past the limit last went.
+    pruned: Mutex<Option<Instant>>,
 }
 
 impl Written {
     fn record(&self, key: String, version: String, at: Instant) {
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        // An object deleted after its write is never reconciled again to
+        // forget its record: records past the limit go now and then, so the
+        // map holds only the last `WRITE_LAG_LIMIT`'s writes.
+        let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+        if pruned.is_none_or(|p| at.saturating_duration_since(p) >= WRITE_LAG_LIMIT) {
+            read.retain(|_, (_, written)| at.saturating_duration_since(*written) < WRITE_LAG_LIMIT);
+            *pruned = Some(at);
+        }
         read.insert(key, (version, at));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.read.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Whether `version` of the object `key` is one read before a status
@@ -569,6 +584,21 @@ mod tests {
         written.record("ns/c".into(), "7".into(), t0);
         assert!(written.lags("ns/c", Some("7"), t0 + WRITE_LAG_LIMIT / 2));
         assert!(!written.lags("ns/c", Some("7"), t0 + WRITE_LAG_LIMIT));
+    }
+
+    #[test]
+    fn records_of_objects_never_reconciled_again_do_not_pile_up() {
+        let written = Written::default();
+        let t0 = Instant::now();
+        for i in 0..100 {
+            written.record(format!("ns/gone-{i}"), "1".into(), t0);
+        }
+        assert_eq!(written.len(), 100);
+        // A write a limit later forgets the old records (their objects were
+        // deleted: nothing looks them up again).
+        written.record("ns/new".into(), "5".into(), t0 + WRITE_LAG_LIMIT);
+        assert_eq!(written.len(), 1);
+        assert!(written.lags("ns/new", Some("5"), t0 + WRITE_LAG_LIMIT));
     }
 
     #[test]
