@@ -660,3 +660,44 @@ pub async fn put_back(
     .await?;
     Ok(())
 }
+
+/// Creates the MigrationPlan `name` with `spec`.
+pub async fn create_migration_plan(
+    client: &Client,
+    name: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<()> {
+    create_wave::<mutu_api::MigrationPlan>(client, "MigrationPlan", name, spec).await
+}
+
+/// Creates the ReleaseRollout `name` with `spec`.
+pub async fn create_rollout(
+    client: &Client,
+    name: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<()> {
+    create_wave::<mutu_api::ReleaseRollout>(client, "ReleaseRollout", name, spec).await
+}
+
+async fn create_wave<K>(
+    client: &Client,
+    kind: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> anyhow::Result<()>
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let body = json!({
+        "apiVersion": "hosting.imio.be/v1alpha1", "kind": kind,
+        "metadata": {"name": name}, "spec": spec,
+    });
+    api.create(&PostParams::default(), &serde_json::from_value(body)?)
+        .await?;
+    Ok(())
+}

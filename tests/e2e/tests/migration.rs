@@ -16,6 +16,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mutu_api::wave::SiteStep;
 use mutu_api::{MigrationPlan, PloneSite};
+use mutu_e2e::create_migration_plan as create_plan;
 use mutu_e2e::{create_product, member_with_sites, restart_operator};
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, eventually, unique_name};
@@ -25,17 +26,6 @@ mod wave_kills;
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 const PHYSICAL: &[&str] = &["--default-pool", "physical"];
-
-async fn create_plan(client: &Client, name: &str, spec: serde_json::Value) -> anyhow::Result<()> {
-    let api: Api<MigrationPlan> = Api::all(client.clone());
-    let body = json!({
-        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "MigrationPlan",
-        "metadata": {"name": name}, "spec": spec,
-    });
-    api.create(&PostParams::default(), &serde_json::from_value(body)?)
-        .await?;
-    Ok(())
-}
 
 /// The pool of every node.
 async fn pools(client: &Client) -> anyhow::Result<BTreeMap<String, String>> {

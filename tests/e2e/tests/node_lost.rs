@@ -201,19 +201,14 @@ async fn a_node_lost_during_a_migrations_data_step_does_not_stop_the_move() -> a
 
     let plan = testing::unique_name("lost-move");
     let plans: Api<MigrationPlan> = Api::all(client.clone());
-    let body = json!({
-        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "MigrationPlan",
-        "metadata": {"name": plan},
-        "spec": {"selector": {"matchLabels": {"node-lost": run}}, "from": from, "to": to,
-                 "waveSize": 1, "maxInFlight": 1, "failureThreshold": 1,
-                 "verifyTimeout": "120s"},
-    });
-    plans
-        .create(
-            &kube::api::PostParams::default(),
-            &serde_json::from_value(body)?,
-        )
-        .await?;
+    mutu_e2e::create_migration_plan(
+        &client,
+        &plan,
+        json!({"selector": {"matchLabels": {"node-lost": run}}, "from": from, "to": to,
+               "waveSize": 1, "maxInFlight": 1, "failureThreshold": 1,
+               "verifyTimeout": "120s"}),
+    )
+    .await?;
     let step = || async {
         let p = plans.get(&plan).await.ok()?;
         p.status?.site_progress.into_iter().next()

@@ -57,12 +57,12 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use mutu_api::wave::{SiteStep, WaveStatus};
 use mutu_api::{Backup, MemberTenant, MigrationPlan, PloneSite, ReleaseRollout, Restore};
-use mutu_e2e::{create_product, member_with_sites};
+use mutu_e2e::{create_product, create_rollout, member_with_sites};
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, eventually, unique_name};
 use serde::de::DeserializeOwned;
@@ -679,21 +679,6 @@ async fn remove_plans(client: &Client, migration: &str, rollout: &str) -> anyhow
         .await;
     delete_plans(client, migration, rollout).await?;
     anyhow::bail!("the plans {migration} and {rollout} did not finish when deleted")
-}
-
-async fn create_rollout(
-    client: &Client,
-    name: &str,
-    spec: serde_json::Value,
-) -> anyhow::Result<()> {
-    let api: Api<ReleaseRollout> = Api::all(client.clone());
-    let body = json!({
-        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "ReleaseRollout",
-        "metadata": {"name": name}, "spec": spec,
-    });
-    api.create(&PostParams::default(), &serde_json::from_value(body)?)
-        .await?;
-    Ok(())
 }
 
 /// Deletes what the test made: its plans, its members (and so their

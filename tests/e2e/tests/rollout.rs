@@ -8,30 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use mutu_api::{PloneSite, ReleaseRollout, Restore};
-use mutu_e2e::{create_product, member_with_sites};
+use mutu_e2e::{create_product, create_rollout, member_with_sites};
 use mutu_runtime::conditions;
 use mutu_runtime::testing::{self, eventually, unique_name};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(240);
-
-async fn create_rollout(
-    client: &Client,
-    name: &str,
-    spec: serde_json::Value,
-) -> anyhow::Result<()> {
-    let api: Api<ReleaseRollout> = Api::all(client.clone());
-    let body = json!({
-        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "ReleaseRollout",
-        "metadata": {"name": name}, "spec": spec,
-    });
-    api.create(&PostParams::default(), &serde_json::from_value(body)?)
-        .await?;
-    Ok(())
-}
 
 fn steps(r: &ReleaseRollout) -> BTreeMap<String, String> {
     r.status

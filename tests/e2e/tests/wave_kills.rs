@@ -175,17 +175,16 @@ async fn scenario(
     // The upgrade.
     let next = format!("{release}-next");
     let api: Api<ReleaseRollout> = Api::all(client.clone());
-    let body = json!({
-        "apiVersion": "hosting.imio.be/v1alpha1", "kind": "ReleaseRollout",
-        "metadata": {"name": rollout},
-        "spec": {"product": product, "release": next, "waveSize": 1, "maxInFlight": 1,
-                 "failureThreshold": 1, "verifyTimeout": "120s"},
-    });
     // The site operator deletes the upgrade Job once the site runs the new
     // release: every version of the site's Jobs is watched meanwhile.
     let seen = watch_jobs(client, ns);
-    api.create(&Default::default(), &serde_json::from_value(body)?)
-        .await?;
+    mutu_e2e::create_rollout(
+        client,
+        rollout,
+        json!({"product": product, "release": next, "waveSize": 1, "maxInFlight": 1,
+               "failureThreshold": 1, "verifyTimeout": "120s"}),
+    )
+    .await?;
     let killed =
         kill_at_each_step(rollout, || async { Ok(api.get(rollout).await?.status) }).await?;
     ensure_all(&killed, ROLLOUT_STEPS, "rollout")?;
